@@ -1,0 +1,686 @@
+#include "server/engine/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/core/decider.h"
+#include "server/util/log.h"
+#include "server/util/status_macros.h"
+#include "server/util/time_conversion.h"
+
+namespace retryd {
+namespace {
+
+// A rough wire size of a leased envelope, for the response byte cap.
+int64_t WireSize(const Envelope& e) {
+  int64_t size = 256 + e.service.size() + e.message_id.size() + e.payload.size() +
+                 e.trace_id.size() + e.content_type.size() + e.source.size() +
+                 e.last_error.message.size();
+  for (const auto& [k, v] : e.headers) size += k.size() + v.size() + 8;
+  for (const auto& r : e.history) size += 64 + r.error_code.size() + r.message.size();
+  return size;
+}
+
+absl::Status LeaseNotFound() {
+  return absl::FailedPreconditionError(
+      "lease_token: unknown lease (LEASE_NOT_FOUND): it was never issued, or was already "
+      "completed");
+}
+
+}  // namespace
+
+// One queued request. Apply runs on the writer thread inside the batch transaction, in its own
+// savepoint; it changes in-memory state only after its store writes succeeded. Finish answers the
+// caller once: with the commit's status, or with Apply's error.
+class Engine::Op {
+ public:
+  virtual ~Op() = default;
+  virtual absl::Status Apply(Engine& engine, absl::Time now) = 0;
+  virtual void Finish(absl::Status status) = 0;
+  // True when Apply parked the op (a long-poll with nothing due); it is then neither finished
+  // nor committed.
+  bool parked = false;
+};
+
+class Engine::ReportFailureOp final : public Engine::Op {
+ public:
+  ReportFailureOp(Envelope envelope, Failure failure, std::string token, DecisionCallback done)
+      : envelope_(std::move(envelope)),
+        failure_(std::move(failure)),
+        token_(std::move(token)),
+        done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    return token_.empty() ? ApplyFirst(engine, now) : ApplyLeased(engine, now);
+  }
+
+  void Finish(absl::Status status) override {
+    if (status.ok()) {
+      done_(decision_);
+    } else {
+      done_(status);
+    }
+  }
+
+ private:
+  absl::Status ApplyFirst(Engine& engine, absl::Time now) {
+    ASSIGN_OR_RETURN(std::optional<Envelope> existing,
+                     engine.store_->FindByKey(envelope_.service, envelope_.message_id, false));
+    if (existing.has_value()) {
+      decision_ = DuplicateDecision(*existing);
+      LogEvent(LogLevel::kDebug, "duplicate_failure")
+          .Str("service", existing->service)
+          .Str("message_id", existing->message_id)
+          .Int("attempt", existing->attempt);
+      return absl::OkStatus();
+    }
+    Envelope& e = envelope_;
+    if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
+    e.created_at = now;
+    decision_ = engine.DecideFailure(e, std::max(e.attempt, 1), failure_, now);
+    RETURN_IF_ERROR(engine.store_->Insert(&e));
+    engine.Schedule(e);
+    return absl::OkStatus();
+  }
+
+  absl::Status ApplyLeased(Engine& engine, absl::Time now) {
+    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    if (e.service != envelope_.service ||
+        (!envelope_.message_id.empty() && e.message_id != envelope_.message_id)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "lease_token: the lease is for another envelope (LEASE_MISMATCH): envelope.service "
+          "and envelope.message_id must name the leased envelope"));
+    }
+    e.lease_token.clear();  // Completed: the token is no longer usable.
+    decision_ = engine.DecideFailure(e, e.attempt + 1, failure_, now);
+    RETURN_IF_ERROR(engine.store_->Update(e));
+    engine.RemoveLease(e.id, e.service);
+    engine.Schedule(e);
+    return absl::OkStatus();
+  }
+
+  static Decision DuplicateDecision(const Envelope& e) {
+    Decision d;
+    d.kind = e.last_decision;
+    d.duplicate = true;
+    d.attempt = e.attempt;
+    d.error_class = e.last_error_class;
+    d.state = e.state;
+    if (e.state == EnvelopeState::kDeadLettered) d.reason = e.dead_letter_reason;
+    if (d.kind == DecisionKind::kScheduled && !e.history.empty()) d.delay = e.history.back().delay;
+    if (e.state == EnvelopeState::kScheduled) d.next_retry_at = e.next_retry_at;
+    return d;
+  }
+
+  Envelope envelope_;
+  Failure failure_;
+  std::string token_;
+  DecisionCallback done_;
+  Decision decision_;
+};
+
+class Engine::LeaseOp final : public Engine::Op {
+ public:
+  LeaseOp(LeaseArgs args, LeaseCallback done) : args_(std::move(args)), done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    parked = false;
+    items_.clear();
+    ServiceState& svc = engine.Service(args_.service);
+    const int64_t now_us = absl::ToUnixMicros(now);
+    std::vector<HeapEntry> popped;
+    int64_t bytes = 0;
+    absl::Status status;
+    while (static_cast<int>(items_.size()) < args_.max_messages && !svc.schedule.empty() &&
+           svc.schedule.top().first <= now_us) {
+      const HeapEntry entry = svc.schedule.top();
+      absl::StatusOr<std::optional<Envelope>> found = engine.store_->FindById(entry.second, true);
+      if (!found.ok()) {
+        status = found.status();
+        break;
+      }
+      // An entry whose row moved on is stale: drop it.
+      if (!found->has_value() || (*found)->state != EnvelopeState::kScheduled ||
+          absl::ToUnixMicros((*found)->next_retry_at) != entry.first) {
+        svc.schedule.pop();
+        continue;
+      }
+      Envelope& e = **found;
+      const int64_t size = WireSize(e);
+      if (!items_.empty() && bytes + size > engine.options_.max_lease_response_bytes) break;
+      svc.schedule.pop();
+      popped.push_back(entry);
+      const absl::Time due = e.next_retry_at;
+      e.state = EnvelopeState::kLeased;
+      e.lease_token = engine.NewLeaseToken(e.id);
+      e.lease_expires_at = now + args_.visibility_timeout;
+      e.updated_at = now;
+      status = engine.store_->Update(e);
+      if (!status.ok()) break;
+      bytes += size;
+      lateness_.push_back(now - due);
+      items_.push_back(LeasedItem{std::move(e), "", absl::InfinitePast()});
+      items_.back().lease_token = items_.back().envelope.lease_token;
+      items_.back().lease_expires_at = items_.back().envelope.lease_expires_at;
+    }
+    if (!status.ok()) {
+      for (const HeapEntry& entry : popped) svc.schedule.push(entry);
+      items_.clear();
+      return status;
+    }
+    if (items_.empty()) {
+      parked = args_.wait_until > now;
+      return absl::OkStatus();
+    }
+    for (const LeasedItem& item : items_) {
+      engine.AddLease(item.envelope);
+      LogEvent(LogLevel::kDebug, "lease_granted")
+          .Str("service", item.envelope.service)
+          .Str("message_id", item.envelope.message_id)
+          .Str("trace_id", item.envelope.trace_id)
+          .Int("attempt", item.envelope.attempt);
+    }
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) override {
+    if (status.ok()) {
+      done_(std::move(items_));
+    } else {
+      done_(status);
+    }
+  }
+
+  // Answers a parked long-poll with an empty list.
+  void FinishEmpty() { done_(std::vector<LeasedItem>()); }
+  absl::Time wait_until() const { return args_.wait_until; }
+  const std::string& service() const { return args_.service; }
+
+ private:
+  LeaseArgs args_;
+  LeaseCallback done_;
+  std::vector<LeasedItem> items_;
+  std::vector<absl::Duration> lateness_;
+};
+
+class Engine::ReportSuccessOp final : public Engine::Op {
+ public:
+  ReportSuccessOp(std::string service, std::string token, DoneCallback done)
+      : service_(std::move(service)), token_(std::move(token)), done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    if (e.service != service_) {
+      return absl::FailedPreconditionError(
+          "lease_token: the lease belongs to another service (LEASE_MISMATCH)");
+    }
+    e.state = EnvelopeState::kSucceeded;
+    e.completed_at = now;
+    e.updated_at = now;
+    e.lease_token.clear();
+    RETURN_IF_ERROR(engine.store_->Update(e));
+    RETURN_IF_ERROR(engine.store_->DropPayload(e.id));
+    engine.RemoveLease(e.id, e.service);
+    LogEvent(LogLevel::kInfo, "retry_succeeded")
+        .Str("service", e.service)
+        .Str("message_id", e.message_id)
+        .Str("trace_id", e.trace_id)
+        .Int("attempt", e.attempt + 1);
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) override { done_(status); }
+
+ private:
+  std::string service_;
+  std::string token_;
+  DoneCallback done_;
+};
+
+class Engine::ExtendLeaseOp final : public Engine::Op {
+ public:
+  ExtendLeaseOp(std::string token, absl::Duration visibility, TimeCallback done)
+      : token_(std::move(token)), visibility_(visibility), done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    e.lease_expires_at = now + visibility_;
+    e.updated_at = now;
+    RETURN_IF_ERROR(engine.store_->Update(e));
+    engine.AddLease(e);
+    expires_ = e.lease_expires_at;
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) override {
+    if (status.ok()) {
+      done_(expires_);
+    } else {
+      done_(status);
+    }
+  }
+
+ private:
+  std::string token_;
+  absl::Duration visibility_;
+  TimeCallback done_;
+  absl::Time expires_;
+};
+
+Engine::Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
+               EngineOptions options)
+    : store_(store), policies_(policies), clock_(clock), rng_(rng), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const PolicySet* policies,
+                                                      const Clock* clock, Random* rng,
+                                                      EngineOptions options) {
+  std::unique_ptr<Engine> engine(new Engine(store, policies, clock, rng, options));
+  RETURN_IF_ERROR(engine->Reload());
+  engine->next_housekeeping_ = clock->Now();
+  engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
+  return engine;
+}
+
+Engine::~Engine() { Stop(); }
+
+absl::Status Engine::Reload() {
+  for (auto& [name, svc] : services_) {
+    svc.schedule = MinHeap();
+    svc.leased = 0;
+    svc.dead = 0;
+  }
+  leases_.clear();
+  lease_expiry_ = MinHeap();
+  // Collect first, then heapify each service at once: O(n) instead of n pushes.
+  absl::flat_hash_map<std::string, std::vector<HeapEntry>> scheduled;
+  std::vector<HeapEntry> expiries;
+  RETURN_IF_ERROR(store_->ForEachLive([&](const LiveRow& row) {
+    const int64_t at = absl::ToUnixMicros(row.at);
+    if (row.state == EnvelopeState::kScheduled) {
+      scheduled[row.service].emplace_back(at, row.id);
+    } else {
+      leases_[row.id] = LeaseInfo{at, row.service};
+      Service(row.service).leased++;
+      expiries.emplace_back(at, row.id);
+    }
+  }));
+  for (auto& [name, entries] : scheduled) {
+    Service(name).schedule = MinHeap(std::greater<HeapEntry>(), std::move(entries));
+  }
+  lease_expiry_ = MinHeap(std::greater<HeapEntry>(), std::move(expiries));
+  ASSIGN_OR_RETURN(std::vector<ServiceCounts> counts, store_->CountByService());
+  for (const ServiceCounts& c : counts) Service(c.service).dead = c.dead;
+  for (auto& [name, svc] : services_) dirty_stats_[name] = true;
+  PublishStats();
+  return absl::OkStatus();
+}
+
+void Engine::ReportFailure(Envelope envelope, Failure failure, std::string lease_token,
+                           DecisionCallback done) {
+  Submit(std::make_unique<ReportFailureOp>(std::move(envelope), std::move(failure),
+                                           std::move(lease_token), std::move(done)));
+}
+
+void Engine::Lease(LeaseArgs args, LeaseCallback done) {
+  Submit(std::make_unique<LeaseOp>(std::move(args), std::move(done)));
+}
+
+void Engine::ReportSuccess(std::string service, std::string lease_token, DoneCallback done) {
+  Submit(std::make_unique<ReportSuccessOp>(std::move(service), std::move(lease_token),
+                                           std::move(done)));
+}
+
+void Engine::ExtendLease(std::string lease_token, absl::Duration visibility_timeout,
+                         TimeCallback done) {
+  Submit(std::make_unique<ExtendLeaseOp>(std::move(lease_token), visibility_timeout,
+                                         std::move(done)));
+}
+
+void Engine::Submit(std::unique_ptr<Op> op) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(op));
+      return;
+    }
+  }
+  op->Finish(absl::UnavailableError("retryd is shutting down; retry against a live server"));
+}
+
+absl::flat_hash_map<std::string, ServiceStats> Engine::Stats() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_;
+}
+
+void Engine::StopParking() {
+  absl::MutexLock lock(&mu_);
+  stop_parking_ = true;
+  kick_ = true;
+}
+
+void Engine::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stop_parking_ = true;
+    stopping_ = true;
+    stopped_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
+void Engine::WriterLoop() {
+  absl::Time wake = absl::InfinitePast();
+  while (true) {
+    std::vector<std::unique_ptr<Op>> ops;
+    bool last = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || stopping_ || kick_;
+      };
+      const absl::Duration timeout = wake - clock_->Now();
+      if (timeout > absl::ZeroDuration()) {
+        mu_.AwaitWithTimeout(absl::Condition(&ready), std::min(timeout, absl::Seconds(1)));
+      }
+      kick_ = false;
+      const size_t n = std::min<size_t>(queue_.size(), options_.max_batch);
+      ops.reserve(n);
+      for (size_t i = 0; i < n; ++i) ops.push_back(std::move(queue_[i]));
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+      last = stopping_ && queue_.empty();
+    }
+    RunBatch(std::move(ops));
+    if (last) break;
+    wake = NextWake(clock_->Now());
+  }
+}
+
+absl::Time Engine::NextWake(absl::Time now) const {
+  int64_t wake = absl::ToUnixMicros(next_housekeeping_);
+  if (!lease_expiry_.empty()) wake = std::min(wake, lease_expiry_.top().first);
+  for (const auto& [name, svc] : services_) {
+    if (svc.waiters.empty()) continue;
+    if (!svc.schedule.empty()) wake = std::min(wake, svc.schedule.top().first);
+    for (const auto& w : svc.waiters) wake = std::min(wake, absl::ToUnixMicros(w->wait_until()));
+  }
+  return absl::FromUnixMicros(wake);
+}
+
+void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
+  const absl::Time now = clock_->Now();
+  bool stop_parking;
+  {
+    absl::MutexLock lock(&mu_);
+    stop_parking = stop_parking_;
+  }
+  const bool expiry_due =
+      !lease_expiry_.empty() && lease_expiry_.top().first <= absl::ToUnixMicros(now);
+  const bool housekeeping_due = now >= next_housekeeping_;
+  bool waiters_servable = false;
+  for (const auto& [name, svc] : services_) {
+    if (!svc.waiters.empty() && !svc.schedule.empty() &&
+        svc.schedule.top().first <= absl::ToUnixMicros(now)) {
+      waiters_servable = true;
+    }
+  }
+
+  std::vector<std::unique_ptr<Op>> committed;  // Applied; answered after the commit.
+  std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
+  if (!ops.empty() || expiry_due || housekeeping_due || waiters_servable) {
+    absl::Status begin = store_->Begin();
+    if (!begin.ok()) {
+      for (auto& op : ops) op->Finish(begin);
+      return;
+    }
+    int changed = 0;
+    ExpireLeases(now, &changed);
+    for (auto& op : ops) {
+      absl::Status s = store_->BeginOp();
+      if (s.ok()) s = op->Apply(*this, now);
+      const absl::Status end = store_->EndOp(s.ok());
+      if (s.ok() && !end.ok()) s = end;
+      if (!s.ok()) {
+        failed.emplace_back(std::move(op), s);
+      } else if (op->parked && !stop_parking) {
+        auto* lease = static_cast<LeaseOp*>(op.release());
+        Service(lease->service()).waiters.emplace_back(lease);
+      } else {
+        committed.push_back(std::move(op));
+      }
+    }
+    ServeWaiters(now, &committed, /*force_empty=*/false);
+    if (housekeeping_due) {
+      absl::StatusOr<int64_t> deleted =
+          store_->DeleteSucceededBefore(now - options_.dedupe_window, 1000);
+      if (!deleted.ok()) {
+        LogEvent(LogLevel::kWarn, "housekeeping_failed").Str("error", deleted.status().ToString());
+      }
+      next_housekeeping_ = now + options_.housekeeping_interval;
+    }
+    absl::Status commit = store_->Commit();
+    if (!commit.ok()) {
+      LogEvent(LogLevel::kError, "commit_failed").Str("error", commit.ToString());
+      absl::Status reload = Reload();
+      if (!reload.ok()) {
+        LogEvent(LogLevel::kError, "reload_failed").Str("error", reload.ToString());
+      }
+      const absl::Status answer = absl::UnavailableError(
+          absl::StrCat("store commit failed; nothing was changed: ", commit.message()));
+      for (auto& op : committed) op->Finish(answer);
+      committed.clear();
+    }
+  }
+  for (auto& op : committed) op->Finish(absl::OkStatus());
+  for (auto& [op, status] : failed) op->Finish(status);
+  // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
+  for (auto& [name, svc] : services_) {
+    for (auto it = svc.waiters.begin(); it != svc.waiters.end();) {
+      if (stop_parking || (*it)->wait_until() <= now) {
+        (*it)->FinishEmpty();
+        it = svc.waiters.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  PublishStats();
+}
+
+void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done,
+                          bool /*force_empty*/) {
+  const int64_t now_us = absl::ToUnixMicros(now);
+  for (auto& [name, svc] : services_) {
+    while (!svc.waiters.empty() && !svc.schedule.empty() && svc.schedule.top().first <= now_us) {
+      std::unique_ptr<LeaseOp> waiter = std::move(svc.waiters.front());
+      svc.waiters.pop_front();
+      absl::Status s = store_->BeginOp();
+      if (s.ok()) s = waiter->Apply(*this, now);
+      const absl::Status end = store_->EndOp(s.ok());
+      if (s.ok() && !end.ok()) s = end;
+      if (!s.ok()) {
+        waiter->Finish(s);
+      } else if (waiter->parked) {
+        // Only stale entries were due; wait on.
+        svc.waiters.push_front(std::move(waiter));
+        break;
+      } else {
+        done->push_back(std::move(waiter));
+      }
+    }
+  }
+}
+
+void Engine::ExpireLeases(absl::Time now, int* changed) {
+  const int64_t now_us = absl::ToUnixMicros(now);
+  int expired = 0;
+  while (!lease_expiry_.empty() && lease_expiry_.top().first <= now_us &&
+         expired < options_.max_expirations_per_batch) {
+    const HeapEntry entry = lease_expiry_.top();
+    lease_expiry_.pop();
+    auto it = leases_.find(entry.second);
+    if (it == leases_.end() || it->second.expires_us != entry.first) continue;  // Stale.
+    ++expired;
+    absl::Status s = store_->BeginOp();
+    absl::StatusOr<std::optional<Envelope>> found =
+        s.ok() ? store_->FindById(entry.second, false) : absl::StatusOr<std::optional<Envelope>>(s);
+    Decision d;
+    std::optional<Envelope> e;
+    if (found.ok() && found->has_value() && (*found)->state == EnvelopeState::kLeased) {
+      e = std::move(**found);
+      Failure failure;
+      failure.error_code = "LEASE_EXPIRED";
+      failure.error_class = ErrorClass::kTransient;
+      failure.message = "the lease expired before the worker reported an outcome";
+      // The token is kept, so a late report is told the lease expired.
+      d = DecideFailure(*e, e->attempt + 1, failure, now);
+      s = store_->Update(*e);
+    } else if (!found.ok()) {
+      s = found.status();
+    }
+    const absl::Status end = store_->EndOp(s.ok());
+    if (!s.ok() || !end.ok()) {
+      // Try again next batch.
+      lease_expiry_.push(entry);
+      LogEvent(LogLevel::kError, "lease_expiry_failed")
+          .Int("envelope_id", entry.second)
+          .Str("error", (s.ok() ? end : s).ToString());
+      break;
+    }
+    const std::string service = it->second.service;
+    RemoveLease(entry.second, service);
+    if (e.has_value()) {
+      ++*changed;
+      Schedule(*e);
+      LogEvent(LogLevel::kWarn, "lease_expired")
+          .Str("service", e->service)
+          .Str("message_id", e->message_id)
+          .Str("trace_id", e->trace_id)
+          .Int("attempt", e->attempt)
+          .Str("decision", d.kind == DecisionKind::kScheduled ? "scheduled" : "dead_lettered");
+    }
+  }
+}
+
+Engine::ServiceState& Engine::Service(const std::string& name) {
+  dirty_stats_[name] = true;
+  return services_[name];
+}
+
+void Engine::Schedule(const Envelope& e) {
+  ServiceState& svc = Service(e.service);
+  if (e.state == EnvelopeState::kScheduled) {
+    svc.schedule.emplace(absl::ToUnixMicros(e.next_retry_at), e.id);
+  } else if (e.state == EnvelopeState::kDeadLettered) {
+    svc.dead++;
+  }
+}
+
+void Engine::AddLease(const Envelope& e) {
+  const int64_t at = absl::ToUnixMicros(e.lease_expires_at);
+  auto [it, inserted] = leases_.try_emplace(e.id, LeaseInfo{at, e.service});
+  if (inserted) {
+    Service(e.service).leased++;
+  } else {
+    it->second.expires_us = at;
+  }
+  lease_expiry_.emplace(at, e.id);
+}
+
+void Engine::RemoveLease(int64_t id, const std::string& service) {
+  if (leases_.erase(id) > 0) Service(service).leased--;
+}
+
+std::string Engine::NewLeaseToken(int64_t id) {
+  return absl::StrFormat("%d.%016x%016x", id, rng_->Next64(), rng_->Next64());
+}
+
+absl::StatusOr<Envelope> Engine::LoadLeased(const std::string& token) {
+  const size_t dot = token.find('.');
+  int64_t id = 0;
+  if (dot == std::string::npos || !absl::SimpleAtoi(token.substr(0, dot), &id)) {
+    return LeaseNotFound();
+  }
+  ASSIGN_OR_RETURN(std::optional<Envelope> e, store_->FindById(id, false));
+  if (!e.has_value() || e->lease_token != token) return LeaseNotFound();
+  if (e->state != EnvelopeState::kLeased) {
+    return absl::FailedPreconditionError(
+        "lease_token: the lease expired (LEASE_EXPIRED); the envelope was decided again and "
+        "will be leased anew");
+  }
+  return std::move(*e);
+}
+
+Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now) {
+  const Policy& policy = policies_->Resolve(e.service);
+  DecideInput input;
+  input.attempt = attempt;
+  input.first_seen_at = e.first_seen_at;
+  input.previous_delay = e.history.empty() ? absl::ZeroDuration() : e.history.back().delay;
+  input.failure = failure;
+  Decision d = Decide(policy, input, now, *rng_);
+
+  e.attempt = d.attempt;
+  e.max_attempts = policy.max_attempts;
+  e.last_error = failure;
+  e.last_error.error_class = d.error_class;
+  e.last_error_class = d.error_class;
+  e.last_decision = d.kind;
+  e.updated_at = now;
+  AttemptRecord record;
+  record.attempt = d.attempt;
+  record.failed_at = now;
+  record.error_code = failure.error_code;
+  record.error_class = d.error_class;
+  record.message = failure.message;
+  record.delay = d.kind == DecisionKind::kScheduled ? d.delay : absl::ZeroDuration();
+  e.history.push_back(std::move(record));
+  if (e.history.size() > static_cast<size_t>(kMaxHistory)) {
+    e.history.erase(e.history.begin(), e.history.end() - kMaxHistory);
+  }
+  if (d.kind == DecisionKind::kScheduled) {
+    e.state = EnvelopeState::kScheduled;
+    e.next_retry_at = d.next_retry_at;
+    e.dead_letter_reason = DeadLetterReason::kNone;
+  } else {
+    e.state = EnvelopeState::kDeadLettered;
+    e.dead_letter_reason = d.reason;
+    e.dead_lettered_at = now;
+    LogEvent(LogLevel::kWarn, "dead_lettered")
+        .Str("service", e.service)
+        .Str("message_id", e.message_id)
+        .Str("trace_id", e.trace_id)
+        .Int("attempt", e.attempt)
+        .Str("error_code", failure.error_code)
+        .Str("error_class", std::string(ErrorClassName(d.error_class)))
+        .Str("decision", "dead_lettered")
+        .Str("reason", std::string(DeadLetterReasonName(d.reason)));
+  }
+  d.state = e.state;
+  if (d.kind == DecisionKind::kScheduled) {
+    LogEvent(LogLevel::kDebug, "retry_scheduled")
+        .Str("service", e.service)
+        .Str("message_id", e.message_id)
+        .Str("trace_id", e.trace_id)
+        .Int("attempt", e.attempt)
+        .Str("error_code", failure.error_code)
+        .Str("decision", "scheduled")
+        .Double("delay_seconds", absl::ToDoubleSeconds(d.delay));
+  }
+  return d;
+}
+
+void Engine::PublishStats() {
+  if (dirty_stats_.empty()) return;
+  absl::MutexLock lock(&stats_mu_);
+  for (const auto& [name, unused] : dirty_stats_) {
+    const ServiceState& svc = services_[name];
+    stats_[name] = ServiceStats{static_cast<int64_t>(svc.schedule.size()), svc.leased, svc.dead};
+  }
+  dirty_stats_.clear();
+}
+
+}  // namespace retryd

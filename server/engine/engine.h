@@ -1,0 +1,183 @@
+// Engine: retryd's state machine over a Store. It owns the in-memory schedule (a min-heap of
+// next_retry_at per service), the lease table, and the parked long-polls, and it applies every
+// mutation on one writer thread in batches: all requests queued while the previous batch was
+// committing share the next transaction (group commit), and each is answered only after that
+// transaction is durable.
+//
+// Threading: the public methods are thread-safe and asynchronous; their `done` callbacks run on
+// the writer thread, after the commit, and must not block.
+#ifndef RETRYD_SERVER_ENGINE_ENGINE_H_
+#define RETRYD_SERVER_ENGINE_ENGINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/envelope.h"
+#include "server/core/policy_set.h"
+#include "server/store/store.h"
+#include "server/util/clock.h"
+#include "server/util/random.h"
+
+namespace retryd {
+
+struct EngineOptions {
+  // A Lease response stops growing past this many bytes (but holds at least one envelope).
+  int64_t max_lease_response_bytes = 3670016;
+  // How long succeeded envelopes are remembered for duplicate detection.
+  absl::Duration dedupe_window = absl::Hours(24);
+  // Most requests applied in one transaction.
+  int max_batch = 1024;
+  // Most expired leases re-decided in one transaction.
+  int max_expirations_per_batch = 1000;
+  // How often forgotten succeeded envelopes are deleted.
+  absl::Duration housekeeping_interval = absl::Minutes(1);
+};
+
+struct LeaseArgs {
+  std::string service;
+  int max_messages = 1;
+  absl::Duration visibility_timeout = absl::Seconds(30);
+  // Park until this time when nothing is due; InfinitePast or <= now answers at once.
+  absl::Time wait_until = absl::InfinitePast();
+};
+
+struct LeasedItem {
+  Envelope envelope;  // Payload and history included.
+  std::string lease_token;
+  absl::Time lease_expires_at;
+};
+
+// Live counts of one service, as of the last committed batch.
+struct ServiceStats {
+  int64_t scheduled = 0;
+  int64_t leased = 0;
+  int64_t dead = 0;
+};
+
+class Engine {
+ public:
+  using DecisionCallback = std::function<void(absl::StatusOr<Decision>)>;
+  using LeaseCallback = std::function<void(absl::StatusOr<std::vector<LeasedItem>>)>;
+  using DoneCallback = std::function<void(absl::Status)>;
+  using TimeCallback = std::function<void(absl::StatusOr<absl::Time>)>;
+
+  // Rebuilds the schedule and lease table from `store`, then starts the writer thread. The
+  // pointers must outlive the Engine.
+  static absl::StatusOr<std::unique_ptr<Engine>> Start(Store* store, const PolicySet* policies,
+                                                       const Clock* clock, Random* rng,
+                                                       EngineOptions options);
+  ~Engine();
+
+  // Records a failure: a first failure when `lease_token` is empty (idempotent on
+  // (service, message_id)), the outcome of a leased retry otherwise. `envelope` must be
+  // validated. FAILED_PRECONDITION for an unknown, expired or foreign lease token.
+  void ReportFailure(Envelope envelope, Failure failure, std::string lease_token,
+                     DecisionCallback done);
+  // Leases up to args.max_messages due envelopes, oldest next_retry_at first; parks until one is
+  // due or args.wait_until passes (then answers an empty list).
+  void Lease(LeaseArgs args, LeaseCallback done);
+  // A leased retry succeeded. FAILED_PRECONDITION for an unknown, expired or foreign token.
+  void ReportSuccess(std::string service, std::string lease_token, DoneCallback done);
+  // Moves a lease's expiry to now + visibility_timeout; answers the new expiry.
+  void ExtendLease(std::string lease_token, absl::Duration visibility_timeout, TimeCallback done);
+
+  // Counts per known service.
+  absl::flat_hash_map<std::string, ServiceStats> Stats() const;
+
+  // Shutdown, step 1: answers every parked long-poll with an empty list, and from now on Lease
+  // answers at once.
+  void StopParking();
+  // Shutdown, step 2: applies what is queued, commits, and stops the writer. Later calls are
+  // answered UNAVAILABLE. Idempotent.
+  void Stop();
+
+ private:
+  class Op;
+  class ReportFailureOp;
+  class LeaseOp;
+  class ReportSuccessOp;
+  class ExtendLeaseOp;
+
+  // (time in unix micros, envelope id), smallest first.
+  using HeapEntry = std::pair<int64_t, int64_t>;
+  using MinHeap = std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>>;
+
+  struct ServiceState {
+    MinHeap schedule;  // Scheduled envelopes by next_retry_at.
+    int64_t leased = 0;
+    int64_t dead = 0;
+    std::deque<std::unique_ptr<LeaseOp>> waiters;  // Parked long-polls, oldest first.
+  };
+  struct LeaseInfo {
+    int64_t expires_us = 0;
+    std::string service;
+  };
+
+  Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
+         EngineOptions options);
+
+  void Submit(std::unique_ptr<Op> op);
+  void WriterLoop();
+  // Applies one batch of queued ops (plus due lease expiries and servable long-polls) in one
+  // transaction and answers them.
+  void RunBatch(std::vector<std::unique_ptr<Op>> ops);
+  absl::Time NextWake(absl::Time now) const;
+  // Rebuilds the in-memory state from the store (start-up, and after a failed commit).
+  absl::Status Reload();
+  void PublishStats();
+
+  // Writer-thread helpers used by the ops.
+  ServiceState& Service(const std::string& name);
+  void Schedule(const Envelope& e);
+  void AddLease(const Envelope& e);
+  void RemoveLease(int64_t id, const std::string& service);
+  std::string NewLeaseToken(int64_t id);
+  // Loads the envelope a lease token names; FAILED_PRECONDITION unless it is leased under exactly
+  // this token.
+  absl::StatusOr<Envelope> LoadLeased(const std::string& token);
+  // Applies a policy decision to `e` (attempt, history, state).
+  Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
+  void ExpireLeases(absl::Time now, int* changed);
+  void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done, bool force_empty);
+
+  Store* const store_;
+  const PolicySet* const policies_;
+  const Clock* const clock_;
+  Random* const rng_;
+  const EngineOptions options_;
+
+  // Writer-thread state (no lock: only the writer thread touches it after Start).
+  absl::flat_hash_map<std::string, ServiceState> services_;
+  absl::flat_hash_map<int64_t, LeaseInfo> leases_;
+  MinHeap lease_expiry_;
+  absl::Time next_housekeeping_ = absl::InfinitePast();
+  absl::flat_hash_map<std::string, bool> dirty_stats_;
+
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Op>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_parking_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool kick_ ABSL_GUARDED_BY(mu_) = false;
+
+  mutable absl::Mutex stats_mu_;
+  absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);
+
+  std::thread writer_;
+};
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_ENGINE_ENGINE_H_

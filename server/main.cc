@@ -1,0 +1,257 @@
+// retryd: the retry and dead-letter control plane server.
+//
+// Reads a JSON ServerConfig (--config), applies command-line overrides, opens the SQLite store,
+// rebuilds the schedule, and serves retryd.v1.RetryService, retryd.v1.AdminService,
+// grpc.health.v1.Health and server reflection. SIGTERM/SIGINT: health goes NOT_SERVING, parked
+// long-polls are answered, in-flight calls finish (up to --shutdown-grace), the store is flushed,
+// and the process exits 0.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/json_util.h"
+#include "server/config/config.h"
+#include "server/engine/engine.h"
+#include "server/rpc/admin_service.h"
+#include "server/rpc/retry_service.h"
+#include "server/store/sqlite_store.h"
+#include "server/util/clock.h"
+#include "server/util/log.h"
+#include "server/util/random.h"
+#include "server/util/status_macros.h"
+#include "server/util/time_conversion.h"
+
+namespace retryd {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+constexpr absl::Duration kDefaultShutdownGrace = absl::Seconds(20);
+
+struct Flags {
+  std::string config;
+  std::string grpc_addr;
+  std::string data_dir;
+  std::string shutdown_grace;
+  std::string log_level;
+  std::string log_format = "json";
+  bool insecure_allow_remote = false;
+  bool check_config = false;
+};
+
+// True for 127.0.0.0/8, localhost and [::1] listen addresses.
+bool IsLoopback(absl::string_view addr) {
+  return absl::StartsWith(addr, "127.") || absl::StartsWith(addr, "localhost:") ||
+         absl::StartsWith(addr, "[::1]:");
+}
+
+// The file config with the flags applied over it, defaults filled in, and everything validated.
+absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
+  v1::ServerConfig cfg;
+  if (!flags.config.empty()) {
+    ASSIGN_OR_RETURN(cfg, LoadServerConfigFile(flags.config));
+  }
+  if (!flags.grpc_addr.empty()) cfg.set_grpc_addr(flags.grpc_addr);
+  if (!flags.data_dir.empty()) cfg.set_data_dir(flags.data_dir);
+  if (!flags.log_level.empty()) cfg.set_log_level(flags.log_level);
+  if (flags.insecure_allow_remote) cfg.set_insecure_allow_remote(true);
+  if (!flags.shutdown_grace.empty()) {
+    absl::Duration grace;
+    if (!absl::ParseDuration(flags.shutdown_grace, &grace)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--shutdown-grace: not a duration: \"", flags.shutdown_grace, "\""));
+    }
+    DurationToProto(grace, cfg.mutable_shutdown_grace());
+  }
+  if (cfg.grpc_addr().empty()) cfg.set_grpc_addr("127.0.0.1:50051");
+  if (cfg.data_dir().empty()) cfg.set_data_dir("./retryd-data");
+  if (cfg.log_level().empty()) cfg.set_log_level("info");
+  if (!cfg.has_shutdown_grace()) DurationToProto(kDefaultShutdownGrace, cfg.mutable_shutdown_grace());
+
+  LogLevel level;
+  if (!ParseLogLevel(cfg.log_level(), &level)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log_level: must be debug, info, warn or error, got \"", cfg.log_level(), "\""));
+  }
+  const absl::Duration grace = DurationFromProto(cfg.shutdown_grace());
+  if (grace < absl::ZeroDuration() || grace > absl::Minutes(5)) {
+    return absl::InvalidArgumentError("shutdown_grace: must be between 0s and 5m");
+  }
+  if (cfg.auth().tokens_size() > 0) {
+    return absl::InvalidArgumentError(
+        "auth.tokens: bearer-token auth is not in this build yet; remove the tokens and keep "
+        "retryd on loopback");
+  }
+  if (!cfg.tls().cert_file().empty() || !cfg.tls().key_file().empty()) {
+    return absl::InvalidArgumentError("tls: TLS is not in this build yet");
+  }
+  if (!IsLoopback(cfg.grpc_addr()) && !cfg.insecure_allow_remote()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "grpc_addr ", cfg.grpc_addr(), " is not loopback and no auth is configured; pass "
+        "--insecure-allow-remote to serve it unauthenticated"));
+  }
+  ASSIGN_OR_RETURN(PolicySet unused_policies, PolicySetFromConfig(cfg));
+  ASSIGN_OR_RETURN(Limits unused_limits, LimitsFromProto(cfg.limits()));
+  return cfg;
+}
+
+// Blocks SIGTERM/SIGINT in this thread and every thread started after it, so sigwait() below is
+// the only place they are received.
+void BlockShutdownSignals(sigset_t* set) {
+  sigemptyset(set);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, set, nullptr);
+}
+
+int Serve(const v1::ServerConfig& cfg) {
+  sigset_t signals;
+  BlockShutdownSignals(&signals);
+
+  absl::StatusOr<PolicySet> policies = PolicySetFromConfig(cfg);
+  absl::StatusOr<Limits> limits = LimitsFromProto(cfg.limits());
+  if (!policies.ok() || !limits.ok()) return 2;  // Validated by EffectiveConfig already.
+
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(cfg.data_dir());
+  if (!store.ok()) {
+    LogEvent(LogLevel::kError, "store_open_failed").Str("error", store.status().ToString());
+    return 1;
+  }
+  MtRandom rng;
+  EngineOptions engine_options;
+  engine_options.max_lease_response_bytes = limits->max_lease_response_bytes;
+  engine_options.dedupe_window = limits->dedupe_window;
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Start(store->get(), &*policies, &SystemClock::Get(), &rng, engine_options);
+  if (!engine.ok()) {
+    LogEvent(LogLevel::kError, "schedule_rebuild_failed").Str("error", engine.status().ToString());
+    return 1;
+  }
+  const absl::flat_hash_map<std::string, ServiceStats> stats = (*engine)->Stats();
+  int64_t scheduled = 0;
+  int64_t leased = 0;
+  for (const auto& [name, s] : stats) {
+    scheduled += s.scheduled;
+    leased += s.leased;
+  }
+
+  RetryServiceImpl retry_service(engine->get(), &SystemClock::Get(),
+                                 RequestLimits{limits->max_payload_bytes});
+  AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(cfg.grpc_addr(), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&retry_service);
+  builder.RegisterService(&admin_service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits->max_payload_bytes + (1 << 20)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    LogEvent(LogLevel::kError, "listen_failed").Str("grpc_addr", cfg.grpc_addr());
+    (*engine)->Stop();
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  for (const char* name : {"", "retryd.v1.RetryService", "retryd.v1.AdminService"}) {
+    health->SetServingStatus(name, true);
+  }
+  if (!IsLoopback(cfg.grpc_addr())) {
+    LogEvent(LogLevel::kWarn, "insecure_remote")
+        .Str("msg", "serving a non-loopback address without auth or TLS")
+        .Str("grpc_addr", cfg.grpc_addr());
+  } else {
+    LogEvent(LogLevel::kWarn, "no_auth")
+        .Str("msg", "no bearer tokens configured; listening on loopback only");
+  }
+  LogEvent(LogLevel::kInfo, "server_started")
+      .Str("version", kVersion)
+      .Str("grpc_addr", cfg.grpc_addr())
+      .Int("grpc_port", port)
+      .Str("data_dir", cfg.data_dir())
+      .Int("scheduled", scheduled)
+      .Int("leased", leased)
+      .Double("startup_seconds", absl::ToDoubleSeconds(absl::Now() - start));
+  if (cfg.metrics_addr() != "" && cfg.metrics_addr() != "off") {
+    LogEvent(LogLevel::kWarn, "metrics_not_built")
+        .Str("msg", "metrics_addr is set but this build has no Prometheus exporter yet");
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  const absl::Duration grace = DurationFromProto(cfg.shutdown_grace());
+  LogEvent(LogLevel::kInfo, "server_stopping")
+      .Str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
+      .Double("grace_seconds", absl::ToDoubleSeconds(grace));
+  for (const char* name : {"", "retryd.v1.RetryService", "retryd.v1.AdminService"}) {
+    health->SetServingStatus(name, false);
+  }
+  (*engine)->StopParking();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  (*engine)->Stop();
+  server->Wait();
+  LogEvent(LogLevel::kInfo, "server_stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace retryd
+
+int main(int argc, char** argv) {
+  retryd::Flags flags;
+  CLI::App app{"retryd: retry and dead-letter control plane server"};
+  app.add_option("--config", flags.config, "JSON ServerConfig file")->envname("RETRYD_CONFIG");
+  app.add_option("--grpc-addr", flags.grpc_addr, "gRPC listen address (default 127.0.0.1:50051)");
+  app.add_option("--data-dir", flags.data_dir, "data directory (default ./retryd-data)");
+  app.add_option("--shutdown-grace", flags.shutdown_grace,
+                 "how long SIGTERM waits for in-flight calls (default 20s)");
+  app.add_option("--log-level", flags.log_level, "debug|info|warn|error (default info)");
+  app.add_option("--log-format", flags.log_format, "json|text (default json)");
+  app.add_flag("--insecure-allow-remote", flags.insecure_allow_remote,
+               "serve a non-loopback address without auth or TLS");
+  app.add_flag("--check-config", flags.check_config,
+               "parse and validate the config, print the effective config as JSON, and exit");
+  app.set_version_flag("--version", std::string("retryd ") + retryd::kVersion);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (!retryd::SetLogFormat(flags.log_format)) {
+    std::cerr << "retryd: --log-format must be json or text\n";
+    return 2;
+  }
+  absl::StatusOr<retryd::v1::ServerConfig> cfg = retryd::EffectiveConfig(flags);
+  if (!cfg.ok()) {
+    std::cerr << "retryd: invalid configuration: " << cfg.status().message() << "\n";
+    return 2;
+  }
+  retryd::LogLevel level = retryd::LogLevel::kInfo;
+  retryd::ParseLogLevel(cfg->log_level(), &level);
+  retryd::SetLogLevel(level);
+  if (flags.check_config) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    options.preserve_proto_field_names = true;
+    if (!google::protobuf::util::MessageToJsonString(*cfg, &json, options).ok()) return 1;
+    std::cout << json;
+    return 0;
+  }
+  return retryd::Serve(*cfg);
+}

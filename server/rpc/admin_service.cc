@@ -1,0 +1,149 @@
+#include "server/rpc/admin_service.h"
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "server/config/config.h"
+#include "server/convert/envelope_convert.h"
+#include "server/rpc/page_token.h"
+#include "server/rpc/status_convert.h"
+#include "server/rpc/validation.h"
+#include "server/util/status_macros.h"
+#include "server/util/time_conversion.h"
+
+namespace retryd {
+namespace {
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+// The filter fields this build evaluates: `service` and the time bounds. The others are answered
+// UNIMPLEMENTED rather than ignored, so a listing never silently shows more than asked for.
+absl::Status CheckSupportedFilter(const v1::Filter& f) {
+  if (!f.service().empty()) RETURN_IF_ERROR(ValidateService("filter.service", f.service()));
+  const char* unsupported = nullptr;
+  if (f.error_codes_size() > 0) unsupported = "filter.error_codes";
+  if (f.error_classes_size() > 0) unsupported = "filter.error_classes";
+  if (f.reasons_size() > 0) unsupported = "filter.reasons";
+  if (f.schema_versions_size() > 0) unsupported = "filter.schema_versions";
+  if (f.message_ids_size() > 0) unsupported = "filter.message_ids";
+  if (f.fingerprints_size() > 0) unsupported = "filter.fingerprints";
+  if (f.has_after()) unsupported = "filter.after";
+  if (f.has_before()) unsupported = "filter.before";
+  if (unsupported != nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat(unsupported, ": not supported by this server yet; filter by service"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerContext* ctx,
+                                                         const v1::ListServicesRequest* req,
+                                                         v1::ListServicesResponse* resp) {
+  absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
+  if (!counts.ok()) return FinishNow(ctx, counts.status());
+  const absl::flat_hash_map<std::string, ServiceStats> live = engine_->Stats();
+  const absl::Time now = clock_->Now();
+  // Services seen in traffic, plus those an exact-name policy names.
+  std::map<std::string, const ServiceCounts*> names;
+  for (const ServiceCounts& c : *counts) names[c.service] = &c;
+  for (const auto& [name, unused] : live) names.emplace(name, nullptr);
+  for (const Policy& p : policies_->policies()) {
+    if (IsValidServiceName(p.name) && p.name != "default") names.emplace(p.name, nullptr);
+  }
+  for (const auto& [name, stored] : names) {
+    v1::ServiceSummary* s = resp->add_services();
+    s->set_service(name);
+    const Policy& policy = policies_->Resolve(name);
+    s->set_policy_name(policy.name);
+    PolicyToProto(policy, s->mutable_policy());
+    auto it = live.find(name);
+    if (it != live.end()) {
+      s->set_scheduled(it->second.scheduled);
+      s->set_leased(it->second.leased);
+      s->set_dead(it->second.dead);
+    } else if (stored != nullptr) {
+      s->set_scheduled(stored->scheduled);
+      s->set_leased(stored->leased);
+      s->set_dead(stored->dead);
+    }
+    if (stored != nullptr && stored->oldest_dead_lettered_at != absl::InfinitePast()) {
+      DurationToProto(std::max(absl::ZeroDuration(), now - stored->oldest_dead_lettered_at),
+                      s->mutable_oldest_dead_age());
+    }
+    s->set_circuit_state(v1::CLOSED);
+    s->set_budget_remaining(-1);
+  }
+  return FinishNow(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetEnvelope(grpc::CallbackServerContext* ctx,
+                                                        const v1::GetEnvelopeRequest* req,
+                                                        v1::GetEnvelopeResponse* resp) {
+  absl::Status valid = ValidateGetEnvelope(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  absl::StatusOr<std::optional<Envelope>> found = store_->Get(req->service(), req->message_id());
+  if (!found.ok()) return FinishNow(ctx, found.status());
+  if (!found->has_value()) {
+    return FinishNow(ctx, absl::NotFoundError(absl::StrCat(
+                              "envelope ", req->service(), "/", req->message_id(),
+                              " not found (ENVELOPE_NOT_FOUND)")));
+  }
+  EnvelopeToProto(**found, /*with_payload=*/true, resp->mutable_envelope());
+  return FinishNow(ctx, absl::OkStatus());
+}
+
+absl::Status AdminServiceImpl::ListEnvelopes(
+    EnvelopeState state, absl::string_view kind, const v1::Filter& filter, int32_t page_size,
+    const std::string& page_token, google::protobuf::RepeatedPtrField<v1::Envelope>* out,
+    std::string* next_page_token) {
+  int limit = 0;
+  RETURN_IF_ERROR(ValidatePageSize(page_size, &limit));
+  RETURN_IF_ERROR(CheckSupportedFilter(filter));
+  const std::string filter_key = filter.SerializeAsString();
+  ListQuery query;
+  query.state = state;
+  query.service = filter.service();
+  query.limit = limit + 1;  // One more tells whether another page exists.
+  if (!page_token.empty()) {
+    ASSIGN_OR_RETURN(PageKey key, DecodePageToken(kind, filter_key, page_token));
+    query.after_time = key.time;
+    query.after_id = key.id;
+  }
+  ASSIGN_OR_RETURN(ListPage page, store_->List(query));
+  const int shown = std::min<int>(limit, page.envelopes.size());
+  for (int i = 0; i < shown; ++i) {
+    EnvelopeToProto(page.envelopes[i], /*with_payload=*/false, out->Add());
+  }
+  if (static_cast<int>(page.envelopes.size()) > limit) {
+    *next_page_token = EncodePageToken(
+        kind, filter_key, PageKey{page.keys[shown - 1].time, page.keys[shown - 1].id});
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadLetters(grpc::CallbackServerContext* ctx,
+                                                            const v1::ListDeadLettersRequest* req,
+                                                            v1::ListDeadLettersResponse* resp) {
+  return FinishNow(ctx, ListEnvelopes(EnvelopeState::kDeadLettered, "dl", req->filter(),
+                                      req->page_size(), req->page_token(),
+                                      resp->mutable_dead_letters(),
+                                      resp->mutable_next_page_token()));
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListRetries(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListRetriesRequest* req,
+                                                        v1::ListRetriesResponse* resp) {
+  return FinishNow(ctx, ListEnvelopes(EnvelopeState::kScheduled, "rt", req->filter(),
+                                      req->page_size(), req->page_token(),
+                                      resp->mutable_retries(), resp->mutable_next_page_token()));
+}
+
+}  // namespace retryd

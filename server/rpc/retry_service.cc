@@ -1,0 +1,139 @@
+#include "server/rpc/retry_service.h"
+
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "server/convert/envelope_convert.h"
+#include "server/rpc/status_convert.h"
+#include "server/util/time_conversion.h"
+
+namespace retryd {
+namespace {
+
+// A long-poll answers this long before the caller's deadline, so the empty answer arrives.
+constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(250);
+
+// Time left before the call's deadline (InfiniteDuration when it has none).
+absl::Duration Remaining(const grpc::CallbackServerContext* ctx) {
+  const auto left = ctx->deadline() - std::chrono::system_clock::now();
+  if (left > std::chrono::hours(24 * 365)) return absl::InfiniteDuration();
+  return absl::FromChrono(std::chrono::duration_cast<std::chrono::microseconds>(left));
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RetryServiceImpl::ReportFailure(grpc::CallbackServerContext* ctx,
+                                                          const v1::ReportFailureRequest* req,
+                                                          v1::ReportFailureResponse* resp) {
+  absl::Status valid = ValidateReportFailure(*req, limits_, clock_->Now());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_->ReportFailure(WorkerEnvelopeFromProto(req->envelope()),
+                         FailureFromProto(req->failure()), req->lease_token(),
+                         [reactor, resp](absl::StatusOr<Decision> decision) {
+                           if (!decision.ok()) {
+                             reactor->Finish(ToGrpcStatus(decision.status()));
+                             return;
+                           }
+                           DecisionToProto(*decision, resp->mutable_decision());
+                           reactor->Finish(grpc::Status::OK);
+                         });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* ctx,
+                                                  const v1::LeaseRequest* req,
+                                                  v1::LeaseResponse* resp) {
+  absl::Status valid = ValidateLease(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  LeaseArgs args;
+  args.service = req->service();
+  args.max_messages = req->max_messages() == 0 ? 1 : req->max_messages();
+  if (req->has_visibility_timeout()) {
+    args.visibility_timeout = DurationFromProto(req->visibility_timeout());
+  }
+  const absl::Time now = clock_->Now();
+  absl::Duration wait = req->has_wait_time() ? DurationFromProto(req->wait_time())
+                                             : absl::ZeroDuration();
+  wait = std::min(wait, Remaining(ctx) - kDeadlineMargin);
+  args.wait_until = wait > absl::ZeroDuration() ? now + wait : absl::InfinitePast();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_->Lease(std::move(args),
+                 [reactor, resp](absl::StatusOr<std::vector<LeasedItem>> items) {
+                   if (!items.ok()) {
+                     reactor->Finish(ToGrpcStatus(items.status()));
+                     return;
+                   }
+                   for (const LeasedItem& item : *items) {
+                     v1::LeasedEnvelope* out = resp->add_envelopes();
+                     EnvelopeToProto(item.envelope, /*with_payload=*/true,
+                                     out->mutable_envelope());
+                     out->set_lease_token(item.lease_token);
+                     TimeToProto(item.lease_expires_at, out->mutable_lease_expires_at());
+                   }
+                   resp->set_circuit_state(v1::CLOSED);
+                   reactor->Finish(grpc::Status::OK);
+                 });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RetryServiceImpl::ReportSuccess(grpc::CallbackServerContext* ctx,
+                                                          const v1::ReportSuccessRequest* req,
+                                                          v1::ReportSuccessResponse* resp) {
+  absl::Status valid = ValidateReportSuccess(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_->ReportSuccess(req->service(), req->lease_token(),
+                         [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RetryServiceImpl::ExtendLease(grpc::CallbackServerContext* ctx,
+                                                        const v1::ExtendLeaseRequest* req,
+                                                        v1::ExtendLeaseResponse* resp) {
+  absl::Status valid = ValidateExtendLease(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  const absl::Duration visibility = req->has_visibility_timeout()
+                                        ? DurationFromProto(req->visibility_timeout())
+                                        : kDefaultVisibilityTimeout;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_->ExtendLease(req->lease_token(), visibility,
+                       [reactor, resp](absl::StatusOr<absl::Time> expires) {
+                         if (!expires.ok()) {
+                           reactor->Finish(ToGrpcStatus(expires.status()));
+                           return;
+                         }
+                         TimeToProto(*expires, resp->mutable_lease_expires_at());
+                         reactor->Finish(grpc::Status::OK);
+                       });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RetryServiceImpl::RecordOutcomes(grpc::CallbackServerContext* ctx,
+                                                           const v1::RecordOutcomesRequest* req,
+                                                           v1::RecordOutcomesResponse* resp) {
+  // First-attempt counts feed the retry budget and the circuit breaker, which are off in every
+  // policy until those guards land; the counts are validated and accepted.
+  return FinishNow(ctx, ValidateRecordOutcomes(*req));
+}
+
+grpc::ServerUnaryReactor* RetryServiceImpl::GetCircuit(grpc::CallbackServerContext* ctx,
+                                                       const v1::GetCircuitRequest* req,
+                                                       v1::GetCircuitResponse* resp) {
+  absl::Status valid = ValidateService("service", req->service());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  // No policy enables the circuit breaker yet, so every circuit is CLOSED since start-up.
+  resp->set_state(v1::CLOSED);
+  TimeToProto(started_at_, resp->mutable_since());
+  resp->set_failure_rate(0);
+  return FinishNow(ctx, absl::OkStatus());
+}
+
+}  // namespace retryd

@@ -1,0 +1,409 @@
+#include "server/store/sqlite_store.h"
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/convert/envelope_convert.h"
+#include "server/util/status_macros.h"
+#include "server/util/time_conversion.h"
+
+namespace retryd {
+namespace {
+
+// Migrations, in order; migration i takes the schema from version i to i + 1.
+const char* const kMigrations[] = {
+    // 0 -> 1: services and envelopes.
+    R"sql(
+    CREATE TABLE services (
+      id   INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE envelopes (
+      id             INTEGER PRIMARY KEY,
+      service_id     INTEGER NOT NULL REFERENCES services(id),
+      message_id     TEXT NOT NULL,
+      state          INTEGER NOT NULL,
+      sort_at        INTEGER NOT NULL,
+      attempt        INTEGER NOT NULL,
+      max_attempts   INTEGER NOT NULL,
+      first_seen_at  INTEGER NOT NULL,
+      created_at     INTEGER NOT NULL,
+      updated_at     INTEGER NOT NULL,
+      lease_token    TEXT NOT NULL DEFAULT '',
+      dead_reason    INTEGER NOT NULL DEFAULT 0,
+      last_decision  INTEGER NOT NULL DEFAULT 0,
+      last_class     INTEGER NOT NULL DEFAULT 0,
+      error_code     TEXT NOT NULL DEFAULT '',
+      schema_version TEXT NOT NULL DEFAULT '',
+      details        BLOB NOT NULL,
+      payload        BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX envelopes_by_key ON envelopes(service_id, message_id);
+    CREATE INDEX envelopes_by_state ON envelopes(state, service_id, sort_at);
+    )sql",
+};
+constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
+static_assert(kNumMigrations == SqliteStore::kSchemaVersion);
+
+constexpr absl::string_view kSelectColumns =
+    "SELECT e.id, s.name, e.message_id, e.state, e.sort_at, e.attempt, e.max_attempts, "
+    "e.first_seen_at, e.created_at, e.updated_at, e.lease_token, e.dead_reason, "
+    "e.last_decision, e.last_class, e.schema_version, e.details";
+constexpr absl::string_view kFrom = " FROM envelopes e JOIN services s ON s.id = e.service_id ";
+
+std::string SelectSql(bool with_payload, absl::string_view where) {
+  return absl::StrCat(kSelectColumns, with_payload ? ", e.payload" : "", kFrom, where);
+}
+
+// The state-dependent time kept in `sort_at`.
+absl::Time SortTime(const Envelope& e) {
+  switch (e.state) {
+    case EnvelopeState::kScheduled:
+      return e.next_retry_at;
+    case EnvelopeState::kLeased:
+      return e.lease_expires_at;
+    case EnvelopeState::kDeadLettered:
+      return e.dead_lettered_at;
+    case EnvelopeState::kSucceeded:
+      return e.completed_at;
+    default:
+      return absl::InfinitePast();
+  }
+}
+
+absl::StatusOr<Envelope> RowToEnvelope(const sqlite::Statement& s, bool with_payload) {
+  Envelope e;
+  e.id = s.ColumnInt(0);
+  e.service = s.ColumnText(1);
+  e.message_id = s.ColumnText(2);
+  e.state = static_cast<EnvelopeState>(s.ColumnInt(3));
+  const absl::Time at = FromStoredMicros(s.ColumnInt(4));
+  switch (e.state) {
+    case EnvelopeState::kScheduled:
+      e.next_retry_at = at;
+      break;
+    case EnvelopeState::kLeased:
+      e.lease_expires_at = at;
+      break;
+    case EnvelopeState::kDeadLettered:
+      e.dead_lettered_at = at;
+      break;
+    case EnvelopeState::kSucceeded:
+      e.completed_at = at;
+      break;
+    default:
+      break;
+  }
+  e.attempt = static_cast<int>(s.ColumnInt(5));
+  e.max_attempts = static_cast<int>(s.ColumnInt(6));
+  e.first_seen_at = FromStoredMicros(s.ColumnInt(7));
+  e.created_at = FromStoredMicros(s.ColumnInt(8));
+  e.updated_at = FromStoredMicros(s.ColumnInt(9));
+  e.lease_token = s.ColumnText(10);
+  e.dead_letter_reason = static_cast<DeadLetterReason>(s.ColumnInt(11));
+  e.last_decision = static_cast<DecisionKind>(s.ColumnInt(12));
+  e.last_error_class = static_cast<ErrorClass>(s.ColumnInt(13));
+  e.schema_version = s.ColumnText(14);
+  if (!DecodeEnvelopeDetails(s.ColumnBlob(15), &e)) {
+    return absl::DataLossError(absl::StrCat("envelope row ", e.id, ": details do not parse"));
+  }
+  if (with_payload) e.payload = s.ColumnBlob(16);
+  return e;
+}
+
+absl::Status Migrate(sqlite::Database& db) {
+  ASSIGN_OR_RETURN(sqlite::Statement version, db.Prepare("PRAGMA user_version"));
+  ASSIGN_OR_RETURN(bool has_row, version.Step());
+  const int current = has_row ? static_cast<int>(version.ColumnInt(0)) : 0;
+  version.Reset();
+  if (current > SqliteStore::kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", current, " is newer than this retryd (",
+                     SqliteStore::kSchemaVersion, "); upgrade retryd"));
+  }
+  for (int v = current; v < kNumMigrations; ++v) {
+    RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+    absl::Status s = db.Exec(kMigrations[v]);
+    if (s.ok()) s = db.Exec(absl::StrCat("PRAGMA user_version = ", v + 1));
+    if (s.ok()) s = db.Exec("COMMIT");
+    if (!s.ok()) {
+      db.Exec("ROLLBACK").IgnoreError();  // The migration's own error is the one to report.
+      return absl::Status(s.code(), absl::StrCat("migrating schema to version ", v + 1, ": ",
+                                                 s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data dir ", data_dir, ": ", ec.message()));
+  }
+  const std::string path = (std::filesystem::path(data_dir) / "retryd.db").string();
+  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> writer,
+                   sqlite::Database::Open(path, /*read_only=*/false));
+  // WAL + synchronous=FULL: a commit is durable once Commit() returns. The larger page cache keeps
+  // the key index hot under random message ids.
+  RETURN_IF_ERROR(writer->Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous=FULL"));
+  RETURN_IF_ERROR(writer->Exec("PRAGMA foreign_keys=ON"));
+  RETURN_IF_ERROR(writer->Exec("PRAGMA cache_size=-65536"));
+  RETURN_IF_ERROR(writer->Exec("PRAGMA temp_store=MEMORY"));
+  RETURN_IF_ERROR(Migrate(*writer));
+  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> reader,
+                   sqlite::Database::Open(path, /*read_only=*/true));
+  std::unique_ptr<SqliteStore> store(
+      new SqliteStore(path, std::move(writer), std::move(reader)));
+  RETURN_IF_ERROR(store->PrepareWriterStatements());
+  return store;
+}
+
+absl::Status SqliteStore::PrepareWriterStatements() {
+  ASSIGN_OR_RETURN(find_by_key_,
+                   writer_->Prepare(SelectSql(false, "WHERE e.service_id = ? AND e.message_id = ?")));
+  ASSIGN_OR_RETURN(find_by_key_payload_,
+                   writer_->Prepare(SelectSql(true, "WHERE e.service_id = ? AND e.message_id = ?")));
+  ASSIGN_OR_RETURN(find_by_id_, writer_->Prepare(SelectSql(false, "WHERE e.id = ?")));
+  ASSIGN_OR_RETURN(find_by_id_payload_, writer_->Prepare(SelectSql(true, "WHERE e.id = ?")));
+  ASSIGN_OR_RETURN(insert_, writer_->Prepare(
+      "INSERT INTO envelopes (service_id, message_id, state, sort_at, attempt, max_attempts, "
+      "first_seen_at, created_at, updated_at, lease_token, dead_reason, last_decision, "
+      "last_class, error_code, schema_version, details, payload) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(update_, writer_->Prepare(
+      "UPDATE envelopes SET state = ?, sort_at = ?, attempt = ?, max_attempts = ?, "
+      "first_seen_at = ?, updated_at = ?, lease_token = ?, dead_reason = ?, last_decision = ?, "
+      "last_class = ?, error_code = ?, schema_version = ?, details = ? WHERE id = ?"));
+  ASSIGN_OR_RETURN(drop_payload_, writer_->Prepare("UPDATE envelopes SET payload = x'' WHERE id = ?"));
+  ASSIGN_OR_RETURN(insert_service_, writer_->Prepare("INSERT INTO services (name) VALUES (?)"));
+  ASSIGN_OR_RETURN(savepoint_, writer_->Prepare("SAVEPOINT op"));
+  ASSIGN_OR_RETURN(release_, writer_->Prepare("RELEASE op"));
+  ASSIGN_OR_RETURN(rollback_to_, writer_->Prepare("ROLLBACK TO op"));
+  ASSIGN_OR_RETURN(sqlite::Statement services, writer_->Prepare("SELECT id, name FROM services"));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, services.Step());
+    if (!row) break;
+    service_ids_[services.ColumnText(1)] = services.ColumnInt(0);
+    service_names_[services.ColumnInt(0)] = services.ColumnText(1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::Begin() { return writer_->Exec("BEGIN IMMEDIATE"); }
+
+absl::Status SqliteStore::Commit() {
+  absl::Status s = writer_->Exec("COMMIT");
+  if (!s.ok()) Rollback();
+  return s;
+}
+
+void SqliteStore::Rollback() {
+  if (sqlite3_get_autocommit(writer_->raw()) == 0) {
+    writer_->Exec("ROLLBACK").IgnoreError();  // Nothing more to do if even this fails.
+  }
+  // Services inserted in the abandoned batch are gone again; reload the cache lazily.
+  service_ids_.clear();
+  service_names_.clear();
+  PrepareWriterStatements().IgnoreError();
+}
+
+absl::Status SqliteStore::BeginOp() { return savepoint_.Run(); }
+
+absl::Status SqliteStore::EndOp(bool keep) {
+  if (keep) return release_.Run();
+  RETURN_IF_ERROR(rollback_to_.Run());
+  return release_.Run();
+}
+
+absl::StatusOr<int64_t> SqliteStore::ServiceId(absl::string_view service) {
+  auto it = service_ids_.find(service);
+  if (it != service_ids_.end()) return it->second;
+  insert_service_.BindText(1, service);
+  RETURN_IF_ERROR(insert_service_.Run());
+  const int64_t id = writer_->LastInsertRowId();
+  service_ids_.emplace(std::string(service), id);
+  service_names_.emplace(id, std::string(service));
+  return id;
+}
+
+absl::StatusOr<std::optional<Envelope>> SqliteStore::ReadOne(sqlite::Statement& stmt,
+                                                            bool with_payload) {
+  absl::StatusOr<bool> row = stmt.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    stmt.Reset();
+    return std::optional<Envelope>();
+  }
+  absl::StatusOr<Envelope> e = RowToEnvelope(stmt, with_payload);
+  stmt.Reset();
+  if (!e.ok()) return e.status();
+  return std::optional<Envelope>(std::move(*e));
+}
+
+absl::StatusOr<std::optional<Envelope>> SqliteStore::FindByKey(absl::string_view service,
+                                                              absl::string_view message_id,
+                                                              bool with_payload) {
+  auto it = service_ids_.find(service);
+  if (it == service_ids_.end()) return std::optional<Envelope>();
+  sqlite::Statement& stmt = with_payload ? find_by_key_payload_ : find_by_key_;
+  stmt.BindInt(1, it->second);
+  stmt.BindText(2, message_id);
+  return ReadOne(stmt, with_payload);
+}
+
+absl::StatusOr<std::optional<Envelope>> SqliteStore::FindById(int64_t id, bool with_payload) {
+  sqlite::Statement& stmt = with_payload ? find_by_id_payload_ : find_by_id_;
+  stmt.BindInt(1, id);
+  return ReadOne(stmt, with_payload);
+}
+
+absl::Status SqliteStore::Insert(Envelope* e) {
+  ASSIGN_OR_RETURN(int64_t service_id, ServiceId(e->service));
+  sqlite::Statement& s = insert_;
+  s.BindInt(1, service_id);
+  s.BindText(2, e->message_id);
+  s.BindInt(3, static_cast<int>(e->state));
+  s.BindInt(4, ToStoredMicros(SortTime(*e)));
+  s.BindInt(5, e->attempt);
+  s.BindInt(6, e->max_attempts);
+  s.BindInt(7, ToStoredMicros(e->first_seen_at));
+  s.BindInt(8, ToStoredMicros(e->created_at));
+  s.BindInt(9, ToStoredMicros(e->updated_at));
+  s.BindText(10, e->lease_token);
+  s.BindInt(11, static_cast<int>(e->dead_letter_reason));
+  s.BindInt(12, static_cast<int>(e->last_decision));
+  s.BindInt(13, static_cast<int>(e->last_error_class));
+  s.BindText(14, e->last_error.error_code);
+  s.BindText(15, e->schema_version);
+  s.BindBlob(16, EncodeEnvelopeDetails(*e));
+  s.BindBlob(17, e->payload);
+  RETURN_IF_ERROR(s.Run());
+  e->id = writer_->LastInsertRowId();
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::Update(const Envelope& e) {
+  sqlite::Statement& s = update_;
+  s.BindInt(1, static_cast<int>(e.state));
+  s.BindInt(2, ToStoredMicros(SortTime(e)));
+  s.BindInt(3, e.attempt);
+  s.BindInt(4, e.max_attempts);
+  s.BindInt(5, ToStoredMicros(e.first_seen_at));
+  s.BindInt(6, ToStoredMicros(e.updated_at));
+  s.BindText(7, e.lease_token);
+  s.BindInt(8, static_cast<int>(e.dead_letter_reason));
+  s.BindInt(9, static_cast<int>(e.last_decision));
+  s.BindInt(10, static_cast<int>(e.last_error_class));
+  s.BindText(11, e.last_error.error_code);
+  s.BindText(12, e.schema_version);
+  s.BindBlob(13, EncodeEnvelopeDetails(e));
+  s.BindInt(14, e.id);
+  RETURN_IF_ERROR(s.Run());
+  if (writer_->Changes() != 1) {
+    return absl::NotFoundError(absl::StrCat("envelope row ", e.id, " does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::DropPayload(int64_t id) {
+  drop_payload_.BindInt(1, id);
+  return drop_payload_.Run();
+}
+
+absl::StatusOr<int64_t> SqliteStore::DeleteSucceededBefore(absl::Time cutoff, int limit) {
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
+      "DELETE FROM envelopes WHERE id IN (SELECT id FROM envelopes "
+      "WHERE state = ? AND sort_at < ? LIMIT ?)"));
+  s.BindInt(1, static_cast<int>(EnvelopeState::kSucceeded));
+  s.BindInt(2, ToStoredMicros(cutoff));
+  s.BindInt(3, limit);
+  RETURN_IF_ERROR(s.Run());
+  return static_cast<int64_t>(writer_->Changes());
+}
+
+absl::Status SqliteStore::ForEachLive(const std::function<void(const LiveRow&)>& fn) {
+  // Reads only the (state, service_id, sort_at) index: no envelope row is touched.
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
+      "SELECT id, service_id, state, sort_at FROM envelopes INDEXED BY envelopes_by_state "
+      "WHERE state IN (?, ?)"));
+  s.BindInt(1, static_cast<int>(EnvelopeState::kScheduled));
+  s.BindInt(2, static_cast<int>(EnvelopeState::kLeased));
+  LiveRow row;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    row.id = s.ColumnInt(0);
+    auto name = service_names_.find(s.ColumnInt(1));
+    row.service = name == service_names_.end() ? std::string() : name->second;
+    row.state = static_cast<EnvelopeState>(s.ColumnInt(2));
+    row.at = FromStoredMicros(s.ColumnInt(3));
+    fn(row);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view service,
+                                                        absl::string_view message_id) {
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement s,
+                   reader_->Prepare(SelectSql(true, "WHERE s.name = ? AND e.message_id = ?")));
+  s.BindText(1, service);
+  s.BindText(2, message_id);
+  return ReadOne(s, /*with_payload=*/true);
+}
+
+absl::StatusOr<std::vector<ServiceCounts>> SqliteStore::CountByService() {
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(
+      "SELECT s.name, "
+      " (SELECT count(*) FROM envelopes WHERE state = 1 AND service_id = s.id), "
+      " (SELECT count(*) FROM envelopes WHERE state = 2 AND service_id = s.id), "
+      " (SELECT count(*) FROM envelopes WHERE state = 3 AND service_id = s.id), "
+      " (SELECT min(sort_at) FROM envelopes WHERE state = 3 AND service_id = s.id) "
+      "FROM services s ORDER BY s.name"));
+  std::vector<ServiceCounts> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    ServiceCounts c;
+    c.service = s.ColumnText(0);
+    c.scheduled = s.ColumnInt(1);
+    c.leased = s.ColumnInt(2);
+    c.dead = s.ColumnInt(3);
+    if (!s.ColumnIsNull(4)) c.oldest_dead_lettered_at = FromStoredMicros(s.ColumnInt(4));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<ListPage> SqliteStore::List(const ListQuery& q) {
+  absl::MutexLock lock(&read_mu_);
+  std::string where = "WHERE e.state = ?1 AND (e.sort_at > ?2 OR (e.sort_at = ?2 AND e.id > ?3))";
+  if (!q.service.empty()) absl::StrAppend(&where, " AND s.name = ?4");
+  absl::StrAppend(&where, " ORDER BY e.sort_at, e.id LIMIT ?5");
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(SelectSql(false, where)));
+  s.BindInt(1, static_cast<int>(q.state));
+  s.BindInt(2, ToStoredMicros(q.after_time));
+  s.BindInt(3, q.after_id);
+  if (!q.service.empty()) s.BindText(4, q.service);
+  s.BindInt(5, q.limit);
+  ListPage page;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    ASSIGN_OR_RETURN(Envelope e, RowToEnvelope(s, /*with_payload=*/false));
+    page.keys.push_back(ListKey{FromStoredMicros(s.ColumnInt(4)), e.id});
+    page.envelopes.push_back(std::move(e));
+  }
+  return page;
+}
+
+}  // namespace retryd

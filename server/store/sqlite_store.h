@@ -1,0 +1,82 @@
+// SqliteStore: the embedded default Store. One SQLite file in WAL mode with synchronous=FULL, so a
+// committed batch survives kill -9 and power loss; the schema is versioned (PRAGMA user_version)
+// and migrated at open.
+//
+// Layout: `services(id, name)` interns service names; `envelopes` holds one row per
+// (service, message_id) with its state and a `sort_at` time whose meaning follows the state
+// (next_retry_at, lease_expires_at, dead_lettered_at or completed_at), so one index
+// `(state, service_id, sort_at)` serves the schedule rebuild, DLQ listings and sweeps.
+//
+// Threading: the write side runs on one thread at a time (see Store); the read side has its own
+// connection behind a mutex.
+#ifndef RETRYD_SERVER_STORE_SQLITE_STORE_H_
+#define RETRYD_SERVER_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/sqlite_db.h"
+#include "server/store/store.h"
+
+namespace retryd {
+
+class SqliteStore final : public Store {
+ public:
+  // The schema version this build writes.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
+  // schema. FAILED_PRECONDITION if the file was written by a newer schema.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& data_dir);
+
+  absl::Status Begin() override;
+  absl::Status Commit() override;
+  void Rollback() override;
+  absl::Status BeginOp() override;
+  absl::Status EndOp(bool keep) override;
+
+  absl::StatusOr<std::optional<Envelope>> FindByKey(absl::string_view service,
+                                                    absl::string_view message_id,
+                                                    bool with_payload) override;
+  absl::StatusOr<std::optional<Envelope>> FindById(int64_t id, bool with_payload) override;
+  absl::Status Insert(Envelope* e) override;
+  absl::Status Update(const Envelope& e) override;
+  absl::Status DropPayload(int64_t id) override;
+  absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) override;
+  absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override;
+
+  absl::StatusOr<std::optional<Envelope>> Get(absl::string_view service,
+                                              absl::string_view message_id) override;
+  absl::StatusOr<std::vector<ServiceCounts>> CountByService() override;
+  absl::StatusOr<ListPage> List(const ListQuery& query) override;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  SqliteStore(std::string path, std::unique_ptr<sqlite::Database> writer,
+              std::unique_ptr<sqlite::Database> reader)
+      : path_(std::move(path)), writer_(std::move(writer)), reader_(std::move(reader)) {}
+
+  absl::Status PrepareWriterStatements();
+  // The id of `service` in `services`, inserted on first use.
+  absl::StatusOr<int64_t> ServiceId(absl::string_view service);
+  absl::StatusOr<std::optional<Envelope>> ReadOne(sqlite::Statement& stmt, bool with_payload);
+
+  const std::string path_;
+  // Write side: used by one thread at a time, so unguarded.
+  std::unique_ptr<sqlite::Database> writer_;
+  absl::flat_hash_map<std::string, int64_t> service_ids_;
+  absl::flat_hash_map<int64_t, std::string> service_names_;
+  sqlite::Statement find_by_key_, find_by_key_payload_, find_by_id_, find_by_id_payload_;
+  sqlite::Statement insert_, update_, drop_payload_, insert_service_;
+  sqlite::Statement savepoint_, release_, rollback_to_;
+
+  absl::Mutex read_mu_;
+  std::unique_ptr<sqlite::Database> reader_ ABSL_GUARDED_BY(read_mu_);
+};
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_STORE_SQLITE_STORE_H_

@@ -1,0 +1,108 @@
+// The Store interface: durable home of every envelope, shaped by the domain's sets (scheduled,
+// leased, dead-lettered, succeeded). SqliteStore is the real one; the interface is the seam for a
+// future shared engine (PostgreSQL) and for fault injection, not a way around the real thing.
+//
+// Threading: the write side (Begin/Commit/op methods) is used by one thread at a time — the
+// engine's writer, which batches many requests into one transaction (group commit). The read side
+// may be called from any thread concurrently with the writer and sees committed data only.
+#ifndef RETRYD_SERVER_STORE_STORE_H_
+#define RETRYD_SERVER_STORE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/core/envelope.h"
+
+namespace retryd {
+
+// One live (scheduled or leased) envelope, as the schedule needs it at start-up.
+struct LiveRow {
+  int64_t id = 0;
+  std::string service;
+  EnvelopeState state = EnvelopeState::kUnspecified;
+  absl::Time at;  // next_retry_at when scheduled, lease_expires_at when leased.
+};
+
+// Envelope counts of one service by state, plus its oldest dead letter.
+struct ServiceCounts {
+  std::string service;
+  int64_t scheduled = 0;
+  int64_t leased = 0;
+  int64_t dead = 0;
+  absl::Time oldest_dead_lettered_at = absl::InfinitePast();  // InfinitePast: no dead letter.
+};
+
+// A page of envelopes of one state in (sort time, id) order, starting after a key.
+struct ListQuery {
+  EnvelopeState state = EnvelopeState::kDeadLettered;
+  std::string service;  // Empty: every service.
+  // Keyset position: rows strictly after (after_time, after_id). InfinitePast: from the start.
+  absl::Time after_time = absl::InfinitePast();
+  int64_t after_id = 0;
+  int limit = 50;
+};
+
+// Where a listing row sits in its order; the key of the next page.
+struct ListKey {
+  absl::Time time;
+  int64_t id = 0;
+};
+
+struct ListPage {
+  std::vector<Envelope> envelopes;  // Without payloads.
+  std::vector<ListKey> keys;        // keys[i] is the position of envelopes[i].
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- Write side (one thread at a time) ----
+
+  // Opens the batch transaction.
+  [[nodiscard]] virtual absl::Status Begin() = 0;
+  // Commits the batch; returns only once it is durable. On error the batch is rolled back.
+  [[nodiscard]] virtual absl::Status Commit() = 0;
+  // Abandons the batch.
+  virtual void Rollback() = 0;
+  // Operation boundaries inside a batch, so one failed request does not undo the others.
+  [[nodiscard]] virtual absl::Status BeginOp() = 0;
+  // Keeps (keep = true) or undoes the operation's writes.
+  [[nodiscard]] virtual absl::Status EndOp(bool keep) = 0;
+
+  // Looks an envelope up by its idempotency key or row id; nullopt when absent.
+  virtual absl::StatusOr<std::optional<Envelope>> FindByKey(absl::string_view service,
+                                                            absl::string_view message_id,
+                                                            bool with_payload) = 0;
+  virtual absl::StatusOr<std::optional<Envelope>> FindById(int64_t id, bool with_payload) = 0;
+  // Stores a new envelope and sets e->id. ALREADY_EXISTS if the key is taken.
+  [[nodiscard]] virtual absl::Status Insert(Envelope* e) = 0;
+  // Rewrites every field of a stored envelope but its payload.
+  [[nodiscard]] virtual absl::Status Update(const Envelope& e) = 0;
+  // Drops the payload of a stored envelope (it succeeded; only its key is still needed).
+  [[nodiscard]] virtual absl::Status DropPayload(int64_t id) = 0;
+  // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`; returns how many.
+  virtual absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) = 0;
+
+  // Calls `fn` for every scheduled and leased envelope (start-up rebuild).
+  [[nodiscard]] virtual absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) = 0;
+
+  // ---- Read side (any thread; committed data) ----
+
+  virtual absl::StatusOr<std::optional<Envelope>> Get(absl::string_view service,
+                                                      absl::string_view message_id) = 0;
+  // Every known service with its counts, ordered by name.
+  virtual absl::StatusOr<std::vector<ServiceCounts>> CountByService() = 0;
+  virtual absl::StatusOr<ListPage> List(const ListQuery& query) = 0;
+};
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_STORE_STORE_H_

@@ -1,0 +1,162 @@
+#include "tests/testing/server_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace retryd::testing {
+
+std::string MakeTempDir() {
+  const char* base = getenv("TMPDIR");
+  std::string tmpl = absl::StrCat(base != nullptr ? base : "/tmp", "/retryd-test-XXXXXX");
+  char* made = mkdtemp(tmpl.data());
+  return made != nullptr ? std::string(made) : std::string();
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
+    const std::string& dir, const std::string& config_json, std::vector<std::string> extra_args) {
+  std::unique_ptr<ServerProcess> p(new ServerProcess());
+  p->dir_ = dir;
+  p->log_path_ = dir + "/retryd.log";
+  p->args_ = {"--data-dir", dir + "/data", "--grpc-addr", "127.0.0.1:0"};
+  if (!config_json.empty()) {
+    const std::string config_path = dir + "/retryd.json";
+    WriteFile(config_path, config_json);
+    p->args_.push_back("--config");
+    p->args_.push_back(config_path);
+  }
+  for (std::string& a : extra_args) p->args_.push_back(std::move(a));
+  absl::Status s = p->Launch();
+  if (!s.ok()) return s;
+  return p;
+}
+
+ServerProcess::~ServerProcess() { Kill(); }
+
+std::string ServerProcess::log() const { return ReadFile(log_path_); }
+
+absl::Status ServerProcess::Launch() {
+  const char* bin = getenv("RETRYD_BIN");
+  if (bin == nullptr) return absl::FailedPreconditionError("RETRYD_BIN is not set");
+  const size_t log_offset = ReadFile(log_path_).size();
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDERR_FILENO);
+      dup2(fd, STDOUT_FILENO);
+    }
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(bin));
+    for (std::string& a : args_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin, argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    const std::string log = ReadFile(log_path_).substr(log_offset);
+    const size_t started = log.find("\"event\":\"server_started\"");
+    if (started != std::string::npos) {
+      const size_t key = log.find("\"grpc_port\":", started);
+      int port = 0;
+      if (key != std::string::npos) {
+        const size_t begin = key + 12;
+        const size_t end = log.find_first_not_of("0123456789", begin);
+        if (absl::SimpleAtoi(log.substr(begin, end - begin), &port) && port > 0) {
+          port_ = port;
+          return absl::OkStatus();
+        }
+      }
+    }
+    int wstatus = 0;
+    if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(absl::StrCat("retryd exited during start-up:\n", log));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  Kill();
+  return absl::DeadlineExceededError(absl::StrCat("retryd did not start within 20s:\n", log()));
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int wstatus = 0;
+  waitpid(pid_, &wstatus, 0);
+  pid_ = -1;
+}
+
+absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("not running");
+  kill(pid_, SIGTERM);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int wstatus = 0;
+    if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+      return absl::InternalError(absl::StrCat("retryd died from signal ", WTERMSIG(wstatus)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  Kill();
+  return absl::DeadlineExceededError("retryd did not exit after SIGTERM; killed");
+}
+
+absl::Status ServerProcess::Restart() {
+  if (pid_ > 0) return absl::FailedPreconditionError("still running");
+  return Launch();
+}
+
+std::unique_ptr<v1::RetryService::Stub> ServerProcess::RetryStub() const {
+  return v1::RetryService::NewStub(
+      grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
+}
+
+std::unique_ptr<v1::AdminService::Stub> ServerProcess::AdminStub() const {
+  return v1::AdminService::NewStub(
+      grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
+}
+
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return ctx;
+}
+
+}  // namespace retryd::testing
