@@ -11,7 +11,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
-#include "server/core/classifier.h"
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
 
@@ -37,7 +36,8 @@ absl::Status Invalid(absl::string_view path, absl::string_view what) {
 // The range checks: OK when lo <= v <= hi (NaN never is), else "<path>: must be between lo and
 // hi, got v<note>".
 template <typename T, typename F>
-absl::Status CheckRange(absl::string_view path, T v, T lo, T hi, F fmt, absl::string_view note = "") {
+absl::Status CheckRange(absl::string_view path, T v, T lo, T hi, F fmt,
+                        absl::string_view note = "") {
   if (v >= lo && v <= hi) return absl::OkStatus();
   return Invalid(path, absl::StrCat("must be between ", fmt(lo), " and ", fmt(hi), ", got ",
                                     fmt(v), note));
@@ -82,7 +82,9 @@ absl::Status ReadNonNegativeDuration(absl::string_view path, bool has,
                                      const google::protobuf::Duration& d, absl::Duration* out) {
   if (!has) return absl::OkStatus();
   const absl::Duration v = DurationFromProto(d);
-  if (v < absl::ZeroDuration()) return Invalid(path, absl::StrCat("must not be negative, got ", Fmt(v)));
+  if (v < absl::ZeroDuration()) {
+    return Invalid(path, absl::StrCat("must not be negative, got ", Fmt(v)));
+  }
   *out = v;
   return absl::OkStatus();
 }

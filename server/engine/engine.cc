@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "server/core/decider.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
@@ -155,7 +156,7 @@ class Engine::LeaseOp final : public Engine::Op {
       popped.push_back(entry);
       const absl::Time due = e.next_retry_at;
       e.state = EnvelopeState::kLeased;
-      e.lease_token = engine.NewLeaseToken(e.id);
+      e.lease_token = engine.NewLeaseToken(e);
       e.lease_expires_at = now + args_.visibility_timeout;
       e.updated_at = now;
       status = engine.store_->Update(e);
@@ -594,23 +595,30 @@ void Engine::RemoveLease(int64_t id, const std::string& service) {
   if (leases_.erase(id) > 0) Service(service).leased--;
 }
 
-std::string Engine::NewLeaseToken(int64_t id) {
-  return absl::StrFormat("%d.%016x%016x", id, rng_->Next64(), rng_->Next64());
+std::string Engine::NewLeaseToken(const Envelope& e) {
+  // "<id>.<attempts made>.<128 random bits>": the id finds the row; the attempt tells a token
+  // that was superseded (its lease expired and the envelope moved on) from one never issued.
+  return absl::StrFormat("%d.%d.%016x%016x", e.id, e.attempt, rng_->Next64(), rng_->Next64());
 }
 
 absl::StatusOr<Envelope> Engine::LoadLeased(const std::string& token) {
-  const size_t dot = token.find('.');
+  const std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   int64_t id = 0;
-  if (dot == std::string::npos || !absl::SimpleAtoi(token.substr(0, dot), &id)) {
+  int attempt = 0;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &id) ||
+      !absl::SimpleAtoi(parts[1], &attempt)) {
     return LeaseNotFound();
   }
   ASSIGN_OR_RETURN(std::optional<Envelope> e, store_->FindById(id, false));
-  if (!e.has_value() || e->lease_token != token) return LeaseNotFound();
-  if (e->state != EnvelopeState::kLeased) {
+  if (!e.has_value()) return LeaseNotFound();
+  const bool current = e->lease_token == token;
+  const bool superseded = !current && attempt < e->attempt;
+  if ((current && e->state != EnvelopeState::kLeased) || superseded) {
     return absl::FailedPreconditionError(
         "lease_token: the lease expired (LEASE_EXPIRED); the envelope was decided again and "
         "will be leased anew");
   }
+  if (!current) return LeaseNotFound();
   return std::move(*e);
 }
 

@@ -143,7 +143,7 @@ class Engine {
   void Schedule(const Envelope& e);
   void AddLease(const Envelope& e);
   void RemoveLease(int64_t id, const std::string& service);
-  std::string NewLeaseToken(int64_t id);
+  std::string NewLeaseToken(const Envelope& e);
   // Loads the envelope a lease token names; FAILED_PRECONDITION unless it is leased under exactly
   // this token.
   absl::StatusOr<Envelope> LoadLeased(const std::string& token);

@@ -101,7 +101,8 @@ TEST(BackoffTest, JitteredDelaysAreExactForScriptedRandomValues) {
       // base × (1 + (−0.25 + 0.5 × u)).
       {"proportional u=0", proportional, 1, absl::ZeroDuration(), 0.0, absl::Milliseconds(1500)},
       {"proportional u=.5", proportional, 2, absl::ZeroDuration(), 0.5, absl::Seconds(6)},
-      {"proportional u=.75", proportional, 3, absl::ZeroDuration(), 0.75, absl::Milliseconds(20250)},
+      {"proportional u=.75", proportional, 3, absl::ZeroDuration(), 0.75,
+       absl::Milliseconds(20250)},
       {"proportional capped", proportional, 5, absl::ZeroDuration(), 0.75, s120},
       {"proportional below cap", proportional, 5, absl::ZeroDuration(), 0.25, absl::Seconds(105)},
   };
