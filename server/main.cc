@@ -203,7 +203,9 @@ int Serve(const v1::ServerConfig& cfg) {
   }
   (*engine)->StopParking();
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  LogEvent(LogLevel::kDebug, "rpcs_drained");
   (*engine)->Stop();
+  LogEvent(LogLevel::kDebug, "store_flushed");
   server->Wait();
   LogEvent(LogLevel::kInfo, "server_stopped");
   return 0;
