@@ -39,16 +39,27 @@ Statement::~Statement() {
   if (stmt_ != nullptr) sqlite3_finalize(stmt_);
 }
 
-void Statement::BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+// SQLite refuses (SQLITE_MISUSE) to bind to a statement that has been stepped and not reset, and
+// the Bind methods return nothing, so each one resets first (keeping the other bindings); this is
+// what makes "reset by the next Bind after Step" hold.
+void Statement::BindInt(int i, int64_t v) {
+  sqlite3_reset(stmt_);
+  sqlite3_bind_int64(stmt_, i, v);
+}
 void Statement::BindText(int i, absl::string_view v) {
+  sqlite3_reset(stmt_);
   sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
 }
 void Statement::BindBlob(int i, absl::string_view v) {
+  sqlite3_reset(stmt_);
   // A zero-length blob must still be a blob, not NULL.
   sqlite3_bind_blob(stmt_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
                     SQLITE_TRANSIENT);
 }
-void Statement::BindNull(int i) { sqlite3_bind_null(stmt_, i); }
+void Statement::BindNull(int i) {
+  sqlite3_reset(stmt_);
+  sqlite3_bind_null(stmt_, i);
+}
 
 absl::StatusOr<bool> Statement::Step() {
   int rc = sqlite3_step(stmt_);

@@ -215,11 +215,24 @@ void SqliteStore::Rollback() {
   PrepareWriterStatements().IgnoreError();
 }
 
-absl::Status SqliteStore::BeginOp() { return savepoint_.Run(); }
+absl::Status SqliteStore::BeginOp() {
+  op_new_services_.clear();
+  return savepoint_.Run();
+}
 
 absl::Status SqliteStore::EndOp(bool keep) {
-  if (keep) return release_.Run();
+  if (keep) {
+    op_new_services_.clear();
+    return release_.Run();
+  }
   RETURN_IF_ERROR(rollback_to_.Run());
+  for (const std::string& name : op_new_services_) {
+    auto it = service_ids_.find(name);
+    if (it == service_ids_.end()) continue;
+    service_names_.erase(it->second);
+    service_ids_.erase(it);
+  }
+  op_new_services_.clear();
   return release_.Run();
 }
 
@@ -231,6 +244,7 @@ absl::StatusOr<int64_t> SqliteStore::ServiceId(absl::string_view service) {
   const int64_t id = writer_->LastInsertRowId();
   service_ids_.emplace(std::string(service), id);
   service_names_.emplace(id, std::string(service));
+  op_new_services_.emplace_back(service);
   return id;
 }
 

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -69,6 +70,9 @@ class SqliteStore final : public Store {
   std::unique_ptr<sqlite::Database> writer_;
   absl::flat_hash_map<std::string, int64_t> service_ids_;
   absl::flat_hash_map<int64_t, std::string> service_names_;
+  // Services first inserted by the current operation; EndOp(false) drops them from the cache, as
+  // their rows (and rowids, which SQLite may hand out again) are gone.
+  std::vector<std::string> op_new_services_;
   sqlite::Statement find_by_key_, find_by_key_payload_, find_by_id_, find_by_id_payload_;
   sqlite::Statement insert_, update_, drop_payload_, insert_service_;
   sqlite::Statement savepoint_, release_, rollback_to_;

@@ -84,7 +84,7 @@ class Store {
   virtual absl::StatusOr<std::optional<Envelope>> FindById(int64_t id, bool with_payload) = 0;
   // Stores a new envelope and sets e->id. ALREADY_EXISTS if the key is taken.
   [[nodiscard]] virtual absl::Status Insert(Envelope* e) = 0;
-  // Rewrites every field of a stored envelope but its payload.
+  // Rewrites every field of a stored envelope but its payload and created_at.
   [[nodiscard]] virtual absl::Status Update(const Envelope& e) = 0;
   // Drops the payload of a stored envelope (it succeeded; only its key is still needed).
   [[nodiscard]] virtual absl::Status DropPayload(int64_t id) = 0;
