@@ -33,6 +33,8 @@ TEST(HumanDurationTest, ReadableUnits) {
   EXPECT_EQ(HumanDuration(absl::Hours(2)), "2h");
   EXPECT_EQ(HumanDuration(absl::Hours(26) + absl::Minutes(3)), "26h3m");
   EXPECT_EQ(HumanDuration(-absl::Seconds(5)), "-5s");
+  EXPECT_EQ(HumanDuration(absl::Microseconds(36047)), "36ms");
+  EXPECT_EQ(HumanDuration(absl::Microseconds(250)), "250us");
 }
 
 TEST(HumanDurationTest, FromProto) {
@@ -44,8 +46,8 @@ TEST(HumanDurationTest, FromProto) {
 }
 
 TEST(ProtoDurationTest, RoundTripsIncludingNegative) {
-  for (const absl::Duration d : {absl::Milliseconds(1500), absl::Seconds(30), -absl::Milliseconds(1500),
-                                 absl::ZeroDuration()}) {
+  for (const absl::Duration d : {absl::Milliseconds(1500), absl::Seconds(30),
+                                 -absl::Milliseconds(1500), absl::ZeroDuration()}) {
     google::protobuf::Duration p;
     ToProtoDuration(d, &p);
     EXPECT_EQ(FromProtoDuration(p), d);
