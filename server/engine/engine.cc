@@ -25,6 +25,9 @@ int64_t WireSize(const Envelope& e) {
   return size;
 }
 
+// Logs a decision once it is written: dead letters at warn, schedules at debug (hot path).
+void LogDecision(const Envelope& e, const Decision& d, const Failure& failure);
+
 absl::Status LeaseNotFound() {
   return absl::FailedPreconditionError(
       "lease_token: unknown lease (LEASE_NOT_FOUND): it was never issued, or was already "
@@ -68,9 +71,17 @@ class Engine::ReportFailureOp final : public Engine::Op {
 
  private:
   absl::Status ApplyFirst(Engine& engine, absl::Time now) {
-    ASSIGN_OR_RETURN(std::optional<Envelope> existing,
-                     engine.store_->FindByKey(envelope_.service, envelope_.message_id, false));
-    if (existing.has_value()) {
+    // Decide as if new and insert; the insert itself tells a duplicate (the common case pays
+    // one index descent, not a lookup and an insert).
+    Envelope e = envelope_;
+    if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
+    e.created_at = now;
+    const Decision decision = engine.DecideFailure(e, std::max(e.attempt, 1), failure_, now);
+    const absl::Status inserted = engine.store_->Insert(&e);
+    if (absl::IsAlreadyExists(inserted)) {
+      ASSIGN_OR_RETURN(std::optional<Envelope> existing,
+                       engine.store_->FindByKey(envelope_.service, envelope_.message_id, false));
+      if (!existing.has_value()) return inserted;
       decision_ = DuplicateDecision(*existing);
       LogEvent(LogLevel::kDebug, "duplicate_failure")
           .Str("service", existing->service)
@@ -78,12 +89,10 @@ class Engine::ReportFailureOp final : public Engine::Op {
           .Int("attempt", existing->attempt);
       return absl::OkStatus();
     }
-    Envelope& e = envelope_;
-    if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
-    e.created_at = now;
-    decision_ = engine.DecideFailure(e, std::max(e.attempt, 1), failure_, now);
-    RETURN_IF_ERROR(engine.store_->Insert(&e));
+    RETURN_IF_ERROR(inserted);
+    decision_ = decision;
     engine.Schedule(e);
+    LogDecision(e, decision_, failure_);
     return absl::OkStatus();
   }
 
@@ -100,6 +109,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
     RETURN_IF_ERROR(engine.store_->Update(e));
     engine.RemoveLease(e.id, e.service);
     engine.Schedule(e);
+    LogDecision(e, decision_, failure_);
     return absl::OkStatus();
   }
 
@@ -282,6 +292,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const Policy
   RETURN_IF_ERROR(engine->Reload());
   engine->next_housekeeping_ = clock->Now();
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
+  engine->checkpointer_ = std::thread([e = engine.get()] { e->CheckpointLoop(); });
   return engine;
 }
 
@@ -371,6 +382,31 @@ void Engine::Stop() {
     stopped_ = true;
   }
   if (writer_.joinable()) writer_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    writer_done_ = true;
+  }
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void Engine::CheckpointLoop() {
+  int64_t checkpointed = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return writer_done_; };
+      mu_.AwaitWithTimeout(absl::Condition(&done), options_.checkpoint_interval);
+      if (writer_done_) break;
+    }
+    const int64_t commits = commits_.load(std::memory_order_relaxed);
+    if (commits == checkpointed) continue;
+    checkpointed = commits;
+    absl::Status s = store_->CheckpointWal();
+    if (!s.ok()) LogEvent(LogLevel::kWarn, "checkpoint_failed").Str("error", s.ToString());
+  }
+  // A last checkpoint after the writer's final commit keeps the log short for the next start.
+  absl::Status s = store_->CheckpointWal();
+  if (!s.ok()) LogEvent(LogLevel::kWarn, "checkpoint_failed").Str("error", s.ToString());
 }
 
 void Engine::WriterLoop() {
@@ -462,7 +498,24 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       }
       next_housekeeping_ = now + options_.housekeeping_interval;
     }
+    const absl::Time applied = clock_->Now();
     absl::Status commit = store_->Commit();
+    const absl::Time commit_done = clock_->Now();
+    if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
+    figures_.batches++;
+    figures_.ops += static_cast<int64_t>(ops.size());
+    figures_.apply += applied - now;
+    figures_.commit += commit_done - applied;
+    if (figures_.since == absl::InfinitePast()) figures_.since = now;
+    if (commit_done - figures_.since >= absl::Seconds(10)) {
+      LogEvent(LogLevel::kInfo, "writer_stats")
+          .Int("batches", figures_.batches)
+          .Double("ops_per_batch", static_cast<double>(figures_.ops) / figures_.batches)
+          .Double("apply_ms_per_batch", absl::ToDoubleMilliseconds(figures_.apply) / figures_.batches)
+          .Double("commit_ms_per_batch",
+                  absl::ToDoubleMilliseconds(figures_.commit) / figures_.batches);
+      figures_ = WriterFigures();
+    }
     if (!commit.ok()) {
       LogEvent(LogLevel::kError, "commit_failed").Str("error", commit.ToString());
       absl::Status reload = Reload();
@@ -539,6 +592,7 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
       // The token is kept, so a late report is told the lease expired.
       d = DecideFailure(*e, e->attempt + 1, failure, now);
       s = store_->Update(*e);
+      if (s.ok()) LogDecision(*e, d, failure);
     } else if (!found.ok()) {
       s = found.status();
     }
@@ -657,17 +711,14 @@ Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure,
     e.state = EnvelopeState::kDeadLettered;
     e.dead_letter_reason = d.reason;
     e.dead_lettered_at = now;
-    LogEvent(LogLevel::kWarn, "dead_lettered")
-        .Str("service", e.service)
-        .Str("message_id", e.message_id)
-        .Str("trace_id", e.trace_id)
-        .Int("attempt", e.attempt)
-        .Str("error_code", failure.error_code)
-        .Str("error_class", std::string(ErrorClassName(d.error_class)))
-        .Str("decision", "dead_lettered")
-        .Str("reason", std::string(DeadLetterReasonName(d.reason)));
   }
   d.state = e.state;
+  return d;
+}
+
+namespace {
+
+void LogDecision(const Envelope& e, const Decision& d, const Failure& failure) {
   if (d.kind == DecisionKind::kScheduled) {
     LogEvent(LogLevel::kDebug, "retry_scheduled")
         .Str("service", e.service)
@@ -677,9 +728,20 @@ Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure,
         .Str("error_code", failure.error_code)
         .Str("decision", "scheduled")
         .Double("delay_seconds", absl::ToDoubleSeconds(d.delay));
+    return;
   }
-  return d;
+  LogEvent(LogLevel::kWarn, "dead_lettered")
+      .Str("service", e.service)
+      .Str("message_id", e.message_id)
+      .Str("trace_id", e.trace_id)
+      .Int("attempt", e.attempt)
+      .Str("error_code", failure.error_code)
+      .Str("error_class", std::string(ErrorClassName(d.error_class)))
+      .Str("decision", "dead_lettered")
+      .Str("reason", std::string(DeadLetterReasonName(d.reason)));
 }
+
+}  // namespace
 
 void Engine::PublishStats() {
   if (dirty_stats_.empty()) return;

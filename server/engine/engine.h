@@ -9,6 +9,7 @@
 #ifndef RETRYD_SERVER_ENGINE_ENGINE_H_
 #define RETRYD_SERVER_ENGINE_ENGINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -43,6 +44,9 @@ struct EngineOptions {
   int max_expirations_per_batch = 1000;
   // How often forgotten succeeded envelopes are deleted.
   absl::Duration housekeeping_interval = absl::Minutes(1);
+  // How often committed data is checkpointed from the log into the store's main file, off the
+  // commit path.
+  absl::Duration checkpoint_interval = absl::Milliseconds(200);
 };
 
 struct LeaseArgs {
@@ -130,6 +134,8 @@ class Engine {
 
   void Submit(std::unique_ptr<Op> op);
   void WriterLoop();
+  // Checkpoints the store's log in the background while there are new commits.
+  void CheckpointLoop();
   // Applies one batch of queued ops (plus due lease expiries and servable long-polls) in one
   // transaction and answers them.
   void RunBatch(std::vector<std::unique_ptr<Op>> ops);
@@ -164,18 +170,29 @@ class Engine {
   MinHeap lease_expiry_;
   absl::Time next_housekeeping_ = absl::InfinitePast();
   absl::flat_hash_map<std::string, bool> dirty_stats_;
+  // Writer figures since the last `writer_stats` log line (debug level, every 10 s).
+  struct WriterFigures {
+    int64_t batches = 0;
+    int64_t ops = 0;
+    absl::Duration apply = absl::ZeroDuration();
+    absl::Duration commit = absl::ZeroDuration();
+    absl::Time since = absl::InfinitePast();
+  } figures_;
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Op>> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_parking_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // The writer made its last commit.
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
 
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);
 
+  std::atomic<int64_t> commits_{0};
   std::thread writer_;
+  std::thread checkpointer_;
 };
 
 }  // namespace retryd

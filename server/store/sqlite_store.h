@@ -53,6 +53,10 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<ServiceCounts>> CountByService() override;
   absl::StatusOr<ListPage> List(const ListQuery& query) override;
 
+  // Copies committed WAL frames into the database file (PASSIVE: never blocks the writer or
+  // readers). Thread-safe; the engine calls it from a background thread.
+  absl::Status CheckpointWal() override;
+
   const std::string& path() const { return path_; }
 
  private:
@@ -76,6 +80,9 @@ class SqliteStore final : public Store {
   sqlite::Statement find_by_key_, find_by_key_payload_, find_by_id_, find_by_id_payload_;
   sqlite::Statement insert_, update_, drop_payload_, insert_service_;
   sqlite::Statement savepoint_, release_, rollback_to_;
+
+  absl::Mutex checkpoint_mu_;
+  std::unique_ptr<sqlite::Database> checkpointer_ ABSL_GUARDED_BY(checkpoint_mu_);
 
   absl::Mutex read_mu_;
   std::unique_ptr<sqlite::Database> reader_ ABSL_GUARDED_BY(read_mu_);

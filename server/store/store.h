@@ -82,7 +82,8 @@ class Store {
                                                             absl::string_view message_id,
                                                             bool with_payload) = 0;
   virtual absl::StatusOr<std::optional<Envelope>> FindById(int64_t id, bool with_payload) = 0;
-  // Stores a new envelope and sets e->id. ALREADY_EXISTS if the key is taken.
+  // Stores a new envelope and sets e->id. ALREADY_EXISTS (and nothing written) if the key is
+  // taken.
   [[nodiscard]] virtual absl::Status Insert(Envelope* e) = 0;
   // Rewrites every field of a stored envelope but its payload and created_at.
   [[nodiscard]] virtual absl::Status Update(const Envelope& e) = 0;
@@ -93,6 +94,10 @@ class Store {
 
   // Calls `fn` for every scheduled and leased envelope (start-up rebuild).
   [[nodiscard]] virtual absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) = 0;
+
+  // Moves committed data from the log into the main file (for stores that have one). Any
+  // thread; must not block the writer.
+  [[nodiscard]] virtual absl::Status CheckpointWal() { return absl::OkStatus(); }
 
   // ---- Read side (any thread; committed data) ----
 
