@@ -64,8 +64,11 @@ TEST_F(RetryFlowTest, FirstFailureIsScheduledWithThePolicyDelay) {
 }
 
 TEST_F(RetryFlowTest, DueRetryIsLeasedThenSucceeds) {
+  v1::ReportFailureRequest req = FirstFailure("orders", "m-2");
+  req.mutable_failure()->mutable_retry_after()->set_seconds(2);  // Due in 2 s, not 0.2 s.
   v1::ReportFailureResponse resp;
-  ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "m-2"), &resp).ok());
+  ASSERT_TRUE(Report(*retry_, req, &resp).ok());
+  EXPECT_EQ(resp.decision().delay().seconds(), 2);  // Retry-After honored over the backoff.
   // Not due yet: an immediate lease gets nothing.
   v1::LeaseResponse early;
   ASSERT_TRUE(LeaseSome(*retry_, "orders", 10, absl::ZeroDuration(), &early).ok());
