@@ -47,6 +47,9 @@ struct EngineOptions {
   // How often committed data is checkpointed from the log into the store's main file, off the
   // commit path.
   absl::Duration checkpoint_interval = absl::Milliseconds(200);
+  // Longest wait for more requests before a batch starts, when fewer are queued than the last
+  // batch held (see WriterLoop). Zero disables gathering.
+  absl::Duration gather_window = absl::Microseconds(500);
 };
 
 struct LeaseArgs {
@@ -55,6 +58,9 @@ struct LeaseArgs {
   absl::Duration visibility_timeout = absl::Seconds(30);
   // Park until this time when nothing is due; InfinitePast or <= now answers at once.
   absl::Time wait_until = absl::InfinitePast();
+  // True once the caller has gone away (e.g. cancelled its long-poll). A parked lease whose
+  // caller is gone is dropped instead of served, so nothing is leased to nobody. Optional.
+  std::function<bool()> cancelled;
 };
 
 struct LeasedItem {
@@ -186,6 +192,7 @@ class Engine {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // The writer made its last commit.
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
+  size_t expected_batch_ ABSL_GUARDED_BY(mu_) = 0;
 
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);

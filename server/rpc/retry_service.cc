@@ -64,6 +64,8 @@ grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* c
                                              : absl::ZeroDuration();
   wait = std::min(wait, Remaining(ctx) - kDeadlineMargin);
   args.wait_until = wait > absl::ZeroDuration() ? now + wait : absl::InfinitePast();
+  // The context lives until the reactor finishes, which the engine does after the last check.
+  args.cancelled = [ctx] { return ctx->IsCancelled(); };
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   engine_->Lease(std::move(args),
                  [reactor, resp](absl::StatusOr<std::vector<LeasedItem>> items) {

@@ -2,6 +2,7 @@
 // when due -> success or failure with the token -> dead-lettered on exhaustion; PERMANENT at
 // once; duplicates; lease expiry and extension; long-polls.
 #include <memory>
+#include <thread>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -252,6 +253,29 @@ TEST_F(RetryFlowTest, LongPollWithNothingDueAnswersEmptyAfterTheWait) {
   EXPECT_EQ(leased.envelopes_size(), 0);
   EXPECT_GE(waited, absl::Milliseconds(900));
   EXPECT_LT(waited, absl::Seconds(3));
+}
+
+TEST_F(RetryFlowTest, CancelledLongPollDoesNotTakeTheEnvelope) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::LeaseRequest req;
+  req.set_service("orders");
+  req.mutable_wait_time()->set_seconds(10);
+  v1::LeaseResponse parked;
+  grpc::Status parked_status;
+  std::thread poller([&] { parked_status = retry_->Lease(&ctx, req, &parked); });
+  absl::SleepFor(absl::Milliseconds(300));  // Let it park.
+  ctx.TryCancel();
+  poller.join();
+  EXPECT_EQ(parked_status.error_code(), grpc::StatusCode::CANCELLED);
+
+  // The retry falls due after the cancel: it must go to a live worker, not the gone one.
+  v1::ReportFailureResponse resp;
+  ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "cancel-1"), &resp).ok());
+  v1::LeaseResponse leased = LeaseUntil(*retry_, "orders", 1, absl::Seconds(5));
+  ASSERT_EQ(leased.envelopes_size(), 1);
+  EXPECT_EQ(leased.envelopes(0).envelope().attempt(), 1);
+  EXPECT_EQ(leased.envelopes(0).envelope().history_size(), 1);  // No LEASE_EXPIRED attempt.
 }
 
 TEST_F(RetryFlowTest, LeaseHandsOutOldestFirstAndRespectsMaxMessages) {
