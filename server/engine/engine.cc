@@ -426,23 +426,10 @@ void Engine::WriterLoop() {
         mu_.AwaitWithTimeout(absl::Condition(&ready), std::min(timeout, absl::Seconds(1)));
       }
       kick_ = false;
-      // Group-commit gathering: the clients answered by the last commit usually send their next
-      // request within a fraction of a millisecond; waiting for them (briefly) makes one commit
-      // serve all in-flight requests instead of alternating halves.
-      const size_t target = std::min<size_t>(expected_batch_, options_.max_batch);
-      if (!queue_.empty() && queue_.size() < target && !stopping_ &&
-          options_.gather_window > absl::ZeroDuration()) {
-        auto gathered = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return queue_.size() >= target || stopping_;
-        };
-        mu_.AwaitWithTimeout(absl::Condition(&gathered), options_.gather_window);
-      }
       const size_t n = std::min<size_t>(queue_.size(), options_.max_batch);
       ops.reserve(n);
       for (size_t i = 0; i < n; ++i) ops.push_back(std::move(queue_[i]));
       queue_.erase(queue_.begin(), queue_.begin() + n);
-      // Next time, expect this batch's requests back plus those that queued behind it.
-      expected_batch_ = n + queue_.size();
       last = stopping_ && queue_.empty();
     }
     RunBatch(std::move(ops));

@@ -47,9 +47,6 @@ struct EngineOptions {
   // How often committed data is checkpointed from the log into the store's main file, off the
   // commit path.
   absl::Duration checkpoint_interval = absl::Milliseconds(200);
-  // Longest wait for more requests before a batch starts, when fewer are queued than the last
-  // batch held (see WriterLoop). Zero disables gathering.
-  absl::Duration gather_window = absl::Microseconds(500);
 };
 
 struct LeaseArgs {
@@ -192,7 +189,6 @@ class Engine {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // The writer made its last commit.
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
-  size_t expected_batch_ ABSL_GUARDED_BY(mu_) = 0;
 
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);
