@@ -5,6 +5,8 @@
 #   scripts/install-deps.sh build     compilers, headers and tools to build retryd and retryctl
 #   scripts/install-deps.sh test      build + what the test suite runs (default)
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
+#   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
+#                                     redis-benchmark), procps and python3
 set -euo pipefail
 
 mode="${1:-test}"
@@ -19,6 +21,9 @@ build_pkgs=(
 test_pkgs=(
   sqlite3 procps python3 curl
 )
+bench_pkgs=(
+  redis-server redis-tools procps python3
+)
 runtime_pkgs=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
@@ -29,8 +34,9 @@ case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
   list-runtime) printf '%s\n' "${runtime_pkgs[@]}"; exit 0 ;;
-  *) echo "usage: $0 build|test|runtime|list-runtime" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|bench|runtime|list-runtime" >&2; exit 2 ;;
 esac
 
 missing=()
