@@ -100,8 +100,8 @@ absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
         "grpc_addr ", cfg.grpc_addr(), " is not loopback and no auth is configured; pass "
         "--insecure-allow-remote to serve it unauthenticated"));
   }
-  ASSIGN_OR_RETURN(PolicySet unused_policies, PolicySetFromConfig(cfg));
-  ASSIGN_OR_RETURN(Limits unused_limits, LimitsFromProto(cfg.limits()));
+  RETURN_IF_ERROR(PolicySetFromConfig(cfg).status());
+  RETURN_IF_ERROR(LimitsFromProto(cfg.limits()).status());
   return cfg;
 }
 
