@@ -9,3 +9,6 @@ bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j2 --timeout 300
 # The Python and Go client libraries against the real retryd binary just built.
 bash scripts/test-clients.sh
+# Packaging: the Dockerfile matches CI's build, the runtime stage installs every library the
+# binaries load, and the Helm chart lints, renders and asserts (helm from the Go module proxy).
+bash scripts/test-packaging.sh

@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+# retryd container image: a Debian 12 builder that installs, builds and unit-tests exactly as CI
+# does (scripts/install-deps.sh, scripts/build.sh; see .ci/run -> scripts/test.sh), and a slim
+# Debian 12 runtime with only the shared libraries the binaries load (install-deps.sh runtime).
+#
+# There is no Docker engine on the project's machines: tests/packaging/check_dockerfile.py keeps
+# these steps identical to CI's, tests/packaging/check_runtime_libs.py checks that every library
+# the built binaries link against is installed by the runtime stage, and scripts/build-image.sh
+# builds this file for real with buildah (vfs storage, chroot isolation, no registry):
+#   bash scripts/build-image.sh            # -> localhost/retryd:dev
+#
+# BASE names the Debian 12 base image; build-image.sh passes a locally made one
+# (--build-arg BASE=localhost/debian:bookworm-slim). Both stages use it: the builder's compilers
+# and headers all come from install-deps.sh.
+ARG BASE=debian:bookworm-slim
+
+FROM ${BASE} AS build
+# Dependencies first, so the layer is reused while only sources change.
+COPY scripts/install-deps.sh /src/scripts/install-deps.sh
+RUN bash /src/scripts/install-deps.sh test
+COPY . /src
+WORKDIR /src
+# The build is CI's (scripts/test.sh): same script, same CMake options. Then the unit tests
+# (tests/server and tests/cli; the integration tests run in CI), then a stripped install.
+RUN bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON \
+ && for src in $(find tests/server tests/cli -name '*_test.cc' | sort); do \
+      t="build/tests/$(basename "$src" .cc)"; echo "== $t"; "$t" --gtest_brief=1 || exit 1; \
+    done \
+ && cmake --install build --prefix /out --strip
+
+FROM ${BASE}
+LABEL org.opencontainers.image.title="retryd" \
+      org.opencontainers.image.description="retry and dead-letter control plane (retryd server and retryctl CLI)" \
+      org.opencontainers.image.licenses="NOASSERTION"
+COPY scripts/install-deps.sh /tmp/install-deps.sh
+# Runtime libraries only (the script removes the apt lists in this mode); a fixed non-root
+# user 10001 (the Helm chart's runAsUser) owning the /data volume.
+RUN bash /tmp/install-deps.sh runtime && rm /tmp/install-deps.sh \
+ && groupadd --gid 10001 retryd \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /data --shell /usr/sbin/nologin retryd \
+ && install -d -o 10001 -g 10001 -m 0750 /data
+# Executables owned by root, run by retryd.
+COPY --from=build /out/bin/retryd /out/bin/retryctl /usr/local/bin/
+USER 10001:10001
+WORKDIR /data
+VOLUME ["/data"]
+# 50051 gRPC. 9464 is the metrics port the design reserves; this build has no exporter yet.
+EXPOSE 50051 9464
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/retryctl", "--server", "127.0.0.1:50051", "--timeout", "2s", "health"]
+# Exec form: retryd is PID 1 and receives SIGTERM itself (graceful drain, --shutdown-grace).
+ENTRYPOINT ["/usr/local/bin/retryd"]
+# A container is reached through its network namespace, so retryd listens on 0.0.0.0; this build
+# has neither bearer tokens nor TLS, so that needs --insecure-allow-remote, and retryd logs a
+# warning at start-up. Keep the port on a private network. A config file can be given with
+# RETRYD_CONFIG=/path or by replacing this CMD (flags override the file).
+CMD ["--grpc-addr=0.0.0.0:50051", "--data-dir=/data", "--insecure-allow-remote"]

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Packaging checks, without a Docker engine or a cluster (fresh Debian 12, as root):
+#   1. the Dockerfile builds the way CI does (tests/packaging/check_dockerfile.py), and the check
+#      catches drift (mutated copies must fail);
+#   2. every library the built binaries load is installed by the image's runtime stage
+#      (tests/packaging/check_runtime_libs.py, on build/server/retryd and build/client/cli/retryctl;
+#      they are built first if missing);
+#   3. helm/retryd: helm lint --strict and helm template for the defaults and for each values file
+#      (helm/retryd/ci/*-values.yaml, plus the PrometheusRule and dashboard ones rendered with test
+#      fixtures), assertions on the manifests (tests/packaging/check_chart.py), and the rendered
+#      ServerConfig accepted by `retryd --check-config`;
+#   4. what must fail does, with a clear message: schema typos and wrong types (helm lint),
+#      auth/TLS (not in this build), a termination grace shorter than the drain, and the
+#      PrometheusRule/dashboard before the observability issue's files exist.
+# Installs helm (HELM_VERSION, via the Go module proxy into build/tools/bin) and python3-yaml.
+# The real image build is separate and slow: scripts/build-image.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+helm_version="${HELM_VERSION:-v3.16.4}"
+tools="$root/build/tools/bin"
+helm="$tools/helm"
+# A helm built by `go install` has no version stamp and assumes Kubernetes 1.20; the chart needs
+# 1.24 or later (gRPC probes), so renders state the version explicitly.
+kube="${KUBE_VERSION:-1.30.0}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+t0=$(date +%s)
+pass=0
+say() { echo "== test-packaging: $*"; }
+ok() { pass=$((pass + 1)); echo "   ok: $*"; }
+die() { echo "FAIL: $*" >&2; exit 1; }
+
+# --- Tools ---------------------------------------------------------------------------------------
+need=()
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+command -v readelf >/dev/null || need+=(binutils)
+command -v git >/dev/null || need+=(git)
+if [ "${#need[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+if [ ! -x "$helm" ] || ! "$helm" version --short 2>/dev/null | grep -q "${helm_version%.*}"; then
+  command -v go >/dev/null || die "go is needed to install helm ($helm_version) from the Go module proxy"
+  say "installing helm $helm_version with go install (a few minutes the first time)"
+  GOBIN="$tools" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+fi
+"$helm" version --short
+
+# --- 1. Dockerfile vs CI -------------------------------------------------------------------------
+say "Dockerfile builds as CI does"
+python3 tests/packaging/check_dockerfile.py "$root"
+ok "check_dockerfile"
+# The check must catch drift: each mutated copy of the Dockerfile has to fail.
+mut="$work/mutant"
+mkdir -p "$mut"
+for f in .ci scripts tests .dockerignore; do ln -s "$root/$f" "$mut/$f"; done
+mutate() {  # mutate DESCRIPTION SED-EXPRESSION
+  sed -e "$2" Dockerfile >"$mut/Dockerfile"
+  cmp -s Dockerfile "$mut/Dockerfile" && die "mutation '$1' changed nothing (update the test)"
+  if python3 tests/packaging/check_dockerfile.py "$mut" >"$work/mut.out" 2>&1; then
+    die "check_dockerfile.py accepted a Dockerfile with $1"
+  fi
+  ok "rejects $1: $(head -1 "$work/mut.out")"
+}
+mutate "other CMake options" 's/build.sh -DRETRYD_BUILD_TESTS=ON/build.sh -DRETRYD_BUILD_TESTS=OFF/'
+mutate "its own cmake configure" 's|bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON|cmake -S . -B build -DRETRYD_BUILD_TESTS=ON \&\& cmake --build build|'
+mutate "another dependency mode" 's|install-deps.sh test|install-deps.sh build|'
+mutate "apt-get in the runtime stage" 's|bash /tmp/install-deps.sh runtime|apt-get install -y libsqlite3-0|'
+mutate "a root user" 's|^USER 10001:10001|USER root|'
+mutate "a shell-form entrypoint" 's|^ENTRYPOINT .*|ENTRYPOINT /usr/local/bin/retryd|'
+mutate "no unit tests" 's|tests/server tests/cli|tests/server|'
+
+# --- 2. Runtime libraries ------------------------------------------------------------------------
+say "runtime libraries (ldd of the built binaries vs install-deps.sh runtime)"
+if [ ! -x build/server/retryd ] || [ ! -x build/client/cli/retryctl ]; then
+  bash scripts/install-deps.sh test
+  bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON
+fi
+python3 tests/packaging/check_runtime_libs.py build/server/retryd build/client/cli/retryctl
+ok "check_runtime_libs"
+if RUNTIME_PKGS="$(bash scripts/install-deps.sh list-runtime | grep -v '^libsqlite3-0$' | tr '\n' ' ')" \
+    python3 tests/packaging/check_runtime_libs.py >"$work/libs.out" 2>&1; then
+  die "check_runtime_libs.py accepted a runtime list without libsqlite3-0"
+fi
+ok "rejects a runtime list without libsqlite3-0: $(grep -m1 FAIL "$work/libs.out")"
+
+# --- 3. Helm chart -------------------------------------------------------------------------------
+chart=helm/retryd
+render_and_check() {  # render_and_check CHART_DIR LABEL VALUES_FILE...
+  local dir="$1" label="$2"; shift 2
+  local vargs=() cargs=() f
+  for f in "$@"; do vargs+=(-f "$f"); cargs+=(--values "$f"); done
+  "$helm" lint --strict --kube-version "$kube" "$dir" "${vargs[@]}" >"$work/lint.out" 2>&1 \
+    || { cat "$work/lint.out"; die "helm lint --strict ($label)"; }
+  "$helm" template r "$dir" --namespace retryd --kube-version "$kube" "${vargs[@]}" >"$work/out.yaml" \
+    || die "helm template ($label)"
+  python3 tests/packaging/check_chart.py --chart "$dir" --manifests "$work/out.yaml" --release r \
+    --config-out "$work/retryd.json" "${cargs[@]}"
+  build/server/retryd --check-config --config "$work/retryd.json" >/dev/null 2>"$work/check.err" \
+    || { cat "$work/check.err"; die "retryd --check-config rejected the config rendered for $label"; }
+  ok "$label: lint --strict, template, assertions, retryd --check-config"
+}
+say "helm lint/template/assertions"
+render_and_check "$chart" "defaults"
+for v in "$chart"/ci/*-values.yaml; do
+  render_and_check "$chart" "$(basename "$v")" "$v"
+done
+# PrometheusRule and dashboard: their files are the observability issue's. Render them against a
+# copy of the chart holding test fixtures, and check that the real chart refuses them clearly.
+fx="$work/chart-with-fixtures/retryd"
+mkdir -p "$(dirname "$fx")" && cp -a "$chart" "$fx"
+cp tests/packaging/fixtures/retryd-rules.yaml tests/packaging/fixtures/retryd-dashboard.json "$fx/files/"
+render_and_check "$fx" "prometheusrule-values.yaml (fixture rules)" tests/packaging/values/prometheusrule-values.yaml
+render_and_check "$fx" "dashboard-values.yaml (fixture dashboard)" tests/packaging/values/dashboard-values.yaml
+
+# --- 4. What must fail ---------------------------------------------------------------------------
+say "refusals"
+expect_fail() {  # expect_fail LINT|TEMPLATE VALUES_FILE REGEX
+  local how="$1" v="$2" re="$3"
+  if [ "$how" = lint ]; then
+    "$helm" lint --strict --kube-version "$kube" "$chart" -f "$v" >"$work/fail.out" 2>&1 && die "helm lint accepted $v"
+  else
+    "$helm" template r "$chart" --kube-version "$kube" -f "$v" >"$work/fail.out" 2>&1 && die "helm template accepted $v"
+  fi
+  grep -Eq "$re" "$work/fail.out" || { cat "$work/fail.out"; die "$v failed without a message matching /$re/"; }
+  ok "$(basename "$v"): $(grep -Eo "$re" "$work/fail.out" | head -1)"
+}
+V=tests/packaging/values
+expect_fail lint "$V/bad-typo-values.yaml" "Additional property persistance is not allowed"
+expect_fail lint "$V/bad-nested-typo-values.yaml" "Additional property maxAttempt is not allowed"
+expect_fail lint "$V/bad-type-values.yaml" "grpcPort: Invalid type"
+expect_fail lint "$V/bad-duration-values.yaml" "shutdownGrace: Does not match pattern"
+expect_fail lint "$V/bad-replicas-values.yaml" "Additional property replicaCount is not allowed"
+expect_fail template "$V/auth-values.yaml" "bearer tokens are not supported by this retryd build yet"
+expect_fail template "$V/tls-values.yaml" "TLS is not supported by this retryd build yet"
+expect_fail template "$V/short-grace-values.yaml" "must be at least config.shutdownGrace"
+expect_fail template "$V/prometheusrule-values.yaml" "rules file files/retryd-rules.yaml is missing"
+expect_fail template "$V/dashboard-values.yaml" "dashboard file files/retryd-dashboard.json is missing"
+
+say "all $pass checks passed in $(($(date +%s) - t0)) s"
