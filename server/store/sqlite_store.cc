@@ -156,9 +156,14 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous=FULL"));
   RETURN_IF_ERROR(writer->Exec("PRAGMA foreign_keys=ON"));
   RETURN_IF_ERROR(writer->Exec("PRAGMA cache_size=-16384"));
-  // Checkpoints copy the WAL into the database file; CheckpointWal() runs them from another
-  // thread so commits never wait for one.
-  RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint=0"));
+  // Checkpoints copy the WAL into the database file. CheckpointWal() does most of that copying
+  // from another thread; the writer keeps SQLite's own auto-checkpoint (every 1000 pages) because
+  // only a checkpoint between the writer's transactions lets the WAL restart from its beginning
+  // (a background PASSIVE checkpoint never catches a writer that is always committing, and the
+  // WAL would grow without bound). Its share is small: the frames are mostly copied already.
+  RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint=1000"));
+  // After a restart the WAL file is truncated back to this size.
+  RETURN_IF_ERROR(writer->Exec("PRAGMA journal_size_limit=67108864"));
   RETURN_IF_ERROR(writer->Exec("PRAGMA temp_store=MEMORY"));
   RETURN_IF_ERROR(Migrate(*writer));
   ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> reader,

@@ -10,7 +10,11 @@
 #include <optional>
 #include <ostream>
 #include <set>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1093,6 +1097,38 @@ TEST_F(SqliteStoreTest, DeleteSucceededBeforeHonorsTheLimit) {
   ListQuery q;
   q.state = EnvelopeState::kSucceeded;
   EXPECT_THAT(ListAll(q), IsEmpty());
+}
+
+}  // namespace
+}  // namespace retryd
+
+namespace retryd {
+namespace {
+
+// The WAL must stay bounded while the background checkpointer runs against a writer that
+// commits all the time (a PASSIVE checkpoint alone never lets the WAL restart).
+TEST_F(SqliteStoreTest, WalStaysBoundedUnderContinuousCommitsWithBackgroundCheckpoints) {
+  std::atomic<bool> stop{false};
+  std::thread checkpointer([&] {
+    while (!stop) {
+      EXPECT_TRUE(store_->CheckpointWal().ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  const std::string payload(4096, 'p');  // At least one WAL page per commit.
+  for (int i = 0; i < 3000; ++i) {
+    Envelope e = MakeEnvelope("wal", "m" + std::to_string(i), EnvelopeState::kScheduled, At(i));
+    e.payload = payload;
+    ASSERT_TRUE(store_->Begin().ok());
+    ASSERT_TRUE(store_->Insert(&e).ok());
+    ASSERT_TRUE(store_->Commit().ok());
+  }
+  stop = true;
+  checkpointer.join();
+  // 3000 commits of 2+ pages would be 24 MB+ of WAL without restarts; SQLite's auto-checkpoint
+  // threshold is 1000 pages (4 MB).
+  const auto wal_bytes = std::filesystem::file_size(db_path() + "-wal");
+  EXPECT_LT(wal_bytes, 16u << 20) << "WAL grew to " << wal_bytes << " bytes";
 }
 
 }  // namespace
