@@ -58,7 +58,7 @@ def main(records_path, out_path):
             "noop_p99_ms": no.get("p99_ms"),
             "redis_ops_s": rd.get("throughput_ops_s"),
             "redis_p99_ms": rd.get("p99_ms"),
-            "cycle_s": cy.get("throughput_cycles_s"),
+            "cycle_s": cy.get("throughput_cycles_s") if cy.get("duration_s") else None,
             "cycle_pool_exhausted": cy.get("pool_exhausted"),
         }
         row["ratio_vs_noop"] = (row["retryd_ops_s"] / row["noop_ops_s"]

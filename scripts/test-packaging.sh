@@ -113,6 +113,7 @@ done
 # copy of the chart holding test fixtures, and check that the real chart refuses them clearly.
 fx="$work/chart-with-fixtures/retryd"
 mkdir -p "$(dirname "$fx")" && cp -a "$chart" "$fx"
+mkdir -p "$fx/files"  # git keeps no empty directories
 cp tests/packaging/fixtures/retryd-rules.yaml tests/packaging/fixtures/retryd-dashboard.json "$fx/files/"
 render_and_check "$fx" "prometheusrule-values.yaml (fixture rules)" tests/packaging/values/prometheusrule-values.yaml
 render_and_check "$fx" "dashboard-values.yaml (fixture dashboard)" tests/packaging/values/dashboard-values.yaml
