@@ -22,35 +22,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Sends one unary call with raw bytes; returns the status and fills `response`.
-grpc::Status RawCall(const std::string& address, const std::string& method,
-                     const std::string& request_bytes, std::string* response) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::Slice slice(request_bytes);
-  grpc::ByteBuffer req(&slice, 1);
-  grpc::ByteBuffer resp;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  grpc::Status status;
-  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
-    std::lock_guard<std::mutex> lock(mu);
-    status = s;
-    done = true;
-    cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return done; });
-  std::vector<grpc::Slice> slices;
-  if (status.ok() && resp.Dump(&slices).ok()) {
-    for (const auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return status;
-}
-
 // Runs the retryd binary with `args` and returns (exit code, stderr + stdout).
 std::pair<int, std::string> RunRetryd(const std::string& dir, std::vector<std::string> args) {
   const std::string out = dir + "/run.out";
@@ -161,7 +132,7 @@ TEST_F(LifecycleTest, ServesHealthAndReflection) {
     std::string request;  // HealthCheckRequest{service}: field 1, length-delimited.
     if (!service.empty()) request = std::string("\x0a", 1) + char(service.size()) + service;
     std::string response;
-    grpc::Status s = RawCall((*server)->address(), "/grpc.health.v1.Health/Check", request,
+    grpc::Status s = RawUnaryCall((*server)->address(), "/grpc.health.v1.Health/Check", request,
                              &response);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(response, std::string("\x08\x01", 2)) << "status SERVING for '" << service << "'";

@@ -67,6 +67,11 @@ class ServerProcess {
   int port_ = 0;
 };
 
+// Sends one unary call of `method` with raw request bytes (which need not be a valid message) and
+// a 5 s deadline; fills `response` with the raw response bytes.
+grpc::Status RawUnaryCall(const std::string& address, const std::string& method,
+                          const std::string& request_bytes, std::string* response);
+
 // A client context whose deadline is now + `timeout`.
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));
 
