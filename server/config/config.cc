@@ -168,7 +168,7 @@ absl::Status ClassificationFromProto(const v1::Classification& c, absl::string_v
 
 absl::Status BudgetFromProto(const v1::RetryBudget& b, absl::string_view path,
                              RetryBudgetSpec* out) {
-  out->enabled = b.enabled();
+  if (b.has_enabled()) out->enabled = b.enabled();
   RETURN_IF_ERROR(ReadDuration(Sub(path, "window"), b.has_window(), b.window(), absl::Seconds(1),
                                kDay, &out->window));
   if (b.has_ratio()) {

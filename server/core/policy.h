@@ -45,22 +45,30 @@ struct ClassificationRule {
 
 enum class BudgetExhaustedAction : int { kDefer = 1, kDeadLetter = 2 };
 
+// The retry budget (retry_budget.h). On by default, in the spirit of Finagle's retry budget:
+// retries may add 20 % to the first attempts of the last minute, with a floor of 600 a minute
+// (10 a second) so that a quiet service is never starved; past that, retries are deferred and
+// paced, not dropped.
 struct RetryBudgetSpec {
-  bool enabled = false;
+  bool enabled = true;
   absl::Duration window = absl::Seconds(60);
   double ratio = 0.2;
-  int64_t min_retries_per_window = 10;
+  int64_t min_retries_per_window = 600;
   BudgetExhaustedAction when_exhausted = BudgetExhaustedAction::kDefer;
 };
 
+// The circuit breaker (circuit_breaker.h). Off by default: it stops every retry of a service, and
+// its failure rate is only meaningful when workers report their first-attempt successes with
+// RecordOutcomes. The numbers follow resilience4j's defaults: 50 % failures over at least 100
+// calls, 60 s open, 10 trial calls (here: all must succeed), and a 10 min cap on the doubling.
 struct CircuitSpec {
   bool enabled = false;
   absl::Duration window = absl::Seconds(60);
   double failure_rate_threshold = 0.5;
-  int64_t minimum_calls = 20;
-  absl::Duration open_duration = absl::Seconds(30);
+  int64_t minimum_calls = 100;
+  absl::Duration open_duration = absl::Seconds(60);
   absl::Duration max_open_duration = absl::Minutes(10);
-  int half_open_trials = 3;
+  int half_open_trials = 10;
 };
 
 struct DeadLetterSpec {

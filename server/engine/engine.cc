@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
+#include "server/engine/engine_op.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
@@ -35,19 +36,6 @@ absl::Status LeaseNotFound() {
 }
 
 }  // namespace
-
-// One queued request. Apply runs on the writer thread inside the batch transaction, in its own
-// savepoint; it changes in-memory state only after its store writes succeeded. Finish answers the
-// caller once: with the commit's status, or with Apply's error.
-class Engine::Op {
- public:
-  virtual ~Op() = default;
-  virtual absl::Status Apply(Engine& engine, absl::Time now) = 0;
-  virtual void Finish(absl::Status status) = 0;
-  // True when Apply parked the op (a long-poll with nothing due); it is then neither finished
-  // nor committed.
-  bool parked = false;
-};
 
 class Engine::ReportFailureOp final : public Engine::Op {
  public:
@@ -82,6 +70,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
       ASSIGN_OR_RETURN(std::optional<Envelope> existing,
                        engine.store_->FindByKey(envelope_.service, envelope_.message_id, false));
       if (!existing.has_value()) return inserted;
+      engine.guards_.ReleaseRetry(e.service, now, decision);
       decision_ = DuplicateDecision(*existing);
       LogEvent(LogLevel::kDebug, "duplicate_failure")
           .Str("service", existing->service)
@@ -89,7 +78,11 @@ class Engine::ReportFailureOp final : public Engine::Op {
           .Int("attempt", existing->attempt);
       return absl::OkStatus();
     }
-    RETURN_IF_ERROR(inserted);
+    if (!inserted.ok()) {
+      engine.guards_.ReleaseRetry(e.service, now, decision);
+      return inserted;
+    }
+    RETURN_IF_ERROR(engine.OnFirstFailure(e, decision, now));
     decision_ = decision;
     engine.Schedule(e);
     LogDecision(e, decision_, failure_);
@@ -107,6 +100,8 @@ class Engine::ReportFailureOp final : public Engine::Op {
     e.lease_token.clear();  // Completed: the token is no longer usable.
     decision_ = engine.DecideFailure(e, e.attempt + 1, failure_, now);
     RETURN_IF_ERROR(engine.store_->Update(e));
+    RETURN_IF_ERROR(
+        engine.OnLeasedOutcome(e.service, e.id, /*success=*/false, decision_.error_class, now));
     engine.RemoveLease(e.id, e.service);
     engine.Schedule(e);
     LogDecision(e, decision_, failure_);
@@ -143,10 +138,13 @@ class Engine::LeaseOp final : public Engine::Op {
     if (caller_gone()) return absl::CancelledError("the caller cancelled the lease");
     ServiceState& svc = engine.Service(args_.service);
     const int64_t now_us = absl::ToUnixMicros(now);
+    // The circuit caps the count: nothing while OPEN, the trials left while HALF_OPEN.
+    ASSIGN_OR_RETURN(const int64_t allowance, engine.LeaseAllowance(args_.service, now));
+    const int64_t max_items = std::min<int64_t>(args_.max_messages, allowance);
     std::vector<HeapEntry> popped;
     int64_t bytes = 0;
     absl::Status status;
-    while (static_cast<int>(items_.size()) < args_.max_messages && !svc.schedule.empty() &&
+    while (static_cast<int64_t>(items_.size()) < max_items && !svc.schedule.empty() &&
            svc.schedule.top().first <= now_us) {
       const HeapEntry entry = svc.schedule.top();
       absl::StatusOr<std::optional<Envelope>> found = engine.store_->FindById(entry.second, true);
@@ -187,6 +185,9 @@ class Engine::LeaseOp final : public Engine::Op {
       parked = args_.wait_until > now;
       return absl::OkStatus();
     }
+    std::vector<int64_t> ids;
+    for (const LeasedItem& item : items_) ids.push_back(item.envelope.id);
+    engine.guards_.OnLeased(args_.service, ids);
     for (const LeasedItem& item : items_) {
       engine.AddLease(item.envelope);
       LogEvent(LogLevel::kDebug, "lease_granted")
@@ -236,6 +237,8 @@ class Engine::ReportSuccessOp final : public Engine::Op {
     e.lease_token.clear();
     RETURN_IF_ERROR(engine.store_->Update(e));
     RETURN_IF_ERROR(engine.store_->DropPayload(e.id));
+    RETURN_IF_ERROR(engine.OnLeasedOutcome(e.service, e.id, /*success=*/true,
+                                           ErrorClass::kUnspecified, now));
     engine.RemoveLease(e.id, e.service);
     LogEvent(LogLevel::kInfo, "retry_succeeded")
         .Str("service", e.service)
@@ -285,7 +288,12 @@ class Engine::ExtendLeaseOp final : public Engine::Op {
 
 Engine::Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
                EngineOptions options)
-    : store_(store), policies_(policies), clock_(clock), rng_(rng), options_(options) {}
+    : store_(store),
+      policies_(policies),
+      clock_(clock),
+      rng_(rng),
+      options_(options),
+      guards_(policies, clock->Now()) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const PolicySet* policies,
                                                       const Clock* clock, Random* rng,
@@ -311,9 +319,15 @@ absl::Status Engine::Reload() {
   // Collect first, then heapify each service at once: O(n) instead of n pushes.
   absl::flat_hash_map<std::string, std::vector<HeapEntry>> scheduled;
   std::vector<HeapEntry> expiries;
+  // The budgets' bookings are the schedule itself; the circuits are stored.
+  const absl::Time now = clock_->Now();
+  guards_.ClearBookings();
+  ASSIGN_OR_RETURN(std::vector<CircuitRecord> circuits, store_->LoadCircuits());
+  for (const CircuitRecord& c : circuits) guards_.RestoreCircuit(c);
   RETURN_IF_ERROR(store_->ForEachLive([&](const LiveRow& row) {
     const int64_t at = absl::ToUnixMicros(row.at);
     if (row.state == EnvelopeState::kScheduled) {
+      guards_.RestoreScheduled(row.service, now, row.at);
       scheduled[row.service].emplace_back(at, row.id);
     } else {
       leases_[row.id] = LeaseInfo{at, row.service};
@@ -441,9 +455,12 @@ void Engine::WriterLoop() {
 absl::Time Engine::NextWake(absl::Time now) const {
   int64_t wake = absl::ToUnixMicros(next_housekeeping_);
   if (!lease_expiry_.empty()) wake = std::min(wake, lease_expiry_.top().first);
+  wake = std::min(wake, absl::ToUnixMicros(guards_.NextTransition()));
   for (const auto& [name, svc] : services_) {
     if (svc.waiters.empty()) continue;
-    if (!svc.schedule.empty()) wake = std::min(wake, svc.schedule.top().first);
+    if (!svc.schedule.empty() && guards_.MayLease(name, now)) {
+      wake = std::min(wake, svc.schedule.top().first);
+    }
     for (const auto& w : svc.waiters) wake = std::min(wake, absl::ToUnixMicros(w->wait_until()));
   }
   return absl::FromUnixMicros(wake);
@@ -462,14 +479,15 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   bool waiters_servable = false;
   for (const auto& [name, svc] : services_) {
     if (!svc.waiters.empty() && !svc.schedule.empty() &&
-        svc.schedule.top().first <= absl::ToUnixMicros(now)) {
+        svc.schedule.top().first <= absl::ToUnixMicros(now) && guards_.MayLease(name, now)) {
       waiters_servable = true;
     }
   }
+  const bool circuits_due = guards_.NextTransition() <= now;
 
   std::vector<std::unique_ptr<Op>> committed;  // Applied; answered after the commit.
   std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
-  if (!ops.empty() || expiry_due || housekeeping_due || waiters_servable) {
+  if (!ops.empty() || expiry_due || housekeeping_due || waiters_servable || circuits_due) {
     absl::Status begin = store_->Begin();
     if (!begin.ok()) {
       for (auto& op : ops) op->Finish(begin);
@@ -491,6 +509,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
         committed.push_back(std::move(op));
       }
     }
+    AdvanceCircuits(now);
     ServeWaiters(now, &committed, /*force_empty=*/false);
     if (housekeeping_due) {
       absl::StatusOr<int64_t> deleted =
@@ -550,7 +569,8 @@ void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done
                           bool /*force_empty*/) {
   const int64_t now_us = absl::ToUnixMicros(now);
   for (auto& [name, svc] : services_) {
-    while (!svc.waiters.empty() && !svc.schedule.empty() && svc.schedule.top().first <= now_us) {
+    while (!svc.waiters.empty() && !svc.schedule.empty() && svc.schedule.top().first <= now_us &&
+           guards_.MayLease(name, now)) {
       std::unique_ptr<LeaseOp> waiter = std::move(svc.waiters.front());
       svc.waiters.pop_front();
       if (waiter->caller_gone()) {
@@ -598,6 +618,7 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
       // The token is kept, so a late report is told the lease expired.
       d = DecideFailure(*e, e->attempt + 1, failure, now);
       s = store_->Update(*e);
+      if (s.ok()) s = OnLeasedOutcome(e->service, e->id, false, ErrorClass::kTransient, now);
       if (s.ok()) LogDecision(*e, d, failure);
     } else if (!found.ok()) {
       s = found.status();
@@ -690,6 +711,7 @@ Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure,
   input.previous_delay = e.history.empty() ? absl::ZeroDuration() : e.history.back().delay;
   input.failure = failure;
   Decision d = Decide(policy, input, now, *rng_);
+  guards_.ApplyBudget(e.service, policy, e.first_seen_at, now, &d);
 
   e.attempt = d.attempt;
   e.max_attempts = policy.max_attempts;
@@ -750,6 +772,7 @@ void LogDecision(const Envelope& e, const Decision& d, const Failure& failure) {
 }  // namespace
 
 void Engine::PublishStats() {
+  guards_.Publish(clock_->Now());
   if (dirty_stats_.empty()) return;
   absl::MutexLock lock(&stats_mu_);
   for (const auto& [name, unused] : dirty_stats_) {

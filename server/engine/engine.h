@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <queue>
 #include <string>
@@ -25,8 +26,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 #include "server/core/policy_set.h"
+#include "server/core/service_guards.h"
 #include "server/store/store.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
@@ -103,6 +106,24 @@ class Engine {
   // Counts per known service.
   absl::flat_hash_map<std::string, ServiceStats> Stats() const;
 
+  // ---- Retry budget and circuit breaker (engine_guards.cc) ----
+
+  using CircuitCallback = std::function<void(absl::StatusOr<CircuitView>)>;
+  using GuardViewsCallback = std::function<void(std::map<std::string, GuardView>)>;
+
+  // Batched first-attempt counts: first attempts for the budget, successes for the circuit's
+  // window. Kept in memory only (see README "How backoff, budget and circuit work together").
+  void RecordOutcomes(std::string service, int64_t successes, int64_t failures,
+                      DoneCallback done);
+  // Sets a circuit override; stored with `note`, the caller's `peer` and the time. Answers the
+  // circuit after the change, once committed.
+  void SetCircuitOverride(std::string service, CircuitOverride mode, std::string note,
+                          std::string peer, CircuitCallback done);
+  // Every known service's circuit and budget left, computed on the writer thread.
+  void GuardViews(GuardViewsCallback done);
+  // Thread-safe, immediate: a service's circuit as of the last batch.
+  CircuitView Circuit(const std::string& service) const;
+
   // Shutdown, step 1: answers every parked long-poll with an empty list, and from now on Lease
   // answers at once.
   void StopParking();
@@ -116,6 +137,9 @@ class Engine {
   class LeaseOp;
   class ReportSuccessOp;
   class ExtendLeaseOp;
+  class RecordOutcomesOp;
+  class SetCircuitOverrideOp;
+  class GuardViewsOp;
 
   // (time in unix micros, envelope id), smallest first.
   using HeapEntry = std::pair<int64_t, int64_t>;
@@ -159,6 +183,18 @@ class Engine {
   // Applies a policy decision to `e` (attempt, history, state).
   Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
   void ExpireLeases(absl::Time now, int* changed);
+
+  // Guard hooks (engine_guards.cc), called inside an op's savepoint.
+  // A non-duplicate first failure: counts it for the budget and the circuit.
+  absl::Status OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now);
+  // A leased envelope's outcome (`success`, or a failure of class `error_class`).
+  absl::Status OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
+                               ErrorClass error_class, absl::Time now);
+  // How many envelopes of `service` Lease may hand out now (stores a due HALF_OPEN).
+  absl::StatusOr<int64_t> LeaseAllowance(const std::string& service, absl::Time now);
+  // Stores every due time-driven circuit transition (OPEN → HALF_OPEN), in its own savepoint.
+  void AdvanceCircuits(absl::Time now);
+  absl::Status SaveCircuit(const std::string& service);
   void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done, bool force_empty);
 
   Store* const store_;
@@ -173,6 +209,8 @@ class Engine {
   MinHeap lease_expiry_;
   absl::Time next_housekeeping_ = absl::InfinitePast();
   absl::flat_hash_map<std::string, bool> dirty_stats_;
+  // Budgets and circuits (writer thread, but for its thread-safe Snapshot()).
+  ServiceGuards guards_;
   // Writer figures since the last `writer_stats` log line (debug level, every 10 s).
   struct WriterFigures {
     int64_t batches = 0;

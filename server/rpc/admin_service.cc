@@ -1,6 +1,7 @@
 #include "server/rpc/admin_service.h"
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -49,12 +50,27 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
                                                          v1::ListServicesResponse* resp) {
   absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
   if (!counts.ok()) return FinishNow(ctx, counts.status());
+  // Budgets and circuits live on the engine's writer thread: ask it, then answer (the callback
+  // runs on the writer thread, so the store was read before).
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto stored = std::make_shared<std::vector<ServiceCounts>>(std::move(*counts));
+  engine_->GuardViews([this, reactor, resp, stored](std::map<std::string, GuardView> guards) {
+    FillServices(*stored, guards, resp);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+void AdminServiceImpl::FillServices(const std::vector<ServiceCounts>& counts,
+                                    const std::map<std::string, GuardView>& guards,
+                                    v1::ListServicesResponse* resp) {
   const absl::flat_hash_map<std::string, ServiceStats> live = engine_->Stats();
   const absl::Time now = clock_->Now();
-  // Services seen in traffic, plus those an exact-name policy names.
+  // Services seen in traffic or with a stored circuit, plus those an exact-name policy names.
   std::map<std::string, const ServiceCounts*> names;
-  for (const ServiceCounts& c : *counts) names[c.service] = &c;
+  for (const ServiceCounts& c : counts) names[c.service] = &c;
   for (const auto& [name, unused] : live) names.emplace(name, nullptr);
+  for (const auto& [name, unused] : guards) names.emplace(name, nullptr);
   for (const Policy& p : policies_->policies()) {
     if (IsValidServiceName(p.name) && p.name != "default") names.emplace(p.name, nullptr);
   }
@@ -78,10 +94,44 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
       DurationToProto(std::max(absl::ZeroDuration(), now - stored->oldest_dead_lettered_at),
                       s->mutable_oldest_dead_age());
     }
-    s->set_circuit_state(v1::CLOSED);
-    s->set_budget_remaining(-1);
+    auto guard = guards.find(name);
+    if (guard != guards.end()) {
+      s->set_circuit_state(static_cast<v1::CircuitState>(guard->second.circuit.state));
+      s->set_budget_remaining(guard->second.budget_remaining);
+    } else {
+      // Never seen by the engine: a CLOSED circuit and an untouched budget.
+      s->set_circuit_state(v1::CLOSED);
+      s->set_budget_remaining(policy.budget.enabled ? policy.budget.min_retries_per_window : -1);
+    }
   }
-  return FinishNow(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::SetCircuitOverride(
+    grpc::CallbackServerContext* ctx, const v1::SetCircuitOverrideRequest* req,
+    v1::SetCircuitOverrideResponse* resp) {
+  absl::Status valid = ValidateSetCircuitOverride(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const CircuitOverride mode = static_cast<CircuitOverride>(req->override());
+  std::string peer = ctx->peer();
+  engine_->SetCircuitOverride(
+      req->service(), mode, req->note(), peer,
+      [reactor, resp, mode, peer, service = req->service(), note = req->note()](
+          absl::StatusOr<CircuitView> view) {
+        // AUDIT: record this operator mutation once the audit log (issue #5) lands:
+        //   method "retryd.v1.AdminService/SetCircuitOverride", identity "anonymous" (no auth
+        //   identity yet), peer `peer`, target service `service`, note `note`,
+        //   detail CircuitOverrideName(mode), result view.status() (OK or its code).
+        // The override itself, with its note, peer and time, is already stored in `circuits`.
+        if (!view.ok()) {
+          reactor->Finish(ToGrpcStatus(view.status()));
+          return;
+        }
+        resp->set_state(static_cast<v1::CircuitState>(view->state));
+        resp->set_override(static_cast<v1::CircuitOverride>(view->override_mode));
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetEnvelope(grpc::CallbackServerContext* ctx,

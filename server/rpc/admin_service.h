@@ -1,8 +1,12 @@
 // AdminServiceImpl: the operator-facing gRPC service. Reads come from the store's read side and
-// the engine's live counts; methods that later issues complete (replay, purge, stats, groups,
-// circuit override, audit) answer UNIMPLEMENTED through the generated base class.
+// the engine's live counts and guards; methods that later issues complete (replay, purge, stats,
+// groups, audit) answer UNIMPLEMENTED through the generated base class.
 #ifndef RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 #define RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
+
+#include <map>
+#include <string>
+#include <vector>
 
 #include "retryd/v1/admin_service.grpc.pb.h"
 #include "server/core/policy_set.h"
@@ -30,8 +34,15 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListRetries(grpc::CallbackServerContext* ctx,
                                         const v1::ListRetriesRequest* req,
                                         v1::ListRetriesResponse* resp) override;
+  grpc::ServerUnaryReactor* SetCircuitOverride(grpc::CallbackServerContext* ctx,
+                                               const v1::SetCircuitOverrideRequest* req,
+                                               v1::SetCircuitOverrideResponse* resp) override;
 
  private:
+  // ListServices' body, once the engine answered the guards' views.
+  void FillServices(const std::vector<ServiceCounts>& counts,
+                    const std::map<std::string, GuardView>& guards,
+                    v1::ListServicesResponse* resp);
   // Shared by ListDeadLetters and ListRetries (state kDeadLettered or kScheduled).
   absl::Status ListEnvelopes(EnvelopeState state, absl::string_view kind, const v1::Filter& filter,
                              int32_t page_size, const std::string& page_token,

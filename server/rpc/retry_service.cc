@@ -67,8 +67,10 @@ grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* c
   // The context lives until the reactor finishes, which the engine does after the last check.
   args.cancelled = [ctx] { return ctx->IsCancelled(); };
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  Engine* engine = engine_;
   engine_->Lease(std::move(args),
-                 [reactor, resp](absl::StatusOr<std::vector<LeasedItem>> items) {
+                 [reactor, resp, engine, service = req->service()](
+                     absl::StatusOr<std::vector<LeasedItem>> items) {
                    if (!items.ok()) {
                      reactor->Finish(ToGrpcStatus(items.status()));
                      return;
@@ -80,7 +82,10 @@ grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* c
                      out->set_lease_token(item.lease_token);
                      TimeToProto(item.lease_expires_at, out->mutable_lease_expires_at());
                    }
-                   resp->set_circuit_state(v1::CLOSED);
+                   // Written by the batch that just answered: OPEN when nothing was handed out
+                   // for that reason.
+                   resp->set_circuit_state(static_cast<v1::CircuitState>(
+                       engine->Circuit(service).state));
                    reactor->Finish(grpc::Status::OK);
                  });
   return reactor;
@@ -121,9 +126,12 @@ grpc::ServerUnaryReactor* RetryServiceImpl::ExtendLease(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* RetryServiceImpl::RecordOutcomes(grpc::CallbackServerContext* ctx,
                                                            const v1::RecordOutcomesRequest* req,
                                                            v1::RecordOutcomesResponse* resp) {
-  // First-attempt counts feed the retry budget and the circuit breaker, which are off in every
-  // policy until those guards land; the counts are validated and accepted.
-  return FinishNow(ctx, ValidateRecordOutcomes(*req));
+  absl::Status valid = ValidateRecordOutcomes(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_->RecordOutcomes(req->service(), req->successes(), req->failures(),
+                          [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* RetryServiceImpl::GetCircuit(grpc::CallbackServerContext* ctx,
@@ -131,10 +139,11 @@ grpc::ServerUnaryReactor* RetryServiceImpl::GetCircuit(grpc::CallbackServerConte
                                                        v1::GetCircuitResponse* resp) {
   absl::Status valid = ValidateService("service", req->service());
   if (!valid.ok()) return FinishNow(ctx, valid);
-  // No policy enables the circuit breaker yet, so every circuit is CLOSED since start-up.
-  resp->set_state(v1::CLOSED);
-  TimeToProto(started_at_, resp->mutable_since());
-  resp->set_failure_rate(0);
+  const CircuitView v = engine_->Circuit(req->service());
+  resp->set_state(static_cast<v1::CircuitState>(v.state));
+  TimeToProto(v.since, resp->mutable_since());
+  TimeToProto(v.next_probe_at, resp->mutable_next_probe_at());
+  resp->set_failure_rate(v.failure_rate);
   return FinishNow(ctx, absl::OkStatus());
 }
 

@@ -176,6 +176,24 @@ absl::Status ValidateRecordOutcomes(const v1::RecordOutcomesRequest& req) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateSetCircuitOverride(const v1::SetCircuitOverrideRequest& req) {
+  RETURN_IF_ERROR(ValidateService("service", req.service()));
+  switch (req.override()) {
+    case v1::AUTO:
+    case v1::FORCE_OPEN:
+    case v1::FORCE_CLOSED:
+      break;
+    default:
+      return Invalid("override", absl::StrCat("must be AUTO, FORCE_OPEN or FORCE_CLOSED, got ",
+                                              static_cast<int>(req.override())));
+  }
+  if (req.note().size() > kMaxNoteBytes) {
+    return Invalid("note", absl::StrCat("must be at most ", kMaxNoteBytes, " bytes, got ",
+                                        req.note().size()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateGetEnvelope(const v1::GetEnvelopeRequest& req) {
   RETURN_IF_ERROR(ValidateService("service", req.service()));
   if (req.message_id().empty()) return Invalid("message_id", "is required");

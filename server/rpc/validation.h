@@ -4,6 +4,7 @@
 #ifndef RETRYD_SERVER_RPC_VALIDATION_H_
 #define RETRYD_SERVER_RPC_VALIDATION_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/status/status.h"
@@ -24,6 +25,8 @@ inline constexpr absl::Duration kMinVisibilityTimeout = absl::Seconds(1);
 inline constexpr absl::Duration kMaxVisibilityTimeout = absl::Hours(12);
 inline constexpr absl::Duration kDefaultVisibilityTimeout = absl::Seconds(30);
 inline constexpr absl::Duration kMaxWaitTime = absl::Seconds(20);
+// Longest operator note (audit log), in bytes.
+inline constexpr size_t kMaxNoteBytes = 1024;
 
 [[nodiscard]] absl::Status ValidateService(absl::string_view field, absl::string_view service);
 [[nodiscard]] absl::Status ValidateReportFailure(const v1::ReportFailureRequest& req,
@@ -33,6 +36,7 @@ inline constexpr absl::Duration kMaxWaitTime = absl::Seconds(20);
 [[nodiscard]] absl::Status ValidateExtendLease(const v1::ExtendLeaseRequest& req);
 [[nodiscard]] absl::Status ValidateRecordOutcomes(const v1::RecordOutcomesRequest& req);
 [[nodiscard]] absl::Status ValidateGetEnvelope(const v1::GetEnvelopeRequest& req);
+[[nodiscard]] absl::Status ValidateSetCircuitOverride(const v1::SetCircuitOverrideRequest& req);
 // page_size: negative is an error; returns the effective size (0 -> 50, >1000 -> 1000).
 [[nodiscard]] absl::Status ValidatePageSize(int32_t page_size, int* effective);
 

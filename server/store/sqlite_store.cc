@@ -44,6 +44,20 @@ const char* const kMigrations[] = {
     CREATE UNIQUE INDEX envelopes_by_key ON envelopes(service_id, message_id);
     CREATE INDEX envelopes_by_state ON envelopes(state, service_id, sort_at);
     )sql",
+    // 1 -> 2: circuit breakers (state and operator override per service). Times in unix micros.
+    R"sql(
+    CREATE TABLE circuits (
+      service          TEXT PRIMARY KEY,
+      state            INTEGER NOT NULL,
+      since            INTEGER NOT NULL,
+      next_probe_at    INTEGER NOT NULL,
+      open_duration_us INTEGER NOT NULL,
+      override_mode    INTEGER NOT NULL,
+      override_note    TEXT NOT NULL DEFAULT '',
+      override_peer    TEXT NOT NULL DEFAULT '',
+      override_at      INTEGER NOT NULL
+    );
+    )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kNumMigrations == SqliteStore::kSchemaVersion);
@@ -193,6 +207,10 @@ absl::Status SqliteStore::PrepareWriterStatements() {
       "last_class = ?, error_code = ?, schema_version = ?, details = ? WHERE id = ?"));
   ASSIGN_OR_RETURN(drop_payload_, writer_->Prepare("UPDATE envelopes SET payload = x'' WHERE id = ?"));
   ASSIGN_OR_RETURN(insert_service_, writer_->Prepare("INSERT INTO services (name) VALUES (?)"));
+  ASSIGN_OR_RETURN(save_circuit_, writer_->Prepare(
+      "INSERT OR REPLACE INTO circuits (service, state, since, next_probe_at, open_duration_us, "
+      "override_mode, override_note, override_peer, override_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   ASSIGN_OR_RETURN(savepoint_, writer_->Prepare("SAVEPOINT op"));
   ASSIGN_OR_RETURN(release_, writer_->Prepare("RELEASE op"));
   ASSIGN_OR_RETURN(rollback_to_, writer_->Prepare("ROLLBACK TO op"));
@@ -385,6 +403,43 @@ absl::Status SqliteStore::ForEachLive(const std::function<void(const LiveRow&)>&
     fn(row);
   }
   return absl::OkStatus();
+}
+
+absl::Status SqliteStore::SaveCircuit(const CircuitRecord& r) {
+  sqlite::Statement& s = save_circuit_;
+  s.BindText(1, r.service);
+  s.BindInt(2, static_cast<int>(r.state));
+  s.BindInt(3, ToStoredMicros(r.since));
+  s.BindInt(4, ToStoredMicros(r.next_probe_at));
+  s.BindInt(5, absl::ToInt64Microseconds(r.open_duration));
+  s.BindInt(6, static_cast<int>(r.override_mode));
+  s.BindText(7, r.override_note);
+  s.BindText(8, r.override_peer);
+  s.BindInt(9, ToStoredMicros(r.override_at));
+  return s.Run();
+}
+
+absl::StatusOr<std::vector<CircuitRecord>> SqliteStore::LoadCircuits() {
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
+      "SELECT service, state, since, next_probe_at, open_duration_us, override_mode, "
+      "override_note, override_peer, override_at FROM circuits ORDER BY service"));
+  std::vector<CircuitRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    CircuitRecord r;
+    r.service = s.ColumnText(0);
+    r.state = static_cast<CircuitState>(s.ColumnInt(1));
+    r.since = FromStoredMicros(s.ColumnInt(2));
+    r.next_probe_at = FromStoredMicros(s.ColumnInt(3));
+    r.open_duration = absl::Microseconds(s.ColumnInt(4));
+    r.override_mode = static_cast<CircuitOverride>(s.ColumnInt(5));
+    r.override_note = s.ColumnText(6);
+    r.override_peer = s.ColumnText(7);
+    r.override_at = FromStoredMicros(s.ColumnInt(8));
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view service,

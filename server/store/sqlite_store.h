@@ -6,6 +6,8 @@
 // (service, message_id) with its state and a `sort_at` time whose meaning follows the state
 // (next_retry_at, lease_expires_at, dead_lettered_at or completed_at), so one index
 // `(state, service_id, sort_at)` serves the schedule rebuild, DLQ listings and sweeps.
+// `circuits` holds one row per service whose circuit left its initial state: the breaker's state
+// and its operator override (with the override's note, peer and time).
 //
 // Threading: the write side runs on one thread at a time (see Store); the read side has its own
 // connection behind a mutex.
@@ -26,7 +28,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
   // schema. FAILED_PRECONDITION if the file was written by a newer schema.
@@ -47,6 +49,8 @@ class SqliteStore final : public Store {
   absl::Status DropPayload(int64_t id) override;
   absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) override;
   absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override;
+  absl::Status SaveCircuit(const CircuitRecord& record) override;
+  absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() override;
 
   absl::StatusOr<std::optional<Envelope>> Get(absl::string_view service,
                                               absl::string_view message_id) override;
@@ -78,7 +82,7 @@ class SqliteStore final : public Store {
   // their rows (and rowids, which SQLite may hand out again) are gone.
   std::vector<std::string> op_new_services_;
   sqlite::Statement find_by_key_, find_by_key_payload_, find_by_id_, find_by_id_payload_;
-  sqlite::Statement insert_, update_, drop_payload_, insert_service_;
+  sqlite::Statement insert_, update_, drop_payload_, insert_service_, save_circuit_;
   sqlite::Statement savepoint_, release_, rollback_to_;
 
   absl::Mutex checkpoint_mu_;

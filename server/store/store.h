@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 
 namespace retryd {
@@ -91,6 +92,11 @@ class Store {
   [[nodiscard]] virtual absl::Status DropPayload(int64_t id) = 0;
   // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`; returns how many.
   virtual absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) = 0;
+
+  // Stores a service's circuit (state and override), replacing the previous record.
+  [[nodiscard]] virtual absl::Status SaveCircuit(const CircuitRecord& record) = 0;
+  // Every stored circuit (start-up rebuild).
+  virtual absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() = 0;
 
   // Calls `fn` for every scheduled and leased envelope (start-up rebuild).
   [[nodiscard]] virtual absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) = 0;

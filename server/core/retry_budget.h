@@ -1,0 +1,108 @@
+// RetryBudget: the per-service cap on retries of DESIGN.md ("Retry budget"), so that a downstream
+// outage does not turn into a retry storm.
+//
+// The allowance of a window is max(min_retries_per_window, floor(ratio × first attempts seen in
+// the last `window`)). First attempts are what RecordOutcomes reports (successes + failures) and
+// the first failures reported with ReportFailure; because a worker may report the same failed
+// first attempt both ways, the two failure counts are not added: the window counts
+//   successes + max(failures from RecordOutcomes, first failures from ReportFailure).
+//
+// The budget books each retry at the time it will run (its next_retry_at) in a ledger of
+// sub-intervals ("slots", window / 60 each). A retry may be booked in slot s only while every
+// window of 60 consecutive slots that contains s holds fewer than the allowance, so no window ever
+// runs more retries than the budget allows, however the retries were decided.
+//   - A retry whose wanted slot has room is booked there: bursts within the budget pass unchanged.
+//   - Otherwise the budget is spent. DEFER moves the retry to the first later time that has room
+//     in every window and is at least one emission interval (window / allowance) after the
+//     previous deferred retry, so deferred retries go out evenly at the budget's rate (allowance
+//     per window) instead of bunching at the edge of the next window. DEAD_LETTER refuses it.
+//   - The ledger reaches at most kMaxWindowsAhead windows ahead: a deferral that finds no room
+//     that soon is refused (the caller dead-letters it with BUDGET_EXHAUSTED), and a retry wanted
+//     beyond that horizon (a long Retry-After) passes unbooked.
+//
+// Pure: the time is a parameter. Not thread-safe (owned by the engine's writer thread).
+#ifndef RETRYD_SERVER_CORE_RETRY_BUDGET_H_
+#define RETRYD_SERVER_CORE_RETRY_BUDGET_H_
+
+#include <cstdint>
+#include <deque>
+
+#include "absl/time/time.h"
+#include "server/core/policy.h"
+#include "server/core/sliding_counter.h"
+
+namespace retryd {
+
+// The budget's answer for one retry.
+struct BudgetGrant {
+  // False: the budget refused the retry (spent in DEAD_LETTER mode, or no room within the
+  // horizon); the caller dead-letters it with BUDGET_EXHAUSTED.
+  bool granted = false;
+  // When the retry may run (granted only): the wanted time, or later when deferred.
+  absl::Time at = absl::InfinitePast();
+  // True when `at` is later than wanted because the budget was spent.
+  bool deferred = false;
+};
+
+class RetryBudget {
+ public:
+  // Slots (sub-intervals) per window.
+  static constexpr int kSlotsPerWindow = 60;
+  // How far ahead, in windows, the ledger books.
+  static constexpr int kMaxWindowsAhead = 240;
+
+  explicit RetryBudget(const RetryBudgetSpec& spec);
+
+  // A first failure reported with ReportFailure (not a duplicate).
+  void RecordFirstFailure(absl::Time now);
+  // Batched first-attempt counts from RecordOutcomes.
+  void RecordOutcomes(absl::Time now, int64_t successes, int64_t failures);
+  // First attempts in the window ending at `now` (see the file comment).
+  int64_t FirstAttempts(absl::Time now);
+  // The most retries any window may run: max(min_retries_per_window, floor(ratio × first
+  // attempts)).
+  int64_t Allowance(absl::Time now);
+  // Retries that could still be booked at `now` without deferral: 0 once the budget is spent.
+  int64_t Remaining(absl::Time now);
+
+  // Books one retry wanted at `wanted` (earlier than `now` counts as `now`). See the file comment.
+  BudgetGrant Acquire(absl::Time now, absl::Time wanted);
+  // Undoes an Acquire that was granted at `at` (the decision was not kept).
+  void Release(absl::Time now, absl::Time at);
+  // Books a retry that is already scheduled at `at`, without checking room (start-up rebuild).
+  void Restore(absl::Time now, absl::Time at);
+  // Forgets every booking (the schedule is being rebuilt).
+  void ClearBookings();
+
+  // Retries booked in the slot holding `t` (for tests and diagnostics).
+  int64_t BookedInSlot(absl::Time t) const;
+  absl::Duration slot_length() const { return absl::Microseconds(slot_us_); }
+  const RetryBudgetSpec& spec() const { return spec_; }
+
+ private:
+  int64_t SlotOf(absl::Time t) const;
+  absl::Time SlotStart(int64_t slot) const;
+  int64_t Count(int64_t slot) const;
+  void Book(int64_t slot, int64_t delta);
+  // Drops ledger slots too old to matter at `now`.
+  void Trim(absl::Time now);
+  // True when one more retry in `slot` keeps every window of kSlotsPerWindow slots containing it
+  // below `allowance`.
+  bool Fits(int64_t slot, int64_t allowance) const;
+
+  const RetryBudgetSpec spec_;
+  const int64_t slot_us_;
+  SlidingCounter successes_;
+  SlidingCounter outcome_failures_;
+  SlidingCounter first_failures_;
+  // ledger_[i] = retries booked in slot base_ + i.
+  std::deque<int32_t> ledger_;
+  int64_t base_ = 0;
+  // When the latest deferred retry was booked to run; the next one runs at least one emission
+  // interval (window / allowance) later.
+  absl::Time last_deferred_at_ = absl::InfinitePast();
+};
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_CORE_RETRY_BUDGET_H_

@@ -1,0 +1,123 @@
+// ServiceGuards: the retry budget and the circuit breaker of every service, as the engine uses
+// them. It creates each service's pair on first use from the service's policy, applies the budget
+// to scheduling decisions, feeds outcomes to the breaker, and keeps a snapshot of every circuit
+// for readers on other threads.
+//
+// Threading: everything but Snapshot() belongs to the engine's writer thread. Snapshot() is
+// thread-safe and sees the state as of the last Publish().
+#ifndef RETRYD_SERVER_CORE_SERVICE_GUARDS_H_
+#define RETRYD_SERVER_CORE_SERVICE_GUARDS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/circuit_breaker.h"
+#include "server/core/envelope.h"
+#include "server/core/policy.h"
+#include "server/core/policy_set.h"
+#include "server/core/retry_budget.h"
+
+namespace retryd {
+
+// One service's guards as ListServices shows them.
+struct GuardView {
+  CircuitView circuit;
+  // Retries the budget still allows now; -1 when the service has no budget.
+  int64_t budget_remaining = -1;
+};
+
+class ServiceGuards {
+ public:
+  // `policies` must outlive this. `started_at` is the `since` of circuits never seen.
+  ServiceGuards(const PolicySet* policies, absl::Time started_at);
+
+  // ---- Retry budget ----
+
+  // Applies `service`'s budget to a SCHEDULED decision `d`, in place: unchanged when the budget
+  // allows its time; later when deferred (DEAD_LETTERED with DEADLINE_EXCEEDED instead if that
+  // would pass first_seen_at + max_retry_duration); DEAD_LETTERED with BUDGET_EXHAUSTED when the
+  // budget refuses it. Other decisions are left alone.
+  void ApplyBudget(const std::string& service, const Policy& policy, absl::Time first_seen_at,
+                   absl::Time now, Decision* d);
+  // Gives back the budget a kept-no-longer SCHEDULED decision took (e.g. a duplicate).
+  void ReleaseRetry(const std::string& service, absl::Time now, const Decision& d);
+  // A (non-duplicate) first failure: a first attempt for the budget.
+  void RecordFirstFailure(const std::string& service, absl::Time now);
+  // RecordOutcomes: first attempts for the budget, successes for the breaker's window.
+  void RecordOutcomes(const std::string& service, absl::Time now, int64_t successes,
+                      int64_t failures);
+
+  // ---- Circuit breaker (each bool: the circuit's stored record changed; store Record()) ----
+
+  bool OnFailure(const std::string& service, absl::Time now, ErrorClass error_class,
+                 int64_t envelope_id);
+  bool OnSuccess(const std::string& service, absl::Time now, int64_t envelope_id);
+  // How many envelopes of `service` Lease may hand out now (INT64_MAX: no limit). Applies a due
+  // OPEN → HALF_OPEN first and sets *changed when it did.
+  int64_t LeaseAllowance(const std::string& service, absl::Time now, bool* changed);
+  // Without changing anything: whether LeaseAllowance would be above zero.
+  bool MayLease(const std::string& service, absl::Time now) const;
+  void OnLeased(const std::string& service, const std::vector<int64_t>& envelope_ids);
+  bool SetOverride(const std::string& service, absl::Time now, CircuitOverride mode,
+                   std::string note, std::string peer);
+  // The record to store for `service`.
+  CircuitRecord Record(const std::string& service);
+  CircuitView Circuit(const std::string& service, absl::Time now);
+
+  // The earliest time-driven circuit transition; InfiniteFuture if none.
+  absl::Time NextTransition() const;
+  // Applies every due time-driven transition; appends the services whose record changed.
+  void AdvanceAll(absl::Time now, std::vector<std::string>* changed);
+
+  // ---- Rebuild (start-up, and after a failed commit) ----
+
+  // Forgets every budget booking, and restores the stored circuits' records.
+  void ClearBookings();
+  void RestoreScheduled(const std::string& service, absl::Time now, absl::Time next_retry_at);
+  void RestoreCircuit(const CircuitRecord& record);
+
+  // ---- Readers ----
+
+  // Every known service's guards at `now` (writer thread).
+  std::map<std::string, GuardView> Views(absl::Time now);
+  // Copies the circuits changed since the last call into the snapshot.
+  void Publish(absl::Time now);
+  // Thread-safe: `service`'s circuit as of the last Publish, with a due OPEN → HALF_OPEN
+  // already applied. A service never seen is CLOSED since start-up.
+  CircuitView Snapshot(const std::string& service, absl::Time now) const;
+
+ private:
+  struct Entry {
+    Entry(const Policy& policy, absl::Time now);
+    const Policy* policy;
+    std::optional<RetryBudget> budget;  // Absent when the policy has no budget.
+    CircuitBreaker circuit;
+  };
+
+  Entry& Get(const std::string& service, absl::Time now);
+  const Entry* Find(const std::string& service) const;
+  // Marks a service's circuit for the next Publish and tracks pending transitions.
+  void Touch(const std::string& service, const Entry& entry);
+
+  const PolicySet* const policies_;
+  const absl::Time started_at_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Entry>> entries_;
+  // Services whose circuit has a time-driven transition pending.
+  absl::flat_hash_set<std::string> pending_;
+  absl::flat_hash_set<std::string> dirty_;
+
+  mutable absl::Mutex snapshot_mu_;
+  absl::flat_hash_map<std::string, CircuitView> snapshot_ ABSL_GUARDED_BY(snapshot_mu_);
+};
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_CORE_SERVICE_GUARDS_H_

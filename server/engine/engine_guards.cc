@@ -1,0 +1,161 @@
+// The engine's side of the retry budget and the circuit breaker: the requests that only concern
+// them (RecordOutcomes, SetCircuitOverride, the views), and the hooks the other requests call.
+// The guards' logic lives in server/core (ServiceGuards, RetryBudget, CircuitBreaker); this file
+// only sequences it with the store on the writer thread.
+#include <utility>
+
+#include "server/engine/engine.h"
+#include "server/engine/engine_op.h"
+#include "server/util/log.h"
+#include "server/util/status_macros.h"
+
+namespace retryd {
+
+class Engine::RecordOutcomesOp final : public Engine::Op {
+ public:
+  RecordOutcomesOp(std::string service, int64_t successes, int64_t failures, DoneCallback done)
+      : service_(std::move(service)),
+        successes_(successes),
+        failures_(failures),
+        done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    // Counters only: nothing to store, and successes never move a circuit.
+    engine.guards_.RecordOutcomes(service_, now, successes_, failures_);
+    return absl::OkStatus();
+  }
+  void Finish(absl::Status status) override { done_(status); }
+
+ private:
+  std::string service_;
+  int64_t successes_;
+  int64_t failures_;
+  DoneCallback done_;
+};
+
+class Engine::SetCircuitOverrideOp final : public Engine::Op {
+ public:
+  SetCircuitOverrideOp(std::string service, CircuitOverride mode, std::string note,
+                       std::string peer, CircuitCallback done)
+      : service_(std::move(service)),
+        mode_(mode),
+        note_(std::move(note)),
+        peer_(std::move(peer)),
+        done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    engine.guards_.SetOverride(service_, now, mode_, note_, peer_);
+    RETURN_IF_ERROR(engine.SaveCircuit(service_));
+    view_ = engine.guards_.Circuit(service_, now);
+    LogEvent(LogLevel::kWarn, "circuit_override")
+        .Str("service", service_)
+        .Str("override", std::string(CircuitOverrideName(mode_)))
+        .Str("state", std::string(CircuitStateName(view_.state)))
+        .Str("peer", peer_)
+        .Str("note", note_);
+    return absl::OkStatus();
+  }
+  void Finish(absl::Status status) override {
+    if (status.ok()) {
+      done_(view_);
+    } else {
+      done_(status);
+    }
+  }
+
+ private:
+  std::string service_;
+  CircuitOverride mode_;
+  std::string note_;
+  std::string peer_;
+  CircuitCallback done_;
+  CircuitView view_;
+};
+
+class Engine::GuardViewsOp final : public Engine::Op {
+ public:
+  explicit GuardViewsOp(GuardViewsCallback done) : done_(std::move(done)) {}
+
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    views_ = engine.guards_.Views(now);
+    return absl::OkStatus();
+  }
+  void Finish(absl::Status status) override {
+    // The views are in memory; a failed commit of the batch does not change them.
+    done_(std::move(views_));
+  }
+
+ private:
+  GuardViewsCallback done_;
+  std::map<std::string, GuardView> views_;
+};
+
+void Engine::RecordOutcomes(std::string service, int64_t successes, int64_t failures,
+                            DoneCallback done) {
+  Submit(std::make_unique<RecordOutcomesOp>(std::move(service), successes, failures,
+                                            std::move(done)));
+}
+
+void Engine::SetCircuitOverride(std::string service, CircuitOverride mode, std::string note,
+                                std::string peer, CircuitCallback done) {
+  Submit(std::make_unique<SetCircuitOverrideOp>(std::move(service), mode, std::move(note),
+                                                std::move(peer), std::move(done)));
+}
+
+void Engine::GuardViews(GuardViewsCallback done) {
+  Submit(std::make_unique<GuardViewsOp>(std::move(done)));
+}
+
+CircuitView Engine::Circuit(const std::string& service) const {
+  return guards_.Snapshot(service, clock_->Now());
+}
+
+absl::Status Engine::SaveCircuit(const std::string& service) {
+  const CircuitRecord record = guards_.Record(service);
+  LogEvent(LogLevel::kInfo, "circuit_state")
+      .Str("service", service)
+      .Str("state", std::string(CircuitStateName(record.state)))
+      .Str("override", std::string(CircuitOverrideName(record.override_mode)));
+  return store_->SaveCircuit(record);
+}
+
+absl::Status Engine::OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now) {
+  guards_.RecordFirstFailure(e.service, now);
+  if (guards_.OnFailure(e.service, now, d.error_class, /*envelope_id=*/0)) {
+    return SaveCircuit(e.service);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::OnLeasedOutcome(const std::string& service, int64_t envelope_id,
+                                     bool success, ErrorClass error_class, absl::Time now) {
+  const bool changed = success ? guards_.OnSuccess(service, now, envelope_id)
+                               : guards_.OnFailure(service, now, error_class, envelope_id);
+  return changed ? SaveCircuit(service) : absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Engine::LeaseAllowance(const std::string& service, absl::Time now) {
+  bool changed = false;
+  const int64_t allowance = guards_.LeaseAllowance(service, now, &changed);
+  if (changed) RETURN_IF_ERROR(SaveCircuit(service));
+  return allowance;
+}
+
+void Engine::AdvanceCircuits(absl::Time now) {
+  std::vector<std::string> changed;
+  guards_.AdvanceAll(now, &changed);
+  for (const std::string& service : changed) {
+    absl::Status s = store_->BeginOp();
+    if (s.ok()) s = SaveCircuit(service);
+    const absl::Status end = store_->EndOp(s.ok());
+    if (!s.ok() || !end.ok()) {
+      // The in-memory state moved on; the stored one is rewritten by the next change, and a
+      // restart before that resumes the stored OPEN (which turns HALF_OPEN at once).
+      LogEvent(LogLevel::kError, "circuit_store_failed")
+          .Str("service", service)
+          .Str("error", (s.ok() ? end : s).ToString());
+    }
+  }
+}
+
+}  // namespace retryd

@@ -1,0 +1,27 @@
+// Engine::Op, the base of every queued request, shared by engine.cc and engine_guards.cc.
+// Internal to the engine.
+#ifndef RETRYD_SERVER_ENGINE_ENGINE_OP_H_
+#define RETRYD_SERVER_ENGINE_ENGINE_OP_H_
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/engine/engine.h"
+
+namespace retryd {
+
+// One queued request. Apply runs on the writer thread inside the batch transaction, in its own
+// savepoint; it changes in-memory state only after its store writes succeeded. Finish answers the
+// caller once: with the commit's status, or with Apply's error.
+class Engine::Op {
+ public:
+  virtual ~Op() = default;
+  virtual absl::Status Apply(Engine& engine, absl::Time now) = 0;
+  virtual void Finish(absl::Status status) = 0;
+  // True when Apply parked the op (a long-poll with nothing due); it is then neither finished
+  // nor committed.
+  bool parked = false;
+};
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_ENGINE_ENGINE_OP_H_
