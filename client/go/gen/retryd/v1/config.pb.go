@@ -577,16 +577,25 @@ func (x *Classification) GetUnclassified() ErrorClass {
 }
 
 // Per-service cap on retries in a sliding window:
-// max(min_retries_per_window, ratio × first attempts in the window).
+// max(min_retries_per_window, ratio × first attempts in the window). First attempts are the
+// RecordOutcomes successes plus the larger of the RecordOutcomes failures and the first failures
+// reported with ReportFailure (a worker may report the same failed attempt both ways). Each
+// retry is counted at the time it will run; no window runs more than the budget allows. When it
+// is spent, DEFER schedules the retry at the next time the budget allows, paced evenly at
+// (allowance / window), and DEAD_LETTER dead-letters it with BUDGET_EXHAUSTED. A deferral that
+// would pass `max_retry_duration` is DEADLINE_EXCEEDED; one that finds no room within 240
+// windows is BUDGET_EXHAUSTED. The defaults (on, 20 %, a floor of 600 a minute) follow
+// Finagle's retry budget (20 %, 10 retries a second).
 type RetryBudget struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Default false (no budget).
-	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Default true. Set false to turn the budget off.
+	Enabled *bool `protobuf:"varint,1,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// Default 60 s; range 1 s..24 h.
 	Window *durationpb.Duration `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
 	// Default 0.2; range 0..100.
 	Ratio *float64 `protobuf:"fixed64,3,opt,name=ratio,proto3,oneof" json:"ratio,omitempty"`
-	// Default 10; range 0..1 000 000 000.
+	// Default 600 (10 a second over the default window); range 0..1 000 000 000. With 0, a service
+	// with no first attempts in the window gets no retries at all.
 	MinRetriesPerWindow *int64 `protobuf:"varint,4,opt,name=min_retries_per_window,json=minRetriesPerWindow,proto3,oneof" json:"min_retries_per_window,omitempty"`
 	// Default DEFER.
 	WhenExhausted BudgetExhaustedAction `protobuf:"varint,5,opt,name=when_exhausted,json=whenExhausted,proto3,enum=retryd.v1.BudgetExhaustedAction" json:"when_exhausted,omitempty"`
@@ -625,8 +634,8 @@ func (*RetryBudget) Descriptor() ([]byte, []int) {
 }
 
 func (x *RetryBudget) GetEnabled() bool {
-	if x != nil {
-		return x.Enabled
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
 	}
 	return false
 }
@@ -659,22 +668,29 @@ func (x *RetryBudget) GetWhenExhausted() BudgetExhaustedAction {
 	return BudgetExhaustedAction_BUDGET_EXHAUSTED_ACTION_UNSPECIFIED
 }
 
-// Per-service circuit breaker shared by the fleet.
+// Per-service circuit breaker shared by the fleet. CLOSED → OPEN when the failure rate of
+// TRANSIENT/RECOVERABLE outcomes (first failures, leased-retry failures, lease expiries) against
+// successes (ReportSuccess, RecordOutcomes successes) in the window reaches
+// `failure_rate_threshold` with at least `minimum_calls`; OPEN → HALF_OPEN after
+// `open_duration`; HALF_OPEN → CLOSED when `half_open_trials` trial leases succeed, → OPEN with
+// the open duration doubled (up to `max_open_duration`) when one fails. The defaults follow
+// resilience4j's (50 %, 100 calls, 60 s open, 10 trials).
 type CircuitBreaker struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Default false (always CLOSED unless overridden).
+	// Default false (always CLOSED unless overridden): turn it on where workers call
+	// RecordOutcomes, or the failure rate sees only failures.
 	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// Default 60 s; range 1 s..24 h.
 	Window *durationpb.Duration `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
 	// Default 0.5; range (0, 1].
 	FailureRateThreshold *float64 `protobuf:"fixed64,3,opt,name=failure_rate_threshold,json=failureRateThreshold,proto3,oneof" json:"failure_rate_threshold,omitempty"`
-	// Default 20; range 1..1 000 000.
+	// Default 100; range 1..1 000 000.
 	MinimumCalls *int64 `protobuf:"varint,4,opt,name=minimum_calls,json=minimumCalls,proto3,oneof" json:"minimum_calls,omitempty"`
-	// Default 30 s; range 1 s..24 h.
+	// Default 60 s; range 1 s..24 h.
 	OpenDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=open_duration,json=openDuration,proto3" json:"open_duration,omitempty"`
 	// Cap on the doubled open duration. Default 10 min; range open_duration..7 days.
 	MaxOpenDuration *durationpb.Duration `protobuf:"bytes,6,opt,name=max_open_duration,json=maxOpenDuration,proto3" json:"max_open_duration,omitempty"`
-	// Default 3; range 1..1000.
+	// Default 10; range 1..1000.
 	HalfOpenTrials *int32 `protobuf:"varint,7,opt,name=half_open_trials,json=halfOpenTrials,proto3,oneof" json:"half_open_trials,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1232,13 +1248,15 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"errorClass\"\x80\x01\n" +
 	"\x0eClassification\x123\n" +
 	"\x05rules\x18\x01 \x03(\v2\x1d.retryd.v1.ClassificationRuleR\x05rules\x129\n" +
-	"\funclassified\x18\x02 \x01(\x0e2\x15.retryd.v1.ErrorClassR\funclassified\"\x9d\x02\n" +
-	"\vRetryBudget\x12\x18\n" +
-	"\aenabled\x18\x01 \x01(\bR\aenabled\x121\n" +
+	"\funclassified\x18\x02 \x01(\x0e2\x15.retryd.v1.ErrorClassR\funclassified\"\xae\x02\n" +
+	"\vRetryBudget\x12\x1d\n" +
+	"\aenabled\x18\x01 \x01(\bH\x00R\aenabled\x88\x01\x01\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12\x19\n" +
-	"\x05ratio\x18\x03 \x01(\x01H\x00R\x05ratio\x88\x01\x01\x128\n" +
-	"\x16min_retries_per_window\x18\x04 \x01(\x03H\x01R\x13minRetriesPerWindow\x88\x01\x01\x12G\n" +
-	"\x0ewhen_exhausted\x18\x05 \x01(\x0e2 .retryd.v1.BudgetExhaustedActionR\rwhenExhaustedB\b\n" +
+	"\x05ratio\x18\x03 \x01(\x01H\x01R\x05ratio\x88\x01\x01\x128\n" +
+	"\x16min_retries_per_window\x18\x04 \x01(\x03H\x02R\x13minRetriesPerWindow\x88\x01\x01\x12G\n" +
+	"\x0ewhen_exhausted\x18\x05 \x01(\x0e2 .retryd.v1.BudgetExhaustedActionR\rwhenExhaustedB\n" +
+	"\n" +
+	"\b_enabledB\b\n" +
 	"\x06_ratioB\x19\n" +
 	"\x17_min_retries_per_window\"\xba\x03\n" +
 	"\x0eCircuitBreaker\x12\x18\n" +
