@@ -56,7 +56,8 @@ CircuitRecord CircuitBreaker::Record() const { return record_; }
 bool CircuitBreaker::Advance(absl::Time now) {
   if (record_.override_mode != CircuitOverride::kAuto) return false;
   if (record_.state == CircuitState::kOpen && now >= record_.next_probe_at) {
-    HalfOpen(now);
+    // It turned HALF_OPEN when the open duration ran out, however late this call comes.
+    HalfOpen(record_.next_probe_at);
     return true;
   }
   return false;

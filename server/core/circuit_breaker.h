@@ -4,8 +4,8 @@
 //                          failure_rate_threshold with at least minimum_calls outcomes. Failures
 //                          are TRANSIENT and RECOVERABLE ones (a lease expiry is TRANSIENT);
 //                          PERMANENT failures are not counted.
-//   OPEN      → HALF_OPEN  once open_duration has passed (next_probe_at). Nothing is leased
-//                          while OPEN.
+//   OPEN      → HALF_OPEN  once open_duration has passed (at next_probe_at, which becomes its
+//                          `since`). Nothing is leased while OPEN.
 //   HALF_OPEN → CLOSED     when half_open_trials trial leases have succeeded. At most
 //                          half_open_trials envelopes are leased as trials; a trial whose
 //                          outcome is PERMANENT frees its place for another.

@@ -549,6 +549,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       committed.clear();
     }
   }
+  guards_.Publish(now);  // Before the answers, so a caller's next GetCircuit sees its effect.
   for (auto& op : committed) op->Finish(absl::OkStatus());
   for (auto& [op, status] : failed) op->Finish(status);
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
@@ -772,7 +773,6 @@ void LogDecision(const Envelope& e, const Decision& d, const Failure& failure) {
 }  // namespace
 
 void Engine::PublishStats() {
-  guards_.Publish(clock_->Now());
   if (dirty_stats_.empty()) return;
   absl::MutexLock lock(&stats_mu_);
   for (const auto& [name, unused] : dirty_stats_) {

@@ -142,7 +142,9 @@ grpc::ServerUnaryReactor* RetryServiceImpl::GetCircuit(grpc::CallbackServerConte
   const CircuitView v = engine_->Circuit(req->service());
   resp->set_state(static_cast<v1::CircuitState>(v.state));
   TimeToProto(v.since, resp->mutable_since());
-  TimeToProto(v.next_probe_at, resp->mutable_next_probe_at());
+  if (v.next_probe_at != absl::InfinitePast()) {
+    TimeToProto(v.next_probe_at, resp->mutable_next_probe_at());
+  }
   resp->set_failure_rate(v.failure_rate);
   return FinishNow(ctx, absl::OkStatus());
 }
