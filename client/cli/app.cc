@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "client/cli/circuit_cmd.h"
 #include "client/cli/dlq_cmd.h"
 #include "client/cli/envelope_cmd.h"
 #include "client/cli/health_cmd.h"
@@ -83,6 +84,7 @@ std::unique_ptr<CLI::App> BuildApp(CliContext* ctx) {
   AddServicesCommands(app.get(), ctx);
   AddEnvelopeCommands(app.get(), ctx);
   AddDlqCommands(app.get(), ctx);
+  AddCircuitCommands(app.get(), ctx);
   AddWorkerCommands(app.get(), ctx);
   AddHealthCommands(app.get(), ctx);
   AddVersionCommands(app.get(), ctx);

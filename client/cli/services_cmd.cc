@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "client/cli/circuit_cmd.h"
 #include "client/cli/format.h"
 #include "client/cli/table.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
@@ -30,7 +31,8 @@ int RunServices(const CliContext& ctx) {
 }  // namespace
 
 std::string FormatServicesTable(const retryd::v1::ListServicesResponse& response, bool headers) {
-  Table table({"SERVICE", "POLICY", "SCHEDULED", "LEASED", "DEAD", "OLDEST_DEAD", "CIRCUIT"});
+  Table table({"SERVICE", "POLICY", "SCHEDULED", "LEASED", "DEAD", "OLDEST_DEAD", "CIRCUIT",
+               "BUDGET_LEFT"});
   for (const retryd::v1::ServiceSummary& s : response.services()) {
     const bool has_oldest =
         s.dead() > 0 && FromProtoDuration(s.oldest_dead_age()) > absl::ZeroDuration();
@@ -42,6 +44,7 @@ std::string FormatServicesTable(const retryd::v1::ListServicesResponse& response
         absl::StrCat(s.dead()),
         has_oldest ? HumanDuration(s.oldest_dead_age()) : std::string(kNone),
         EnumLabel(retryd::v1::CircuitState_descriptor(), s.circuit_state()),
+        BudgetCell(s.budget_remaining()),
     });
   }
   return table.Render(headers);

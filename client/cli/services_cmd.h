@@ -16,7 +16,8 @@ namespace retryd::cli {
 
 void AddServicesCommands(CLI::App* app, CliContext* ctx);
 
-// Columns: SERVICE POLICY SCHEDULED LEASED DEAD OLDEST_DEAD CIRCUIT.
+// Columns: SERVICE POLICY SCHEDULED LEASED DEAD OLDEST_DEAD CIRCUIT BUDGET_LEFT ("unlimited"
+// when the service has no budget).
 std::string FormatServicesTable(const retryd::v1::ListServicesResponse& response, bool headers);
 
 }  // namespace retryd::cli

@@ -93,20 +93,20 @@ retryd::v1::Envelope DeadLetter() {
 
 TEST(ServicesTableTest, Golden) {
   EXPECT_EQ(FormatServicesTable(Services(), /*headers=*/true),
-            "SERVICE  POLICY     SCHEDULED  LEASED  DEAD  OLDEST_DEAD  CIRCUIT\n"
-            "billing  billing.*  3          1       12    1h30m7s      CLOSED\n"
-            "orders   default    0          0       0     -            OPEN\n");
+            "SERVICE  POLICY     SCHEDULED  LEASED  DEAD  OLDEST_DEAD  CIRCUIT  BUDGET_LEFT\n"
+            "billing  billing.*  3          1       12    1h30m7s      CLOSED   unlimited\n"
+            "orders   default    0          0       0     -            OPEN     0\n");
 }
 
 TEST(ServicesTableTest, NoHeaders) {
   EXPECT_EQ(FormatServicesTable(Services(), /*headers=*/false),
-            "billing  billing.*  3  1  12  1h30m7s  CLOSED\n"
-            "orders   default    0  0  0   -        OPEN\n");
+            "billing  billing.*  3  1  12  1h30m7s  CLOSED  unlimited\n"
+            "orders   default    0  0  0   -        OPEN    0\n");
 }
 
 TEST(ServicesTableTest, EmptyShowsOnlyTheHeader) {
   EXPECT_EQ(FormatServicesTable(retryd::v1::ListServicesResponse(), true),
-            "SERVICE  POLICY  SCHEDULED  LEASED  DEAD  OLDEST_DEAD  CIRCUIT\n");
+            "SERVICE  POLICY  SCHEDULED  LEASED  DEAD  OLDEST_DEAD  CIRCUIT  BUDGET_LEFT\n");
   EXPECT_EQ(FormatServicesTable(retryd::v1::ListServicesResponse(), false), "");
 }
 

@@ -140,5 +140,72 @@ TEST_F(RetryctlTest, ServerAddressComesFromTheEnvironment) {
   EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
 }
 
+TEST_F(RetryctlTest, CircuitCommandsShowAndOverride) {
+  Result r = Run({"report-failure", "--service", "orders", "--message-id", "o-1",
+                  "--error-code", "UPSTREAM_TIMEOUT"});
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  r = Run({"circuit", "get", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("FAILURE_RATE"));
+  EXPECT_THAT(r.out, HasSubstr("CLOSED"));
+  EXPECT_THAT(r.out, HasSubstr("100.0%"));  // One TRANSIENT failure, no success.
+
+  r = Run({"circuit", "open", "orders", "--note", "payments provider down"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("OPEN"));
+  EXPECT_THAT(r.out, HasSubstr("FORCE_OPEN"));
+
+  r = Run({"-o", "json", "circuit", "get", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  v1::GetCircuitResponse circuit;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &circuit).ok()) << r.out;
+  EXPECT_EQ(circuit.state(), v1::OPEN);
+
+  r = Run({"circuit", "list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("BUDGET_LEFT"));
+  EXPECT_THAT(r.out, HasSubstr("OPEN"));
+  // The default budget: a floor of 600 a minute, one retry booked.
+  EXPECT_THAT(r.out, HasSubstr("599"));
+
+  r = Run({"services"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("BUDGET_LEFT"));
+  EXPECT_THAT(r.out, HasSubstr("OPEN"));
+  EXPECT_THAT(r.out, HasSubstr("599"));
+
+  r = Run({"-o", "json", "services"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  v1::ListServicesResponse services;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &services).ok()) << r.out;
+  ASSERT_EQ(services.services_size(), 1);
+  EXPECT_EQ(services.services(0).circuit_state(), v1::OPEN);
+  EXPECT_EQ(services.services(0).budget_remaining(), 599);
+
+  r = Run({"circuit", "close", "orders", "--note", "back"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("FORCE_CLOSED"));
+  r = Run({"-o", "json", "circuit", "auto", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  v1::SetCircuitOverrideResponse set;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &set).ok()) << r.out;
+  EXPECT_EQ(set.override(), v1::AUTO);
+  EXPECT_EQ(set.state(), v1::CLOSED);  // The fast policy leaves the breaker off.
+
+  r = Run({"circuit", "open", "Bad Name"});
+  EXPECT_EQ(r.code, 64 + 3);  // INVALID_ARGUMENT.
+  EXPECT_THAT(r.err, HasSubstr("service"));
+  r = Run({"circuit", "open", "orders", "--note", std::string(1025, 'n')});
+  EXPECT_EQ(r.code, 64 + 3);
+  EXPECT_THAT(r.err, HasSubstr("note"));
+  r = Run({"circuit", "get", "orders", "extra"});
+  EXPECT_EQ(r.code, 2);  // Usage.
+
+  server_->Kill();
+  r = Run({"--timeout", "2s", "circuit", "get", "orders"});
+  EXPECT_EQ(r.code, 64 + 14);  // UNAVAILABLE.
+}
+
 }  // namespace
 }  // namespace retryd::testing

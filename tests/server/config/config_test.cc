@@ -178,6 +178,23 @@ TEST(PolicyFromProtoTest, UnsetFieldsTakeTheBuiltInDefaults) {
   EXPECT_TRUE(p->honor_retry_after);
 }
 
+TEST(PolicyFromProtoTest, BudgetIsOnUnlessTurnedOffAndCircuitOffUnlessTurnedOn) {
+  absl::StatusOr<Policy> p = PolicyFromJson(R"({"name": "orders", "budget": {"ratio": 0.5}})");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_TRUE(p->budget.enabled);
+  EXPECT_EQ(p->budget.ratio, 0.5);
+  EXPECT_EQ(p->budget.min_retries_per_window, 600);
+  EXPECT_EQ(p->budget.window, absl::Seconds(60));
+  EXPECT_EQ(p->budget.when_exhausted, BudgetExhaustedAction::kDefer);
+  EXPECT_FALSE(p->circuit.enabled);
+  EXPECT_EQ(p->circuit.minimum_calls, 100);
+  EXPECT_EQ(p->circuit.open_duration, absl::Seconds(60));
+  EXPECT_EQ(p->circuit.half_open_trials, 10);
+  p = PolicyFromJson(R"({"name": "orders", "budget": {"enabled": false}})");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_FALSE(p->budget.enabled);
+}
+
 TEST(PolicyFromProtoTest, PartialBackoffsKeepTheirOwnDefaults) {
   absl::StatusOr<Policy> p = PolicyFromJson(R"({"name": "a",
       "backoff": {"multiplier": 4},
@@ -275,7 +292,7 @@ TEST(PolicyFromProtoTest, EachBadValueNamesItsFullPath) {
        "policies[1].circuit.minimum_calls: must be between 1 and 1000000, got 0"},
       {R"("circuit": {"open_duration": "0.5s"})", "policies[1].circuit.open_duration: "},
       {R"("circuit": {"max_open_duration": "10s"})",
-       "policies[1].circuit.max_open_duration: must be between 30s and 168h, got 10s"},
+       "policies[1].circuit.max_open_duration: must be between 1m and 168h, got 10s"},
       {R"("circuit": {"open_duration": "1200s"})",
        "policies[1].circuit.max_open_duration: must be between 20m and 168h, got 10m (the default"},
       {R"("circuit": {"half_open_trials": 0})", "policies[1].circuit.half_open_trials: "},
