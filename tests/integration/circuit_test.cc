@@ -176,6 +176,29 @@ TEST_F(CircuitTest, FailedTrialReopensForTwiceAsLong) {
   EXPECT_EQ(ToTime(reopened.next_probe_at()), since + absl::Seconds(4));
 }
 
+TEST_F(CircuitTest, ExpiredTrialLeaseReopensTheCircuit) {
+  OpenByOutage("orders");
+  v1::LeaseResponse trials;
+  ASSERT_TRUE(LeaseSome(*retry_, "orders", 1, absl::Seconds(6), &trials,
+                        /*visibility=*/absl::Seconds(1))
+                  .ok());
+  ASSERT_EQ(trials.envelopes_size(), 1);
+  EXPECT_EQ(Circuit("orders").state(), v1::HALF_OPEN);
+  // The worker never answers: the expiry is a TRANSIENT failure of the trial.
+  v1::GetCircuitResponse c;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    absl::SleepFor(absl::Milliseconds(100));
+    c = Circuit("orders");
+  } while (c.state() != v1::OPEN && absl::Now() < deadline);
+  ASSERT_EQ(c.state(), v1::OPEN);
+  EXPECT_EQ(ToTime(c.next_probe_at()) - ToTime(c.since()), absl::Seconds(4));
+  v1::Envelope e;
+  ASSERT_TRUE(GetEnvelope(*admin_, "orders", trials.envelopes(0).envelope().message_id(), &e).ok());
+  EXPECT_EQ(e.state(), v1::SCHEDULED);  // Decided again, not lost.
+  EXPECT_EQ(e.last_error().error_code(), "LEASE_EXPIRED");
+}
+
 TEST_F(CircuitTest, OverridesForceAndReturnToAuto) {
   v1::SetCircuitOverrideResponse resp;
   ASSERT_TRUE(Override("billing", v1::FORCE_OPEN, "downstream maintenance", &resp).ok());
