@@ -65,7 +65,10 @@ type AdminServiceClient interface {
 	CancelReplay(ctx context.Context, in *CancelReplayRequest, opts ...grpc.CallOption) (*Replay, error)
 	// Drops dead letters that will never be fixed. An empty filter is refused unless `all`.
 	PurgeDeadLetters(ctx context.Context, in *PurgeDeadLettersRequest, opts ...grpc.CallOption) (*PurgeDeadLettersResponse, error)
-	// Forces a service's circuit OPEN or CLOSED, or returns it to AUTO.
+	// Forces a service's circuit OPEN or CLOSED, or returns it to AUTO (from FORCE_OPEN through
+	// HALF_OPEN, trials first, when the policy enables the breaker). Stored with its note, the
+	// caller's address and the time; survives a restart.
+	// Errors: INVALID_ARGUMENT (service, override or note named).
 	SetCircuitOverride(ctx context.Context, in *SetCircuitOverrideRequest, opts ...grpc.CallOption) (*SetCircuitOverrideResponse, error)
 	// Every operator mutation, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
@@ -238,7 +241,10 @@ type AdminServiceServer interface {
 	CancelReplay(context.Context, *CancelReplayRequest) (*Replay, error)
 	// Drops dead letters that will never be fixed. An empty filter is refused unless `all`.
 	PurgeDeadLetters(context.Context, *PurgeDeadLettersRequest) (*PurgeDeadLettersResponse, error)
-	// Forces a service's circuit OPEN or CLOSED, or returns it to AUTO.
+	// Forces a service's circuit OPEN or CLOSED, or returns it to AUTO (from FORCE_OPEN through
+	// HALF_OPEN, trials first, when the policy enables the breaker). Stored with its note, the
+	// caller's address and the time; survives a restart.
+	// Errors: INVALID_ARGUMENT (service, override or note named).
 	SetCircuitOverride(context.Context, *SetCircuitOverrideRequest) (*SetCircuitOverrideResponse, error)
 	// Every operator mutation, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)

@@ -274,7 +274,10 @@ type LeaseResponse struct {
 	// Oldest `next_retry_at` first. The response is capped by count and by total bytes
 	// (`limits.max_lease_response_bytes`), but holds at least one due envelope when any is due.
 	Envelopes []*LeasedEnvelope `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
-	// The service's circuit: while OPEN nothing is handed out.
+	// The service's circuit after this call: while OPEN nothing is handed out (the retries stay
+	// scheduled); while HALF_OPEN at most the policy's `circuit.half_open_trials` trial envelopes
+	// are, in all, until the trials decide. A long-poll parked while OPEN is answered once the
+	// circuit turns HALF_OPEN.
 	CircuitState  CircuitState `protobuf:"varint,2,opt,name=circuit_state,json=circuitState,proto3,enum=retryd.v1.CircuitState" json:"circuit_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -56,9 +56,12 @@ type RetryServiceClient interface {
 	// Pushes a lease's expiry to now + `visibility_timeout`.
 	// Errors: FAILED_PRECONDITION (unknown or expired lease token), INVALID_ARGUMENT.
 	ExtendLease(ctx context.Context, in *ExtendLeaseRequest, opts ...grpc.CallOption) (*ExtendLeaseResponse, error)
-	// Batched counts of first attempts, which feed the retry budget and the circuit breaker.
+	// Batched counts of first attempts, which feed the retry budget (first attempts) and the
+	// circuit breaker (successes). Kept in memory for the current window only.
+	// Errors: INVALID_ARGUMENT (field named).
 	RecordOutcomes(ctx context.Context, in *RecordOutcomesRequest, opts ...grpc.CallOption) (*RecordOutcomesResponse, error)
-	// The circuit state of a service: should a worker even try?
+	// The circuit state of a service: should a worker even try? A service never seen is CLOSED
+	// since the server started. Errors: INVALID_ARGUMENT (field named).
 	GetCircuit(ctx context.Context, in *GetCircuitRequest, opts ...grpc.CallOption) (*GetCircuitResponse, error)
 }
 
@@ -157,9 +160,12 @@ type RetryServiceServer interface {
 	// Pushes a lease's expiry to now + `visibility_timeout`.
 	// Errors: FAILED_PRECONDITION (unknown or expired lease token), INVALID_ARGUMENT.
 	ExtendLease(context.Context, *ExtendLeaseRequest) (*ExtendLeaseResponse, error)
-	// Batched counts of first attempts, which feed the retry budget and the circuit breaker.
+	// Batched counts of first attempts, which feed the retry budget (first attempts) and the
+	// circuit breaker (successes). Kept in memory for the current window only.
+	// Errors: INVALID_ARGUMENT (field named).
 	RecordOutcomes(context.Context, *RecordOutcomesRequest) (*RecordOutcomesResponse, error)
-	// The circuit state of a service: should a worker even try?
+	// The circuit state of a service: should a worker even try? A service never seen is CLOSED
+	// since the server started. Errors: INVALID_ARGUMENT (field named).
 	GetCircuit(context.Context, *GetCircuitRequest) (*GetCircuitResponse, error)
 	mustEmbedUnimplementedRetryServiceServer()
 }
