@@ -165,6 +165,19 @@ TEST_F(BudgetTest, StormIsCappedInTheWindowAndTheRestDeferredEvenly) {
   EXPECT_EQ(summary.dead(), 0);
   EXPECT_EQ(summary.budget_remaining(), 0);
 
+  // A kill -9 and restart keeps the budget's bookings (they are the schedule): the window is
+  // still full, so one more failure is deferred past the last deferred retry (its first
+  // attempts are forgotten, so the floor of 10 applies).
+  server_->Kill();
+  ASSERT_TRUE(server_->Restart().ok());
+  retry_ = server_->RetryStub();
+  admin_ = server_->AdminStub();
+  EXPECT_EQ(ServiceSummaryOf(*admin_, "storm-defer").budget_remaining(), 0);
+  v1::ReportFailureResponse after;
+  ASSERT_TRUE(Report(*retry_, FirstFailure("storm-defer", "after-restart"), &after).ok());
+  ASSERT_EQ(after.decision().kind(), v1::DECISION_SCHEDULED);
+  EXPECT_GT(ToTime(after.decision().next_retry_at()), deferred.back());
+
   std::cout << "storm DEFER: " << kStorm << " first failures in " << absl::FormatDuration(took)
             << "; scheduled in window " << in_window << ", deferred " << deferred.size()
             << ", deferred span " << absl::FormatDuration(span) << " (first "
