@@ -1,8 +1,8 @@
 // SlidingCounter: a count of events over a sliding time window, kept in a fixed number of equal
 // buckets so that adding and reading are O(1) amortized and memory is bounded. The window read at
 // `now` covers the bucket holding `now` and the buckets before it, `buckets` in all: between
-// window − window/buckets and window of history. Used by the retry budget (first attempts) and the
-// circuit breaker (failures and successes).
+// window − window/buckets and window of history. Used by the retry budget (first attempts) and
+// the circuit breaker (failures and successes).
 //
 // Not thread-safe: owned by the engine's writer thread.
 #ifndef RETRYD_SERVER_CORE_SLIDING_COUNTER_H_

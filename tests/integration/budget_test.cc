@@ -235,7 +235,8 @@ TEST_F(BudgetTest, ListServicesShowsTheBudgetLeft) {
   EXPECT_TRUE(resp.decision().duplicate());
   EXPECT_EQ(ServiceSummaryOf(*admin_, "storm-dl").budget_remaining(), 8);
   // A service whose policy turns the budget off shows -1.
-  constexpr char kOff[] = R"json({"policies": [{"name": "default", "budget": {"enabled": false}}]})json";
+  constexpr char kOff[] =
+      R"json({"policies": [{"name": "default", "budget": {"enabled": false}}]})json";
   const std::string dir = MakeTempDir();
   auto off = ServerProcess::Start(dir, kOff);
   ASSERT_TRUE(off.ok()) << off.status();
