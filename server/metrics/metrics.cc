@@ -300,7 +300,8 @@ void Metrics::OnDecision(const Envelope& e, const Failure& failure, const Decisi
     return;
   }
   s.failures[Index<kClasses.size()>(static_cast<int>(decision.error_class))]->Increment();
-  const absl::string_view code = failure.error_code.empty() ? "none" : failure.error_code;
+  const absl::string_view code =
+      failure.error_code.empty() ? absl::string_view("none") : absl::string_view(failure.error_code);
   auto it = s.error_codes.find(code);
   if (it == s.error_codes.end()) {
     Counter* counter;
