@@ -155,8 +155,10 @@ int Serve(const v1::ServerConfig& cfg) {
   }
   // The metrics listener comes first, so that a taken port fails start-up loudly before anything
   // else is opened.
+  // "off" turns metrics off entirely: no listener, no engine observer, no RPC interceptor.
   Metrics metrics(kVersion);
-  if (cfg.metrics_addr() != "off") {
+  const bool metrics_on = cfg.metrics_addr() != "off";
+  if (metrics_on) {
     absl::Status listening = metrics.Serve(cfg.metrics_addr());
     if (!listening.ok()) {
       LogEvent(LogLevel::kError, "metrics_listen_failed")
@@ -167,7 +169,7 @@ int Serve(const v1::ServerConfig& cfg) {
   }
   MtRandom rng;
   EngineOptions engine_options;
-  engine_options.observer = &metrics;
+  engine_options.observer = metrics_on ? &metrics : nullptr;
   engine_options.max_lease_response_bytes = limits->max_lease_response_bytes;
   engine_options.dedupe_window = limits->dedupe_window;
   absl::StatusOr<std::unique_ptr<Engine>> engine =
@@ -208,9 +210,11 @@ int Serve(const v1::ServerConfig& cfg) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&metrics));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  if (metrics_on) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&metrics));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(LogLevel::kError, "listen_failed").Str("grpc_addr", cfg.grpc_addr());
