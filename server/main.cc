@@ -14,6 +14,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -253,12 +254,15 @@ int Serve(const v1::ServerConfig& cfg) {
   for (const char* name : {"", "retryd.v1.RetryService", "retryd.v1.AdminService"}) {
     health->SetServingStatus(name, false);
   }
+  // The metrics listener takes about a second to stop: do it alongside the drain.
+  std::thread metrics_stopper([&metrics] { metrics.StopServing(); });
   (*engine)->StopParking();
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   LogEvent(LogLevel::kDebug, "rpcs_drained");
   (*engine)->Stop();
   LogEvent(LogLevel::kDebug, "store_flushed");
   server->Wait();
+  metrics_stopper.join();
   LogEvent(LogLevel::kInfo, "server_stopped");
   return 0;
 }

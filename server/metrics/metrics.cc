@@ -252,6 +252,8 @@ absl::Status Metrics::Serve(const std::string& address) {
   return absl::OkStatus();
 }
 
+void Metrics::StopServing() { exposer_.reset(); }
+
 int Metrics::port() const {
   if (exposer_ == nullptr) return 0;
   const std::vector<int> ports = exposer_->GetListeningPorts();

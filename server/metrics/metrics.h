@@ -94,6 +94,9 @@ class Metrics final : public EngineObserver {
   // Starts the HTTP exposer on `address` ("host:port"; port 0 picks a free one) serving
   // /metrics. UNAVAILABLE if it cannot listen there.
   absl::Status Serve(const std::string& address);
+  // Stops the HTTP exposer (civetweb takes about a second to stop, so shutdown runs this on its
+  // own thread, alongside the gRPC drain). Not concurrently with Serve or port.
+  void StopServing();
   // The port Serve() listens on (0 before Serve).
   int port() const;
   // The text exposition format, as a scrape would get it (tests, debugging).
