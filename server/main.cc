@@ -189,6 +189,12 @@ int Serve(const v1::ServerConfig& cfg) {
 
   metrics.SetGaugeSource(
       MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get()));
+  // Counters of the configured and stored services start at 0, so increase() sees their first
+  // event after a restart too.
+  for (const Policy& p : policies->policies()) {
+    if (p.name != "default" && !absl::EndsWith(p.name, "*")) metrics.RegisterService(p.name);
+  }
+  for (const auto& [name, unused] : stats) metrics.RegisterService(name);
   // The exposer outlives the engine and store (declared earlier); detach its gauge source before
   // they go, waiting for a scrape in progress.
   struct DetachGauges {

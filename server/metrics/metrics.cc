@@ -99,6 +99,12 @@ struct Metrics::ServiceHandles {
   Histogram* lateness = nullptr;
   absl::flat_hash_map<std::string, Counter*> error_codes;
   Counter* other_error_code = nullptr;
+  // Set by the circuit, budget and replay owners; created on their first call.
+  std::array<Gauge*, kCircuitStates.size()> circuit_state{};
+  std::array<Gauge*, kOverrideModes.size()> circuit_override{};
+  Gauge* budget_remaining = nullptr;
+  std::array<Counter*, kReplayOutcomes.size()> replay_envelopes{};
+  Gauge* replays_running = nullptr;
 };
 
 // Handles of one gRPC method, one histogram per status code seen.
@@ -290,6 +296,11 @@ Metrics::ServiceHandles& Metrics::Service(absl::string_view service) {
   return *services_.emplace(name, std::move(h)).first->second;
 }
 
+void Metrics::RegisterService(absl::string_view service) {
+  absl::MutexLock lock(&mu_);
+  Service(service);
+}
+
 void Metrics::OnDecision(const Envelope& e, const Failure& failure, const Decision& decision,
                          bool lease_expired) {
   absl::MutexLock lock(&mu_);
@@ -344,37 +355,66 @@ void Metrics::OnCommit(absl::Duration duration, int requests, bool ok) {
   commit_batch_all_.Observe(requests);
 }
 
+// The setters below cache their handles per service like the engine hooks: the budget may be set
+// on every decision. Each creates all label values of its family at once (one is 1, the others 0;
+// counters start at 0).
 void Metrics::SetCircuitState(absl::string_view service, Circuit state) {
-  const std::string name(service);
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.circuit_state[0] == nullptr) {
+    for (size_t i = 0; i < kCircuitStates.size(); ++i) {
+      s.circuit_state[i] =
+          &circuit_state_.Add({{"service", std::string(service)}, {"state", kCircuitStates[i]}});
+    }
+  }
   for (size_t i = 0; i < kCircuitStates.size(); ++i) {
-    circuit_state_.Add({{"service", name}, {"state", kCircuitStates[i]}})
-        .Set(static_cast<int>(state) == static_cast<int>(i) + 1 ? 1 : 0);
+    s.circuit_state[i]->Set(static_cast<int>(state) == static_cast<int>(i) + 1 ? 1 : 0);
   }
 }
 
 void Metrics::SetCircuitOverride(absl::string_view service, CircuitOverride mode) {
-  const std::string name(service);
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.circuit_override[0] == nullptr) {
+    for (size_t i = 0; i < kOverrideModes.size(); ++i) {
+      s.circuit_override[i] =
+          &circuit_override_.Add({{"service", std::string(service)}, {"mode", kOverrideModes[i]}});
+    }
+  }
   for (size_t i = 0; i < kOverrideModes.size(); ++i) {
-    circuit_override_.Add({{"service", name}, {"mode", kOverrideModes[i]}})
-        .Set(static_cast<int>(mode) == static_cast<int>(i) + 1 ? 1 : 0);
+    s.circuit_override[i]->Set(static_cast<int>(mode) == static_cast<int>(i) + 1 ? 1 : 0);
   }
 }
 
 void Metrics::SetBudgetRemaining(absl::string_view service, double remaining) {
-  budget_remaining_.Add({{"service", std::string(service)}}).Set(remaining);
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.budget_remaining == nullptr) {
+    s.budget_remaining = &budget_remaining_.Add({{"service", std::string(service)}});
+  }
+  s.budget_remaining->Set(remaining);
 }
 
 void Metrics::AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcome, int64_t n) {
-  const std::string name(service);
-  // All outcomes at once, so every series starts at 0.
-  for (size_t i = 0; i < kReplayOutcomes.size(); ++i) {
-    Counter& c = replay_envelopes_.Add({{"service", name}, {"outcome", kReplayOutcomes[i]}});
-    if (static_cast<int>(outcome) == static_cast<int>(i) && n > 0) c.Increment(static_cast<double>(n));
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.replay_envelopes[0] == nullptr) {
+    for (size_t i = 0; i < kReplayOutcomes.size(); ++i) {
+      s.replay_envelopes[i] = &replay_envelopes_.Add(
+          {{"service", std::string(service)}, {"outcome", kReplayOutcomes[i]}});
+    }
   }
+  const int i = Index<kReplayOutcomes.size()>(static_cast<int>(outcome));
+  if (n > 0) s.replay_envelopes[i]->Increment(static_cast<double>(n));
 }
 
 void Metrics::SetReplaysRunning(absl::string_view service, int64_t running) {
-  replays_running_.Add({{"service", std::string(service)}}).Set(static_cast<double>(running));
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.replays_running == nullptr) {
+    s.replays_running = &replays_running_.Add({{"service", std::string(service)}});
+  }
+  s.replays_running->Set(static_cast<double>(running));
 }
 
 void Metrics::ObserveRpc(absl::string_view full_method, int grpc_code, absl::Duration latency) {

@@ -102,6 +102,11 @@ class Metrics final : public EngineObserver {
   // The text exposition format, as a scrape would get it (tests, debugging).
   std::string Scrape() const;
 
+  // Creates every per-service series of `service` at 0 (counters, histograms), so that rate() and
+  // increase() see its first event. Called at start-up for the configured and stored services;
+  // other services get theirs on first sight.
+  void RegisterService(absl::string_view service);
+
   // ---- EngineObserver (writer thread) ----
   void OnDecision(const Envelope& e, const Failure& failure, const Decision& decision,
                   bool lease_expired) override;

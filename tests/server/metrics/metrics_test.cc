@@ -117,6 +117,18 @@ TEST(MetricsTest, DecisionsAndFailuresAreCountedByServiceDecisionReasonAndClass)
   EXPECT_EQ(Value(m, R"(retryd_build_info{version="1.2.3"})"), 1);
 }
 
+TEST(MetricsTest, RegisteredServicesHaveTheirSeriesAtZeroBeforeAnyEvent) {
+  Metrics m("v");
+  EXPECT_EQ(Value(m, R"(retryd_decisions_total{service="billing",decision="scheduled",reason="none"})"), -1);
+  m.RegisterService("billing");
+  EXPECT_EQ(Value(m, R"(retryd_decisions_total{service="billing",decision="scheduled",reason="none"})"), 0);
+  EXPECT_EQ(Value(m, R"(retryd_decisions_total{service="billing",decision="dead_lettered",reason="retry_exhausted"})"), 0);
+  EXPECT_EQ(Value(m, R"(retryd_failures_reported_total{service="billing",error_class="permanent"})"), 0);
+  EXPECT_EQ(Value(m, R"(retryd_dispatch_lateness_seconds_count{service="billing"})"), 0);
+  EXPECT_EQ(Value(m, R"(retryd_retry_success_attempts_count{service="billing"})"), 0);
+  EXPECT_EQ(Value(m, R"(retryd_lease_expirations_total{service="billing"})"), 0);
+}
+
 TEST(MetricsTest, LeaseExpiriesCountAsDecisionsAndExpirationsNotAsReportedFailures) {
   Metrics m("v");
   m.OnDecision(Env("billing"), Fail("LEASE_EXPIRED"), Scheduled(), /*lease_expired=*/true);
