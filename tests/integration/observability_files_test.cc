@@ -1,7 +1,8 @@
 // The Grafana dashboard (helm/retryd/files/retryd-dashboard.json) and the alert rules
 // (helm/retryd/files/retryd-rules.yaml) name only metrics retryd exports: every retryd_* name in
 // their PromQL must be a series of a Metrics scrape in which every hook and setter was used once.
-// The dashboard also covers the topics the issue asks for and is well formed for Grafana.
+// The dashboard also covers the topics the issue asks for and is well formed for Grafana. (Here
+// rather than under tests/server: the image's build runs those, and its context has no helm/.)
 #include <regex>
 #include <set>
 #include <string>
