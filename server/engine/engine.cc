@@ -542,6 +542,9 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       committed.clear();
     }
   }
+  // Publish before answering: a caller that was told OK and then asks for the counts
+  // (ListServices, a metrics scrape) must see its change.
+  PublishStats();
   for (auto& op : committed) op->Finish(absl::OkStatus());
   for (auto& [op, status] : failed) op->Finish(status);
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
