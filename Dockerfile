@@ -44,7 +44,7 @@ COPY --from=build /out/bin/retryd /out/bin/retryctl /usr/local/bin/
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-# 50051 gRPC. 9464 is the metrics port the design reserves; this build has no exporter yet.
+# 50051 gRPC, 9464 Prometheus /metrics.
 EXPOSE 50051 9464
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
@@ -54,5 +54,6 @@ ENTRYPOINT ["/usr/local/bin/retryd"]
 # A container is reached through its network namespace, so retryd listens on 0.0.0.0; this build
 # has neither bearer tokens nor TLS, so that needs --insecure-allow-remote, and retryd logs a
 # warning at start-up. Keep the port on a private network. A config file can be given with
-# RETRYD_CONFIG=/path or by replacing this CMD (flags override the file).
-CMD ["--grpc-addr=0.0.0.0:50051", "--data-dir=/data", "--insecure-allow-remote"]
+# RETRYD_CONFIG=/path or by replacing this CMD (flags override the file). /metrics listens on
+# 0.0.0.0:9464 too (read-only counts; no payloads or message ids).
+CMD ["--grpc-addr=0.0.0.0:50051", "--metrics-addr=0.0.0.0:9464", "--data-dir=/data", "--insecure-allow-remote"]

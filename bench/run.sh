@@ -155,6 +155,7 @@ start_retryd() {
   logf="$dir/retryd.$RETRYD_STARTS.log"
   t0=$EPOCHREALTIME
   "$RETRYD" --config "$CONFIG" --data-dir "$dir/data" --grpc-addr "127.0.0.1:$port" \
+    --metrics-addr 127.0.0.1:0 \
     --shutdown-grace 2s 2>"$logf" &
   RETRYD_PID=$!
   track "$RETRYD_PID" retryd

@@ -90,9 +90,9 @@ fi
 # The image's default arguments pass validation, and the HEALTHCHECK command sees SERVING from a
 # real server started with them (the chroot shares the host's network; use a free port).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-run /usr/local/bin/retryd --check-config --grpc-addr=0.0.0.0:50051 --data-dir=/data \
+run /usr/local/bin/retryd --check-config --grpc-addr=0.0.0.0:50051 --metrics-addr=0.0.0.0:9464 --data-dir=/data \
   --insecure-allow-remote >/dev/null
-run sh -c "/usr/local/bin/retryd --grpc-addr=127.0.0.1:$port --data-dir=/data & pid=\$!;
+run sh -c "/usr/local/bin/retryd --grpc-addr=127.0.0.1:$port --metrics-addr=127.0.0.1:0 --data-dir=/data & pid=\$!;
   ok=1; for i in \$(seq 50); do
     if /usr/local/bin/retryctl --server 127.0.0.1:$port --timeout 2s health; then ok=0; break; fi
     sleep 0.2; done

@@ -3,7 +3,8 @@
 # shared by the README, CI (.ci/run) and the Dockerfile.
 #
 #   scripts/install-deps.sh build     compilers, headers and tools to build retryd and retryctl
-#   scripts/install-deps.sh test      build + what the test suite runs (default)
+#   scripts/install-deps.sh test      build + what the test suite runs (default): sqlite3, curl,
+#                                     prometheus (the real-scrape test and promtool for the rules)
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
 #                                     redis-benchmark), procps and python3
@@ -19,7 +20,7 @@ build_pkgs=(
   libcli11-dev nlohmann-json3-dev
 )
 test_pkgs=(
-  sqlite3 procps python3 curl
+  sqlite3 procps python3 curl prometheus
 )
 bench_pkgs=(
   redis-server redis-tools procps python3

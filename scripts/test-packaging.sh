@@ -6,13 +6,16 @@
 #      (tests/packaging/check_runtime_libs.py, on build/server/retryd and build/client/cli/retryctl;
 #      they are built first if missing);
 #   3. helm/retryd: helm lint --strict and helm template for the defaults and for each values file
-#      (helm/retryd/ci/*-values.yaml, plus the PrometheusRule and dashboard ones rendered with test
-#      fixtures), assertions on the manifests (tests/packaging/check_chart.py), and the rendered
-#      ServerConfig accepted by `retryd --check-config`;
+#      (helm/retryd/ci/*-values.yaml, plus the PrometheusRule and dashboard ones), assertions on
+#      the manifests (tests/packaging/check_chart.py), and the rendered ServerConfig accepted by
+#      `retryd --check-config`;
 #   4. what must fail does, with a clear message: schema typos and wrong types (helm lint),
 #      auth/TLS (not in this build), a termination grace shorter than the drain, and the
-#      PrometheusRule/dashboard before the observability issue's files exist.
-# Installs helm (HELM_VERSION, via the Go module proxy into build/tools/bin) and python3-yaml.
+#      PrometheusRule/dashboard of a chart whose files are missing;
+#   5. the alert rules (helm/retryd/files/retryd-rules.yaml): promtool check rules and promtool
+#      test rules (tests/prometheus/retryd-rules-test.yaml).
+# Installs helm (HELM_VERSION, via the Go module proxy into build/tools/bin), python3-yaml and
+# prometheus (for promtool).
 # The real image build is separate and slow: scripts/build-image.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +40,7 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 command -v readelf >/dev/null || need+=(binutils)
 command -v git >/dev/null || need+=(git)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
@@ -109,14 +113,9 @@ render_and_check "$chart" "defaults"
 for v in "$chart"/ci/*-values.yaml; do
   render_and_check "$chart" "$(basename "$v")" "$v"
 done
-# PrometheusRule and dashboard: their files are the observability issue's. Render them against a
-# copy of the chart holding test fixtures, and check that the real chart refuses them clearly.
-fx="$work/chart-with-fixtures/retryd"
-mkdir -p "$(dirname "$fx")" && cp -a "$chart" "$fx"
-mkdir -p "$fx/files"  # git keeps no empty directories
-cp tests/packaging/fixtures/retryd-rules.yaml tests/packaging/fixtures/retryd-dashboard.json "$fx/files/"
-render_and_check "$fx" "prometheusrule-values.yaml (fixture rules)" tests/packaging/values/prometheusrule-values.yaml
-render_and_check "$fx" "dashboard-values.yaml (fixture dashboard)" tests/packaging/values/dashboard-values.yaml
+# PrometheusRule and dashboard: the chart embeds helm/retryd/files/retryd-{rules.yaml,dashboard.json}.
+render_and_check "$chart" "prometheusrule-values.yaml" tests/packaging/values/prometheusrule-values.yaml
+render_and_check "$chart" "dashboard-values.yaml" tests/packaging/values/dashboard-values.yaml
 
 # --- 4. What must fail ---------------------------------------------------------------------------
 say "refusals"
@@ -139,7 +138,21 @@ expect_fail lint "$V/bad-replicas-values.yaml" "Additional property replicaCount
 expect_fail template "$V/auth-values.yaml" "bearer tokens are not supported by this retryd build yet"
 expect_fail template "$V/tls-values.yaml" "TLS is not supported by this retryd build yet"
 expect_fail template "$V/short-grace-values.yaml" "must be at least config.shutdownGrace"
+# A chart copy without its files/ refuses the PrometheusRule and the dashboard with a message.
+nofiles="$work/chart-without-files/retryd"
+mkdir -p "$(dirname "$nofiles")" && cp -a "$chart" "$nofiles" && rm -rf "$nofiles/files"
+chart="$nofiles"
 expect_fail template "$V/prometheusrule-values.yaml" "rules file files/retryd-rules.yaml is missing"
 expect_fail template "$V/dashboard-values.yaml" "dashboard file files/retryd-dashboard.json is missing"
+chart=helm/retryd
+
+# --- 5. Alert rules ------------------------------------------------------------------------------
+say "alert rules (promtool)"
+promtool check rules "$chart/files/retryd-rules.yaml" >"$work/promtool.out" 2>&1 \
+  || { cat "$work/promtool.out"; die "promtool check rules"; }
+ok "promtool check rules: $(grep -o '[0-9]* rules found' "$work/promtool.out")"
+promtool test rules tests/prometheus/retryd-rules-test.yaml >"$work/promtool.out" 2>&1 \
+  || { cat "$work/promtool.out"; die "promtool test rules"; }
+ok "promtool test rules tests/prometheus/retryd-rules-test.yaml"
 
 say "all $pass checks passed in $(($(date +%s) - t0)) s"

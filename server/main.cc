@@ -14,15 +14,21 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/config/config.h"
 #include "server/engine/engine.h"
+#include "server/metrics/gauge_source.h"
+#include "server/metrics/metrics.h"
+#include "server/metrics/rpc_interceptor.h"
 #include "server/rpc/admin_service.h"
 #include "server/rpc/retry_service.h"
 #include "server/store/sqlite_store.h"
@@ -41,6 +47,7 @@ constexpr absl::Duration kDefaultShutdownGrace = absl::Seconds(20);
 struct Flags {
   std::string config;
   std::string grpc_addr;
+  std::string metrics_addr;
   std::string data_dir;
   std::string shutdown_grace;
   std::string log_level;
@@ -55,6 +62,22 @@ bool IsLoopback(absl::string_view addr) {
          absl::StartsWith(addr, "[::1]:");
 }
 
+// "off", or "host:port" with a numeric port (0 = any free port). The metrics listener may bind a
+// non-loopback address without --insecure-allow-remote: it serves read-only counts (no payloads,
+// no message ids); in Kubernetes pair it with the chart's NetworkPolicy.
+absl::Status ValidateMetricsAddr(absl::string_view addr) {
+  if (addr == "off") return absl::OkStatus();
+  const size_t colon = addr.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics_addr: must be \"host:port\" (e.g. 127.0.0.1:9464) or \"off\", got \"", addr,
+        "\""));
+  }
+  return absl::OkStatus();
+}
+
 // The file config with the flags applied over it, defaults filled in, and everything validated.
 absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
   v1::ServerConfig cfg;
@@ -63,6 +86,7 @@ absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
   }
   if (!flags.grpc_addr.empty()) cfg.set_grpc_addr(flags.grpc_addr);
   if (!flags.data_dir.empty()) cfg.set_data_dir(flags.data_dir);
+  if (!flags.metrics_addr.empty()) cfg.set_metrics_addr(flags.metrics_addr);
   if (!flags.log_level.empty()) cfg.set_log_level(flags.log_level);
   if (flags.insecure_allow_remote) cfg.set_insecure_allow_remote(true);
   if (!flags.shutdown_grace.empty()) {
@@ -75,6 +99,7 @@ absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
   }
   if (cfg.grpc_addr().empty()) cfg.set_grpc_addr("127.0.0.1:50051");
   if (cfg.data_dir().empty()) cfg.set_data_dir("./retryd-data");
+  if (cfg.metrics_addr().empty()) cfg.set_metrics_addr("127.0.0.1:9464");
   if (cfg.log_level().empty()) cfg.set_log_level("info");
   if (!cfg.has_shutdown_grace()) DurationToProto(kDefaultShutdownGrace, cfg.mutable_shutdown_grace());
 
@@ -100,6 +125,7 @@ absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
         "grpc_addr ", cfg.grpc_addr(), " is not loopback and no auth is configured; pass "
         "--insecure-allow-remote to serve it unauthenticated"));
   }
+  RETURN_IF_ERROR(ValidateMetricsAddr(cfg.metrics_addr()));
   RETURN_IF_ERROR(PolicySetFromConfig(cfg).status());
   RETURN_IF_ERROR(LimitsFromProto(cfg.limits()).status());
   return cfg;
@@ -128,8 +154,23 @@ int Serve(const v1::ServerConfig& cfg) {
     LogEvent(LogLevel::kError, "store_open_failed").Str("error", store.status().ToString());
     return 1;
   }
+  // The metrics listener comes first, so that a taken port fails start-up loudly before anything
+  // else is opened.
+  // "off" turns metrics off entirely: no listener, no engine observer, no RPC interceptor.
+  Metrics metrics(kVersion);
+  const bool metrics_on = cfg.metrics_addr() != "off";
+  if (metrics_on) {
+    absl::Status listening = metrics.Serve(cfg.metrics_addr());
+    if (!listening.ok()) {
+      LogEvent(LogLevel::kError, "metrics_listen_failed")
+          .Str("metrics_addr", cfg.metrics_addr())
+          .Str("error", listening.ToString());
+      return 1;
+    }
+  }
   MtRandom rng;
   EngineOptions engine_options;
+  engine_options.observer = metrics_on ? &metrics : nullptr;
   engine_options.max_lease_response_bytes = limits->max_lease_response_bytes;
   engine_options.dedupe_window = limits->dedupe_window;
   absl::StatusOr<std::unique_ptr<Engine>> engine =
@@ -146,6 +187,21 @@ int Serve(const v1::ServerConfig& cfg) {
     leased += s.leased;
   }
 
+  metrics.SetGaugeSource(
+      MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get()));
+  // Counters of the configured and stored services start at 0, so increase() sees their first
+  // event after a restart too.
+  for (const Policy& p : policies->policies()) {
+    if (p.name != "default" && !absl::EndsWith(p.name, "*")) metrics.RegisterService(p.name);
+  }
+  for (const auto& [name, unused] : stats) metrics.RegisterService(name);
+  // The exposer outlives the engine and store (declared earlier); detach its gauge source before
+  // they go, waiting for a scrape in progress.
+  struct DetachGauges {
+    Metrics* m;
+    ~DetachGauges() { m->SetGaugeSource(nullptr); }
+  } detach_gauges{&metrics};
+
   RetryServiceImpl retry_service(engine->get(), &SystemClock::Get(),
                                  RequestLimits{limits->max_payload_bytes});
   AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get());
@@ -161,6 +217,11 @@ int Serve(const v1::ServerConfig& cfg) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  if (metrics_on) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&metrics));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(LogLevel::kError, "listen_failed").Str("grpc_addr", cfg.grpc_addr());
@@ -184,13 +245,11 @@ int Serve(const v1::ServerConfig& cfg) {
       .Str("grpc_addr", cfg.grpc_addr())
       .Int("grpc_port", port)
       .Str("data_dir", cfg.data_dir())
+      .Str("metrics_addr", cfg.metrics_addr())
+      .Int("metrics_port", metrics.port())
       .Int("scheduled", scheduled)
       .Int("leased", leased)
       .Double("startup_seconds", absl::ToDoubleSeconds(absl::Now() - start));
-  if (cfg.metrics_addr() != "" && cfg.metrics_addr() != "off") {
-    LogEvent(LogLevel::kWarn, "metrics_not_built")
-        .Str("msg", "metrics_addr is set but this build has no Prometheus exporter yet");
-  }
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -201,12 +260,15 @@ int Serve(const v1::ServerConfig& cfg) {
   for (const char* name : {"", "retryd.v1.RetryService", "retryd.v1.AdminService"}) {
     health->SetServingStatus(name, false);
   }
+  // The metrics listener takes about a second to stop: do it alongside the drain.
+  std::thread metrics_stopper([&metrics] { metrics.StopServing(); });
   (*engine)->StopParking();
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   LogEvent(LogLevel::kDebug, "rpcs_drained");
   (*engine)->Stop();
   LogEvent(LogLevel::kDebug, "store_flushed");
   server->Wait();
+  metrics_stopper.join();
   LogEvent(LogLevel::kInfo, "server_stopped");
   return 0;
 }
@@ -219,6 +281,8 @@ int main(int argc, char** argv) {
   CLI::App app{"retryd: retry and dead-letter control plane server"};
   app.add_option("--config", flags.config, "JSON ServerConfig file")->envname("RETRYD_CONFIG");
   app.add_option("--grpc-addr", flags.grpc_addr, "gRPC listen address (default 127.0.0.1:50051)");
+  app.add_option("--metrics-addr", flags.metrics_addr,
+                 "Prometheus /metrics listen address, or \"off\" (default 127.0.0.1:9464)");
   app.add_option("--data-dir", flags.data_dir, "data directory (default ./retryd-data)");
   app.add_option("--shutdown-grace", flags.shutdown_grace,
                  "how long SIGTERM waits for in-flight calls (default 20s)");

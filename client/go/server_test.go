@@ -61,7 +61,7 @@ func startServer() (*testServer, error) {
 	if err := os.WriteFile(cfg, []byte(fastPolicy), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--data-dir", filepath.Join(dir, "data"), "--grpc-addr", "127.0.0.1:0", "--config", cfg)
+	cmd := exec.Command(bin, "--data-dir", filepath.Join(dir, "data"), "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--config", cfg)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

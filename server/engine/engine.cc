@@ -72,6 +72,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
       if (!existing.has_value()) return inserted;
       engine.guards_.ReleaseRetry(e.service, now, decision);
       decision_ = DuplicateDecision(*existing);
+      if (auto* o = engine.options_.observer) o->OnDuplicateFailure(*existing);
       LogEvent(LogLevel::kDebug, "duplicate_failure")
           .Str("service", existing->service)
           .Str("message_id", existing->message_id)
@@ -86,6 +87,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
     decision_ = decision;
     engine.Schedule(e);
     LogDecision(e, decision_, failure_);
+    if (auto* o = engine.options_.observer) o->OnDecision(e, failure_, decision_, false);
     return absl::OkStatus();
   }
 
@@ -105,6 +107,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
     engine.RemoveLease(e.id, e.service);
     engine.Schedule(e);
     LogDecision(e, decision_, failure_);
+    if (auto* o = engine.options_.observer) o->OnDecision(e, failure_, decision_, false);
     return absl::OkStatus();
   }
 
@@ -135,6 +138,7 @@ class Engine::LeaseOp final : public Engine::Op {
   absl::Status Apply(Engine& engine, absl::Time now) override {
     parked = false;
     items_.clear();
+    lateness_.clear();
     if (caller_gone()) return absl::CancelledError("the caller cancelled the lease");
     ServiceState& svc = engine.Service(args_.service);
     const int64_t now_us = absl::ToUnixMicros(now);
@@ -179,6 +183,7 @@ class Engine::LeaseOp final : public Engine::Op {
     if (!status.ok()) {
       for (const HeapEntry& entry : popped) svc.schedule.push(entry);
       items_.clear();
+      lateness_.clear();
       return status;
     }
     if (items_.empty()) {
@@ -188,8 +193,10 @@ class Engine::LeaseOp final : public Engine::Op {
     std::vector<int64_t> ids;
     for (const LeasedItem& item : items_) ids.push_back(item.envelope.id);
     engine.guards_.OnLeased(args_.service, ids);
-    for (const LeasedItem& item : items_) {
+    for (size_t i = 0; i < items_.size(); ++i) {
+      const LeasedItem& item = items_[i];
       engine.AddLease(item.envelope);
+      if (auto* o = engine.options_.observer) o->OnLeased(item.envelope, lateness_[i]);
       LogEvent(LogLevel::kDebug, "lease_granted")
           .Str("service", item.envelope.service)
           .Str("message_id", item.envelope.message_id)
@@ -240,7 +247,9 @@ class Engine::ReportSuccessOp final : public Engine::Op {
     RETURN_IF_ERROR(engine.OnLeasedOutcome(e.service, e.id, /*success=*/true,
                                            ErrorClass::kUnspecified, now));
     engine.RemoveLease(e.id, e.service);
-    LogEvent(LogLevel::kInfo, "retry_succeeded")
+    if (auto* o = engine.options_.observer) o->OnRetrySucceeded(e, e.attempt + 1);
+    // Debug: one line per request is too much for the hot path at info.
+    LogEvent(LogLevel::kDebug, "retry_succeeded")
         .Str("service", e.service)
         .Str("message_id", e.message_id)
         .Str("trace_id", e.trace_id)
@@ -523,6 +532,9 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     absl::Status commit = store_->Commit();
     const absl::Time commit_done = clock_->Now();
     if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
+    if (auto* o = options_.observer) {
+      o->OnCommit(commit_done - applied, static_cast<int>(ops.size()), commit.ok());
+    }
     figures_.batches++;
     figures_.ops += static_cast<int64_t>(ops.size());
     figures_.apply += applied - now;
@@ -549,7 +561,10 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       committed.clear();
     }
   }
-  guards_.Publish(now);  // Before the answers, so a caller's next GetCircuit sees its effect.
+  // Publish before answering: a caller that was told OK and then asks for the counts
+  // (ListServices, GetCircuit, a metrics scrape) must see its change.
+  guards_.Publish(now);
+  PublishStats();
   for (auto& op : committed) op->Finish(absl::OkStatus());
   for (auto& [op, status] : failed) op->Finish(status);
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
@@ -620,7 +635,10 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
       d = DecideFailure(*e, e->attempt + 1, failure, now);
       s = store_->Update(*e);
       if (s.ok()) s = OnLeasedOutcome(e->service, e->id, false, ErrorClass::kTransient, now);
-      if (s.ok()) LogDecision(*e, d, failure);
+      if (s.ok()) {
+        LogDecision(*e, d, failure);
+        if (auto* o = options_.observer) o->OnDecision(*e, failure, d, true);
+      }
     } else if (!found.ok()) {
       s = found.status();
     }

@@ -30,6 +30,7 @@
 #include "server/core/envelope.h"
 #include "server/core/policy_set.h"
 #include "server/core/service_guards.h"
+#include "server/engine/engine_observer.h"
 #include "server/store/store.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
@@ -50,6 +51,9 @@ struct EngineOptions {
   // How often committed data is checkpointed from the log into the store's main file, off the
   // commit path.
   absl::Duration checkpoint_interval = absl::Milliseconds(200);
+  // Told about decisions, leases, successes and commits (the metrics), on the writer thread.
+  // Optional; must outlive the Engine.
+  EngineObserver* observer = nullptr;
 };
 
 struct LeaseArgs {

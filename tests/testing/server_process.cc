@@ -1,11 +1,16 @@
 #include "tests/testing/server_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +59,11 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   p->dir_ = dir;
   p->log_path_ = dir + "/retryd.log";
   p->args_ = {"--data-dir", dir + "/data", "--grpc-addr", "127.0.0.1:0"};
+  // A free port per server, so that servers started in parallel never clash on the default.
+  if (std::find(extra_args.begin(), extra_args.end(), "--metrics-addr") == extra_args.end()) {
+    p->args_.push_back("--metrics-addr");
+    p->args_.push_back("127.0.0.1:0");
+  }
   if (!config_json.empty()) {
     const std::string config_path = dir + "/retryd.json";
     WriteFile(config_path, config_json);
@@ -102,6 +112,15 @@ absl::Status ServerProcess::Launch() {
         const size_t end = log.find_first_not_of("0123456789", begin);
         if (absl::SimpleAtoi(log.substr(begin, end - begin), &port) && port > 0) {
           port_ = port;
+          metrics_port_ = 0;
+          const size_t mkey = log.find("\"metrics_port\":", started);
+          if (mkey != std::string::npos) {
+            const size_t mbegin = mkey + 15;
+            const size_t mend = log.find_first_not_of("0123456789", mbegin);
+            if (!absl::SimpleAtoi(log.substr(mbegin, mend - mbegin), &metrics_port_)) {
+              metrics_port_ = 0;
+            }
+          }
           return absl::OkStatus();
         }
       }
@@ -184,6 +203,59 @@ grpc::Status RawUnaryCall(const std::string& address, const std::string& method,
     }
   }
   return status;
+}
+
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket failed");
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot connect to 127.0.0.1:", port));
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port, "\r\n\r\n");
+  if (send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return absl::UnavailableError("send failed");
+  }
+  std::string response;
+  char buf[16384];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) response.append(buf, static_cast<size_t>(n));
+  close(fd);
+  if (n < 0) return absl::DeadlineExceededError(absl::StrCat("GET ", path, ": read failed"));
+  const size_t body = response.find("\r\n\r\n");
+  if (body == std::string::npos) return absl::InternalError("malformed HTTP response");
+  const std::string status_line = response.substr(0, response.find("\r\n"));
+  if (status_line.find(" 200") == std::string::npos) {
+    return absl::InternalError(absl::StrCat("GET ", path, ": ", status_line, "\n",
+                                            response.substr(body + 4, 2000)));
+  }
+  return response.substr(body + 4);
+}
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {

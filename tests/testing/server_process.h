@@ -29,8 +29,9 @@ void WriteFile(const std::string& path, const std::string& content);
 
 class ServerProcess {
  public:
-  // Starts retryd with `--data-dir <dir>/data --grpc-addr 127.0.0.1:0`, plus `--config` with
-  // `config_json` when it is not empty, plus `extra_args`. Waits up to 20 s for it to serve.
+  // Starts retryd with `--data-dir <dir>/data --grpc-addr 127.0.0.1:0`, plus
+  // `--metrics-addr 127.0.0.1:0` unless `extra_args` has its own --metrics-addr, plus `--config`
+  // with `config_json` when it is not empty, plus `extra_args`. Waits up to 20 s for it to serve.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::string& dir, const std::string& config_json = "",
       std::vector<std::string> extra_args = {});
@@ -39,6 +40,8 @@ class ServerProcess {
   // "127.0.0.1:<port>" of the running process.
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
+  // The port of the /metrics listener (0 when metrics are off).
+  int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
   // The child's stderr (its JSON log lines) so far, across restarts.
@@ -65,12 +68,20 @@ class ServerProcess {
   std::string log_path_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int metrics_port_ = 0;
 };
 
 // Sends one unary call of `method` with raw request bytes (which need not be a valid message) and
 // a 5 s deadline; fills `response` with the raw response bytes.
 grpc::Status RawUnaryCall(const std::string& address, const std::string& method,
                           const std::string& request_bytes, std::string* response);
+
+// GETs http://127.0.0.1:<port><path> (HTTP/1.0, 5 s timeout); the body on a 200, else an error.
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for processes that cannot bind port 0 and
+// report it back, such as Prometheus).
+int FreePort();
 
 // A client context whose deadline is now + `timeout`.
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));

@@ -50,7 +50,8 @@ class RetrydServer:
             pytest.fail(f"retryd binary not found at {binary} (set RETRYD_BIN)")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [binary, "--data-dir", str(self.dir / "data"), "--grpc-addr", "127.0.0.1:0", "--config", str(cfg)],
+            [binary, "--data-dir", str(self.dir / "data"), "--grpc-addr", "127.0.0.1:0",
+             "--metrics-addr", "127.0.0.1:0", "--config", str(cfg)],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
         )

@@ -1,0 +1,22 @@
+// The per-service gauges of the metrics, read at scrape time: scheduled/leased/dead from the
+// engine's live counts (rebuilt from the store at start-up), the oldest dead letter from the
+// store, the escalation age from the service's policy. Every service with an exactly named policy
+// is included (with zeros) so its series exist before its first failure.
+#ifndef RETRYD_SERVER_METRICS_GAUGE_SOURCE_H_
+#define RETRYD_SERVER_METRICS_GAUGE_SOURCE_H_
+
+#include "server/core/policy_set.h"
+#include "server/engine/engine.h"
+#include "server/metrics/metrics.h"
+#include "server/store/store.h"
+#include "server/util/clock.h"
+
+namespace retryd {
+
+// The pointers must outlive the returned function's use.
+Metrics::GaugeSource MakeGaugeSource(const Engine* engine, Store* store, const PolicySet* policies,
+                                     const Clock* clock);
+
+}  // namespace retryd
+
+#endif  // RETRYD_SERVER_METRICS_GAUGE_SOURCE_H_

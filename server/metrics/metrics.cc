@@ -1,0 +1,451 @@
+#include "server/metrics/metrics.h"
+
+#include <exception>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "prometheus/exposer.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
+
+namespace retryd {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+// Attempt numbers a retry succeeded on; the first retry is attempt 2.
+const Histogram::BucketBoundaries& AttemptBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{1, 2, 3, 4, 5, 7, 10, 15, 20};
+  return *b;
+}
+// Dispatch lateness: a due retry normally goes out within milliseconds of its time when a worker
+// is waiting; seconds to minutes mean the workers do not keep up.
+const Histogram::BucketBoundaries& LatenessBuckets() {
+  static const auto* b =
+      new Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+  return *b;
+}
+// RPC latency, including long-polls (Lease waits up to 20 s).
+const Histogram::BucketBoundaries& RpcBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30};
+  return *b;
+}
+// A group commit is one fsync (or two) of the SQLite WAL.
+const Histogram::BucketBoundaries& CommitBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  return *b;
+}
+const Histogram::BucketBoundaries& BatchBuckets() {
+  static const auto* b =
+      new Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+  return *b;
+}
+
+// Label values of DeadLetterReason, indexed by its number.
+constexpr std::array<const char*, 5> kReasons = {"none", "non_retryable", "retry_exhausted",
+                                                 "deadline_exceeded", "budget_exhausted"};
+// Label values of ErrorClass, indexed by its number.
+constexpr std::array<const char*, 4> kClasses = {"unspecified", "transient", "recoverable",
+                                                 "permanent"};
+constexpr std::array<const char*, 3> kCircuitStates = {"closed", "open", "half_open"};
+constexpr std::array<const char*, 3> kOverrideModes = {"auto", "force_open", "force_closed"};
+constexpr std::array<const char*, 3> kReplayOutcomes = {"replayed", "skipped_blocked", "failed"};
+// gRPC status code names (grpc::StatusCode 0..16), as go-grpc-prometheus spells them.
+constexpr std::array<const char*, 17> kGrpcCodes = {
+    "OK",        "Canceled",          "Unknown",          "InvalidArgument", "DeadlineExceeded",
+    "NotFound",  "AlreadyExists",     "PermissionDenied", "ResourceExhausted",
+    "FailedPrecondition", "Aborted",  "OutOfRange",       "Unimplemented",   "Internal",
+    "Unavailable", "DataLoss",        "Unauthenticated"};
+
+// `value` when it indexes an array of N label values, else `fallback`.
+template <size_t N>
+int Index(int value, int fallback = 0) {
+  return value >= 0 && value < static_cast<int>(N) ? value : fallback;
+}
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = prometheus::MetricType::Gauge;
+  return f;
+}
+
+void AddGauge(prometheus::MetricFamily& f, const std::string& service, double value) {
+  prometheus::ClientMetric m;
+  m.label.push_back({"service", service});
+  m.gauge.value = value;
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+// Handles of one service, created on first sight and kept for the process's life.
+struct Metrics::ServiceHandles {
+  std::array<Counter*, kClasses.size()> failures{};
+  // [0] = scheduled (reason none); [r] = dead_lettered with reason r.
+  std::array<Counter*, kReasons.size()> decisions{};
+  Counter* duplicates = nullptr;
+  Counter* expirations = nullptr;
+  Histogram* success_attempts = nullptr;
+  Histogram* lateness = nullptr;
+  absl::flat_hash_map<std::string, Counter*> error_codes;
+  Counter* other_error_code = nullptr;
+  // Set by the circuit, budget and replay owners; created on their first call.
+  std::array<Gauge*, kCircuitStates.size()> circuit_state{};
+  std::array<Gauge*, kOverrideModes.size()> circuit_override{};
+  Gauge* budget_remaining = nullptr;
+  std::array<Counter*, kReplayOutcomes.size()> replay_envelopes{};
+  Gauge* replays_running = nullptr;
+};
+
+// Handles of one gRPC method, one histogram per status code seen.
+struct Metrics::RpcHandles {
+  std::string service;
+  std::string method;
+  std::array<Histogram*, kGrpcCodes.size()> by_code{};
+};
+
+// The per-service gauges, computed at scrape time from the GaugeSource (engine counts and the
+// store's oldest dead letter), so they are right after a restart and cost nothing between
+// scrapes.
+class Metrics::GaugeCollector final : public prometheus::Collectable {
+ public:
+  void set_source(GaugeSource source) {
+    absl::MutexLock lock(&mu_);
+    source_ = std::move(source);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<ServiceGauges> gauges;
+    {
+      absl::MutexLock lock(&mu_);
+      if (source_) gauges = source_();
+    }
+    auto scheduled = GaugeFamily("retryd_scheduled_envelopes",
+                                 "Envelopes waiting for their next retry, per service.");
+    auto leased = GaugeFamily("retryd_leased_envelopes",
+                              "Envelopes leased to a worker right now, per service.");
+    auto dead = GaugeFamily("retryd_dead_letters", "Dead letters kept, per service.");
+    auto oldest = GaugeFamily("retryd_dead_letter_oldest_age_seconds",
+                              "Age of the oldest dead letter (0 when there is none), per service.");
+    auto escalation = GaugeFamily(
+        "retryd_policy_dead_letter_escalation_age_seconds",
+        "The policy's dead_letter.escalation_age: a dead letter older than this needs a human.");
+    for (const ServiceGauges& g : gauges) {
+      AddGauge(scheduled, g.service, static_cast<double>(g.scheduled));
+      AddGauge(leased, g.service, static_cast<double>(g.leased));
+      AddGauge(dead, g.service, static_cast<double>(g.dead));
+      AddGauge(oldest, g.service, absl::ToDoubleSeconds(g.oldest_dead_age));
+      AddGauge(escalation, g.service, absl::ToDoubleSeconds(g.escalation_age));
+    }
+    std::vector<prometheus::MetricFamily> out;
+    for (auto* f : {&scheduled, &leased, &dead, &oldest, &escalation}) out.push_back(std::move(*f));
+    return out;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  GaugeSource source_ ABSL_GUARDED_BY(mu_);
+};
+
+Metrics::Metrics(std::string version)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      gauges_(std::make_shared<GaugeCollector>()),
+      failures_(BuildCounter()
+                    .Name("retryd_failures_reported_total")
+                    .Help("Failures reported by workers (first and leased; not duplicates, not "
+                          "lease expiries), by the class retryd decided.")
+                    .Register(*registry_)),
+      failures_by_code_(BuildCounter()
+                            .Name("retryd_failures_by_error_code_total")
+                            .Help("Failures reported by workers by error_code; at most 20 codes "
+                                  "per service, later ones are counted as \"other\".")
+                            .Register(*registry_)),
+      decisions_(BuildCounter()
+                     .Name("retryd_decisions_total")
+                     .Help("Decisions on failures (worker reports and lease expiries): "
+                           "decision scheduled|dead_lettered, reason for dead letters.")
+                     .Register(*registry_)),
+      duplicates_(BuildCounter()
+                      .Name("retryd_duplicate_reports_total")
+                      .Help("First failures already recorded (answered duplicate = true).")
+                      .Register(*registry_)),
+      expirations_(BuildCounter()
+                       .Name("retryd_lease_expirations_total")
+                       .Help("Leases that expired before the worker reported an outcome.")
+                       .Register(*registry_)),
+      replay_envelopes_(BuildCounter()
+                            .Name("retryd_replay_envelopes_total")
+                            .Help("Dead letters handled by replays, by outcome "
+                                  "replayed|skipped_blocked|failed.")
+                            .Register(*registry_)),
+      success_attempts_(BuildHistogram()
+                            .Name("retryd_retry_success_attempts")
+                            .Help("Attempt number on which a leased retry succeeded (the first "
+                                  "retry is attempt 2).")
+                            .Register(*registry_)),
+      lateness_(BuildHistogram()
+                    .Name("retryd_dispatch_lateness_seconds")
+                    .Help("How long after its next_retry_at a due retry was leased.")
+                    .Register(*registry_)),
+      rpc_seconds_(BuildHistogram()
+                       .Name("retryd_grpc_server_handling_seconds")
+                       .Help("gRPC server call latency by method and status code (the _count is "
+                             "the number of calls handled).")
+                       .Register(*registry_)),
+      commit_seconds_(BuildHistogram()
+                          .Name("retryd_store_commit_duration_seconds")
+                          .Help("Duration of one group commit of the store (durable write).")
+                          .Register(*registry_)),
+      commit_batch_(BuildHistogram()
+                        .Name("retryd_store_commit_batch_requests")
+                        .Help("Requests applied in one group commit.")
+                        .Register(*registry_)),
+      circuit_state_(BuildGauge()
+                         .Name("retryd_circuit_state")
+                         .Help("Circuit state per service: 1 for the current state "
+                               "(closed|open|half_open), 0 for the others.")
+                         .Register(*registry_)),
+      circuit_override_(BuildGauge()
+                            .Name("retryd_circuit_override")
+                            .Help("Operator circuit override per service: 1 for the current mode "
+                                  "(auto|force_open|force_closed).")
+                            .Register(*registry_)),
+      budget_remaining_(BuildGauge()
+                            .Name("retryd_retry_budget_remaining")
+                            .Help("Retries the service's retry budget still allows in its window.")
+                            .Register(*registry_)),
+      replays_running_(BuildGauge()
+                           .Name("retryd_replays_running")
+                           .Help("Replays running per service.")
+                           .Register(*registry_)),
+      build_info_(BuildGauge()
+                      .Name("retryd_build_info")
+                      .Help("Always 1; the version label says which retryd is running.")
+                      .Register(*registry_)),
+      commit_seconds_all_(commit_seconds_.Add({}, CommitBuckets())),
+      commit_batch_all_(commit_batch_.Add({}, BatchBuckets())) {
+  build_info_.Add({{"version", std::move(version)}}).Set(1);
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::SetGaugeSource(GaugeSource source) { gauges_->set_source(std::move(source)); }
+
+absl::Status Metrics::Serve(const std::string& address) {
+  // prometheus-cpp reports a failed listen by throwing from civetweb; catch it at this edge.
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics_addr: cannot listen on ", address, ": ", e.what()));
+  }
+  if (exposer_->GetListeningPorts().empty()) {
+    exposer_.reset();
+    return absl::UnavailableError(absl::StrCat("metrics_addr: cannot listen on ", address));
+  }
+  exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(gauges_);
+  return absl::OkStatus();
+}
+
+void Metrics::StopServing() { exposer_.reset(); }
+
+int Metrics::port() const {
+  if (exposer_ == nullptr) return 0;
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+std::string Metrics::Scrape() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (auto& f : gauges_->Collect()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+Metrics::ServiceHandles& Metrics::Service(absl::string_view service) {
+  auto it = services_.find(service);
+  if (it != services_.end()) return *it->second;
+  auto h = std::make_unique<ServiceHandles>();
+  const std::string name(service);
+  // Every label set of a service is created at once, so its series start at 0 and rate() and
+  // increase() see the first event.
+  for (size_t c = 1; c < kClasses.size(); ++c) {
+    h->failures[c] = &failures_.Add({{"service", name}, {"error_class", kClasses[c]}});
+  }
+  h->failures[0] = h->failures[1];  // Unspecified never reaches here; count it as transient.
+  h->decisions[0] =
+      &decisions_.Add({{"service", name}, {"decision", "scheduled"}, {"reason", "none"}});
+  for (size_t r = 1; r < kReasons.size(); ++r) {
+    h->decisions[r] =
+        &decisions_.Add({{"service", name}, {"decision", "dead_lettered"}, {"reason", kReasons[r]}});
+  }
+  h->duplicates = &duplicates_.Add({{"service", name}});
+  h->expirations = &expirations_.Add({{"service", name}});
+  h->success_attempts = &success_attempts_.Add({{"service", name}}, AttemptBuckets());
+  h->lateness = &lateness_.Add({{"service", name}}, LatenessBuckets());
+  return *services_.emplace(name, std::move(h)).first->second;
+}
+
+void Metrics::RegisterService(absl::string_view service) {
+  absl::MutexLock lock(&mu_);
+  Service(service);
+}
+
+void Metrics::OnDecision(const Envelope& e, const Failure& failure, const Decision& decision,
+                         bool lease_expired) {
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(e.service);
+  const int reason =
+      decision.kind == DecisionKind::kScheduled ? 0 : Index<kReasons.size()>(static_cast<int>(decision.reason));
+  s.decisions[reason]->Increment();
+  if (lease_expired) {
+    s.expirations->Increment();
+    return;
+  }
+  s.failures[Index<kClasses.size()>(static_cast<int>(decision.error_class))]->Increment();
+  const absl::string_view code =
+      failure.error_code.empty() ? absl::string_view("none") : absl::string_view(failure.error_code);
+  auto it = s.error_codes.find(code);
+  if (it == s.error_codes.end()) {
+    Counter* counter;
+    if (static_cast<int>(s.error_codes.size()) < kMaxErrorCodesPerService) {
+      counter = &failures_by_code_.Add({{"service", e.service}, {"error_code", std::string(code)}});
+    } else {
+      if (s.other_error_code == nullptr) {
+        s.other_error_code =
+            &failures_by_code_.Add({{"service", e.service}, {"error_code", "other"}});
+      }
+      counter = s.other_error_code;
+      counter->Increment();
+      return;
+    }
+    it = s.error_codes.emplace(std::string(code), counter).first;
+  }
+  it->second->Increment();
+}
+
+void Metrics::OnDuplicateFailure(const Envelope& existing) {
+  absl::MutexLock lock(&mu_);
+  Service(existing.service).duplicates->Increment();
+}
+
+void Metrics::OnLeased(const Envelope& e, absl::Duration lateness) {
+  absl::MutexLock lock(&mu_);
+  Service(e.service).lateness->Observe(
+      std::max(0.0, absl::ToDoubleSeconds(lateness)));
+}
+
+void Metrics::OnRetrySucceeded(const Envelope& e, int attempt) {
+  absl::MutexLock lock(&mu_);
+  Service(e.service).success_attempts->Observe(attempt);
+}
+
+void Metrics::OnCommit(absl::Duration duration, int requests, bool ok) {
+  commit_seconds_all_.Observe(absl::ToDoubleSeconds(duration));
+  commit_batch_all_.Observe(requests);
+}
+
+// The setters below cache their handles per service like the engine hooks: the budget may be set
+// on every decision. Each creates all label values of its family at once (one is 1, the others 0;
+// counters start at 0).
+void Metrics::SetCircuitState(absl::string_view service, Circuit state) {
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.circuit_state[0] == nullptr) {
+    for (size_t i = 0; i < kCircuitStates.size(); ++i) {
+      s.circuit_state[i] =
+          &circuit_state_.Add({{"service", std::string(service)}, {"state", kCircuitStates[i]}});
+    }
+  }
+  for (size_t i = 0; i < kCircuitStates.size(); ++i) {
+    s.circuit_state[i]->Set(static_cast<int>(state) == static_cast<int>(i) + 1 ? 1 : 0);
+  }
+}
+
+void Metrics::SetCircuitOverride(absl::string_view service, CircuitOverride mode) {
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.circuit_override[0] == nullptr) {
+    for (size_t i = 0; i < kOverrideModes.size(); ++i) {
+      s.circuit_override[i] =
+          &circuit_override_.Add({{"service", std::string(service)}, {"mode", kOverrideModes[i]}});
+    }
+  }
+  for (size_t i = 0; i < kOverrideModes.size(); ++i) {
+    s.circuit_override[i]->Set(static_cast<int>(mode) == static_cast<int>(i) + 1 ? 1 : 0);
+  }
+}
+
+void Metrics::SetBudgetRemaining(absl::string_view service, double remaining) {
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.budget_remaining == nullptr) {
+    s.budget_remaining = &budget_remaining_.Add({{"service", std::string(service)}});
+  }
+  s.budget_remaining->Set(remaining);
+}
+
+void Metrics::AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcome, int64_t n) {
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.replay_envelopes[0] == nullptr) {
+    for (size_t i = 0; i < kReplayOutcomes.size(); ++i) {
+      s.replay_envelopes[i] = &replay_envelopes_.Add(
+          {{"service", std::string(service)}, {"outcome", kReplayOutcomes[i]}});
+    }
+  }
+  const int i = Index<kReplayOutcomes.size()>(static_cast<int>(outcome));
+  if (n > 0) s.replay_envelopes[i]->Increment(static_cast<double>(n));
+}
+
+void Metrics::SetReplaysRunning(absl::string_view service, int64_t running) {
+  absl::MutexLock lock(&mu_);
+  ServiceHandles& s = Service(service);
+  if (s.replays_running == nullptr) {
+    s.replays_running = &replays_running_.Add({{"service", std::string(service)}});
+  }
+  s.replays_running->Set(static_cast<double>(running));
+}
+
+void Metrics::ObserveRpc(absl::string_view full_method, int grpc_code, absl::Duration latency) {
+  absl::MutexLock lock(&mu_);
+  auto it = rpcs_.find(full_method);
+  if (it == rpcs_.end()) {
+    auto h = std::make_unique<RpcHandles>();
+    // "/retryd.v1.RetryService/Lease" -> ("retryd.v1.RetryService", "Lease").
+    absl::string_view m = full_method;
+    if (!m.empty() && m.front() == '/') m.remove_prefix(1);
+    const size_t slash = m.find('/');
+    h->service = std::string(slash == absl::string_view::npos ? "" : m.substr(0, slash));
+    h->method = std::string(slash == absl::string_view::npos ? m : m.substr(slash + 1));
+    std::string key(full_method);
+    if (static_cast<int>(rpcs_.size()) >= kMaxRpcMethods) {
+      h->service = "other";
+      h->method = "other";
+      key = "other";
+      auto other = rpcs_.find(key);
+      if (other != rpcs_.end()) it = other;
+    }
+    if (it == rpcs_.end()) it = rpcs_.emplace(key, std::move(h)).first;
+  }
+  RpcHandles& h = *it->second;
+  const int code = Index<kGrpcCodes.size()>(grpc_code, /*fallback=Unknown*/ 2);
+  if (h.by_code[code] == nullptr) {
+    h.by_code[code] = &rpc_seconds_.Add(
+        {{"grpc_service", h.service}, {"grpc_method", h.method}, {"grpc_code", kGrpcCodes[code]}},
+        RpcBuckets());
+  }
+  h.by_code[code]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+}  // namespace retryd
