@@ -184,6 +184,7 @@ func TestCrossLanguageWorkersShareWork(t *testing.T) {
 	defer func() { _ = py.Process.Kill(); _ = py.Wait() }()
 	var mu sync.Mutex
 	seen := map[string][]string{}
+	var garbled []string // lines of the Python worker that are none of its words
 	ready := make(chan struct{})
 	pyDone := make(chan struct{})
 	go func() {
@@ -191,12 +192,17 @@ func TestCrossLanguageWorkersShareWork(t *testing.T) {
 		sc := bufio.NewScanner(pyOut)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if len(f) == 1 && f[0] == "ready" {
+			switch {
+			case len(f) == 1 && f[0] == "ready":
 				close(ready)
-			}
-			if len(f) == 2 && f[0] == "start" {
+			case len(f) == 2 && f[0] == "start":
 				mu.Lock()
 				seen[f[1]] = append(seen[f[1]], "python")
+				mu.Unlock()
+			case len(f) == 2 && (f[0] == "done" || f[0] == "exited"):
+			default: // a garbled line would otherwise pass for an envelope nobody processed
+				mu.Lock()
+				garbled = append(garbled, sc.Text())
 				mu.Unlock()
 			}
 		}
@@ -241,6 +247,9 @@ func TestCrossLanguageWorkersShareWork(t *testing.T) {
 	_ = py.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	if len(garbled) > 0 {
+		t.Errorf("unexpected lines from the Python worker: %q", garbled)
+	}
 	byLang := map[string]int{}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("m%03d", i)

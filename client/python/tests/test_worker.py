@@ -86,6 +86,38 @@ def test_heartbeat_keeps_long_handler_lease(server, client, service):
     assert all(h.error_code != "LEASE_EXPIRED" for h in stored.history)
 
 
+# Handlers that print at once, as worker_proc.py's do: N threads each say "start t<n>-<i>" M times.
+_SAY_FROM_THREADS = """
+import sys, threading, time
+import worker_proc
+threads_n, lines_n = int(sys.argv[1]), int(sys.argv[2])
+def handler(n):
+    for i in range(lines_n):
+        worker_proc.say("start", f"t{n}-{i}")
+        time.sleep(0.0001)
+threads = [threading.Thread(target=handler, args=(n,)) for n in range(threads_n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"""
+
+
+def test_worker_proc_lines_stay_whole_when_handlers_print_at_once():
+    # The tests parse worker_proc.py's stdout line by line ("start <id>"). Its handlers run on
+    # several threads, and its stdout is a pipe, written through word by word: print("start", id)
+    # from two threads came out as "startstart m014" / " m013", and two envelopes went missing.
+    threads_n, lines_n = 4, 500
+    out = subprocess.run(
+        [sys.executable, "-c", _SAY_FROM_THREADS, str(threads_n), str(lines_n)],
+        cwd=HERE, stdout=subprocess.PIPE, text=True, timeout=60, check=True,
+    ).stdout
+    want = sorted(f"start t{n}-{i}" for n in range(threads_n) for i in range(lines_n))
+    bad = [line for line in out.splitlines() if not line.startswith("start t") or len(line.split()) != 2]
+    assert not bad, bad[:5]
+    assert sorted(out.splitlines()) == want
+
+
 def _spawn(server, service, sleep, concurrency=2):
     p = subprocess.Popen(
         [sys.executable, str(HERE / "worker_proc.py"), server.target, service, str(sleep), str(concurrency)],
