@@ -7,7 +7,9 @@
 # interval; 0 = never scraped) — in an order that alternates
 # per round, and runs the same closed-loop ReportFailure load (retryd_loadgen submit) against each.
 # Prints one JSON line per measurement, then the medians, the on/off ratio of the medians, and the
-# median of the per-round on/off throughput ratios.
+# median of the per-round on/off throughput ratios. Also the server's CPU time per request
+# (utime+stime of retryd over the requests it completed, start-up included): on a machine shared
+# with other work, throughput swings by +-15 % between runs, CPU per request much less.
 #
 #   bash bench/metrics_overhead.sh            # RUNS=3 DURATION=8 CONCURRENCY=64 PAYLOAD_BYTES=1024
 # Knobs: RUNS DURATION WARMUP CONCURRENCY PAYLOAD_BYTES SCRAPE_INTERVAL=1 BUILD_DIR RETRYD_BIN
@@ -58,10 +60,12 @@ run_one() {  # run_one MODE ROUND
   fi
   j="$("$LOADGEN" submit --target "127.0.0.1:$port" --concurrency "$CONCURRENCY" \
         --duration "${DURATION}s" --warmup "${WARMUP}s" --payload-bytes "$PAYLOAD_BYTES" --service bench)"
+  local cpu_ticks
+  cpu_ticks="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
-  python3 -c 'import json,sys; d=json.loads(sys.argv[3]); print(json.dumps({"metrics": sys.argv[1], "round": int(sys.argv[2]), "throughput_ops_s": d["throughput_ops_s"], "p50_ms": d["p50_ms"], "p99_ms": d["p99_ms"], "errors": d.get("errors", 0)}))' \
-    "$mode" "$round" "$j" | tee -a "$RESULTS"
+  python3 -c 'import json,os,sys; d=json.loads(sys.argv[3]); cpu=float(sys.argv[4])/os.sysconf("SC_CLK_TCK"); print(json.dumps({"metrics": sys.argv[1], "round": int(sys.argv[2]), "throughput_ops_s": d["throughput_ops_s"], "p50_ms": d["p50_ms"], "p99_ms": d["p99_ms"], "cpu_us_per_op": round(cpu * 1e6 / max(1, d["total_completed"]), 2), "errors": d.get("errors", 0)}))' \
+    "$mode" "$round" "$j" "$cpu_ticks" | tee -a "$RESULTS"
   rm -rf "$dir"
 }
 
@@ -76,7 +80,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 def med(mode, key):
     return statistics.median(r[key] for r in rows if r["metrics"] == mode)
 out = {"runs": len(rows) // 2, "scrape_interval_s": float(sys.argv[2])}
-for key in ("throughput_ops_s", "p50_ms", "p99_ms"):
+for key in ("throughput_ops_s", "p50_ms", "p99_ms", "cpu_us_per_op"):
     off, on = med("off", key), med("on", key)
     out[key] = {"off_median": off, "on_median": on, "on_over_off": round(on / off, 4) if off else None}
 # The two runs of a round ran back to back, so their ratio is less exposed to the machine's load
