@@ -188,7 +188,7 @@ int Serve(const v1::ServerConfig& cfg) {
   }
 
   metrics.SetGaugeSource(
-      MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get()));
+      MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get(), &metrics));
   // Counters of the configured and stored services start at 0, so increase() sees their first
   // event after a restart too.
   for (const Policy& p : policies->policies()) {

@@ -6,13 +6,56 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "server/util/log.h"
 
 namespace retryd {
 
-Metrics::GaugeSource MakeGaugeSource(const Engine* engine, Store* store, const PolicySet* policies,
-                                     const Clock* clock) {
-  return [engine, store, policies, clock]() {
+namespace {
+
+// How long a scrape waits for the writer to report the guards; a scrape never hangs on a busy
+// writer (the previous values stay).
+constexpr absl::Duration kGuardsWait = absl::Seconds(2);
+
+// Sets the circuit and budget gauges from the writer's view of every known service. The budget
+// left changes with time as its window slides, so it is read at scrape time, not pushed.
+void RefreshGuards(Engine* engine, Metrics* metrics) {
+  struct Result {
+    absl::Mutex mu;
+    absl::Notification done;
+    std::map<std::string, GuardView> views;
+  };
+  auto result = std::make_shared<Result>();
+  engine->GuardViews([result](std::map<std::string, GuardView> views) {
+    {
+      absl::MutexLock lock(&result->mu);
+      result->views = std::move(views);
+    }
+    result->done.Notify();
+  });
+  if (!result->done.WaitForNotificationWithTimeout(kGuardsWait)) {
+    LogEvent(LogLevel::kWarn, "metrics_guards_timeout");
+    return;
+  }
+  absl::MutexLock lock(&result->mu);
+  for (const auto& [service, view] : result->views) {
+    metrics->SetCircuitState(service, static_cast<Metrics::Circuit>(view.circuit.state));
+    metrics->SetCircuitOverride(service,
+                                static_cast<Metrics::CircuitOverride>(view.circuit.override_mode));
+    if (view.budget_remaining >= 0) {
+      metrics->SetBudgetRemaining(service, static_cast<double>(view.budget_remaining));
+    }
+  }
+}
+
+}  // namespace
+
+Metrics::GaugeSource MakeGaugeSource(Engine* engine, Store* store, const PolicySet* policies,
+                                     const Clock* clock, Metrics* metrics) {
+  return [engine, store, policies, clock, metrics]() {
+    // The exposer collects this source before the registry, so these land in this scrape.
+    if (metrics != nullptr) RefreshGuards(engine, metrics);
     std::map<std::string, ServiceGauges> by_name;  // Sorted: stable scrape output.
     for (const Policy& p : policies->policies()) {
       if (p.name != "default" && !absl::EndsWith(p.name, "*")) by_name[p.name].service = p.name;

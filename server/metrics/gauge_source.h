@@ -1,7 +1,8 @@
 // The per-service gauges of the metrics, read at scrape time: scheduled/leased/dead from the
 // engine's live counts (rebuilt from the store at start-up), the oldest dead letter from the
 // store, the escalation age from the service's policy. Every service with an exactly named policy
-// is included (with zeros) so its series exist before its first failure.
+// is included (with zeros) so its series exist before its first failure. Circuit and budget
+// gauges come from the engine's guards at scrape time.
 #ifndef RETRYD_SERVER_METRICS_GAUGE_SOURCE_H_
 #define RETRYD_SERVER_METRICS_GAUGE_SOURCE_H_
 
@@ -13,9 +14,10 @@
 
 namespace retryd {
 
-// The pointers must outlive the returned function's use.
-Metrics::GaugeSource MakeGaugeSource(const Engine* engine, Store* store, const PolicySet* policies,
-                                     const Clock* clock);
+// The pointers must outlive the returned function's use. With `metrics`, each call also sets
+// the circuit state, override and budget-remaining gauges of every service the engine knows.
+Metrics::GaugeSource MakeGaugeSource(Engine* engine, Store* store, const PolicySet* policies,
+                                     const Clock* clock, Metrics* metrics = nullptr);
 
 }  // namespace retryd
 

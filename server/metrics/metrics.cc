@@ -253,8 +253,10 @@ absl::Status Metrics::Serve(const std::string& address) {
     exposer_.reset();
     return absl::UnavailableError(absl::StrCat("metrics_addr: cannot listen on ", address));
   }
-  exposer_->RegisterCollectable(registry_);
+  // The scrape-time gauges first: their source also refreshes registry gauges (circuits,
+  // budgets), which then appear in the same scrape.
   exposer_->RegisterCollectable(gauges_);
+  exposer_->RegisterCollectable(registry_);
   return absl::OkStatus();
 }
 

@@ -31,7 +31,8 @@ constexpr char kConfig[] = R"json({
      "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"}},
     {"name": "billing", "maxAttempts": 3,
      "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"},
-     "deadLetter": {"escalationAge": "600s"}}
+     "deadLetter": {"escalationAge": "600s"},
+     "budget": {"window": "600s", "ratio": 0.2, "minRetriesPerWindow": 50}}
   ]
 })json";
 
@@ -223,6 +224,30 @@ TEST(PrometheusScrapeTest, SeriesHoldTheTrafficAndGaugesSurviveARestart) {
   EXPECT_EQ(p.WaitForValue(R"(retryd_grpc_server_handling_seconds_count{grpc_method="ReportSuccess",grpc_code="OK"})", 1), "");
   EXPECT_EQ(p.WaitForValue(R"(sum(retryd_store_commit_batch_requests_sum) >= bool 9)", 1), "");
 
+  // Circuits and budgets are read from the engine at scrape time. An operator opens orders'
+  // circuit; billing's budget left is what ListServices says (50 minus the retries it booked).
+  auto admin = (*server)->AdminStub();
+  v1::SetCircuitOverrideRequest force_open;
+  force_open.set_service("orders");
+  force_open.set_override(v1::FORCE_OPEN);
+  v1::SetCircuitOverrideResponse override_resp;
+  ASSERT_TRUE(admin->SetCircuitOverride(Context().get(), force_open, &override_resp).ok());
+  EXPECT_EQ(p.WaitForValue(R"(retryd_circuit_state{service="orders",state="open"})", 1), "");
+  EXPECT_EQ(p.WaitForValue(R"(retryd_circuit_state{service="orders",state="closed"})", 0), "");
+  EXPECT_EQ(p.WaitForValue(R"(retryd_circuit_override{service="orders",mode="force_open"})", 1), "");
+  EXPECT_EQ(p.WaitForValue(R"(retryd_circuit_state{service="billing",state="closed"})", 1), "");
+  v1::ListServicesResponse services;
+  ASSERT_TRUE(admin->ListServices(Context().get(), v1::ListServicesRequest(), &services).ok());
+  int64_t billing_budget = -2;
+  for (const auto& s : services.services()) {
+    if (s.service() == "billing") billing_budget = s.budget_remaining();
+  }
+  ASSERT_GE(billing_budget, 0);
+  ASSERT_LT(billing_budget, 50);
+  EXPECT_EQ(p.WaitForValue(R"(retryd_retry_budget_remaining{service="billing"})",
+                           static_cast<double>(billing_budget)),
+            "");
+
   // The rules load and evaluate against real series without errors.
   absl::StatusOr<std::string> rules = HttpGet(p.port(), "/api/v1/rules");
   ASSERT_TRUE(rules.ok()) << rules.status();
@@ -255,6 +280,9 @@ TEST(PrometheusScrapeTest, SeriesHoldTheTrafficAndGaugesSurviveARestart) {
   EXPECT_EQ(p.WaitForValue(R"(retryd_leased_envelopes{service="billing"})", 2), "");
   EXPECT_EQ(p.WaitForValue(R"(retryd_scheduled_envelopes{service="orders"})", 1), "");
   EXPECT_EQ(p.WaitForValue(R"(up{job="retryd"})", 1), "");
+  // The override is stored: the restarted process still reports orders' circuit open.
+  EXPECT_EQ(p.WaitForValue(R"(retryd_circuit_override{service="orders",mode="force_open"})", 1), "");
+  EXPECT_EQ(p.WaitForValue(R"(retryd_circuit_state{service="orders",state="open"})", 1), "");
 
   prom->reset();
   server->reset();
