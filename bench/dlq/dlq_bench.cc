@@ -7,10 +7,15 @@
 //            Services, error codes, reasons and messages vary so that stats and groups have work.
 //   measure  against a running retryd on that data dir: GetDeadLetterStats (all services and
 //            one), the first page of ListFailureGroups, and a full page-by-page ListDeadLetters
-//            of --list-count rows (page size 1000), each --runs times; medians.
+//            of --list-count rows (page size 1000), a listing by service and reasons, and one by
+//            a selective filter across services (code + reason + class, ~1 %), each --runs
+//            times; medians. Last, it purges one small and one large service (once: it
+//            deletes) while a probe reports failures, to show how long a purge holds the writer.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <chrono>
 #include <iostream>
 #include <random>
@@ -22,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "retryd/v1/admin_service.grpc.pb.h"
+#include "retryd/v1/retry_service.grpc.pb.h"
 #include "server/store/sqlite_store.h"
 
 namespace {
@@ -104,8 +110,8 @@ std::unique_ptr<grpc::ClientContext> Ctx() {
 int Measure(const std::string& addr, int runs, int64_t list_count) {
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   auto stub = v1::AdminService::NewStub(channel);
-  std::vector<double> stats_all, stats_one, groups, listing, listing_service, page_ms;
-  int64_t total = 0, listed = 0, listed_service = 0, group_count = 0;
+  std::vector<double> stats_all, stats_one, groups, listing, listing_service, listing_rare, page_ms;
+  int64_t total = 0, listed = 0, listed_service = 0, listed_rare = 0, group_count = 0;
   bool ok = true;
   for (int r = 0; r < runs; ++r) {
     stats_all.push_back(TimeIt([&] {
@@ -159,9 +165,65 @@ int Measure(const std::string& addr, int runs, int64_t list_count) {
         req.set_page_token(resp.next_page_token());
       }
     }));
+    // A selective filter across services (about 1 % of the rows): every page to the end.
+    listing_rare.push_back(TimeIt([&] {
+      v1::ListDeadLettersRequest req;
+      req.set_page_size(1000);
+      req.mutable_filter()->add_error_codes("AUTH");
+      req.mutable_filter()->add_reasons(v1::BUDGET_EXHAUSTED);
+      req.mutable_filter()->add_error_classes(v1::PERMANENT);
+      listed_rare = 0;
+      while (true) {
+        v1::ListDeadLettersResponse resp;
+        ok = ok && stub->ListDeadLetters(Ctx().get(), req, &resp).ok();
+        listed_rare += resp.dead_letters_size();
+        if (resp.next_page_token().empty()) break;
+        req.set_page_token(resp.next_page_token());
+      }
+    }));
   }
+  // Last (it deletes): purge one service, while a probe reports first failures one after
+  // another; the probe's slowest call shows how long the purge held the writer.
+  auto retry = v1::RetryService::NewStub(channel);
+  auto purge = [&](const std::string& service, int64_t* count, double* probe_max_ms) {
+    std::atomic<bool> done{false};
+    double worst = 0;
+    std::thread probe([&] {
+      for (int i = 0; !done.load(); ++i) {
+        v1::ReportFailureRequest req;
+        req.mutable_envelope()->set_service("probe");
+        req.mutable_envelope()->set_message_id(absl::StrCat(service, "-probe-", i));
+        req.mutable_failure()->set_error_code("PROBE");
+        v1::ReportFailureResponse resp;
+        worst = std::max(worst, TimeIt([&] { retry->ReportFailure(Ctx().get(), req, &resp); }));
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const double ms = TimeIt([&] {
+      v1::PurgeDeadLettersRequest req;
+      req.mutable_filter()->set_service(service);
+      v1::PurgeDeadLettersResponse resp;
+      ok = ok && stub->PurgeDeadLetters(Ctx().get(), req, &resp).ok();
+      *count = resp.count();
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    done = true;
+    probe.join();
+    *probe_max_ms = worst;
+    return ms;
+  };
+  int64_t purged_small = 0, purged_large = 0;
+  double probe_small = 0, probe_large = 0;
+  const double purge_small_ms = purge("svc-1", &purged_small, &probe_small);
+  const double purge_large_ms = purge("svc-0", &purged_large, &probe_large);
   std::sort(page_ms.begin(), page_ms.end());
   json out = {
+      {"purge_small_rows", purged_small},
+      {"purge_small_ms", purge_small_ms},
+      {"purge_small_probe_max_ms", probe_small},
+      {"purge_large_rows", purged_large},
+      {"purge_large_ms", purge_large_ms},
+      {"purge_large_probe_max_ms", probe_large},
       {"ok", ok},
       {"runs", runs},
       {"dead_letters", total},
@@ -175,6 +237,8 @@ int Measure(const std::string& addr, int runs, int64_t list_count) {
       {"list_page_ms_p99", page_ms.empty() ? 0 : page_ms[page_ms.size() * 99 / 100]},
       {"list_service_reason_rows", listed_service},
       {"list_service_reason_all_pages_ms_median", Median(listing_service)},
+      {"list_rare_filter_rows", listed_rare},
+      {"list_rare_filter_all_pages_ms_median", Median(listing_rare)},
       {"samples_ms",
        {{"stats_all", stats_all}, {"list_all_pages", listing}, {"list_service", listing_service}}},
   };

@@ -49,11 +49,14 @@ const char* const kMigrations[] = {
     // 1 -> 2: failure fingerprints of dead letters, and indexes for DLQ operations. The partial
     // indexes (state = 3: dead letters only) cost nothing on the retry hot path: a scheduled or
     // leased row is not in them. by_time serves listings across services in (dead_lettered_at,
-    // id) order and the oldest/last-hour stats; by_fingerprint serves grouping and the
+    // id) order and the oldest/last-hour stats, and carries the filterable columns so that a
+    // selective filter is evaluated on the index without reading rows it rejects; by_fingerprint serves grouping and the
     // fingerprint filter; by_code covers the per service/reason counts and top error codes.
     R"sql(
     ALTER TABLE envelopes ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
-    CREATE INDEX envelopes_dead_by_time ON envelopes(sort_at) WHERE state = 3;
+    CREATE INDEX envelopes_dead_by_time
+      ON envelopes(sort_at, service_id, dead_reason, last_class, error_code, schema_version)
+      WHERE state = 3;
     CREATE INDEX envelopes_dead_by_fingerprint ON envelopes(fingerprint, sort_at) WHERE state = 3;
     CREATE INDEX envelopes_dead_by_code ON envelopes(service_id, dead_reason, error_code)
       WHERE state = 3;

@@ -208,6 +208,20 @@ TEST_F(DlqListingTest, PageTokensAreBoundToTheirFilterAndRefuseTampering) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("page_token"));
 
+  // A dead-letter token is not a failure-group token either.
+  v1::ListFailureGroupsRequest groups;
+  *groups.mutable_filter() = req.filter();
+  groups.set_page_token(first.next_page_token());
+  v1::ListFailureGroupsResponse gresp;
+  s = admin_->ListFailureGroups(Context().get(), groups, &gresp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("page_token"));
+  groups.clear_page_token();
+  groups.set_page_size(-3);
+  s = admin_->ListFailureGroups(Context().get(), groups, &gresp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("page_size"));
+
   // A dead-letter token is not a retry token.
   v1::ListRetriesRequest retries;
   *retries.mutable_filter() = req.filter();
