@@ -12,7 +12,7 @@ namespace retryd {
 namespace {
 
 // Rows deleted per transaction, so one sweep never holds the writer for long.
-constexpr int64_t kTrimBatch = 5000;
+constexpr int64_t kTrimBatch = 1000;
 
 }  // namespace
 

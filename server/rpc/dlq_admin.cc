@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/convert/envelope_convert.h"
 #include "server/core/fingerprint.h"
+#include "server/dlq/purge.h"
 #include "server/rpc/admin_service.h"
 #include "server/rpc/audit_caller.h"
 #include "server/rpc/filter_convert.h"
@@ -176,43 +177,22 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
     audit.affected_count = *count;
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto purged = std::make_shared<int64_t>(0);
-  const bool dry_run = req->dry_run();
-  engine_->RunInTransaction(
-      [audit, filter = *filter, purged, dry_run](EngineTxn& txn) mutable -> absl::Status {
-        audit.time = txn.now();
-        if (dry_run) return txn.store().AppendAudit(&audit);
-        if (!audit.request_id.empty()) {
-          ASSIGN_OR_RETURN(std::optional<AuditRecord> earlier,
-                           txn.store().FindAudit(audit.method, audit.request_id));
-          if (earlier.has_value()) {
-            *purged = earlier->affected_count;  // A retried call: answered, not purged again.
-            return absl::OkStatus();
-          }
-        }
-        ASSIGN_OR_RETURN(auto deleted, txn.store().DeleteDeadLetters(filter, 0));
-        for (const auto& [service, n] : deleted) {
-          txn.DeadLettersRemoved(service, n);
-          *purged += n;
-        }
-        audit.affected_count = *purged;
-        RETURN_IF_ERROR(txn.store().AppendAudit(&audit));
-        if (*purged > 0) {
-          LogEvent(LogLevel::kWarn, "dead_letters_purged")
-              .Str("service", filter.service)
-              .Int("count", *purged)
-              .Str("request_id", audit.request_id)
-              .Str("peer", audit.peer);
-        }
-        return absl::OkStatus();
-      },
-      [reactor, resp, purged, dry_run, counters = dlq_counters_](absl::Status s) {
-        if (s.ok() && !dry_run) {
-          resp->set_count(*purged);
-          if (counters != nullptr) counters->purged.fetch_add(*purged, std::memory_order_relaxed);
-        }
-        reactor->Finish(ToGrpcStatus(s));
-      });
+  if (req->dry_run()) {
+    engine_->RunInTransaction(
+        [audit](EngineTxn& txn) mutable -> absl::Status {
+          audit.time = txn.now();
+          return txn.store().AppendAudit(&audit);
+        },
+        [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+    return reactor;
+  }
+  // Dead letters already there when the call arrived (the microsecond of "now" included).
+  const absl::Time started = clock_->Now() + absl::Microseconds(1);
+  PurgeInChunks(engine_, *filter, started, std::move(audit), dlq_counters_,
+                [reactor, resp](absl::StatusOr<int64_t> purged) {
+                  if (purged.ok()) resp->set_count(*purged);
+                  reactor->Finish(ToGrpcStatus(purged.status()));
+                });
   return reactor;
 }
 

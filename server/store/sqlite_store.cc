@@ -847,6 +847,14 @@ absl::Status SqliteStore::AppendAudit(AuditRecord* r) {
   return absl::OkStatus();
 }
 
+absl::Status SqliteStore::UpdateAuditCount(int64_t id, int64_t affected_count) {
+  ASSIGN_OR_RETURN(sqlite::Statement s,
+                   writer_->Prepare("UPDATE audit_events SET affected_count = ? WHERE id = ?"));
+  s.BindInt(1, affected_count);
+  s.BindInt(2, id);
+  return s.Run();
+}
+
 absl::StatusOr<std::optional<AuditRecord>> SqliteStore::FindAudit(absl::string_view method,
                                                                  absl::string_view request_id) {
   ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(absl::StrCat(

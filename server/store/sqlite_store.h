@@ -51,6 +51,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DeleteDeadLetters(
       const EnvelopeFilter& filter, int64_t limit) override;
   absl::Status AppendAudit(AuditRecord* record) override;
+  absl::Status UpdateAuditCount(int64_t id, int64_t affected_count) override;
   absl::StatusOr<std::optional<AuditRecord>> FindAudit(absl::string_view method,
                                                       absl::string_view request_id) override;
   absl::Status InsertReplay(ReplayRow* row) override;

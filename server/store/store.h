@@ -168,6 +168,9 @@ class Store {
       const EnvelopeFilter& filter, int64_t limit) = 0;
   // Appends to the audit log; sets record->id.
   [[nodiscard]] virtual absl::Status AppendAudit(AuditRecord* record) = 0;
+  // Sets the affected_count of a stored audit record (a mutation applied in several
+  // transactions updates its record in each).
+  [[nodiscard]] virtual absl::Status UpdateAuditCount(int64_t id, int64_t affected_count) = 0;
   // The latest audit record of `method` with `request_id` that was not a dry run (for
   // idempotent retries), if any.
   virtual absl::StatusOr<std::optional<AuditRecord>> FindAudit(absl::string_view method,

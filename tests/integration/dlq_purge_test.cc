@@ -217,6 +217,40 @@ TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
   EXPECT_EQ(ServiceSummaryOf(*admin_, "billing").dead(), 0);
 }
 
+TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
+  Start(kFastPolicyConfig);
+  constexpr int kCount = 2500;  // Three chunks of at most 1000.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto stub = server_->RetryStub();
+      for (int i = t; i < kCount; i += 4) {
+        v1::ReportFailureRequest req = FirstFailure("bulk", absl::StrCat("x-", i), "BAD");
+        req.mutable_failure()->set_error_class(v1::PERMANENT);
+        v1::ReportFailureResponse resp;
+        EXPECT_TRUE(Report(*stub, req, &resp).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  DeadLetter("other", "o-1");
+  v1::PurgeDeadLettersRequest req;
+  req.mutable_filter()->set_service("bulk");
+  req.set_request_id("bulk-1");
+  v1::PurgeDeadLettersResponse resp;
+  ASSERT_TRUE(Purge(req, &resp).ok());
+  EXPECT_EQ(resp.count(), kCount);
+  EXPECT_EQ(CountDead("bulk"), 0);
+  EXPECT_EQ(CountDead("other"), 1);
+  EXPECT_EQ(ServiceSummaryOf(*admin_, "bulk").dead(), 0);
+  const std::vector<v1::AuditEvent> audit = Audit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].affected_count(), kCount);
+  ASSERT_TRUE(Purge(req, &resp).ok());
+  EXPECT_EQ(resp.count(), kCount) << "the retried call answers the whole purge";
+  EXPECT_EQ(Audit().size(), 1u);
+}
+
 TEST_F(DlqPurgeTest, RetentionTrimsOldDeadLettersAndAuditsIt) {
   Start(kRetentionConfig);
   for (int i = 0; i < 3; ++i) DeadLetter("ephemeral", absl::StrCat("e-", i));
