@@ -28,7 +28,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
   // schema. FAILED_PRECONDITION if the file was written by a newer schema.
@@ -51,11 +51,32 @@ class SqliteStore final : public Store {
   absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override;
   absl::Status SaveCircuit(const CircuitRecord& record) override;
   absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() override;
+  absl::StatusOr<ListPage> ListInTxn(const ListQuery& query) override;
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DeleteDeadLetters(
+      const EnvelopeFilter& filter, int64_t limit) override;
+  absl::Status AppendAudit(AuditRecord* record) override;
+  absl::Status UpdateAuditCount(int64_t id, int64_t affected_count) override;
+  absl::StatusOr<std::optional<AuditRecord>> FindAudit(absl::string_view method,
+                                                      absl::string_view request_id) override;
+  absl::Status InsertReplay(ReplayRow* row) override;
+  absl::Status UpdateReplay(const ReplayRow& row) override;
+  absl::StatusOr<std::optional<ReplayRow>> FindReplayInTxn(int64_t id) override;
+  absl::StatusOr<std::optional<ReplayRow>> FindReplayByRequestId(
+      absl::string_view request_id) override;
 
   absl::StatusOr<std::optional<Envelope>> Get(absl::string_view service,
                                               absl::string_view message_id) override;
   absl::StatusOr<std::vector<ServiceCounts>> CountByService() override;
   absl::StatusOr<ListPage> List(const ListQuery& query) override;
+  absl::StatusOr<int64_t> CountDeadLetters(const EnvelopeFilter& filter) override;
+  absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(const GroupQuery& query) override;
+  absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
+                                                     absl::Time since) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) override;
+  absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) override;
+  absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) override;
+  absl::StatusOr<std::vector<ReplayRow>> ListReplaysInStates(
+      const std::vector<int>& states) override;
 
   // Copies committed WAL frames into the database file (PASSIVE: never blocks the writer or
   // readers). Thread-safe; the engine calls it from a background thread.
@@ -72,6 +93,8 @@ class SqliteStore final : public Store {
   // The id of `service` in `services`, inserted on first use.
   absl::StatusOr<int64_t> ServiceId(absl::string_view service);
   absl::StatusOr<std::optional<Envelope>> ReadOne(sqlite::Statement& stmt, bool with_payload);
+  // List on either connection (the reader, or the writer inside a batch).
+  absl::StatusOr<ListPage> ListOn(sqlite::Database& db, const ListQuery& q);
 
   const std::string path_;
   // Write side: used by one thread at a time, so unguarded.

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
+#include "server/core/filter.h"
 
 namespace retryd {
 
@@ -43,7 +44,7 @@ struct ServiceCounts {
 // A page of envelopes of one state in (sort time, id) order, starting after a key.
 struct ListQuery {
   EnvelopeState state = EnvelopeState::kDeadLettered;
-  std::string service;  // Empty: every service.
+  EnvelopeFilter filter;
   // Keyset position: rows strictly after (after_time, after_id). InfinitePast: from the start.
   absl::Time after_time = absl::InfinitePast();
   int64_t after_id = 0;
@@ -59,6 +60,73 @@ struct ListKey {
 struct ListPage {
   std::vector<Envelope> envelopes;  // Without payloads.
   std::vector<ListKey> keys;        // keys[i] is the position of envelopes[i].
+};
+
+// Dead letters that share a failure fingerprint.
+struct FailureGroupRow {
+  std::string fingerprint;
+  int64_t count = 0;
+  absl::Time first_seen;
+  absl::Time last_seen;
+  Envelope sample;  // The group's most recent dead letter (no payload).
+};
+
+// Keyset position in the failure-group order (count descending, then fingerprint).
+struct GroupKey {
+  int64_t count = 0;
+  std::string fingerprint;
+};
+
+struct GroupQuery {
+  EnvelopeFilter filter;
+  std::optional<GroupKey> after;  // nullopt: from the start.
+  int limit = 50;
+};
+
+// Dead-letter statistics (GetDeadLetterStats).
+struct DeadLetterStatsRow {
+  struct ReasonCount {
+    std::string service;
+    DeadLetterReason reason = DeadLetterReason::kNone;
+    int64_t count = 0;
+  };
+  std::vector<ReasonCount> counts;  // By service name, then reason.
+  std::vector<std::pair<std::string, int64_t>> top_error_codes;  // Largest first, at most 10.
+  absl::Time oldest = absl::InfinitePast();  // InfinitePast: no dead letter.
+  int64_t since_count = 0;  // Dead-lettered at or after the `since` asked for.
+  int64_t total = 0;
+};
+
+// One operator mutation, as the audit log keeps it.
+struct AuditRecord {
+  int64_t id = 0;  // Assigned by AppendAudit; increasing.
+  absl::Time time = absl::UnixEpoch();
+  std::string identity;  // "anonymous" until auth exists.
+  std::string peer;
+  std::string method;       // e.g. "PurgeDeadLetters".
+  std::string filter;       // Serialized retryd.v1.Filter (opaque to the store); may be empty.
+  bool dry_run = false;
+  int64_t affected_count = 0;
+  std::string note;
+  std::string request_id;
+  std::string target;       // e.g. "replays/7" or a service name.
+  std::string result_code;  // e.g. "OK".
+};
+
+// A replay job as the store keeps it. `body` is a serialized retryd.v1.Replay (opaque to the
+// store); the cursor and canary fields are the runner's progress, written in the same
+// transaction as each batch of re-schedules.
+struct ReplayRow {
+  int64_t id = 0;          // Assigned by InsertReplay.
+  std::string request_id;  // Empty: none.
+  int state = 0;           // retryd.v1.ReplayState number.
+  absl::Time created_at = absl::UnixEpoch();
+  std::string body;
+  // Keyset position of the last dead letter handled (InfinitePast: none yet).
+  absl::Time cursor_time = absl::InfinitePast();
+  int64_t cursor_id = 0;
+  int phase = 0;           // The runner's phase (see server/dlq/replay_runner.h).
+  std::string canary_ids;  // Comma-separated envelope ids of the canaries.
 };
 
 class Store {
@@ -98,6 +166,29 @@ class Store {
   // Every stored circuit (start-up rebuild).
   virtual absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() = 0;
 
+  // List() on the write side, inside the batch (sees the batch's own writes).
+  virtual absl::StatusOr<ListPage> ListInTxn(const ListQuery& query) = 0;
+  // Deletes the dead letters matching `filter`, oldest first, at most `limit` (0: all); returns
+  // how many were deleted per service.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DeleteDeadLetters(
+      const EnvelopeFilter& filter, int64_t limit) = 0;
+  // Appends to the audit log; sets record->id.
+  [[nodiscard]] virtual absl::Status AppendAudit(AuditRecord* record) = 0;
+  // Sets the affected_count of a stored audit record (a mutation applied in several
+  // transactions updates its record in each).
+  [[nodiscard]] virtual absl::Status UpdateAuditCount(int64_t id, int64_t affected_count) = 0;
+  // The latest audit record of `method` with `request_id` that was not a dry run (for
+  // idempotent retries), if any.
+  virtual absl::StatusOr<std::optional<AuditRecord>> FindAudit(absl::string_view method,
+                                                              absl::string_view request_id) = 0;
+  // Stores a new replay; sets row->id. ALREADY_EXISTS if its request_id is taken.
+  [[nodiscard]] virtual absl::Status InsertReplay(ReplayRow* row) = 0;
+  // Rewrites a stored replay (all but id, request_id and created_at).
+  [[nodiscard]] virtual absl::Status UpdateReplay(const ReplayRow& row) = 0;
+  virtual absl::StatusOr<std::optional<ReplayRow>> FindReplayInTxn(int64_t id) = 0;
+  virtual absl::StatusOr<std::optional<ReplayRow>> FindReplayByRequestId(
+      absl::string_view request_id) = 0;
+
   // Calls `fn` for every scheduled and leased envelope (start-up rebuild).
   [[nodiscard]] virtual absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) = 0;
 
@@ -111,7 +202,26 @@ class Store {
                                                       absl::string_view message_id) = 0;
   // Every known service with its counts, ordered by name.
   virtual absl::StatusOr<std::vector<ServiceCounts>> CountByService() = 0;
+  // A page of envelopes matching query.filter (every filter field is evaluated in SQL, with
+  // bound parameters).
   virtual absl::StatusOr<ListPage> List(const ListQuery& query) = 0;
+  // Dead letters matching `filter`.
+  virtual absl::StatusOr<int64_t> CountDeadLetters(const EnvelopeFilter& filter) = 0;
+  // Dead letters matching query.filter grouped by fingerprint, largest group first.
+  virtual absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(
+      const GroupQuery& query) = 0;
+  // Counts of the dead letters of `service` (empty: all); since_count counts those
+  // dead-lettered at or after `since`.
+  virtual absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
+                                                             absl::Time since) = 0;
+  // Audit records newest first, with id < before_id (0: from the newest).
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) = 0;
+  virtual absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) = 0;
+  // Replays newest first, with id < before_id (0: from the newest).
+  virtual absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) = 0;
+  // Replays in one of `states`, oldest first.
+  virtual absl::StatusOr<std::vector<ReplayRow>> ListReplaysInStates(
+      const std::vector<int>& states) = 0;
 };
 
 }  // namespace retryd

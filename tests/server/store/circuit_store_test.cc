@@ -136,7 +136,12 @@ TEST_F(CircuitStoreTest, VersionOneDatabaseIsMigrated) {
     absl::StatusOr<std::unique_ptr<sqlite::Database>> db =
         sqlite::Database::Open(dir_ + "/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
-    ASSERT_THAT((*db)->Exec("DROP TABLE circuits; PRAGMA user_version = 1"), IsOk());
+    ASSERT_THAT((*db)->Exec("DROP TABLE circuits; DROP INDEX envelopes_dead_by_time; "
+                                        "DROP INDEX envelopes_dead_by_fingerprint; "
+                                        "DROP INDEX envelopes_dead_by_code; "
+                                        "ALTER TABLE envelopes DROP COLUMN fingerprint; "
+                                        "DROP TABLE audit_events; DROP TABLE replays; "
+                                        "PRAGMA user_version = 1"), IsOk());
   }
   Reopen();
   EXPECT_TRUE(Load().empty());
