@@ -183,6 +183,12 @@ int ReportLocalError(const CliContext& ctx, const std::string& message) {
   return kExitLocalFailure;
 }
 
+int ReportUsageError(const CliContext& ctx, const std::string& command,
+                     const std::string& message) {
+  *ctx.err << "Error: " << message << "\nRun '" << command << " --help' for usage." << std::endl;
+  return kExitUsage;
+}
+
 bool FormatJson(const google::protobuf::Message& message, std::string* out) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
