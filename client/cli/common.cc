@@ -164,6 +164,10 @@ std::string ErrorInfoReason(const std::string& status_details) {
 
 std::string FormatRpcError(const grpc::Status& status) {
   std::string message = status.error_message();
+  if (message.empty() && status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    // What a server without this RPC (an older retryd) answers, with no message of its own.
+    message = "the server does not support this command (an older retryd?)";
+  }
   if (message.empty()) message = StatusCodeName(status.error_code());
   std::string out =
       absl::StrCat("Error: ", message, " (code=", StatusCodeName(status.error_code()));
