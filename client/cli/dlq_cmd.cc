@@ -185,7 +185,7 @@ void AddDlqCommands(CLI::App* app, CliContext* ctx) {
     auto opts = std::make_shared<ListOptions>();
     CLI::App* cmd = dlq->add_subcommand(
         "list", "List dead letters, oldest first (payloads are left out; use 'dlq show')");
-    AddFilterFlags(cmd, &opts->filter, "dead_lettered_at");
+    AddFilterFlags(cmd, &opts->filter, FilterTarget::kDeadLetters);
     AddPageFlags(cmd, &opts->pages, "dead letters");
     cmd->callback([ctx, opts] { ctx->action = [ctx, opts] { return RunDlqList(*ctx, *opts); }; });
   }
@@ -217,7 +217,7 @@ void AddDlqCommands(CLI::App* app, CliContext* ctx) {
         "groups",
         "Dead letters grouped by failure fingerprint, largest first (replay or purge a group "
         "with --fingerprint)");
-    AddFilterFlags(cmd, &opts->filter, "dead_lettered_at");
+    AddFilterFlags(cmd, &opts->filter, FilterTarget::kDeadLetters);
     AddPageFlags(cmd, &opts->pages, "groups");
     cmd->callback(
         [ctx, opts] { ctx->action = [ctx, opts] { return RunDlqGroups(*ctx, *opts); }; });

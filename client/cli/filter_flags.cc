@@ -84,7 +84,9 @@ bool FilterFlags::empty() const {
          after.empty() && before.empty();
 }
 
-void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, const std::string& time_field) {
+void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, FilterTarget target) {
+  const bool dead_letters = target == FilterTarget::kDeadLetters;
+  const std::string time_field = dead_letters ? "dead_lettered_at" : "next_retry_at";
   cmd->add_option("--service", flags->service, "Only this service (exact name)")
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   cmd->add_option("--error-code", flags->error_codes,
@@ -92,16 +94,20 @@ void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, const std::string& time_f
   cmd->add_option("--class", flags->classes,
                   "Only this error class: TRANSIENT, RECOVERABLE, PERMANENT (repeatable)")
       ->transform(CLI::IsMember(EnumNames(retryd::v1::ErrorClass_descriptor()), CLI::ignore_case));
-  cmd->add_option("--reason", flags->reasons,
-                  "Only this dead-letter reason: NON_RETRYABLE, RETRY_EXHAUSTED, "
-                  "DEADLINE_EXCEEDED, BUDGET_EXHAUSTED (repeatable)")
-      ->transform(
-          CLI::IsMember(EnumNames(retryd::v1::DeadLetterReason_descriptor()), CLI::ignore_case));
+  if (dead_letters) {
+    cmd->add_option("--reason", flags->reasons,
+                    "Only this dead-letter reason: NON_RETRYABLE, RETRY_EXHAUSTED, "
+                    "DEADLINE_EXCEEDED, BUDGET_EXHAUSTED (repeatable)")
+        ->transform(CLI::IsMember(EnumNames(retryd::v1::DeadLetterReason_descriptor()),
+                                  CLI::ignore_case));
+  }
   cmd->add_option("--schema-version", flags->schema_versions,
                   "Only this payload schema version (repeatable)");
   cmd->add_option("--message-id", flags->message_ids, "Only this message id (repeatable)");
-  cmd->add_option("--fingerprint", flags->fingerprints,
-                  "Only this failure group (from 'dlq groups'; repeatable)");
+  if (dead_letters) {
+    cmd->add_option("--fingerprint", flags->fingerprints,
+                    "Only this failure group (from 'dlq groups'; repeatable)");
+  }
   cmd->add_option("--after", flags->after,
                   absl::StrCat("Only ", time_field,
                                " at or after this time: RFC 3339, or an age like 2h or 7d "

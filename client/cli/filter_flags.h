@@ -41,9 +41,13 @@ struct FilterFlags {
   bool empty() const;
 };
 
-// Adds the filter flags to `cmd`. `time_field` names the time --after/--before bound in the help
-// ("dead_lettered_at", "next_retry_at").
-void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, const std::string& time_field);
+// Which listing the filter selects from: dead letters have a reason and a failure fingerprint,
+// scheduled retries do not (the server refuses those fields there), and the time bounds apply to
+// dead_lettered_at or next_retry_at.
+enum class FilterTarget { kDeadLetters, kRetries };
+
+// Adds the filter flags for `target` to `cmd`.
+void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, FilterTarget target);
 
 // Parses a time bound (see the file comment). `now` resolves ages. On failure returns false and
 // sets `error`.

@@ -123,7 +123,7 @@ void AddDlqPurgeCommand(CLI::App* dlq, CliContext* ctx) {
   CLI::App* cmd = dlq->add_subcommand(
       "purge",
       "Drop the dead letters that match the filter for good (asks before more than 100)");
-  AddFilterFlags(cmd, &opts->filter, "dead_lettered_at");
+  AddFilterFlags(cmd, &opts->filter, FilterTarget::kDeadLetters);
   cmd->add_flag("--all-services", opts->all_services,
                 "Purge every dead letter of every service (instead of filter flags)");
   cmd->add_option("--note", opts->note, "Why, recorded in the audit log (at most 1024 bytes)");

@@ -409,7 +409,7 @@ void AddDlqReplayCommand(CLI::App* dlq, CliContext* ctx) {
   CLI::App* cmd = dlq->add_subcommand(
       "replay",
       "Re-schedule the dead letters that match the filter, paced (asks before more than 100)");
-  AddFilterFlags(cmd, &opts->filter, "dead_lettered_at");
+  AddFilterFlags(cmd, &opts->filter, FilterTarget::kDeadLetters);
   cmd->add_option("--max-per-second", opts->max_per_second,
                   "Pace in envelopes per second (0 = the policy's replay limit, which also caps "
                   "it)")

@@ -68,7 +68,7 @@ void AddRetriesCommands(CLI::App* app, CliContext* ctx) {
   auto opts = std::make_shared<ListOptions>();
   CLI::App* cmd = retries->add_subcommand(
       "list", "List scheduled retries, soonest first (payloads are left out; use 'get')");
-  AddFilterFlags(cmd, &opts->filter, "next_retry_at");
+  AddFilterFlags(cmd, &opts->filter, FilterTarget::kRetries);
   AddPageFlags(cmd, &opts->pages, "retries");
   cmd->callback([ctx, opts] { ctx->action = [ctx, opts] { return RunRetriesList(*ctx, *opts); }; });
 }
