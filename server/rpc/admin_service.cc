@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/config/config.h"
 #include "server/convert/envelope_convert.h"
+#include "server/rpc/filter_convert.h"
 #include "server/rpc/page_token.h"
 #include "server/rpc/status_convert.h"
 #include "server/rpc/validation.h"
@@ -20,26 +21,6 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
-}
-
-// The filter fields this build evaluates: `service` and the time bounds. The others are answered
-// UNIMPLEMENTED rather than ignored, so a listing never silently shows more than asked for.
-absl::Status CheckSupportedFilter(const v1::Filter& f) {
-  if (!f.service().empty()) RETURN_IF_ERROR(ValidateService("filter.service", f.service()));
-  const char* unsupported = nullptr;
-  if (f.error_codes_size() > 0) unsupported = "filter.error_codes";
-  if (f.error_classes_size() > 0) unsupported = "filter.error_classes";
-  if (f.reasons_size() > 0) unsupported = "filter.reasons";
-  if (f.schema_versions_size() > 0) unsupported = "filter.schema_versions";
-  if (f.message_ids_size() > 0) unsupported = "filter.message_ids";
-  if (f.fingerprints_size() > 0) unsupported = "filter.fingerprints";
-  if (f.has_after()) unsupported = "filter.after";
-  if (f.has_before()) unsupported = "filter.before";
-  if (unsupported != nullptr) {
-    return absl::UnimplementedError(
-        absl::StrCat(unsupported, ": not supported by this server yet; filter by service"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -106,11 +87,21 @@ absl::Status AdminServiceImpl::ListEnvelopes(
     std::string* next_page_token) {
   int limit = 0;
   RETURN_IF_ERROR(ValidatePageSize(page_size, &limit));
-  RETURN_IF_ERROR(CheckSupportedFilter(filter));
-  const std::string filter_key = filter.SerializeAsString();
   ListQuery query;
+  ASSIGN_OR_RETURN(query.filter, FilterFromProto(filter, "filter"));
+  if (state != EnvelopeState::kDeadLettered) {
+    // Only dead letters have a reason and a fingerprint; a retry listing asked for them would
+    // always be empty, which is more likely a mistake than a wish.
+    if (!query.filter.reasons.empty()) {
+      return absl::InvalidArgumentError("filter.reasons: only dead letters have a reason");
+    }
+    if (!query.filter.fingerprints.empty()) {
+      return absl::InvalidArgumentError(
+          "filter.fingerprints: only dead letters have a failure fingerprint");
+    }
+  }
+  const std::string filter_key = CanonicalFilterKey(query.filter);
   query.state = state;
-  query.service = filter.service();
   query.limit = limit + 1;  // One more tells whether another page exists.
   if (!page_token.empty()) {
     ASSIGN_OR_RETURN(PageKey key, DecodePageToken(kind, filter_key, page_token));
@@ -124,7 +115,7 @@ absl::Status AdminServiceImpl::ListEnvelopes(
   }
   if (static_cast<int>(page.envelopes.size()) > limit) {
     *next_page_token = EncodePageToken(
-        kind, filter_key, PageKey{page.keys[shown - 1].time, page.keys[shown - 1].id});
+        kind, filter_key, PageKey{page.keys[shown - 1].time, page.keys[shown - 1].id, ""});
   }
   return absl::OkStatus();
 }

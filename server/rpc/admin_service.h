@@ -31,6 +31,14 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                         const v1::ListRetriesRequest* req,
                                         v1::ListRetriesResponse* resp) override;
 
+  // Dead-letter operations (dlq_admin.cc).
+  grpc::ServerUnaryReactor* GetDeadLetterStats(grpc::CallbackServerContext* ctx,
+                                               const v1::GetDeadLetterStatsRequest* req,
+                                               v1::GetDeadLetterStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListFailureGroups(grpc::CallbackServerContext* ctx,
+                                              const v1::ListFailureGroupsRequest* req,
+                                              v1::ListFailureGroupsResponse* resp) override;
+
  private:
   // Shared by ListDeadLetters and ListRetries (state kDeadLettered or kScheduled).
   absl::Status ListEnvelopes(EnvelopeState state, absl::string_view kind, const v1::Filter& filter,

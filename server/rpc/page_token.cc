@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,7 +31,8 @@ absl::Status BadToken(absl::string_view why) {
 
 std::string EncodePageToken(absl::string_view kind, absl::string_view filter, const PageKey& key) {
   std::string body = absl::StrCat(kind, ":", absl::Hex(Fnv1a(filter)), ":",
-                                  absl::ToUnixMicros(key.time), ":", key.id);
+                                  absl::ToUnixMicros(key.time), ":", key.id, ":",
+                                  absl::BytesToHexString(key.text));
   absl::StrAppend(&body, ":", absl::Hex(Fnv1a(body, kCheckSeed)));
   return absl::WebSafeBase64Escape(body);
 }
@@ -48,10 +50,16 @@ absl::StatusOr<PageKey> DecodePageToken(absl::string_view kind, absl::string_vie
   std::vector<absl::string_view> parts = absl::StrSplit(signed_part, ':');
   PageKey key;
   int64_t micros = 0;
-  if (parts.size() != 4 || !absl::SimpleAtoi(parts[2], &micros) ||
-      !absl::SimpleAtoi(parts[3], &key.id)) {
+  if (parts.size() != 5 || !absl::SimpleAtoi(parts[2], &micros) ||
+      !absl::SimpleAtoi(parts[3], &key.id) || parts[4].size() % 2 != 0) {
     return BadToken("is not a valid page token");
   }
+  for (char c : parts[4]) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) {
+      return BadToken("is not a valid page token");
+    }
+  }
+  key.text = absl::HexStringToBytes(parts[4]);
   if (parts[0] != kind) return BadToken("was issued by another listing");
   if (parts[1] != absl::StrCat(absl::Hex(Fnv1a(filter)))) {
     return BadToken("was issued for a different filter; start again without a token");

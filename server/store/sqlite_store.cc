@@ -3,10 +3,12 @@
 #include <filesystem>
 #include <system_error>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/convert/envelope_convert.h"
+#include "server/core/fingerprint.h"
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
 
@@ -43,6 +45,18 @@ const char* const kMigrations[] = {
     );
     CREATE UNIQUE INDEX envelopes_by_key ON envelopes(service_id, message_id);
     CREATE INDEX envelopes_by_state ON envelopes(state, service_id, sort_at);
+    )sql",
+    // 1 -> 2: failure fingerprints of dead letters, and indexes for DLQ operations. The partial
+    // indexes (state = 3: dead letters only) cost nothing on the retry hot path: a scheduled or
+    // leased row is not in them. by_time serves listings across services in (dead_lettered_at,
+    // id) order and the oldest/last-hour stats; by_fingerprint serves grouping and the
+    // fingerprint filter; by_code covers the per service/reason counts and top error codes.
+    R"sql(
+    ALTER TABLE envelopes ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    CREATE INDEX envelopes_dead_by_time ON envelopes(sort_at) WHERE state = 3;
+    CREATE INDEX envelopes_dead_by_fingerprint ON envelopes(fingerprint, sort_at) WHERE state = 3;
+    CREATE INDEX envelopes_dead_by_code ON envelopes(service_id, dead_reason, error_code)
+      WHERE state = 3;
     )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -114,6 +128,117 @@ absl::StatusOr<Envelope> RowToEnvelope(const sqlite::Statement& s, bool with_pay
   return e;
 }
 
+// Positional parameters of a statement built at run time: every value a caller supplies is bound,
+// never spliced into the SQL text.
+class SqlArgs {
+ public:
+  // Returns the placeholder ("?N") of a new parameter.
+  std::string Int(int64_t v) {
+    values_.emplace_back(v);
+    return absl::StrCat("?", values_.size());
+  }
+  std::string Text(std::string v) {
+    values_.emplace_back(std::move(v));
+    return absl::StrCat("?", values_.size());
+  }
+  void BindAll(sqlite::Statement& s) const {
+    for (size_t i = 0; i < values_.size(); ++i) {
+      if (const int64_t* v = std::get_if<int64_t>(&values_[i])) {
+        s.BindInt(static_cast<int>(i + 1), *v);
+      } else {
+        s.BindText(static_cast<int>(i + 1), std::get<std::string>(values_[i]));
+      }
+    }
+  }
+
+ private:
+  std::vector<std::variant<int64_t, std::string>> values_;
+};
+
+template <typename Enum>
+std::vector<int64_t> EnumInts(const std::vector<Enum>& values) {
+  std::vector<int64_t> out;
+  for (Enum v : values) out.push_back(static_cast<int64_t>(v));
+  return out;
+}
+
+// " AND <column> IN (?a, ?b, ...)" for a non-empty list.
+void AppendIn(std::string* sql, absl::string_view column, const std::vector<std::string>& values,
+              SqlArgs* args) {
+  if (values.empty()) return;
+  absl::StrAppend(sql, " AND ", column, " IN (");
+  for (size_t i = 0; i < values.size(); ++i) {
+    absl::StrAppend(sql, i == 0 ? "" : ", ", args->Text(values[i]));
+  }
+  absl::StrAppend(sql, ")");
+}
+void AppendIn(std::string* sql, absl::string_view column, const std::vector<int64_t>& values,
+              SqlArgs* args) {
+  if (values.empty()) return;
+  absl::StrAppend(sql, " AND ", column, " IN (");
+  for (size_t i = 0; i < values.size(); ++i) {
+    absl::StrAppend(sql, i == 0 ? "" : ", ", args->Int(values[i]));
+  }
+  absl::StrAppend(sql, ")");
+}
+
+// The WHERE conditions (without "WHERE") selecting envelopes of `state` that match `f`. The state
+// is written as a literal (it is our own enum, not input) so SQLite can use the partial indexes
+// on dead letters; every filter value is a bound parameter.
+std::string FilterWhere(EnvelopeState state, const EnvelopeFilter& f, SqlArgs* args) {
+  std::string sql = absl::StrCat("e.state = ", static_cast<int>(state));
+  if (!f.service.empty()) {
+    absl::StrAppend(&sql, " AND e.service_id = (SELECT id FROM services WHERE name = ",
+                    args->Text(f.service), ")");
+  }
+  AppendIn(&sql, "e.error_code", f.error_codes, args);
+  AppendIn(&sql, "e.last_class", EnumInts(f.error_classes), args);
+  AppendIn(&sql, "e.dead_reason", EnumInts(f.reasons), args);
+  AppendIn(&sql, "e.schema_version", f.schema_versions, args);
+  AppendIn(&sql, "e.message_id", f.message_ids, args);
+  AppendIn(&sql, "e.fingerprint", f.fingerprints, args);
+  if (f.after != absl::InfinitePast()) {
+    absl::StrAppend(&sql, " AND e.sort_at >= ", args->Int(ToStoredMicros(f.after)));
+  }
+  if (f.before != absl::InfiniteFuture()) {
+    absl::StrAppend(&sql, " AND e.sort_at < ", args->Int(ToStoredMicros(f.before)));
+  }
+  return sql;
+}
+
+// The fingerprint column of a row: dead letters only.
+std::string StoredFingerprint(const Envelope& e) {
+  return e.state == EnvelopeState::kDeadLettered ? FailureFingerprint(e) : std::string();
+}
+
+// Dead letters written before fingerprints existed get theirs (the normaliser is C++, so this
+// part of migration 1 -> 2 cannot be SQL).
+absl::Status BackfillFingerprints(sqlite::Database& db) {
+  ASSIGN_OR_RETURN(sqlite::Statement select, db.Prepare(SelectSql(
+      false, "WHERE e.state = 3 AND e.fingerprint = ''")));
+  ASSIGN_OR_RETURN(sqlite::Statement update,
+                   db.Prepare("UPDATE envelopes SET fingerprint = ? WHERE id = ?"));
+  RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  std::vector<std::pair<int64_t, std::string>> rows;
+  while (true) {
+    absl::StatusOr<bool> has = select.Step();
+    if (!has.ok() || !*has) break;
+    absl::StatusOr<Envelope> e = RowToEnvelope(select, false);
+    if (e.ok()) rows.emplace_back(e->id, FailureFingerprint(*e));
+  }
+  select.Reset();
+  for (const auto& [id, fp] : rows) {
+    update.BindText(1, fp);
+    update.BindInt(2, id);
+    absl::Status s = update.Run();
+    if (!s.ok()) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return s;
+    }
+  }
+  return db.Exec("COMMIT");
+}
+
 absl::Status Migrate(sqlite::Database& db) {
   ASSIGN_OR_RETURN(sqlite::Statement version, db.Prepare("PRAGMA user_version"));
   ASSIGN_OR_RETURN(bool has_row, version.Step());
@@ -135,6 +260,7 @@ absl::Status Migrate(sqlite::Database& db) {
                                                  s.message()));
     }
   }
+  if (current < 2) RETURN_IF_ERROR(BackfillFingerprints(db));
   return absl::OkStatus();
 }
 
@@ -184,13 +310,14 @@ absl::Status SqliteStore::PrepareWriterStatements() {
   ASSIGN_OR_RETURN(insert_, writer_->Prepare(
       "INSERT INTO envelopes (service_id, message_id, state, sort_at, attempt, max_attempts, "
       "first_seen_at, created_at, updated_at, lease_token, dead_reason, last_decision, "
-      "last_class, error_code, schema_version, details, payload) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+      "last_class, error_code, schema_version, details, payload, fingerprint) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
       "ON CONFLICT (service_id, message_id) DO NOTHING"));
   ASSIGN_OR_RETURN(update_, writer_->Prepare(
       "UPDATE envelopes SET state = ?, sort_at = ?, attempt = ?, max_attempts = ?, "
       "first_seen_at = ?, updated_at = ?, lease_token = ?, dead_reason = ?, last_decision = ?, "
-      "last_class = ?, error_code = ?, schema_version = ?, details = ? WHERE id = ?"));
+      "last_class = ?, error_code = ?, schema_version = ?, details = ?, fingerprint = ? "
+      "WHERE id = ?"));
   ASSIGN_OR_RETURN(drop_payload_, writer_->Prepare("UPDATE envelopes SET payload = x'' WHERE id = ?"));
   ASSIGN_OR_RETURN(insert_service_, writer_->Prepare("INSERT INTO services (name) VALUES (?)"));
   ASSIGN_OR_RETURN(savepoint_, writer_->Prepare("SAVEPOINT op"));
@@ -317,6 +444,7 @@ absl::Status SqliteStore::Insert(Envelope* e) {
   s.BindText(15, e->schema_version);
   s.BindBlob(16, EncodeEnvelopeDetails(*e));
   s.BindBlob(17, e->payload);
+  s.BindText(18, StoredFingerprint(*e));
   RETURN_IF_ERROR(s.Run());
   // One B-tree descent decides both "taken?" and "insert": no lookup beforehand.
   if (writer_->Changes() == 0) {
@@ -342,7 +470,8 @@ absl::Status SqliteStore::Update(const Envelope& e) {
   s.BindText(11, e.last_error.error_code);
   s.BindText(12, e.schema_version);
   s.BindBlob(13, EncodeEnvelopeDetails(e));
-  s.BindInt(14, e.id);
+  s.BindText(14, StoredFingerprint(e));
+  s.BindInt(15, e.id);
   RETURN_IF_ERROR(s.Run());
   if (writer_->Changes() != 1) {
     return absl::NotFoundError(absl::StrCat("envelope row ", e.id, " does not exist"));
@@ -423,15 +552,22 @@ absl::StatusOr<std::vector<ServiceCounts>> SqliteStore::CountByService() {
 
 absl::StatusOr<ListPage> SqliteStore::List(const ListQuery& q) {
   absl::MutexLock lock(&read_mu_);
-  std::string where = "WHERE e.state = ?1 AND (e.sort_at > ?2 OR (e.sort_at = ?2 AND e.id > ?3))";
-  if (!q.service.empty()) absl::StrAppend(&where, " AND s.name = ?4");
-  absl::StrAppend(&where, " ORDER BY e.sort_at, e.id LIMIT ?5");
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(SelectSql(false, where)));
-  s.BindInt(1, static_cast<int>(q.state));
-  s.BindInt(2, ToStoredMicros(q.after_time));
-  s.BindInt(3, q.after_id);
-  if (!q.service.empty()) s.BindText(4, q.service);
-  s.BindInt(5, q.limit);
+  return ListOn(*reader_, q);
+}
+
+absl::StatusOr<ListPage> SqliteStore::ListOn(sqlite::Database& db, const ListQuery& q) {
+  SqlArgs args;
+  std::string where = absl::StrCat("WHERE ", FilterWhere(q.state, q.filter, &args));
+  if (q.after_time != absl::InfinitePast()) {
+    // The range on sort_at lets SQLite seek in the index; the row value skips the rows of the
+    // same time already shown.
+    const std::string t = args.Int(ToStoredMicros(q.after_time));
+    absl::StrAppend(&where, " AND e.sort_at >= ", t, " AND (e.sort_at, e.id) > (", t, ", ",
+                    args.Int(q.after_id), ")");
+  }
+  absl::StrAppend(&where, " ORDER BY e.sort_at, e.id LIMIT ", args.Int(q.limit));
+  ASSIGN_OR_RETURN(sqlite::Statement s, db.Prepare(SelectSql(false, where)));
+  args.BindAll(s);
   ListPage page;
   while (true) {
     ASSIGN_OR_RETURN(bool has, s.Step());
@@ -441,6 +577,109 @@ absl::StatusOr<ListPage> SqliteStore::List(const ListQuery& q) {
     page.envelopes.push_back(std::move(e));
   }
   return page;
+}
+
+absl::StatusOr<int64_t> SqliteStore::CountDeadLetters(const EnvelopeFilter& filter) {
+  absl::MutexLock lock(&read_mu_);
+  SqlArgs args;
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+      "SELECT count(*) FROM envelopes e WHERE ",
+      FilterWhere(EnvelopeState::kDeadLettered, filter, &args))));
+  args.BindAll(s);
+  ASSIGN_OR_RETURN(bool has, s.Step());
+  return has ? s.ColumnInt(0) : 0;
+}
+
+absl::StatusOr<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(
+    const GroupQuery& q) {
+  absl::MutexLock lock(&read_mu_);
+  SqlArgs args;
+  std::string sql = absl::StrCat(
+      "SELECT e.fingerprint, count(*) AS n, min(e.sort_at), max(e.sort_at), max(e.id) "
+      "FROM envelopes e WHERE ",
+      FilterWhere(EnvelopeState::kDeadLettered, q.filter, &args), " GROUP BY e.fingerprint");
+  if (q.after.has_value()) {
+    const std::string n = args.Int(q.after->count);
+    absl::StrAppend(&sql, " HAVING n < ", n, " OR (n = ", n, " AND e.fingerprint > ",
+                    args.Text(q.after->fingerprint), ")");
+  }
+  absl::StrAppend(&sql, " ORDER BY n DESC, e.fingerprint LIMIT ", args.Int(q.limit));
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(sql));
+  args.BindAll(s);
+  std::vector<FailureGroupRow> groups;
+  std::vector<int64_t> sample_ids;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    FailureGroupRow g;
+    g.fingerprint = s.ColumnText(0);
+    g.count = s.ColumnInt(1);
+    g.first_seen = FromStoredMicros(s.ColumnInt(2));
+    g.last_seen = FromStoredMicros(s.ColumnInt(3));
+    sample_ids.push_back(s.ColumnInt(4));
+    groups.push_back(std::move(g));
+  }
+  ASSIGN_OR_RETURN(sqlite::Statement sample, reader_->Prepare(SelectSql(false, "WHERE e.id = ?")));
+  for (size_t i = 0; i < groups.size(); ++i) {
+    sample.BindInt(1, sample_ids[i]);
+    ASSIGN_OR_RETURN(std::optional<Envelope> e, ReadOne(sample, false));
+    if (e.has_value()) groups[i].sample = std::move(*e);
+  }
+  return groups;
+}
+
+absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_view service,
+                                                                absl::Time since) {
+  absl::MutexLock lock(&read_mu_);
+  EnvelopeFilter filter;
+  filter.service = std::string(service);
+  DeadLetterStatsRow out;
+  {
+    SqlArgs args;
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+        "SELECT s.name, c.dead_reason, c.n FROM (SELECT e.service_id, e.dead_reason, "
+        "count(*) AS n FROM envelopes e WHERE ",
+        FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
+        " GROUP BY e.service_id, e.dead_reason) c JOIN services s ON s.id = c.service_id "
+        "ORDER BY s.name, c.dead_reason")));
+    args.BindAll(s);
+    while (true) {
+      ASSIGN_OR_RETURN(bool has, s.Step());
+      if (!has) break;
+      DeadLetterStatsRow::ReasonCount c;
+      c.service = s.ColumnText(0);
+      c.reason = static_cast<DeadLetterReason>(s.ColumnInt(1));
+      c.count = s.ColumnInt(2);
+      out.total += c.count;
+      out.counts.push_back(std::move(c));
+    }
+  }
+  {
+    SqlArgs args;
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+        "SELECT e.error_code, count(*) AS n FROM envelopes e WHERE ",
+        FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
+        " GROUP BY e.error_code ORDER BY n DESC, e.error_code LIMIT 10")));
+    args.BindAll(s);
+    while (true) {
+      ASSIGN_OR_RETURN(bool has, s.Step());
+      if (!has) break;
+      out.top_error_codes.emplace_back(s.ColumnText(0), s.ColumnInt(1));
+    }
+  }
+  {
+    SqlArgs args;
+    const std::string where = FilterWhere(EnvelopeState::kDeadLettered, filter, &args);
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+        "SELECT (SELECT min(e.sort_at) FROM envelopes e WHERE ", where,
+        "), (SELECT count(*) FROM envelopes e WHERE ", where, " AND e.sort_at >= ",
+        args.Int(ToStoredMicros(since)), ")")));
+    args.BindAll(s);
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (has && !s.ColumnIsNull(0)) out.oldest = FromStoredMicros(s.ColumnInt(0));
+    if (has) out.since_count = s.ColumnInt(1);
+  }
+  return out;
 }
 
 }  // namespace retryd

@@ -26,7 +26,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
   // schema. FAILED_PRECONDITION if the file was written by a newer schema.
@@ -52,6 +52,10 @@ class SqliteStore final : public Store {
                                               absl::string_view message_id) override;
   absl::StatusOr<std::vector<ServiceCounts>> CountByService() override;
   absl::StatusOr<ListPage> List(const ListQuery& query) override;
+  absl::StatusOr<int64_t> CountDeadLetters(const EnvelopeFilter& filter) override;
+  absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(const GroupQuery& query) override;
+  absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
+                                                     absl::Time since) override;
 
   // Copies committed WAL frames into the database file (PASSIVE: never blocks the writer or
   // readers). Thread-safe; the engine calls it from a background thread.
@@ -68,6 +72,8 @@ class SqliteStore final : public Store {
   // The id of `service` in `services`, inserted on first use.
   absl::StatusOr<int64_t> ServiceId(absl::string_view service);
   absl::StatusOr<std::optional<Envelope>> ReadOne(sqlite::Statement& stmt, bool with_payload);
+  // List on either connection (the reader, or the writer inside a batch).
+  absl::StatusOr<ListPage> ListOn(sqlite::Database& db, const ListQuery& q);
 
   const std::string path_;
   // Write side: used by one thread at a time, so unguarded.

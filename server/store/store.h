@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/core/envelope.h"
+#include "server/core/filter.h"
 
 namespace retryd {
 
@@ -42,7 +43,7 @@ struct ServiceCounts {
 // A page of envelopes of one state in (sort time, id) order, starting after a key.
 struct ListQuery {
   EnvelopeState state = EnvelopeState::kDeadLettered;
-  std::string service;  // Empty: every service.
+  EnvelopeFilter filter;
   // Keyset position: rows strictly after (after_time, after_id). InfinitePast: from the start.
   absl::Time after_time = absl::InfinitePast();
   int64_t after_id = 0;
@@ -58,6 +59,41 @@ struct ListKey {
 struct ListPage {
   std::vector<Envelope> envelopes;  // Without payloads.
   std::vector<ListKey> keys;        // keys[i] is the position of envelopes[i].
+};
+
+// Dead letters that share a failure fingerprint.
+struct FailureGroupRow {
+  std::string fingerprint;
+  int64_t count = 0;
+  absl::Time first_seen;
+  absl::Time last_seen;
+  Envelope sample;  // The group's most recent dead letter (no payload).
+};
+
+// Keyset position in the failure-group order (count descending, then fingerprint).
+struct GroupKey {
+  int64_t count = 0;
+  std::string fingerprint;
+};
+
+struct GroupQuery {
+  EnvelopeFilter filter;
+  std::optional<GroupKey> after;  // nullopt: from the start.
+  int limit = 50;
+};
+
+// Dead-letter statistics (GetDeadLetterStats).
+struct DeadLetterStatsRow {
+  struct ReasonCount {
+    std::string service;
+    DeadLetterReason reason = DeadLetterReason::kNone;
+    int64_t count = 0;
+  };
+  std::vector<ReasonCount> counts;  // By service name, then reason.
+  std::vector<std::pair<std::string, int64_t>> top_error_codes;  // Largest first, at most 10.
+  absl::Time oldest = absl::InfinitePast();  // InfinitePast: no dead letter.
+  int64_t since_count = 0;  // Dead-lettered at or after the `since` asked for.
+  int64_t total = 0;
 };
 
 class Store {
@@ -105,7 +141,18 @@ class Store {
                                                       absl::string_view message_id) = 0;
   // Every known service with its counts, ordered by name.
   virtual absl::StatusOr<std::vector<ServiceCounts>> CountByService() = 0;
+  // A page of envelopes matching query.filter (every filter field is evaluated in SQL, with
+  // bound parameters).
   virtual absl::StatusOr<ListPage> List(const ListQuery& query) = 0;
+  // Dead letters matching `filter`.
+  virtual absl::StatusOr<int64_t> CountDeadLetters(const EnvelopeFilter& filter) = 0;
+  // Dead letters matching query.filter grouped by fingerprint, largest group first.
+  virtual absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(
+      const GroupQuery& query) = 0;
+  // Counts of the dead letters of `service` (empty: all); since_count counts those
+  // dead-lettered at or after `since`.
+  virtual absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
+                                                             absl::Time since) = 0;
 };
 
 }  // namespace retryd

@@ -943,13 +943,13 @@ TEST_F(SqliteStoreTest, ListFiltersByService) {
   Put(MakeEnvelope("svc-a", "a2", EnvelopeState::kDeadLettered, At(3)));
 
   ListQuery q;
-  q.service = "svc-a";
+  q.filter.service = "svc-a";
   EXPECT_THAT(ListAll(q), ElementsAre("a1", "a2"));
-  q.service = "svc-b";
+  q.filter.service = "svc-b";
   EXPECT_THAT(ListAll(q), ElementsAre("b1"));
-  q.service = "unknown";
+  q.filter.service = "unknown";
   EXPECT_THAT(ListAll(q), IsEmpty());
-  q.service.clear();
+  q.filter.service.clear();
   EXPECT_THAT(ListAll(q), ElementsAre("a1", "b1", "a2"));
 }
 
@@ -1014,7 +1014,7 @@ TEST_F(SqliteStoreTest, ListPagingVisitsEveryRowExactlyOnceAcrossEqualTimes) {
   for (int limit : {1, 2, 3, 4, 11, 50}) {
     SCOPED_TRACE(absl::StrCat("limit ", limit));
     ListQuery q;
-    q.service = "svc";
+    q.filter.service = "svc";
     q.limit = limit;
     const std::vector<std::string> got = ListAll(q);
     EXPECT_EQ(got, want);
