@@ -78,6 +78,10 @@ void AppendFlags(const std::string& flag, const Values& values, Label label, std
 
 }  // namespace
 
+const char kFilterHelp[] = R"(Filters: the values of one repeatable flag are ORed, different flags ANDed.
+Times: RFC 3339 (2025-01-02T15:04:05Z, any offset), "now", or an age meaning
+that long ago (90m, 2h, 7d; "-2h" is the same as "2h").)";
+
 bool FilterFlags::empty() const {
   return service.empty() && error_codes.empty() && classes.empty() && reasons.empty() &&
          schema_versions.empty() && message_ids.empty() && fingerprints.empty() &&
@@ -87,6 +91,7 @@ bool FilterFlags::empty() const {
 void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, FilterTarget target) {
   const bool dead_letters = target == FilterTarget::kDeadLetters;
   const std::string time_field = dead_letters ? "dead_lettered_at" : "next_retry_at";
+  cmd->footer(kFilterHelp);
   cmd->add_option("--service", flags->service, "Only this service (exact name)")
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   cmd->add_option("--error-code", flags->error_codes,

@@ -49,6 +49,9 @@ enum class FilterTarget { kDeadLetters, kRetries };
 // Adds the filter flags for `target` to `cmd`.
 void AddFilterFlags(CLI::App* cmd, FilterFlags* flags, FilterTarget target);
 
+// The help footer of a command with filter flags: how values combine and the time forms.
+extern const char kFilterHelp[];
+
 // Parses a time bound (see the file comment). `now` resolves ages. On failure returns false and
 // sets `error`.
 bool ParseTimeBound(const std::string& text, absl::Time now, absl::Time* out, std::string* error);

@@ -131,6 +131,10 @@ void AddDlqPurgeCommand(CLI::App* dlq, CliContext* ctx) {
                   "Idempotency key: the same id never purges twice (default: random)");
   cmd->add_flag("--dry-run", opts->dry_run, "Count and sample the matches; change nothing");
   cmd->add_flag("-y,--yes", opts->yes, "Do not ask for confirmation");
+  cmd->footer(absl::StrCat(kFilterHelp, R"(
+
+More than 100 dead letters to purge (counted with a dry run first): asks on a
+terminal; without one, refuses (exit 2) unless --yes. A declined question exits 3.)"));
   cmd->callback([ctx, opts] { ctx->action = [ctx, opts] { return RunDlqPurge(*ctx, *opts); }; });
 }
 

@@ -427,6 +427,11 @@ void AddDlqReplayCommand(CLI::App* dlq, CliContext* ctx) {
   cmd->add_flag("--dry-run", opts->dry_run, "Count and sample the matches; change nothing");
   cmd->add_flag("-y,--yes", opts->yes, "Do not ask for confirmation");
   AddWatchFlags(cmd, &opts->watch, &opts->interval);
+  cmd->footer(absl::StrCat(kFilterHelp, R"(
+
+More than 100 dead letters to replay (counted with a dry run first): asks on a
+terminal; without one, refuses (exit 2) unless --yes. A declined question exits 3.
+--watch exits 5 if the replay ends FAILED.)"));
   cmd->callback([ctx, opts] { ctx->action = [ctx, opts] { return RunDlqReplay(*ctx, *opts); }; });
 }
 

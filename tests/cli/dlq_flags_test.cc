@@ -433,10 +433,18 @@ TEST(DlqHelpTest, DocumentsTheFlags) {
         "--interval"}) {
     EXPECT_THAT(r.out, HasSubstr(flag));
   }
+  EXPECT_THAT(r.out, AllOf(HasSubstr("refuses (exit 2) unless --yes"), HasSubstr("exits 5"),
+                           HasSubstr("that long ago (90m, 2h, 7d")));
   r = RunCli({"dlq", "purge", "--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.out, AllOf(HasSubstr("--all-services"), HasSubstr("--dry-run"),
-                           HasSubstr("--yes"), HasSubstr("--note")));
+                           HasSubstr("--yes"), HasSubstr("--note"),
+                           HasSubstr("refuses (exit 2) unless --yes")));
+  r = RunCli({"retries", "list", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, AllOf(HasSubstr("next_retry_at"), HasSubstr("--error-code"),
+                           ::testing::Not(HasSubstr("--reason")),
+                           ::testing::Not(HasSubstr("--fingerprint"))));
   r = RunCli({"--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.out, AllOf(HasSubstr("replay"), HasSubstr("retries"), HasSubstr("audit"),
