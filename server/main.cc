@@ -25,6 +25,9 @@
 #include "server/engine/engine.h"
 #include "server/rpc/admin_service.h"
 #include "server/rpc/retry_service.h"
+#include "server/dlq/dlq_counters.h"
+#include "server/dlq/replay_runner.h"
+#include "server/dlq/retention.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/log.h"
@@ -149,6 +152,14 @@ int Serve(const v1::ServerConfig& cfg) {
   RetryServiceImpl retry_service(engine->get(), &SystemClock::Get(),
                                  RequestLimits{limits->max_payload_bytes});
   AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get());
+  // Dead-letter operations beside the engine: paced replays (resumed from the store) and the
+  // retention sweeper. dlq_counters are the figures the metrics exporter reads.
+  DlqCounters dlq_counters;
+  ReplayRunner replays(engine->get(), store->get(), &*policies, &SystemClock::Get(),
+                       &dlq_counters);
+  RetentionSweeper retention(engine->get(), store->get(), &*policies, &SystemClock::Get(),
+                             &dlq_counters);
+  admin_service.SetDlq(&replays, &dlq_counters);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -167,6 +178,8 @@ int Serve(const v1::ServerConfig& cfg) {
     (*engine)->Stop();
     return 1;
   }
+  replays.Start();
+  retention.Start();
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   for (const char* name : {"", "retryd.v1.RetryService", "retryd.v1.AdminService"}) {
     health->SetServingStatus(name, true);
@@ -203,6 +216,8 @@ int Serve(const v1::ServerConfig& cfg) {
   }
   (*engine)->StopParking();
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  replays.Stop();
+  retention.Stop();
   LogEvent(LogLevel::kDebug, "rpcs_drained");
   (*engine)->Stop();
   LogEvent(LogLevel::kDebug, "store_flushed");

@@ -283,6 +283,37 @@ class Engine::ExtendLeaseOp final : public Engine::Op {
   absl::Time expires_;
 };
 
+// An operation defined outside the engine (see RunInTransaction).
+class Engine::FunctionOp final : public Engine::Op {
+ public:
+  FunctionOp(TxnFunction apply, DoneCallback done)
+      : apply_(std::move(apply)), done_(std::move(done)) {}
+  absl::Status Apply(Engine& engine, absl::Time now) override {
+    EngineTxn txn(engine, now);
+    return apply_(txn);
+  }
+  void Finish(absl::Status status) override { done_(std::move(status)); }
+
+ private:
+  TxnFunction apply_;
+  DoneCallback done_;
+};
+
+Store& EngineTxn::store() const { return *engine_.store_; }
+
+void EngineTxn::Requeued(const Envelope& e) {
+  engine_.Service(e.service).dead--;
+  engine_.Schedule(e);
+}
+
+void EngineTxn::DeadLettersRemoved(const std::string& service, int64_t n) {
+  engine_.Service(service).dead -= n;
+}
+
+void Engine::RunInTransaction(TxnFunction apply, DoneCallback done) {
+  Submit(std::make_unique<FunctionOp>(std::move(apply), std::move(done)));
+}
+
 Engine::Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
                EngineOptions options)
     : store_(store), policies_(policies), clock_(clock), rng_(rng), options_(options) {}

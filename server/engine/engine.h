@@ -73,6 +73,28 @@ struct ServiceStats {
   int64_t dead = 0;
 };
 
+class Engine;
+
+// What an operation defined outside the engine (DLQ purge and replay, retention, audit) may do
+// on the writer thread, inside the batch transaction: write through store(), and tell the engine
+// about the envelopes it moved so the schedule and the counts stay true.
+class EngineTxn {
+ public:
+  Store& store() const;
+  // The batch's time.
+  absl::Time now() const { return now_; }
+  // `e`, already updated in the store, left the dead-letter queue and is now scheduled.
+  void Requeued(const Envelope& e);
+  // `n` dead letters of `service` were deleted from the store.
+  void DeadLettersRemoved(const std::string& service, int64_t n);
+
+ private:
+  friend class Engine;
+  EngineTxn(Engine& engine, absl::Time now) : engine_(engine), now_(now) {}
+  Engine& engine_;
+  const absl::Time now_;
+};
+
 class Engine {
  public:
   using DecisionCallback = std::function<void(absl::StatusOr<Decision>)>;
@@ -100,6 +122,14 @@ class Engine {
   // Moves a lease's expiry to now + visibility_timeout; answers the new expiry.
   void ExtendLease(std::string lease_token, absl::Duration visibility_timeout, TimeCallback done);
 
+  // Runs `apply` on the writer thread in the next batch, in its own savepoint like every op:
+  // its writes are kept only if it returns OK, and `done` gets the commit's status (or apply's
+  // error) once the batch is durable. `apply` must be quick (the batch waits for it). This is
+  // the hook for operations that live outside the engine (server/dlq: purge, replay, retention,
+  // audit events).
+  using TxnFunction = std::function<absl::Status(EngineTxn&)>;
+  void RunInTransaction(TxnFunction apply, DoneCallback done);
+
   // Counts per known service.
   absl::flat_hash_map<std::string, ServiceStats> Stats() const;
 
@@ -116,6 +146,8 @@ class Engine {
   class LeaseOp;
   class ReportSuccessOp;
   class ExtendLeaseOp;
+  class FunctionOp;
+  friend class EngineTxn;
 
   // (time in unix micros, envelope id), smallest first.
   using HeapEntry = std::pair<int64_t, int64_t>;

@@ -6,6 +6,8 @@
 
 #include "retryd/v1/admin_service.grpc.pb.h"
 #include "server/core/policy_set.h"
+#include "server/dlq/dlq_counters.h"
+#include "server/dlq/replay_runner.h"
 #include "server/engine/engine.h"
 #include "server/store/store.h"
 #include "server/util/clock.h"
@@ -17,6 +19,13 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   // The pointers must outlive the service.
   AdminServiceImpl(Store* store, Engine* engine, const PolicySet* policies, const Clock* clock)
       : store_(store), engine_(engine), policies_(policies), clock_(clock) {}
+
+  // The dead-letter operations' runner and counters (must outlive the service). Without them
+  // the replay RPCs answer UNAVAILABLE.
+  void SetDlq(ReplayRunner* replays, DlqCounters* counters) {
+    replays_ = replays;
+    dlq_counters_ = counters;
+  }
 
   grpc::ServerUnaryReactor* ListServices(grpc::CallbackServerContext* ctx,
                                          const v1::ListServicesRequest* req,
@@ -38,6 +47,23 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListFailureGroups(grpc::CallbackServerContext* ctx,
                                               const v1::ListFailureGroupsRequest* req,
                                               v1::ListFailureGroupsResponse* resp) override;
+  grpc::ServerUnaryReactor* PurgeDeadLetters(grpc::CallbackServerContext* ctx,
+                                             const v1::PurgeDeadLettersRequest* req,
+                                             v1::PurgeDeadLettersResponse* resp) override;
+  grpc::ServerUnaryReactor* StartReplay(grpc::CallbackServerContext* ctx,
+                                        const v1::StartReplayRequest* req,
+                                        v1::Replay* resp) override;
+  grpc::ServerUnaryReactor* GetReplay(grpc::CallbackServerContext* ctx,
+                                      const v1::GetReplayRequest* req, v1::Replay* resp) override;
+  grpc::ServerUnaryReactor* ListReplays(grpc::CallbackServerContext* ctx,
+                                        const v1::ListReplaysRequest* req,
+                                        v1::ListReplaysResponse* resp) override;
+  grpc::ServerUnaryReactor* CancelReplay(grpc::CallbackServerContext* ctx,
+                                         const v1::CancelReplayRequest* req,
+                                         v1::Replay* resp) override;
+  grpc::ServerUnaryReactor* ListAuditEvents(grpc::CallbackServerContext* ctx,
+                                            const v1::ListAuditEventsRequest* req,
+                                            v1::ListAuditEventsResponse* resp) override;
 
  private:
   // Shared by ListDeadLetters and ListRetries (state kDeadLettered or kScheduled).
@@ -50,6 +76,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   Engine* const engine_;
   const PolicySet* const policies_;
   const Clock* const clock_;
+  ReplayRunner* replays_ = nullptr;
+  DlqCounters* dlq_counters_ = nullptr;
 };
 
 }  // namespace retryd

@@ -1,5 +1,8 @@
 // AdminService methods of the dead-letter operations: stats and failure groups (reads), purge,
 // replay and the audit log (mutations go through the engine, audited in the same transaction).
+#include <cmath>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "server/convert/envelope_convert.h"
 #include "server/core/fingerprint.h"
@@ -8,6 +11,7 @@
 #include "server/rpc/page_token.h"
 #include "server/rpc/status_convert.h"
 #include "server/rpc/validation.h"
+#include "server/util/log.h"
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
 
@@ -91,7 +95,225 @@ absl::Status Groups(Store& store, const v1::ListFailureGroupsRequest& req,
   return absl::OkStatus();
 }
 
+constexpr size_t kMaxNoteBytes = 1024;
+constexpr size_t kMaxRequestIdBytes = 128;
+constexpr int kSampleSize = 100;
+constexpr int kMaxCanaryCount = 1000;
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Status CheckNoteAndRequestId(const std::string& note, const std::string& request_id) {
+  if (note.size() > kMaxNoteBytes) {
+    return Invalid("note", absl::StrCat("must be at most ", kMaxNoteBytes, " bytes, got ",
+                                        note.size()));
+  }
+  if (request_id.size() > kMaxRequestIdBytes) {
+    return Invalid("request_id", absl::StrCat("must be at most ", kMaxRequestIdBytes,
+                                              " bytes, got ", request_id.size()));
+  }
+  return absl::OkStatus();
+}
+
+// Who did it: no auth exists yet, so every caller is "anonymous"; the peer address is kept.
+AuditRecord Caller(grpc::CallbackServerContext* ctx, const std::string& note,
+                   const std::string& request_id) {
+  AuditRecord a;
+  a.identity = "anonymous";
+  a.peer = ctx->peer();
+  a.note = note;
+  a.request_id = request_id;
+  return a;
+}
+
+absl::Status ValidateStartReplay(const v1::StartReplayRequest& req) {
+  RETURN_IF_ERROR(FilterFromProto(req.filter(), "filter").status());
+  if (!std::isfinite(req.max_per_second()) || req.max_per_second() < 0) {
+    return Invalid("max_per_second", "must be a finite number >= 0 (0 = the policy's cap)");
+  }
+  if (req.limit() < 0) return Invalid("limit", "must be >= 0 (0 = no limit)");
+  if (req.canary_count() < 0 || req.canary_count() > kMaxCanaryCount) {
+    return Invalid("canary_count", absl::StrCat("must be between 0 and ", kMaxCanaryCount));
+  }
+  return CheckNoteAndRequestId(req.note(), req.request_id());
+}
+
+void AuditToProto(const AuditRecord& r, v1::AuditEvent* out) {
+  out->set_id(r.id);
+  TimeToProto(r.time, out->mutable_time());
+  out->set_identity(r.identity);
+  out->set_peer(r.peer);
+  out->set_method(r.method);
+  if (!r.filter.empty()) out->mutable_filter()->ParseFromString(r.filter);
+  out->set_dry_run(r.dry_run);
+  out->set_affected_count(r.affected_count);
+  out->set_note(r.note);
+  out->set_request_id(r.request_id);
+  out->set_target(r.target);
+  out->set_result_code(r.result_code);
+}
+
 }  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
+    grpc::CallbackServerContext* ctx, const v1::PurgeDeadLettersRequest* req,
+    v1::PurgeDeadLettersResponse* resp) {
+  absl::StatusOr<EnvelopeFilter> filter = FilterFromProto(req->filter(), "filter");
+  if (!filter.ok()) return Finish(ctx, filter.status());
+  absl::Status valid = CheckNoteAndRequestId(req->note(), req->request_id());
+  if (!valid.ok()) return Finish(ctx, valid);
+  if (filter->empty() && !req->all()) {
+    return Finish(ctx, Invalid("filter", "is empty; set all = true to purge every dead letter"));
+  }
+  AuditRecord audit = Caller(ctx, req->note(), req->request_id());
+  audit.method = "PurgeDeadLetters";
+  audit.filter = req->filter().SerializeAsString();
+  audit.dry_run = req->dry_run();
+  audit.target = filter->service.empty() ? "*" : filter->service;
+  audit.result_code = "OK";
+  if (req->dry_run()) {
+    // Count and sample on the read side; only the audit record is written.
+    absl::StatusOr<int64_t> count = store_->CountDeadLetters(*filter);
+    if (!count.ok()) return Finish(ctx, count.status());
+    ListQuery q;
+    q.filter = *filter;
+    q.limit = kSampleSize;
+    absl::StatusOr<ListPage> page = store_->List(q);
+    if (!page.ok()) return Finish(ctx, page.status());
+    resp->set_count(*count);
+    for (const Envelope& e : page->envelopes) EnvelopeToProto(e, false, resp->add_sample());
+    audit.affected_count = *count;
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto purged = std::make_shared<int64_t>(0);
+  const bool dry_run = req->dry_run();
+  engine_->RunInTransaction(
+      [audit, filter = *filter, purged, dry_run](EngineTxn& txn) mutable -> absl::Status {
+        audit.time = txn.now();
+        if (dry_run) return txn.store().AppendAudit(&audit);
+        if (!audit.request_id.empty()) {
+          ASSIGN_OR_RETURN(std::optional<AuditRecord> earlier,
+                           txn.store().FindAudit(audit.method, audit.request_id));
+          if (earlier.has_value()) {
+            *purged = earlier->affected_count;  // A retried call: answered, not purged again.
+            return absl::OkStatus();
+          }
+        }
+        ASSIGN_OR_RETURN(auto deleted, txn.store().DeleteDeadLetters(filter, 0));
+        for (const auto& [service, n] : deleted) {
+          txn.DeadLettersRemoved(service, n);
+          *purged += n;
+        }
+        audit.affected_count = *purged;
+        RETURN_IF_ERROR(txn.store().AppendAudit(&audit));
+        if (*purged > 0) {
+          LogEvent(LogLevel::kWarn, "dead_letters_purged")
+              .Str("service", filter.service)
+              .Int("count", *purged)
+              .Str("request_id", audit.request_id)
+              .Str("peer", audit.peer);
+        }
+        return absl::OkStatus();
+      },
+      [reactor, resp, purged, dry_run, counters = dlq_counters_](absl::Status s) {
+        if (s.ok() && !dry_run) {
+          resp->set_count(*purged);
+          if (counters != nullptr) counters->purged.fetch_add(*purged, std::memory_order_relaxed);
+        }
+        reactor->Finish(ToGrpcStatus(s));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::StartReplay(grpc::CallbackServerContext* ctx,
+                                                        const v1::StartReplayRequest* req,
+                                                        v1::Replay* resp) {
+  if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
+  absl::Status valid = ValidateStartReplay(*req);
+  if (!valid.ok()) return Finish(ctx, valid);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  replays_->StartReplay(*req, Caller(ctx, req->note(), req->request_id()),
+                        [reactor, resp](absl::StatusOr<v1::Replay> r) {
+                          if (r.ok()) *resp = std::move(*r);
+                          reactor->Finish(ToGrpcStatus(r.status()));
+                        });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetReplay(grpc::CallbackServerContext* ctx,
+                                                      const v1::GetReplayRequest* req,
+                                                      v1::Replay* resp) {
+  if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
+  absl::StatusOr<int64_t> id = ParseReplayName("name", req->name());
+  if (!id.ok()) return Finish(ctx, id.status());
+  absl::StatusOr<v1::Replay> r = replays_->GetReplay(*id);
+  if (r.ok()) *resp = std::move(*r);
+  return Finish(ctx, r.status());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListReplays(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListReplaysRequest* req,
+                                                        v1::ListReplaysResponse* resp) {
+  if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
+  int limit = 0;
+  absl::Status s = ValidatePageSize(req->page_size(), &limit);
+  if (!s.ok()) return Finish(ctx, s);
+  int64_t before = 0;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<PageKey> key = DecodePageToken("rp", "", req->page_token());
+    if (!key.ok()) return Finish(ctx, key.status());
+    before = key->id;
+  }
+  absl::StatusOr<std::vector<v1::Replay>> page = replays_->ListReplays(before, limit + 1);
+  if (!page.ok()) return Finish(ctx, page.status());
+  const int shown = std::min<int>(limit, page->size());
+  for (int i = 0; i < shown; ++i) *resp->add_replays() = (*page)[i];
+  if (static_cast<int>(page->size()) > limit) {
+    absl::StatusOr<int64_t> last = ParseReplayName("name", (*page)[shown - 1].name());
+    if (last.ok()) {
+      resp->set_next_page_token(EncodePageToken("rp", "", PageKey{absl::UnixEpoch(), *last, ""}));
+    }
+  }
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CancelReplay(grpc::CallbackServerContext* ctx,
+                                                         const v1::CancelReplayRequest* req,
+                                                         v1::Replay* resp) {
+  if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
+  absl::StatusOr<int64_t> id = ParseReplayName("name", req->name());
+  if (!id.ok()) return Finish(ctx, id.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  replays_->CancelReplay(*id, Caller(ctx, "", ""), [reactor, resp](absl::StatusOr<v1::Replay> r) {
+    if (r.ok()) *resp = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditEvents(
+    grpc::CallbackServerContext* ctx, const v1::ListAuditEventsRequest* req,
+    v1::ListAuditEventsResponse* resp) {
+  int limit = 0;
+  absl::Status s = ValidatePageSize(req->page_size(), &limit);
+  if (!s.ok()) return Finish(ctx, s);
+  int64_t before = 0;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<PageKey> key = DecodePageToken("au", "", req->page_token());
+    if (!key.ok()) return Finish(ctx, key.status());
+    before = key->id;
+  }
+  absl::StatusOr<std::vector<AuditRecord>> page = store_->ListAudit(before, limit + 1);
+  if (!page.ok()) return Finish(ctx, page.status());
+  const int shown = std::min<int>(limit, page->size());
+  for (int i = 0; i < shown; ++i) AuditToProto((*page)[i], resp->add_events());
+  if (static_cast<int>(page->size()) > limit) {
+    resp->set_next_page_token(
+        EncodePageToken("au", "", PageKey{absl::UnixEpoch(), (*page)[shown - 1].id, ""}));
+  }
+  return Finish(ctx, absl::OkStatus());
+}
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDeadLetterStats(
     grpc::CallbackServerContext* ctx, const v1::GetDeadLetterStatsRequest* req,

@@ -58,6 +58,37 @@ const char* const kMigrations[] = {
     CREATE INDEX envelopes_dead_by_code ON envelopes(service_id, dead_reason, error_code)
       WHERE state = 3;
     )sql",
+    // 2 -> 3: the audit log of operator mutations, and persisted replay jobs with their
+    // progress (cursor, phase, canaries).
+    R"sql(
+    CREATE TABLE audit_events (
+      id             INTEGER PRIMARY KEY,
+      time           INTEGER NOT NULL,
+      identity       TEXT NOT NULL,
+      peer           TEXT NOT NULL,
+      method         TEXT NOT NULL,
+      filter         BLOB NOT NULL,
+      dry_run        INTEGER NOT NULL,
+      affected_count INTEGER NOT NULL,
+      note           TEXT NOT NULL,
+      request_id     TEXT NOT NULL,
+      target         TEXT NOT NULL,
+      result_code    TEXT NOT NULL
+    );
+    CREATE INDEX audit_events_by_request ON audit_events(method, request_id);
+    CREATE TABLE replays (
+      id          INTEGER PRIMARY KEY,
+      request_id  TEXT UNIQUE,
+      state       INTEGER NOT NULL,
+      created_at  INTEGER NOT NULL,
+      body        BLOB NOT NULL,
+      cursor_at   INTEGER NOT NULL,
+      cursor_id   INTEGER NOT NULL,
+      phase       INTEGER NOT NULL,
+      canary_ids  TEXT NOT NULL
+    );
+    CREATE INDEX replays_by_state ON replays(state);
+    )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kNumMigrations == SqliteStore::kSchemaVersion);
@@ -204,6 +235,18 @@ std::string FilterWhere(EnvelopeState state, const EnvelopeFilter& f, SqlArgs* a
     absl::StrAppend(&sql, " AND e.sort_at < ", args->Int(ToStoredMicros(f.before)));
   }
   return sql;
+}
+
+// An INDEXED BY clause for a selection of envelopes of `state` matching `f`, where the planner,
+// which has no statistics, is known to choose badly: without a service (whose index
+// (state, service_id, sort_at) serves it well), dead letters are read in time order from the
+// partial by_time index instead of sorting the whole table for every page.
+std::string IndexHint(EnvelopeState state, const EnvelopeFilter& f) {
+  if (state != EnvelopeState::kDeadLettered || !f.service.empty() || !f.message_ids.empty() ||
+      !f.fingerprints.empty()) {
+    return "";
+  }
+  return " INDEXED BY envelopes_dead_by_time ";
 }
 
 // The fingerprint column of a row: dead letters only.
@@ -566,7 +609,9 @@ absl::StatusOr<ListPage> SqliteStore::ListOn(sqlite::Database& db, const ListQue
                     args.Int(q.after_id), ")");
   }
   absl::StrAppend(&where, " ORDER BY e.sort_at, e.id LIMIT ", args.Int(q.limit));
-  ASSIGN_OR_RETURN(sqlite::Statement s, db.Prepare(SelectSql(false, where)));
+  const std::string from = absl::StrCat(
+      " FROM envelopes e", IndexHint(q.state, q.filter), " JOIN services s ON s.id = e.service_id ");
+  ASSIGN_OR_RETURN(sqlite::Statement s, db.Prepare(absl::StrCat(kSelectColumns, from, where)));
   args.BindAll(s);
   ListPage page;
   while (true) {
@@ -583,8 +628,8 @@ absl::StatusOr<int64_t> SqliteStore::CountDeadLetters(const EnvelopeFilter& filt
   absl::MutexLock lock(&read_mu_);
   SqlArgs args;
   ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
-      "SELECT count(*) FROM envelopes e WHERE ",
-      FilterWhere(EnvelopeState::kDeadLettered, filter, &args))));
+      "SELECT count(*) FROM envelopes e", IndexHint(EnvelopeState::kDeadLettered, filter),
+      " WHERE ", FilterWhere(EnvelopeState::kDeadLettered, filter, &args))));
   args.BindAll(s);
   ASSIGN_OR_RETURN(bool has, s.Step());
   return has ? s.ColumnInt(0) : 0;
@@ -596,7 +641,7 @@ absl::StatusOr<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(
   SqlArgs args;
   std::string sql = absl::StrCat(
       "SELECT e.fingerprint, count(*) AS n, min(e.sort_at), max(e.sort_at), max(e.id) "
-      "FROM envelopes e WHERE ",
+      "FROM envelopes e INDEXED BY envelopes_dead_by_fingerprint WHERE ",
       FilterWhere(EnvelopeState::kDeadLettered, q.filter, &args), " GROUP BY e.fingerprint");
   if (q.after.has_value()) {
     const std::string n = args.Int(q.after->count);
@@ -638,7 +683,7 @@ absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_vie
     SqlArgs args;
     ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
         "SELECT s.name, c.dead_reason, c.n FROM (SELECT e.service_id, e.dead_reason, "
-        "count(*) AS n FROM envelopes e WHERE ",
+        "count(*) AS n FROM envelopes e INDEXED BY envelopes_dead_by_code WHERE ",
         FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
         " GROUP BY e.service_id, e.dead_reason) c JOIN services s ON s.id = c.service_id "
         "ORDER BY s.name, c.dead_reason")));
@@ -657,7 +702,8 @@ absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_vie
   {
     SqlArgs args;
     ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
-        "SELECT e.error_code, count(*) AS n FROM envelopes e WHERE ",
+        "SELECT e.error_code, count(*) AS n FROM envelopes e INDEXED BY envelopes_dead_by_code "
+        "WHERE ",
         FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
         " GROUP BY e.error_code ORDER BY n DESC, e.error_code LIMIT 10")));
     args.BindAll(s);
@@ -671,8 +717,9 @@ absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_vie
     SqlArgs args;
     const std::string where = FilterWhere(EnvelopeState::kDeadLettered, filter, &args);
     ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
-        "SELECT (SELECT min(e.sort_at) FROM envelopes e WHERE ", where,
-        "), (SELECT count(*) FROM envelopes e WHERE ", where, " AND e.sort_at >= ",
+        "SELECT (SELECT min(e.sort_at) FROM envelopes e", IndexHint(EnvelopeState::kDeadLettered, filter),
+        " WHERE ", where, "), (SELECT count(*) FROM envelopes e",
+        IndexHint(EnvelopeState::kDeadLettered, filter), " WHERE ", where, " AND e.sort_at >= ",
         args.Int(ToStoredMicros(since)), ")")));
     args.BindAll(s);
     ASSIGN_OR_RETURN(bool has, s.Step());
@@ -680,6 +727,232 @@ absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_vie
     if (has) out.since_count = s.ColumnInt(1);
   }
   return out;
+}
+
+}  // namespace retryd
+
+namespace retryd {
+namespace {
+
+constexpr absl::string_view kAuditColumns =
+    "SELECT id, time, identity, peer, method, filter, dry_run, affected_count, note, "
+    "request_id, target, result_code FROM audit_events ";
+
+AuditRecord RowToAudit(const sqlite::Statement& s) {
+  AuditRecord r;
+  r.id = s.ColumnInt(0);
+  r.time = FromStoredMicros(s.ColumnInt(1));
+  r.identity = s.ColumnText(2);
+  r.peer = s.ColumnText(3);
+  r.method = s.ColumnText(4);
+  r.filter = s.ColumnBlob(5);
+  r.dry_run = s.ColumnInt(6) != 0;
+  r.affected_count = s.ColumnInt(7);
+  r.note = s.ColumnText(8);
+  r.request_id = s.ColumnText(9);
+  r.target = s.ColumnText(10);
+  r.result_code = s.ColumnText(11);
+  return r;
+}
+
+constexpr absl::string_view kReplayColumns =
+    "SELECT id, coalesce(request_id, ''), state, created_at, body, cursor_at, cursor_id, phase, "
+    "canary_ids FROM replays ";
+
+ReplayRow RowToReplay(const sqlite::Statement& s) {
+  ReplayRow r;
+  r.id = s.ColumnInt(0);
+  r.request_id = s.ColumnText(1);
+  r.state = static_cast<int>(s.ColumnInt(2));
+  r.created_at = FromStoredMicros(s.ColumnInt(3));
+  r.body = s.ColumnBlob(4);
+  r.cursor_time = FromStoredMicros(s.ColumnInt(5));
+  r.cursor_id = s.ColumnInt(6);
+  r.phase = static_cast<int>(s.ColumnInt(7));
+  r.canary_ids = s.ColumnText(8);
+  return r;
+}
+
+absl::StatusOr<std::optional<ReplayRow>> OneReplay(sqlite::Statement& s) {
+  ASSIGN_OR_RETURN(bool has, s.Step());
+  if (!has) return std::optional<ReplayRow>();
+  return std::optional<ReplayRow>(RowToReplay(s));
+}
+
+absl::StatusOr<std::vector<ReplayRow>> AllReplays(sqlite::Statement& s) {
+  std::vector<ReplayRow> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back(RowToReplay(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ListPage> SqliteStore::ListInTxn(const ListQuery& query) {
+  return ListOn(*writer_, query);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> SqliteStore::DeleteDeadLetters(
+    const EnvelopeFilter& filter, int64_t limit) {
+  SqlArgs args;
+  std::string chosen = absl::StrCat(
+      "SELECT e.id, e.service_id FROM envelopes e", IndexHint(EnvelopeState::kDeadLettered, filter),
+      " WHERE ", FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
+      " ORDER BY e.sort_at, e.id");
+  if (limit > 0) absl::StrAppend(&chosen, " LIMIT ", args.Int(limit));
+  // Count first (per service, for the engine's counts), then delete the same rows: both run in
+  // the writer's transaction, so nothing changes in between.
+  ASSIGN_OR_RETURN(sqlite::Statement count, writer_->Prepare(absl::StrCat(
+      "SELECT s.name, count(*) FROM (", chosen,
+      ") c JOIN services s ON s.id = c.service_id GROUP BY s.name ORDER BY s.name")));
+  args.BindAll(count);
+  std::vector<std::pair<std::string, int64_t>> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, count.Step());
+    if (!has) break;
+    out.emplace_back(count.ColumnText(0), count.ColumnInt(1));
+  }
+  count.Reset();
+  if (out.empty()) return out;
+  ASSIGN_OR_RETURN(sqlite::Statement del, writer_->Prepare(absl::StrCat(
+      "DELETE FROM envelopes WHERE id IN (SELECT id FROM (", chosen, "))")));
+  args.BindAll(del);
+  RETURN_IF_ERROR(del.Run());
+  return out;
+}
+
+absl::Status SqliteStore::AppendAudit(AuditRecord* r) {
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
+      "INSERT INTO audit_events (time, identity, peer, method, filter, dry_run, affected_count, "
+      "note, request_id, target, result_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  s.BindInt(1, ToStoredMicros(r->time));
+  s.BindText(2, r->identity);
+  s.BindText(3, r->peer);
+  s.BindText(4, r->method);
+  s.BindBlob(5, r->filter);
+  s.BindInt(6, r->dry_run ? 1 : 0);
+  s.BindInt(7, r->affected_count);
+  s.BindText(8, r->note);
+  s.BindText(9, r->request_id);
+  s.BindText(10, r->target);
+  s.BindText(11, r->result_code);
+  RETURN_IF_ERROR(s.Run());
+  r->id = writer_->LastInsertRowId();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<AuditRecord>> SqliteStore::FindAudit(absl::string_view method,
+                                                                 absl::string_view request_id) {
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(absl::StrCat(
+      kAuditColumns,
+      "WHERE method = ? AND request_id = ? AND dry_run = 0 ORDER BY id DESC LIMIT 1")));
+  s.BindText(1, method);
+  s.BindText(2, request_id);
+  ASSIGN_OR_RETURN(bool has, s.Step());
+  if (!has) return std::optional<AuditRecord>();
+  return std::optional<AuditRecord>(RowToAudit(s));
+}
+
+absl::Status SqliteStore::InsertReplay(ReplayRow* r) {
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
+      "INSERT INTO replays (request_id, state, created_at, body, cursor_at, cursor_id, phase, "
+      "canary_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  if (r->request_id.empty()) {
+    s.BindNull(1);
+  } else {
+    s.BindText(1, r->request_id);
+  }
+  s.BindInt(2, r->state);
+  s.BindInt(3, ToStoredMicros(r->created_at));
+  s.BindBlob(4, r->body);
+  s.BindInt(5, ToStoredMicros(r->cursor_time));
+  s.BindInt(6, r->cursor_id);
+  s.BindInt(7, r->phase);
+  s.BindText(8, r->canary_ids);
+  RETURN_IF_ERROR(s.Run());
+  r->id = writer_->LastInsertRowId();
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::UpdateReplay(const ReplayRow& r) {
+  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
+      "UPDATE replays SET state = ?, body = ?, cursor_at = ?, cursor_id = ?, phase = ?, "
+      "canary_ids = ? WHERE id = ?"));
+  s.BindInt(1, r.state);
+  s.BindBlob(2, r.body);
+  s.BindInt(3, ToStoredMicros(r.cursor_time));
+  s.BindInt(4, r.cursor_id);
+  s.BindInt(5, r.phase);
+  s.BindText(6, r.canary_ids);
+  s.BindInt(7, r.id);
+  RETURN_IF_ERROR(s.Run());
+  if (writer_->Changes() != 1) {
+    return absl::NotFoundError(absl::StrCat("replay ", r.id, " does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ReplayRow>> SqliteStore::FindReplayInTxn(int64_t id) {
+  ASSIGN_OR_RETURN(sqlite::Statement s,
+                   writer_->Prepare(absl::StrCat(kReplayColumns, "WHERE id = ?")));
+  s.BindInt(1, id);
+  return OneReplay(s);
+}
+
+absl::StatusOr<std::optional<ReplayRow>> SqliteStore::FindReplayByRequestId(
+    absl::string_view request_id) {
+  ASSIGN_OR_RETURN(sqlite::Statement s,
+                   writer_->Prepare(absl::StrCat(kReplayColumns, "WHERE request_id = ?")));
+  s.BindText(1, request_id);
+  return OneReplay(s);
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t before_id, int limit) {
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+      kAuditColumns, "WHERE id < ? ORDER BY id DESC LIMIT ?")));
+  s.BindInt(1, before_id > 0 ? before_id : INT64_MAX);
+  s.BindInt(2, limit);
+  std::vector<AuditRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has, s.Step());
+    if (!has) break;
+    out.push_back(RowToAudit(s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<ReplayRow>> SqliteStore::GetReplay(int64_t id) {
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement s,
+                   reader_->Prepare(absl::StrCat(kReplayColumns, "WHERE id = ?")));
+  s.BindInt(1, id);
+  return OneReplay(s);
+}
+
+absl::StatusOr<std::vector<ReplayRow>> SqliteStore::ListReplays(int64_t before_id, int limit) {
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+      kReplayColumns, "WHERE id < ? ORDER BY id DESC LIMIT ?")));
+  s.BindInt(1, before_id > 0 ? before_id : INT64_MAX);
+  s.BindInt(2, limit);
+  return AllReplays(s);
+}
+
+absl::StatusOr<std::vector<ReplayRow>> SqliteStore::ListReplaysInStates(
+    const std::vector<int>& states) {
+  absl::MutexLock lock(&read_mu_);
+  SqlArgs args;
+  std::vector<int64_t> values(states.begin(), states.end());
+  std::string sql = absl::StrCat(kReplayColumns, "WHERE 1");
+  AppendIn(&sql, "state", values, &args);
+  absl::StrAppend(&sql, " ORDER BY id");
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(sql));
+  args.BindAll(s);
+  return AllReplays(s);
 }
 
 }  // namespace retryd

@@ -26,7 +26,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
   // schema. FAILED_PRECONDITION if the file was written by a newer schema.
@@ -47,6 +47,17 @@ class SqliteStore final : public Store {
   absl::Status DropPayload(int64_t id) override;
   absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) override;
   absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override;
+  absl::StatusOr<ListPage> ListInTxn(const ListQuery& query) override;
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DeleteDeadLetters(
+      const EnvelopeFilter& filter, int64_t limit) override;
+  absl::Status AppendAudit(AuditRecord* record) override;
+  absl::StatusOr<std::optional<AuditRecord>> FindAudit(absl::string_view method,
+                                                      absl::string_view request_id) override;
+  absl::Status InsertReplay(ReplayRow* row) override;
+  absl::Status UpdateReplay(const ReplayRow& row) override;
+  absl::StatusOr<std::optional<ReplayRow>> FindReplayInTxn(int64_t id) override;
+  absl::StatusOr<std::optional<ReplayRow>> FindReplayByRequestId(
+      absl::string_view request_id) override;
 
   absl::StatusOr<std::optional<Envelope>> Get(absl::string_view service,
                                               absl::string_view message_id) override;
@@ -56,6 +67,11 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(const GroupQuery& query) override;
   absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
                                                      absl::Time since) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) override;
+  absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) override;
+  absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) override;
+  absl::StatusOr<std::vector<ReplayRow>> ListReplaysInStates(
+      const std::vector<int>& states) override;
 
   // Copies committed WAL frames into the database file (PASSIVE: never blocks the writer or
   // readers). Thread-safe; the engine calls it from a background thread.

@@ -96,6 +96,38 @@ struct DeadLetterStatsRow {
   int64_t total = 0;
 };
 
+// One operator mutation, as the audit log keeps it.
+struct AuditRecord {
+  int64_t id = 0;  // Assigned by AppendAudit; increasing.
+  absl::Time time = absl::UnixEpoch();
+  std::string identity;  // "anonymous" until auth exists.
+  std::string peer;
+  std::string method;       // e.g. "PurgeDeadLetters".
+  std::string filter;       // Serialized retryd.v1.Filter (opaque to the store); may be empty.
+  bool dry_run = false;
+  int64_t affected_count = 0;
+  std::string note;
+  std::string request_id;
+  std::string target;       // e.g. "replays/7" or a service name.
+  std::string result_code;  // e.g. "OK".
+};
+
+// A replay job as the store keeps it. `body` is a serialized retryd.v1.Replay (opaque to the
+// store); the cursor and canary fields are the runner's progress, written in the same
+// transaction as each batch of re-schedules.
+struct ReplayRow {
+  int64_t id = 0;          // Assigned by InsertReplay.
+  std::string request_id;  // Empty: none.
+  int state = 0;           // retryd.v1.ReplayState number.
+  absl::Time created_at = absl::UnixEpoch();
+  std::string body;
+  // Keyset position of the last dead letter handled (InfinitePast: none yet).
+  absl::Time cursor_time = absl::InfinitePast();
+  int64_t cursor_id = 0;
+  int phase = 0;           // The runner's phase (see server/dlq/replay_runner.h).
+  std::string canary_ids;  // Comma-separated envelope ids of the canaries.
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -128,6 +160,26 @@ class Store {
   // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`; returns how many.
   virtual absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) = 0;
 
+  // List() on the write side, inside the batch (sees the batch's own writes).
+  virtual absl::StatusOr<ListPage> ListInTxn(const ListQuery& query) = 0;
+  // Deletes the dead letters matching `filter`, oldest first, at most `limit` (0: all); returns
+  // how many were deleted per service.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DeleteDeadLetters(
+      const EnvelopeFilter& filter, int64_t limit) = 0;
+  // Appends to the audit log; sets record->id.
+  [[nodiscard]] virtual absl::Status AppendAudit(AuditRecord* record) = 0;
+  // The latest audit record of `method` with `request_id` that was not a dry run (for
+  // idempotent retries), if any.
+  virtual absl::StatusOr<std::optional<AuditRecord>> FindAudit(absl::string_view method,
+                                                              absl::string_view request_id) = 0;
+  // Stores a new replay; sets row->id. ALREADY_EXISTS if its request_id is taken.
+  [[nodiscard]] virtual absl::Status InsertReplay(ReplayRow* row) = 0;
+  // Rewrites a stored replay (all but id, request_id and created_at).
+  [[nodiscard]] virtual absl::Status UpdateReplay(const ReplayRow& row) = 0;
+  virtual absl::StatusOr<std::optional<ReplayRow>> FindReplayInTxn(int64_t id) = 0;
+  virtual absl::StatusOr<std::optional<ReplayRow>> FindReplayByRequestId(
+      absl::string_view request_id) = 0;
+
   // Calls `fn` for every scheduled and leased envelope (start-up rebuild).
   [[nodiscard]] virtual absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) = 0;
 
@@ -153,6 +205,14 @@ class Store {
   // dead-lettered at or after `since`.
   virtual absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
                                                              absl::Time since) = 0;
+  // Audit records newest first, with id < before_id (0: from the newest).
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) = 0;
+  virtual absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) = 0;
+  // Replays newest first, with id < before_id (0: from the newest).
+  virtual absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) = 0;
+  // Replays in one of `states`, oldest first.
+  virtual absl::StatusOr<std::vector<ReplayRow>> ListReplaysInStates(
+      const std::vector<int>& states) = 0;
 };
 
 }  // namespace retryd
