@@ -79,33 +79,41 @@ class RetryctlDlqTest : public ::testing::Test {
   }
 
   // Runs retryctl against the test server, stdin from /dev/null.
-  Result Run(const std::vector<std::string>& args) {
+  Result Run(const std::vector<std::string>& args) { return Wait(Spawn(args)); }
+
+  // Starts retryctl without waiting for it; Wait() collects it. One at a time (shared files).
+  pid_t Spawn(const std::vector<std::string>& args) {
     const std::string bin = getenv("RETRYCTL_BIN");
-    const std::string out_path = absl::StrCat(dir_, "/out");
-    const std::string err_path = absl::StrCat(dir_, "/err");
     std::vector<std::string> full = {bin, "--server", server_->address()};
     full.insert(full.end(), args.begin(), args.end());
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
+    posix_spawn_file_actions_addopen(&actions, 1, OutPath().c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
+    posix_spawn_file_actions_addopen(&actions, 2, ErrPath().c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
     std::vector<char*> argv;
     for (std::string& a : full) argv.push_back(a.data());
     argv.push_back(nullptr);
-    Result r;
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
+    pid_t pid = -1;
+    if (posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid = -1;
     posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) return r;
+    return pid;
+  }
+
+  Result Wait(pid_t pid) {
+    Result r;
+    if (pid <= 0) return r;
     int status = 0;
     if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.code = WEXITSTATUS(status);
-    r.out = ReadFile(out_path);
-    r.err = ReadFile(err_path);
+    r.out = ReadFile(OutPath());
+    r.err = ReadFile(ErrPath());
     return r;
   }
+
+  std::string OutPath() const { return absl::StrCat(dir_, "/out"); }
+  std::string ErrPath() const { return absl::StrCat(dir_, "/err"); }
 
   // Dead-letters `count` envelopes of `service` at once (PERMANENT → NON_RETRYABLE), with ids
   // "<prefix>-<i>" and messages that differ only in numbers.
@@ -488,6 +496,50 @@ TEST_F(RetryctlDlqTest, ReplayWithTheSameRequestIdStartsOnce) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(ParseJson<v1::Replay>(r.out).name(), first.name());
   EXPECT_EQ(first.request_id(), "op-1");
+}
+
+TEST_F(RetryctlDlqTest, WatchExitsFiveWhenTheCanaryDeadLettersAgain) {
+  SeedDeadLetters("canary", "d", 3);
+  const pid_t cli = Spawn({"dlq", "replay", "--service", "canary", "--canary", "1", "--watch",
+                           "--interval", "100ms"});
+  ASSERT_GT(cli, 0);
+  // Play the worker: the canary comes back and fails for good.
+  const v1::LeaseResponse leased = LeaseUntil(*retry_, "canary", 1, absl::Seconds(20));
+  if (leased.envelopes_size() == 1) {
+    v1::ReportFailureRequest req = LeasedFailure(leased.envelopes(0), "INVALID_SCHEMA");
+    req.mutable_failure()->set_error_class(v1::PERMANENT);
+    v1::ReportFailureResponse resp;
+    EXPECT_TRUE(Report(*retry_, req, &resp).ok());
+  }
+  const Result r = Wait(cli);
+  SKIP_IF_UNIMPLEMENTED(r);
+  ASSERT_EQ(leased.envelopes_size(), 1) << r.err;
+  EXPECT_EQ(r.code, 5) << r.err;
+  EXPECT_THAT(r.err, AllOf(HasSubstr(" FAILED 1/3 handled"), HasSubstr("Error: replays/"),
+                           HasSubstr("canary")));
+  EXPECT_THAT(r.out, HasSubstr("State:                     FAILED"));
+  // The two that were not replayed are still dead letters, and so is the canary.
+  EXPECT_EQ(DeadLetters("canary").dead_letters_size(), 3);
+}
+
+TEST_F(RetryctlDlqTest, CancelStopsAReplay) {
+  SeedDeadLetters("slow", "d", 20);
+  Result r = Run({"-o", "json", "dlq", "replay", "--service", "slow", "--max-per-second", "1"});
+  SKIP_IF_UNIMPLEMENTED(r);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto started = ParseJson<v1::Replay>(r.out);
+  EXPECT_THAT(r.err, HasSubstr("retryctl replay status " + started.name() + " --watch"));
+
+  r = Run({"replay", "cancel", started.name()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("State:                     CANCELLED"));
+  // Watching a cancelled replay ends at once, exit 0.
+  r = Run({"-o", "json", "replay", "status", started.name(), "--watch"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto cancelled = ParseJson<v1::Replay>(r.out);
+  EXPECT_EQ(cancelled.state(), v1::REPLAY_CANCELLED);
+  EXPECT_LT(cancelled.replayed(), 20);
+  EXPECT_EQ(DeadLetters("slow").dead_letters_size(), 20 - cancelled.replayed());
 }
 
 }  // namespace
