@@ -61,7 +61,9 @@ void AddAuditCommands(CLI::App* app, CliContext* ctx) {
       "audit", "List operator mutations (purges, replays, circuit overrides), newest first");
   audit->require_subcommand(0, 1);
   AddPageFlags(audit, pages.get(), "events");
-  const auto select = [ctx, pages] { ctx->action = [ctx, pages] { return RunAudit(*ctx, *pages); }; };
+  const auto select = [ctx, pages] {
+    ctx->action = [ctx, pages] { return RunAudit(*ctx, *pages); };
+  };
   audit->callback(select);
   CLI::App* list = audit->add_subcommand("list", "Same as 'audit'");
   AddPageFlags(list, pages.get(), "events");

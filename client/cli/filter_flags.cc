@@ -78,7 +78,8 @@ void AppendFlags(const std::string& flag, const Values& values, Label label, std
 
 }  // namespace
 
-const char kFilterHelp[] = R"(Filters: the values of one repeatable flag are ORed, different flags ANDed.
+const char kFilterHelp[] =
+    R"(Filters: the values of one repeatable flag are ORed, different flags ANDed.
 Times: RFC 3339 (2025-01-02T15:04:05Z, any offset), "now", or an age meaning
 that long ago (90m, 2h, 7d; "-2h" is the same as "2h").)";
 
@@ -190,8 +191,8 @@ bool BuildFilter(const FilterFlags& flags, absl::Time now, retryd::v1::Filter* f
     SetTimestamp(before, filter->mutable_before());
   }
   if (!flags.after.empty() && !flags.before.empty() && after >= before) {
-    *error = absl::StrCat("--after (", ExactTime(filter->after()), ") must be earlier than --before (",
-                          ExactTime(filter->before()), ")");
+    *error = absl::StrCat("--after (", ExactTime(filter->after()),
+                          ") must be earlier than --before (", ExactTime(filter->before()), ")");
     return false;
   }
   return true;
@@ -238,7 +239,9 @@ std::string FilterAsFlags(const retryd::v1::Filter& filter) {
 std::string ShellQuote(const std::string& s) {
   bool safe = !s.empty();
   for (const char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && !absl::StrContains("-_.:/@%+=,", c)) {
+    const bool word_char = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                           absl::StrContains("-_.:/@%+=,", c);
+    if (!word_char) {
       safe = false;
       break;
     }

@@ -73,9 +73,10 @@ int RunDlqPurge(const CliContext& ctx, const PurgeOptions& opts) {
       *sample.Add() = counted.sample(i);
     }
     const std::string details =
-        sample.empty() ? ""
-                       : absl::StrCat("Sample of the ", counted.count(), " dead letters to purge:\n",
-                                      FormatDeadLetterRows(sample, /*headers=*/true));
+        sample.empty()
+            ? ""
+            : absl::StrCat("Sample of the ", counted.count(), " dead letters to purge:\n",
+                           FormatDeadLetterRows(sample, /*headers=*/true));
     const int rc = ConfirmBulk(ctx, opts.yes, counted.count(), kDlqPurge, "purge",
                                absl::StrCat("Purge ", counted.count(),
                                             " dead letters matching ",

@@ -525,7 +525,8 @@ TEST(AuditTableTest, Golden) {
             "ID  TIME                  IDENTITY   METHOD            TARGET     DRY_RUN  COUNT  "
             "RESULT  FILTER                                     NOTE\n"
             "12  2025-01-02T03:04:15Z  alice      PurgeDeadLetters  billing    no       12     "
-            "OK      service=billing error_code=INVALID_SCHEMA  bad deploy; payloads unrecoverable, s...\n"
+            "OK      service=billing error_code=INVALID_SCHEMA  "
+            "bad deploy; payloads unrecoverable, s...\n"
             "11  2025-01-02T03:04:05Z  anonymous  StartReplay       replays/7  yes      4812   "
             "OK      -                                          -\n");
 }

@@ -120,7 +120,8 @@ class RetryctlDlqTest : public ::testing::Test {
   void SeedDeadLetters(const std::string& service, const std::string& prefix, int count,
                        const std::string& error_code = "INVALID_SCHEMA") {
     for (int i = 0; i < count; ++i) {
-      v1::ReportFailureRequest req = FirstFailure(service, absl::StrCat(prefix, "-", i), error_code);
+      v1::ReportFailureRequest req =
+          FirstFailure(service, absl::StrCat(prefix, "-", i), error_code);
       req.mutable_failure()->set_error_class(v1::PERMANENT);
       req.mutable_failure()->set_message(absl::StrCat("field ", i, " is missing"));
       v1::ReportFailureResponse resp;
