@@ -7,6 +7,7 @@
 #include "server/convert/envelope_convert.h"
 #include "server/core/fingerprint.h"
 #include "server/rpc/admin_service.h"
+#include "server/rpc/audit_caller.h"
 #include "server/rpc/filter_convert.h"
 #include "server/rpc/page_token.h"
 #include "server/rpc/status_convert.h"
@@ -116,17 +117,6 @@ absl::Status CheckNoteAndRequestId(const std::string& note, const std::string& r
   return absl::OkStatus();
 }
 
-// Who did it: no auth exists yet, so every caller is "anonymous"; the peer address is kept.
-AuditRecord Caller(grpc::CallbackServerContext* ctx, const std::string& note,
-                   const std::string& request_id) {
-  AuditRecord a;
-  a.identity = "anonymous";
-  a.peer = ctx->peer();
-  a.note = note;
-  a.request_id = request_id;
-  return a;
-}
-
 absl::Status ValidateStartReplay(const v1::StartReplayRequest& req) {
   RETURN_IF_ERROR(FilterFromProto(req.filter(), "filter").status());
   if (!std::isfinite(req.max_per_second()) || req.max_per_second() < 0) {
@@ -166,7 +156,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
   if (filter->empty() && !req->all()) {
     return Finish(ctx, Invalid("filter", "is empty; set all = true to purge every dead letter"));
   }
-  AuditRecord audit = Caller(ctx, req->note(), req->request_id());
+  AuditRecord audit = CallerAudit(ctx, req->note(), req->request_id());
   audit.method = "PurgeDeadLetters";
   audit.filter = req->filter().SerializeAsString();
   audit.dry_run = req->dry_run();
@@ -233,7 +223,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartReplay(grpc::CallbackServerCont
   absl::Status valid = ValidateStartReplay(*req);
   if (!valid.ok()) return Finish(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  replays_->StartReplay(*req, Caller(ctx, req->note(), req->request_id()),
+  replays_->StartReplay(*req, CallerAudit(ctx, req->note(), req->request_id()),
                         [reactor, resp](absl::StatusOr<v1::Replay> r) {
                           if (r.ok()) *resp = std::move(*r);
                           reactor->Finish(ToGrpcStatus(r.status()));
@@ -285,7 +275,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CancelReplay(grpc::CallbackServerCon
   absl::StatusOr<int64_t> id = ParseReplayName("name", req->name());
   if (!id.ok()) return Finish(ctx, id.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  replays_->CancelReplay(*id, Caller(ctx, "", ""), [reactor, resp](absl::StatusOr<v1::Replay> r) {
+  replays_->CancelReplay(*id, CallerAudit(ctx, "", ""), [reactor, resp](absl::StatusOr<v1::Replay> r) {
     if (r.ok()) *resp = std::move(*r);
     reactor->Finish(ToGrpcStatus(r.status()));
   });
