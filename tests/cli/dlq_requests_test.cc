@@ -33,6 +33,8 @@ class RecordingAdmin final : public v1::AdminService::CallbackService {
   int64_t step = 1;
   v1::ReplayState final_state = v1::REPLAY_SUCCEEDED;
   int unavailable = 0;
+  // GetReplay calls that fail UNAVAILABLE before it answers again (a restarting server).
+  int get_unavailable = 0;
 
   std::vector<v1::StartReplayRequest> starts() {
     absl::MutexLock lock(&mu_);
@@ -77,6 +79,10 @@ class RecordingAdmin final : public v1::AdminService::CallbackService {
                                       v1::Replay* resp) override {
     absl::MutexLock lock(&mu_);
     ++get_replays_;
+    if (get_unavailable > 0) {
+      --get_unavailable;
+      return Finish(ctx, grpc::Status(grpc::StatusCode::UNAVAILABLE, "restarting"));
+    }
     if (req->name() != replay_.name()) {
       return Finish(ctx, grpc::Status(grpc::StatusCode::NOT_FOUND, "no such replay"));
     }
@@ -312,6 +318,15 @@ TEST_F(DlqRequestsTest, WatchPrintsLinesAndExitsFiveWhenTheReplayFails) {
                               "error: canary: 1 of 1 dead-lettered again\n"),
                     HasSubstr("Error: replays/2 FAILED: canary: 1 of 1 dead-lettered again\n")));
   EXPECT_THAT(r.out, HasSubstr("State:                     FAILED"));
+}
+
+TEST_F(DlqRequestsTest, WatchKeepsPollingThroughAnUnavailableServer) {
+  admin_.matched = 2;
+  admin_.get_unavailable = 3;
+  const Result r = Run({"dlq", "replay", "--yes", "--watch", "--interval", "10ms"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(admin_.get_replays(), 3 + 2);
+  EXPECT_THAT(r.err, HasSubstr("replays/2 SUCCEEDED 2/2 handled"));
 }
 
 TEST_F(DlqRequestsTest, WatchingASucceededReplayExitsZero) {
