@@ -17,6 +17,10 @@ std::string NewRequestId() {
   return id;
 }
 
+std::string DryRunRequestId(const std::string& request_id) {
+  return absl::StrCat(request_id, "-dry-run");
+}
+
 grpc::Status CallWithRetry(const CliContext& ctx,
                            const std::function<grpc::Status(grpc::ClientContext*)>& call) {
   const ConnectionOptions conn = ctx.connection();

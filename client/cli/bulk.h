@@ -21,6 +21,11 @@ inline constexpr int kMutationAttempts = 3;
 // "retryctl-" and 32 random hex digits.
 std::string NewRequestId();
 
+// The request id of a dry run made for `request_id`: "<request_id>-dry-run". A dry run never
+// carries the id of the real call, because the server answers a repeated id from its first use:
+// a real purge or replay sent with a dry run's id would change nothing.
+std::string DryRunRequestId(const std::string& request_id);
+
 // Makes `call` (given a prepared ClientContext) up to kMutationAttempts times while it fails
 // UNAVAILABLE, pausing with ctx.sleep in between (0.5 s, then 1 s). Returns the last status.
 grpc::Status CallWithRetry(const CliContext& ctx,

@@ -59,7 +59,7 @@ int RunDlqPurge(const CliContext& ctx, const PurgeOptions& opts) {
     // A dry run counts what would go: the answer itself, or the number to confirm.
     retryd::v1::PurgeDeadLettersRequest dry = request;
     dry.set_dry_run(true);
-    dry.set_request_id(opts.dry_run ? request_id : absl::StrCat(request_id, "-dry-run"));
+    dry.set_request_id(DryRunRequestId(request_id));
     retryd::v1::PurgeDeadLettersResponse counted;
     const grpc::Status status = Purge(ctx, stub.get(), dry, &counted);
     if (!status.ok()) return ReportRpcError(ctx, status);
@@ -129,7 +129,8 @@ void AddDlqPurgeCommand(CLI::App* dlq, CliContext* ctx) {
                 "Purge every dead letter of every service (instead of filter flags)");
   cmd->add_option("--note", opts->note, "Why, recorded in the audit log (at most 1024 bytes)");
   cmd->add_option("--request-id", opts->request_id,
-                  "Idempotency key: the same id never purges twice (default: random)");
+                  "Idempotency key: the same id never purges twice (default: random; a dry run "
+                  "sends <id>-dry-run)");
   cmd->add_flag("--dry-run", opts->dry_run, "Count and sample the matches; change nothing");
   cmd->add_flag("-y,--yes", opts->yes, "Do not ask for confirmation");
   cmd->footer(absl::StrCat(kFilterHelp, R"(

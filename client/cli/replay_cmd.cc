@@ -199,7 +199,7 @@ int RunDlqReplay(const CliContext& ctx, const StartOptions& opts) {
 
   if (opts.dry_run) {
     request.set_dry_run(true);
-    request.set_request_id(request_id);
+    request.set_request_id(DryRunRequestId(request_id));
     retryd::v1::Replay replay;
     grpc::Status status = StartReplay(ctx, stub.get(), request, &replay);
     if (status.ok()) status = PollUntilFinal(ctx, stub.get(), &replay, kDryRunPoll, nullptr);
@@ -211,7 +211,7 @@ int RunDlqReplay(const CliContext& ctx, const StartOptions& opts) {
   if (!opts.yes && !(opts.limit > 0 && opts.limit <= kConfirmThreshold)) {
     retryd::v1::StartReplayRequest dry = request;
     dry.set_dry_run(true);
-    dry.set_request_id(absl::StrCat(request_id, "-dry-run"));
+    dry.set_request_id(DryRunRequestId(request_id));
     retryd::v1::Replay counted;
     grpc::Status status = StartReplay(ctx, stub.get(), dry, &counted);
     if (status.ok()) status = PollUntilFinal(ctx, stub.get(), &counted, kDryRunPoll, nullptr);
@@ -423,7 +423,8 @@ void AddDlqReplayCommand(CLI::App* dlq, CliContext* ctx) {
                 "Keep the attempt counts (default: replayed envelopes start again at 0)");
   cmd->add_option("--note", opts->note, "Why, recorded in the audit log (at most 1024 bytes)");
   cmd->add_option("--request-id", opts->request_id,
-                  "Idempotency key: the same id never starts a second replay (default: random)");
+                  "Idempotency key: the same id never starts a second replay (default: random; "
+                  "a dry run sends <id>-dry-run)");
   cmd->add_flag("--dry-run", opts->dry_run, "Count and sample the matches; change nothing");
   cmd->add_flag("-y,--yes", opts->yes, "Do not ask for confirmation");
   AddWatchFlags(cmd, &opts->watch, &opts->interval);

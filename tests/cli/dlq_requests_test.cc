@@ -260,6 +260,15 @@ TEST_F(DlqRequestsTest, ReplayCountsWithADryRunThenStartsWithTheSameRequestId) {
   EXPECT_THAT(r.err, HasSubstr("retryctl replay status replays/2 --watch"));
 }
 
+TEST_F(DlqRequestsTest, ADryRunNeverUsesTheRealRequestId) {
+  admin_.matched = 3;
+  const Result r = Run({"dlq", "replay", "--dry-run", "--request-id", "op-8"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(admin_.starts().size(), 1u);
+  EXPECT_TRUE(admin_.starts()[0].dry_run());
+  EXPECT_EQ(admin_.starts()[0].request_id(), "op-8-dry-run");
+}
+
 TEST_F(DlqRequestsTest, ReplayWithYesOrASmallLimitSkipsTheDryRun) {
   admin_.matched = 1000;
   Result r = Run({"dlq", "replay", "--yes", "--no-reset-attempts"});
@@ -348,7 +357,7 @@ TEST_F(DlqRequestsTest, PurgeRequests) {
   ASSERT_EQ(r.code, 0) << r.err;
   r = Run({"dlq", "purge", "--all-services", "--yes"});
   ASSERT_EQ(r.code, 0) << r.err;
-  r = Run({"dlq", "purge", "--service", "s", "--dry-run"});
+  r = Run({"dlq", "purge", "--service", "s", "--dry-run", "--request-id", "p-2"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("Dry run: 7 dead letters would be purged (service=s)"));
   const std::vector<v1::PurgeDeadLettersRequest> purges = admin_.purges();
@@ -369,6 +378,8 @@ TEST_F(DlqRequestsTest, PurgeRequests) {
   EXPECT_EQ(purges[2].filter().ByteSizeLong(), 0u);
   EXPECT_TRUE(purges[3].dry_run());
   EXPECT_EQ(purges[3].filter().service(), "s");
+  // A dry run never carries the real call's id (the server would answer the real call from it).
+  EXPECT_EQ(purges[3].request_id(), "p-2-dry-run");
 }
 
 TEST_F(DlqRequestsTest, AnUnavailablePurgeIsRetriedWithTheSameRequestId) {

@@ -405,6 +405,33 @@ TEST_F(RetryctlDlqTest, PurgeDryRunConfirmationAndAudit) {
   EXPECT_THAT(r.out, AllOf(StartsWith("ID  TIME"), HasSubstr("PurgeDeadLetters")));
 }
 
+TEST_F(RetryctlDlqTest, ADryRunThenTheRealCallWithTheSameRequestIdDoesTheRealThing) {
+  SeedDeadLetters("p", "d", 2);
+  SeedDeadLetters("r", "d", 2);
+  Result r = Run({"dlq", "purge", "--service", "p", "--dry-run", "--request-id", "same-1"});
+  SKIP_IF_UNIMPLEMENTED(r);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Run({"dlq", "purge", "--service", "p", "--request-id", "same-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "Purged 2 dead letters (service=p).\n");
+  EXPECT_EQ(DeadLetters("p").dead_letters_size(), 0);
+  // Retried with the same id: answered, nothing purged twice.
+  SeedDeadLetters("p", "e", 1);
+  r = Run({"dlq", "purge", "--service", "p", "--request-id", "same-1", "--yes"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(DeadLetters("p").dead_letters_size(), 1);
+
+  r = Run({"dlq", "replay", "--service", "r", "--dry-run", "--request-id", "same-2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Run({"-o", "json", "dlq", "replay", "--service", "r", "--request-id", "same-2", "--watch",
+           "--interval", "100ms"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto replay = ParseJson<v1::Replay>(r.out);
+  EXPECT_FALSE(replay.dry_run());
+  EXPECT_EQ(replay.replayed(), 2);
+  EXPECT_EQ(DeadLetters("r").dead_letters_size(), 0);
+}
+
 TEST_F(RetryctlDlqTest, PurgeEverythingNeedsAllServices) {
   SeedDeadLetters("a", "a", 1);
   SeedDeadLetters("b", "b", 1);
