@@ -38,6 +38,16 @@ using ::testing::StartsWith;
 
 constexpr int kUnimplemented = 64 + 12;
 
+// kFastPolicyConfig, plus a service whose policy blocks replays of schema version v1 (the one
+// FirstFailure sets).
+constexpr char kConfig[] = R"json({
+  "policies": [
+    {"name": "default", "maxAttempts": 3,
+     "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"}},
+    {"name": "schemas", "replay": {"blockedSchemaVersions": ["v1"]}}
+  ]
+})json";
+
 struct Result {
   int code = -1;
   std::string out;
@@ -68,7 +78,7 @@ class RetryctlDlqTest : public ::testing::Test {
   void SetUp() override {
     if (getenv("RETRYCTL_BIN") == nullptr) GTEST_SKIP() << "RETRYCTL_BIN is not set";
     dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kFastPolicyConfig);
+    auto server = ServerProcess::Start(dir_, kConfig);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     retry_ = server_->RetryStub();
@@ -548,6 +558,17 @@ TEST_F(RetryctlDlqTest, WatchExitsFiveWhenTheCanaryDeadLettersAgain) {
   EXPECT_THAT(r.out, HasSubstr("State:                     FAILED"));
   // The two that were not replayed are still dead letters, and so is the canary.
   EXPECT_EQ(DeadLetters("canary").dead_letters_size(), 3);
+}
+
+TEST_F(RetryctlDlqTest, WatchShowsBlockedSchemaVersionsAsSkipped) {
+  SeedDeadLetters("schemas", "d", 2);
+  const Result r = Run({"dlq", "replay", "--service", "schemas", "--watch", "--interval",
+                        "100ms"});
+  SKIP_IF_UNIMPLEMENTED(r);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(" SUCCEEDED 2/2 handled (replayed 0, skipped 2, failed 0)\n"));
+  EXPECT_THAT(r.out, HasSubstr("Skipped (blocked schema):  2\n"));
+  EXPECT_EQ(DeadLetters("schemas").dead_letters_size(), 2);
 }
 
 TEST_F(RetryctlDlqTest, CancelStopsAReplay) {
