@@ -400,7 +400,9 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
     r.set_skipped_blocked_schema(r.skipped_blocked_schema() + skipped);
     if (canary) {
       row->canary_ids = absl::StrJoin(canaries, ",");
-      if (r.replayed() >= r.canary_count() || exhausted) {
+      // Every canary is out (or the filter or the limit ran out first): wait for outcomes.
+      if (r.replayed() >= r.canary_count() || exhausted ||
+          (r.limit() > 0 && r.replayed() >= r.limit())) {
         row->phase = static_cast<int>(ReplayPhase::kCanaryWait);
       }
     } else if (exhausted || (r.limit() > 0 && r.replayed() >= r.limit())) {

@@ -220,6 +220,22 @@ TEST_F(ReplayTest, PassedCanaryLetsTheRestThrough) {
   EXPECT_EQ(CountDead("canary-ok"), 0);
 }
 
+TEST_F(ReplayTest, LimitBelowTheCanaryCountEndsAfterTheCanaries) {
+  DeadLetters("small", 4);
+  v1::StartReplayRequest req;
+  req.mutable_filter()->set_service("small");
+  req.set_canary_count(3);
+  req.set_limit(1);
+  const v1::Replay started = Start(req);
+  const v1::LeaseResponse leased = LeaseUntil(*retry_, "small", 1, absl::Seconds(5));
+  ASSERT_EQ(leased.envelopes_size(), 1);
+  ASSERT_TRUE(Succeed(*retry_, leased.envelopes(0)).ok());
+  const v1::Replay r = WaitFor(started.name(), v1::REPLAY_SUCCEEDED, absl::Seconds(10));
+  EXPECT_EQ(r.state(), v1::REPLAY_SUCCEEDED);
+  EXPECT_EQ(r.replayed(), 1);
+  EXPECT_EQ(CountDead("small"), 3);
+}
+
 TEST_F(ReplayTest, KillNineMidReplayResumesWithoutReplayingTwice) {
   DeadLetters("restart", 200);
   v1::StartReplayRequest req;
@@ -355,7 +371,7 @@ TEST_F(ReplayTest, BadInputsAreRefusedNamingTheFieldAndChangeNothing) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
     EXPECT_THAT(s.error_message(), HasSubstr(c.field + ":"));
   }
-  for (const std::string& name : {"", "foo", "replays/", "replays/x", "replays/-1"}) {
+  for (const char* name : {"", "foo", "replays/", "replays/x", "replays/-1"}) {
     v1::GetReplayRequest get;
     get.set_name(name);
     v1::Replay r;

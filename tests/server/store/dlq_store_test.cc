@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/fingerprint.h"
+#include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
@@ -325,6 +326,34 @@ TEST_F(DlqStoreTest, FilterValuesAreBoundNotSpliced) {
   EXPECT_TRUE(ListAll(q, 10).empty());
   q.filter.error_codes = {"X') OR 1=1 --"};
   EXPECT_EQ(ListAll(q, 10).size(), 1u);
+}
+
+TEST_F(DlqStoreTest, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
+  Envelope e = Random(*std::make_unique<std::mt19937>(2), 1);
+  e.state = EnvelopeState::kDeadLettered;
+  e.dead_lettered_at = kT0;
+  e.dead_letter_reason = DeadLetterReason::kNonRetryable;
+  e.last_error.message = "order 42 not found";
+  Put(&e);
+  store_.reset();
+  // Turn the file back into a version-1 database holding that dead letter.
+  {
+    auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT((*db)->Exec("DROP INDEX envelopes_dead_by_time; "
+                            "DROP INDEX envelopes_dead_by_fingerprint; "
+                            "DROP INDEX envelopes_dead_by_code; "
+                            "ALTER TABLE envelopes DROP COLUMN fingerprint; "
+                            "DROP TABLE audit_events; DROP TABLE replays; "
+                            "PRAGMA user_version = 1"),
+                IsOk());
+  }
+  auto store = SqliteStore::Open(dir_ + "/data");
+  ASSERT_THAT(store, IsOk());
+  store_ = std::move(*store);
+  ListQuery q;
+  q.filter.fingerprints = {FailureFingerprint(e)};
+  EXPECT_EQ(ListAll(q, 10), std::vector<int64_t>{e.id});
 }
 
 }  // namespace
