@@ -12,8 +12,9 @@
 namespace retryd::cli {
 namespace {
 
-// Longest note shown in a row; -o json has it whole.
+// Longest note and filter summary shown in a row; -o json has them whole.
 constexpr size_t kNoteWidth = 40;
+constexpr size_t kFilterWidth = 60;
 
 int RunAudit(const CliContext& ctx, const PageFlags& pages) {
   const ConnectionOptions conn = ctx.connection();
@@ -48,7 +49,8 @@ std::string FormatAuditTable(const retryd::v1::ListAuditEventsResponse& response
         e.dry_run() ? "yes" : "no",
         absl::StrCat(e.affected_count()),
         e.result_code(),
-        e.has_filter() ? FilterSummary(e.filter()) : std::string(kNone),
+        e.has_filter() ? SanitizeCell(FilterSummary(e.filter()), kFilterWidth)
+                       : std::string(kNone),
         SanitizeCell(e.note(), kNoteWidth),
     });
   }
