@@ -6,10 +6,13 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "client/cli/audit_cmd.h"
 #include "client/cli/circuit_cmd.h"
 #include "client/cli/dlq_cmd.h"
 #include "client/cli/envelope_cmd.h"
 #include "client/cli/health_cmd.h"
+#include "client/cli/replay_cmd.h"
+#include "client/cli/retries_cmd.h"
 #include "client/cli/services_cmd.h"
 #include "client/cli/version_cmd.h"
 #include "client/cli/worker_cmd.h"
@@ -31,8 +34,11 @@ Environment:
 Exit codes:
   0       success
   1       local failure (file, bad answer, unexpected error)
-  2       usage error
+  2       usage error (also: a purge or replay of more than 100 dead letters
+          without --yes and without a terminal to confirm on)
+  3       the confirmation prompt was declined; nothing was changed
   4       health: the server answered but is not SERVING
+  5       replay --watch / replay status --watch: the replay ended FAILED
   64+N    the RPC failed with gRPC status code N (INVALID_ARGUMENT 67, NOT_FOUND 69,
           FAILED_PRECONDITION 73, UNAVAILABLE 78, UNAUTHENTICATED 80))";
 
@@ -84,6 +90,9 @@ std::unique_ptr<CLI::App> BuildApp(CliContext* ctx) {
   AddServicesCommands(app.get(), ctx);
   AddEnvelopeCommands(app.get(), ctx);
   AddDlqCommands(app.get(), ctx);
+  AddReplayCommands(app.get(), ctx);
+  AddRetriesCommands(app.get(), ctx);
+  AddAuditCommands(app.get(), ctx);
   AddCircuitCommands(app.get(), ctx);
   AddWorkerCommands(app.get(), ctx);
   AddHealthCommands(app.get(), ctx);
@@ -92,12 +101,13 @@ std::unique_ptr<CLI::App> BuildApp(CliContext* ctx) {
 }
 
 int RunRetryctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-                std::ostream& err) {
+                std::ostream& err, const TerminalInfo& terminal) {
   try {
     CliContext ctx;
     ctx.in = &in;
     ctx.out = &out;
     ctx.err = &err;
+    ctx.terminal = terminal;
     std::unique_ptr<CLI::App> app = BuildApp(&ctx);
     std::vector<const char*> argv;
     argv.reserve(args.size() + 1);

@@ -23,9 +23,10 @@ std::unique_ptr<CLI::App> BuildApp(CliContext* ctx);
 
 // Parses `args` (args[0] is the program name) and runs the selected command. Data goes to `out`,
 // errors and hints to `err`; `in` is read by `--payload-file -`. Returns the process exit code
-// (see common.h). Never throws.
+// (see common.h). `terminal` says whether stdin/stderr are terminals (prompts, progress bars).
+// Never throws.
 int RunRetryctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-                std::ostream& err);
+                std::ostream& err, const TerminalInfo& terminal = TerminalInfo());
 
 }  // namespace retryd::cli
 

@@ -164,6 +164,10 @@ std::string ErrorInfoReason(const std::string& status_details) {
 
 std::string FormatRpcError(const grpc::Status& status) {
   std::string message = status.error_message();
+  if (message.empty() && status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    // What a server without this RPC (an older retryd) answers, with no message of its own.
+    message = "the server does not support this command (an older retryd?)";
+  }
   if (message.empty()) message = StatusCodeName(status.error_code());
   std::string out =
       absl::StrCat("Error: ", message, " (code=", StatusCodeName(status.error_code()));
@@ -181,6 +185,12 @@ int ReportRpcError(const CliContext& ctx, const grpc::Status& status) {
 int ReportLocalError(const CliContext& ctx, const std::string& message) {
   *ctx.err << "Error: " << message << std::endl;
   return kExitLocalFailure;
+}
+
+int ReportUsageError(const CliContext& ctx, const std::string& command,
+                     const std::string& message) {
+  *ctx.err << "Error: " << message << "\nRun '" << command << " --help' for usage." << std::endl;
+  return kExitUsage;
 }
 
 bool FormatJson(const google::protobuf::Message& message, std::string* out) {

@@ -6,7 +6,9 @@
 //   0        success
 //   1        local failure (unreadable/unwritable file, bad server answer, unexpected error)
 //   2        usage error (every CLI11 ParseError)
+//   3        a confirmation prompt was declined (dlq purge, dlq replay)
 //   4        `health`: the server answered, but not SERVING
+//   5        `--watch`: the replay ended FAILED
 //   64 + c   the RPC failed with gRPC status code c (grpcurl's convention):
 //            INVALID_ARGUMENT 67, NOT_FOUND 69, FAILED_PRECONDITION 73, UNAVAILABLE 78,
 //            UNAUTHENTICATED 80, DEADLINE_EXCEEDED 68, PERMISSION_DENIED 71
@@ -18,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/channel.h"
@@ -34,7 +37,9 @@ namespace retryd::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitLocalFailure = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitDeclined = 3;
 inline constexpr int kExitNotServing = 4;
+inline constexpr int kExitReplayFailed = 5;
 inline constexpr int kExitRpcBase = 64;
 
 inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
@@ -63,12 +68,24 @@ struct ConnectionOptions {
   absl::Duration timeout = absl::Seconds(10);
 };
 
+// What main() knows about the process' terminal. Tests set these to exercise prompts and progress
+// bars without a pty.
+struct TerminalInfo {
+  // A confirmation prompt may read an answer from stdin.
+  bool stdin_is_terminal = false;
+  // Progress may be redrawn in place ('\r') on stderr.
+  bool stderr_is_terminal = false;
+};
+
 // Everything a command needs from the process. Owned by RunRetryctl(); commands get a reference.
 struct CliContext {
   GlobalFlags flags;
   std::istream* in = nullptr;
   std::ostream* out = nullptr;  // data only
   std::ostream* err = nullptr;  // errors, hints, progress
+  TerminalInfo terminal;
+  // How `--watch` waits between polls; tests may replace it.
+  std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
   // Set by the callback of the subcommand CLI11 selected; run after parsing succeeded.
   std::function<int()> action;
 
@@ -122,6 +139,11 @@ int ReportRpcError(const CliContext& ctx, const grpc::Status& status);
 
 // Writes "Error: <message>" and a newline to ctx.err; returns kExitLocalFailure.
 int ReportLocalError(const CliContext& ctx, const std::string& message);
+
+// A usage error found after parsing (flags that parse but do not fit together): writes
+// "Error: <message>\nRun '<command> --help' for usage." to ctx.err; returns kExitUsage.
+int ReportUsageError(const CliContext& ctx, const std::string& command,
+                     const std::string& message);
 
 // --- output --------------------------------------------------------------------------------
 

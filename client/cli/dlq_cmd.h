@@ -1,4 +1,10 @@
-// `retryctl dlq ...`: the dead-letter queue. This issue: `dlq list` (AdminService.ListDeadLetters).
+// `retryctl dlq ...`: the dead-letter queue.
+//   dlq list     AdminService.ListDeadLetters (filter flags, pagination)
+//   dlq show     AdminService.GetEnvelope of one dead letter
+//   dlq stats    AdminService.GetDeadLetterStats
+//   dlq groups   AdminService.ListFailureGroups (filter flags, pagination)
+//   dlq replay   see replay_cmd.h
+//   dlq purge    see purge_cmd.h
 #ifndef RETRYD_CLIENT_CLI_DLQ_CMD_H_
 #define RETRYD_CLIENT_CLI_DLQ_CMD_H_
 
@@ -19,10 +25,19 @@ void AddDlqCommands(CLI::App* app, CliContext* ctx);
 std::string FormatDeadLettersTable(const retryd::v1::ListDeadLettersResponse& response,
                                    bool headers);
 
-// The stderr hint that shows how to fetch the next page, e.g.
-// "Next page: retryctl dlq list --service billing --page-size 20 --page-token abc".
-std::string NextPageHint(const std::string& service, int page_size,
-                         const std::string& next_page_token);
+// The same columns for a list of envelopes (a dry run's sample).
+std::string FormatDeadLetterRows(
+    const google::protobuf::RepeatedPtrField<retryd::v1::Envelope>& envelopes, bool headers);
+
+// A summary block (total, last hour, oldest age, shares), then "By service and reason:" and
+// "Top error codes:" tables.
+std::string FormatDeadLetterStats(const retryd::v1::GetDeadLetterStatsResponse& stats,
+                                  bool headers);
+
+// Columns: FINGERPRINT COUNT SERVICE CLASS ERROR_CODE FIRST_SEEN LAST_SEEN MESSAGE (the
+// normalised message, cut to 60 characters).
+std::string FormatFailureGroupsTable(const retryd::v1::ListFailureGroupsResponse& response,
+                                     bool headers);
 
 }  // namespace retryd::cli
 

@@ -33,26 +33,6 @@ bool WriteFile(const std::string& path, const std::string& data) {
   return !file.fail();
 }
 
-int RunGet(const CliContext& ctx, const GetOptions& opts) {
-  const ConnectionOptions conn = ctx.connection();
-  auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
-  grpc::ClientContext call;
-  PrepareContext(conn, &call);
-  retryd::v1::GetEnvelopeRequest request;
-  request.set_service(opts.service);
-  request.set_message_id(opts.message_id);
-  retryd::v1::GetEnvelopeResponse response;
-  const grpc::Status status = stub->GetEnvelope(&call, request, &response);
-  if (!status.ok()) return ReportRpcError(ctx, status);
-
-  if (!opts.payload_file.empty() && !WriteFile(opts.payload_file, response.envelope().payload())) {
-    return ReportLocalError(ctx, absl::StrCat("cannot write payload to ", opts.payload_file));
-  }
-  if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
-  *ctx.out << FormatEnvelopeDetail(response.envelope(), opts.payload_file);
-  return kExitOk;
-}
-
 std::string FormatLastError(const retryd::v1::Failure& failure) {
   KeyValues fields = {
       {"Code", OrNone(failure.error_code())},
@@ -84,6 +64,33 @@ std::string FormatHistory(const retryd::v1::Envelope& envelope) {
 }
 
 }  // namespace
+
+int RunGetEnvelope(const CliContext& ctx, const std::string& service,
+                   const std::string& message_id, const std::string& payload_file,
+                   bool expect_dead_letter) {
+  const ConnectionOptions conn = ctx.connection();
+  auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
+  grpc::ClientContext call;
+  PrepareContext(conn, &call);
+  retryd::v1::GetEnvelopeRequest request;
+  request.set_service(service);
+  request.set_message_id(message_id);
+  retryd::v1::GetEnvelopeResponse response;
+  const grpc::Status status = stub->GetEnvelope(&call, request, &response);
+  if (!status.ok()) return ReportRpcError(ctx, status);
+
+  if (!payload_file.empty() && !WriteFile(payload_file, response.envelope().payload())) {
+    return ReportLocalError(ctx, absl::StrCat("cannot write payload to ", payload_file));
+  }
+  if (expect_dead_letter && response.envelope().state() != retryd::v1::DEAD_LETTERED) {
+    *ctx.err << "Note: " << service << "/" << message_id << " is not a dead letter (state "
+             << EnumLabel(retryd::v1::EnvelopeState_descriptor(), response.envelope().state())
+             << ")." << std::endl;
+  }
+  if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
+  *ctx.out << FormatEnvelopeDetail(response.envelope(), payload_file);
+  return kExitOk;
+}
 
 std::string FormatPayload(const std::string& payload) {
   if (payload.empty()) return "Payload:  (empty)\n";
@@ -152,7 +159,12 @@ void AddEnvelopeCommands(CLI::App* app, CliContext* ctx) {
   get->add_option("MESSAGE_ID", opts->message_id, "Message id of the envelope")->required();
   get->add_option("--payload-file", opts->payload_file,
                   "Write the raw payload to this file instead of printing it");
-  get->callback([ctx, opts] { ctx->action = [ctx, opts] { return RunGet(*ctx, *opts); }; });
+  get->callback([ctx, opts] {
+    ctx->action = [ctx, opts] {
+      return RunGetEnvelope(*ctx, opts->service, opts->message_id, opts->payload_file,
+                            /*expect_dead_letter=*/false);
+    };
+  });
 }
 
 }  // namespace retryd::cli

@@ -69,6 +69,9 @@ TEST(FormatRpcErrorTest, MessageAndCode) {
             "Error: no such envelope (code=NOT_FOUND)");
   EXPECT_EQ(FormatRpcError(grpc::Status(grpc::StatusCode::UNAVAILABLE, "")),
             "Error: UNAVAILABLE (code=UNAVAILABLE)");
+  EXPECT_EQ(FormatRpcError(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "")),
+            "Error: the server does not support this command (an older retryd?) "
+            "(code=UNIMPLEMENTED)");
 }
 
 TEST(FormatRpcErrorTest, AddsErrorInfoReasonFromDetails) {

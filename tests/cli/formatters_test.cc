@@ -5,6 +5,7 @@
 #include "client/cli/common.h"
 #include "client/cli/dlq_cmd.h"
 #include "client/cli/envelope_cmd.h"
+#include "client/cli/filter_flags.h"
 #include "client/cli/services_cmd.h"
 #include "client/cli/version_cmd.h"
 #include "client/cli/worker_cmd.h"
@@ -174,9 +175,12 @@ TEST(DeadLettersJsonTest, GoldenWithNextPageToken) {
 }
 
 TEST(NextPageHintTest, RepeatsTheFilterAndPageSize) {
-  EXPECT_EQ(NextPageHint("billing", 20, "T0K"),
+  retryd::v1::Filter filter;
+  filter.set_service("billing");
+  EXPECT_EQ(NextPageHint("retryctl dlq list", &filter, 20, "T0K"),
             "Next page: retryctl dlq list --service billing --page-size 20 --page-token T0K");
-  EXPECT_EQ(NextPageHint("", 0, "T0K"), "Next page: retryctl dlq list --page-token T0K");
+  EXPECT_EQ(NextPageHint("retryctl dlq list", nullptr, 0, "T0K"),
+            "Next page: retryctl dlq list --page-token T0K");
 }
 
 TEST(EnvelopeDetailTest, Golden) {
