@@ -149,10 +149,11 @@ class Engine {
   // window. Kept in memory only (see README "How backoff, budget and circuit work together").
   void RecordOutcomes(std::string service, int64_t successes, int64_t failures,
                       DoneCallback done);
-  // Sets a circuit override; stored with `note`, the caller's `peer` and the time. Answers the
-  // circuit after the change, once committed.
-  void SetCircuitOverride(std::string service, CircuitOverride mode, std::string note,
-                          std::string peer, CircuitCallback done);
+  // Sets a circuit override; stored with the caller's note and peer (from `audit`) and the
+  // time, and recorded in the audit log in the same transaction (method, target, detail, time
+  // and result are filled in here). Answers the circuit after the change, once committed.
+  void SetCircuitOverride(std::string service, CircuitOverride mode, AuditRecord audit,
+                          CircuitCallback done);
   // Every known service's circuit and budget left, computed on the writer thread.
   void GuardViews(GuardViewsCallback done);
   // Thread-safe, immediate: a service's circuit as of the last batch.

@@ -35,24 +35,30 @@ class Engine::RecordOutcomesOp final : public Engine::Op {
 
 class Engine::SetCircuitOverrideOp final : public Engine::Op {
  public:
-  SetCircuitOverrideOp(std::string service, CircuitOverride mode, std::string note,
-                       std::string peer, CircuitCallback done)
+  SetCircuitOverrideOp(std::string service, CircuitOverride mode, AuditRecord audit,
+                       CircuitCallback done)
       : service_(std::move(service)),
         mode_(mode),
-        note_(std::move(note)),
-        peer_(std::move(peer)),
+        audit_(std::move(audit)),
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    engine.guards_.SetOverride(service_, now, mode_, note_, peer_);
+    engine.guards_.SetOverride(service_, now, mode_, audit_.note, audit_.peer);
     RETURN_IF_ERROR(engine.SaveCircuit(service_));
     view_ = engine.guards_.Circuit(service_, now);
+    audit_.time = now;
+    audit_.method = "SetCircuitOverride";
+    audit_.target = service_;
+    audit_.detail = std::string(CircuitOverrideName(mode_));
+    audit_.affected_count = 1;
+    audit_.result_code = "OK";
+    RETURN_IF_ERROR(engine.store_->AppendAudit(&audit_));
     LogEvent(LogLevel::kWarn, "circuit_override")
         .Str("service", service_)
         .Str("override", std::string(CircuitOverrideName(mode_)))
         .Str("state", std::string(CircuitStateName(view_.state)))
-        .Str("peer", peer_)
-        .Str("note", note_);
+        .Str("peer", audit_.peer)
+        .Str("note", audit_.note);
     return absl::OkStatus();
   }
   void Finish(absl::Status status) override {
@@ -66,8 +72,7 @@ class Engine::SetCircuitOverrideOp final : public Engine::Op {
  private:
   std::string service_;
   CircuitOverride mode_;
-  std::string note_;
-  std::string peer_;
+  AuditRecord audit_;
   CircuitCallback done_;
   CircuitView view_;
 };
@@ -96,10 +101,10 @@ void Engine::RecordOutcomes(std::string service, int64_t successes, int64_t fail
                                             std::move(done)));
 }
 
-void Engine::SetCircuitOverride(std::string service, CircuitOverride mode, std::string note,
-                                std::string peer, CircuitCallback done) {
-  Submit(std::make_unique<SetCircuitOverrideOp>(std::move(service), mode, std::move(note),
-                                                std::move(peer), std::move(done)));
+void Engine::SetCircuitOverride(std::string service, CircuitOverride mode, AuditRecord audit,
+                                CircuitCallback done) {
+  Submit(std::make_unique<SetCircuitOverrideOp>(std::move(service), mode, std::move(audit),
+                                                std::move(done)));
 }
 
 void Engine::GuardViews(GuardViewsCallback done) {

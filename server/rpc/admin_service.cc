@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/config/config.h"
 #include "server/convert/envelope_convert.h"
+#include "server/rpc/audit_caller.h"
 #include "server/rpc/filter_convert.h"
 #include "server/rpc/page_token.h"
 #include "server/rpc/status_convert.h"
@@ -94,16 +95,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetCircuitOverride(
   if (!valid.ok()) return FinishNow(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const CircuitOverride mode = static_cast<CircuitOverride>(req->override());
-  std::string peer = ctx->peer();
+  // The override and its audit event are committed together.
   engine_->SetCircuitOverride(
-      req->service(), mode, req->note(), peer,
-      [reactor, resp, mode, peer, service = req->service(), note = req->note()](
-          absl::StatusOr<CircuitView> view) {
-        // AUDIT: record this operator mutation once the audit log (issue #5) lands:
-        //   method "retryd.v1.AdminService/SetCircuitOverride", identity "anonymous" (no auth
-        //   identity yet), peer `peer`, target service `service`, note `note`,
-        //   detail CircuitOverrideName(mode), result view.status() (OK or its code).
-        // The override itself, with its note, peer and time, is already stored in `circuits`.
+      req->service(), mode, CallerAudit(ctx, req->note(), /*request_id=*/""),
+      [reactor, resp](absl::StatusOr<CircuitView> view) {
         if (!view.ok()) {
           reactor->Finish(ToGrpcStatus(view.status()));
           return;

@@ -143,6 +143,7 @@ void AuditToProto(const AuditRecord& r, v1::AuditEvent* out) {
   out->set_request_id(r.request_id);
   out->set_target(r.target);
   out->set_result_code(r.result_code);
+  out->set_detail(r.detail);
 }
 
 }  // namespace

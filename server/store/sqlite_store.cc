@@ -90,7 +90,8 @@ const char* const kMigrations[] = {
       note           TEXT NOT NULL,
       request_id     TEXT NOT NULL,
       target         TEXT NOT NULL,
-      result_code    TEXT NOT NULL
+      result_code    TEXT NOT NULL,
+      detail         TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX audit_events_by_request ON audit_events(method, request_id);
     CREATE TABLE replays (
@@ -794,7 +795,7 @@ namespace {
 
 constexpr absl::string_view kAuditColumns =
     "SELECT id, time, identity, peer, method, filter, dry_run, affected_count, note, "
-    "request_id, target, result_code FROM audit_events ";
+    "request_id, target, result_code, detail FROM audit_events ";
 
 AuditRecord RowToAudit(const sqlite::Statement& s) {
   AuditRecord r;
@@ -810,6 +811,7 @@ AuditRecord RowToAudit(const sqlite::Statement& s) {
   r.request_id = s.ColumnText(9);
   r.target = s.ColumnText(10);
   r.result_code = s.ColumnText(11);
+  r.detail = s.ColumnText(12);
   return r;
 }
 
@@ -885,7 +887,7 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> SqliteStore::Delete
 absl::Status SqliteStore::AppendAudit(AuditRecord* r) {
   ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
       "INSERT INTO audit_events (time, identity, peer, method, filter, dry_run, affected_count, "
-      "note, request_id, target, result_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      "note, request_id, target, result_code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s.BindInt(1, ToStoredMicros(r->time));
   s.BindText(2, r->identity);
   s.BindText(3, r->peer);
@@ -897,6 +899,7 @@ absl::Status SqliteStore::AppendAudit(AuditRecord* r) {
   s.BindText(9, r->request_id);
   s.BindText(10, r->target);
   s.BindText(11, r->result_code);
+  s.BindText(12, r->detail);
   RETURN_IF_ERROR(s.Run());
   r->id = writer_->LastInsertRowId();
   return absl::OkStatus();

@@ -111,6 +111,7 @@ struct AuditRecord {
   std::string request_id;
   std::string target;       // e.g. "replays/7" or a service name.
   std::string result_code;  // e.g. "OK".
+  std::string detail;       // What was set, e.g. "FORCE_OPEN" for a circuit override.
 };
 
 // A replay job as the store keeps it. `body` is a serialized retryd.v1.Replay (opaque to the

@@ -79,6 +79,15 @@ class CircuitTest : public ::testing::Test {
     return admin_->SetCircuitOverride(Context().get(), req, resp);
   }
 
+  // The whole audit log, newest first.
+  std::vector<v1::AuditEvent> AuditEvents() {
+    v1::ListAuditEventsRequest req;
+    req.set_page_size(1000);
+    v1::ListAuditEventsResponse resp;
+    EXPECT_TRUE(admin_->ListAuditEvents(Context().get(), req, &resp).ok());
+    return {resp.events().begin(), resp.events().end()};
+  }
+
   // Ten successes, then TRANSIENT first failures at a steady pace until the circuit opens;
   // checks that it opens at exactly the tenth failure (10 of 20 = the 50 % threshold).
   void OpenByOutage(const std::string& service) {
@@ -232,6 +241,23 @@ TEST_F(CircuitTest, OverridesForceAndReturnToAuto) {
   EXPECT_EQ(Circuit("payments").state(), v1::CLOSED);
   EXPECT_EQ(Circuit("payments").failure_rate(), 1.0);
   EXPECT_EQ(ServiceSummaryOf(*admin_, "payments").circuit_state(), v1::CLOSED);
+
+  // Every override is in the audit log, newest first, with who, what and the note.
+  const std::vector<v1::AuditEvent> events = AuditEvents();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].method(), "SetCircuitOverride");
+  EXPECT_EQ(events[0].target(), "payments");
+  EXPECT_EQ(events[0].detail(), "FORCE_CLOSED");
+  EXPECT_EQ(events[1].target(), "billing");
+  EXPECT_EQ(events[1].detail(), "AUTO");
+  EXPECT_EQ(events[2].detail(), "FORCE_OPEN");
+  EXPECT_EQ(events[2].note(), "downstream maintenance");
+  for (const v1::AuditEvent& e : events) {
+    EXPECT_EQ(e.identity(), "anonymous");
+    EXPECT_THAT(e.peer(), HasSubstr("127.0.0.1"));
+    EXPECT_EQ(e.affected_count(), 1);
+    EXPECT_EQ(e.result_code(), "OK");
+  }
 }
 
 TEST_F(CircuitTest, KillNineKeepsAnOpenCircuitAndAnOverride) {
@@ -293,6 +319,7 @@ TEST_F(CircuitTest, BadOverridesAreRejectedAndChangeNothing) {
   }
   EXPECT_EQ(Circuit("orders").state(), v1::CLOSED);
   EXPECT_TRUE(ServiceSummaryOf(*admin_, "orders").service().empty());  // Never created.
+  EXPECT_TRUE(AuditEvents().empty());  // Nothing to audit.
   // A note of exactly 1024 bytes is fine.
   ASSERT_TRUE(Override("orders", v1::FORCE_OPEN, std::string(1024, 'n'), &resp).ok());
   EXPECT_EQ(Circuit("orders").state(), v1::OPEN);

@@ -1963,7 +1963,10 @@ type AuditEvent struct {
 	// The target of the mutation, e.g. `replays/7` or a service name.
 	Target string `protobuf:"bytes,11,opt,name=target,proto3" json:"target,omitempty"`
 	// gRPC status code name of the outcome, e.g. `OK`.
-	ResultCode    string `protobuf:"bytes,12,opt,name=result_code,json=resultCode,proto3" json:"result_code,omitempty"`
+	ResultCode string `protobuf:"bytes,12,opt,name=result_code,json=resultCode,proto3" json:"result_code,omitempty"`
+	// What was set, when the method and target do not say it: e.g. `FORCE_OPEN` for
+	// SetCircuitOverride.
+	Detail        string `protobuf:"bytes,13,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2078,6 +2081,13 @@ func (x *AuditEvent) GetTarget() string {
 func (x *AuditEvent) GetResultCode() string {
 	if x != nil {
 		return x.ResultCode
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
 	}
 	return ""
 }
@@ -2337,7 +2347,7 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\x04note\x18\x03 \x01(\tR\x04note\"\x83\x01\n" +
 	"\x1aSetCircuitOverrideResponse\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.retryd.v1.CircuitStateR\x05state\x126\n" +
-	"\boverride\x18\x02 \x01(\x0e2\x1a.retryd.v1.CircuitOverrideR\boverride\"\xeb\x02\n" +
+	"\boverride\x18\x02 \x01(\x0e2\x1a.retryd.v1.CircuitOverrideR\boverride\"\x83\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
@@ -2354,7 +2364,8 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	" \x01(\tR\trequestId\x12\x16\n" +
 	"\x06target\x18\v \x01(\tR\x06target\x12\x1f\n" +
 	"\vresult_code\x18\f \x01(\tR\n" +
-	"resultCode\"T\n" +
+	"resultCode\x12\x16\n" +
+	"\x06detail\x18\r \x01(\tR\x06detail\"T\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
