@@ -190,8 +190,25 @@ int Serve(const v1::ServerConfig& cfg) {
     leased += s.leased;
   }
 
-  metrics.SetGaugeSource(
-      MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get(), &metrics));
+  // Dead-letter operations beside the engine: paced replays (resumed from the store) and the
+  // retention sweeper; the metrics count what they remove and replay.
+  DlqCounters dlq_counters;
+  if (metrics_on) dlq_counters.observer = &metrics;
+  ReplayRunner replays(engine->get(), store->get(), &*policies, &SystemClock::Get(),
+                       &dlq_counters);
+  RetentionSweeper retention(engine->get(), store->get(), &*policies, &SystemClock::Get(),
+                             &dlq_counters);
+
+  Metrics::GaugeSource gauges =
+      MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get(), &metrics);
+  metrics.SetGaugeSource([gauges = std::move(gauges), &replays, &metrics] {
+    std::vector<ReplayFigures> running;
+    for (const ReplayProgress& r : replays.Progress()) {
+      running.push_back({r.name, r.matched, r.replayed + r.skipped_blocked_schema});
+    }
+    metrics.SetReplays(running);
+    return gauges();
+  });
   // Counters of the configured and stored services start at 0, so increase() sees their first
   // event after a restart too.
   for (const Policy& p : policies->policies()) {
@@ -208,13 +225,6 @@ int Serve(const v1::ServerConfig& cfg) {
   RetryServiceImpl retry_service(engine->get(), &SystemClock::Get(),
                                  RequestLimits{limits->max_payload_bytes});
   AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get());
-  // Dead-letter operations beside the engine: paced replays (resumed from the store) and the
-  // retention sweeper. dlq_counters are the figures the metrics exporter reads.
-  DlqCounters dlq_counters;
-  ReplayRunner replays(engine->get(), store->get(), &*policies, &SystemClock::Get(),
-                       &dlq_counters);
-  RetentionSweeper retention(engine->get(), store->get(), &*policies, &SystemClock::Get(),
-                             &dlq_counters);
   admin_service.SetDlq(&replays, &dlq_counters);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -1,7 +1,9 @@
 #include "server/dlq/purge.h"
 
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
@@ -17,6 +19,7 @@ struct PurgeJob {
   std::function<void(absl::StatusOr<int64_t>)> done;
   int64_t total = 0;
   int64_t last_chunk = 0;
+  std::vector<std::pair<std::string, int64_t>> last_chunk_by_service;
   bool answered_from_earlier = false;
 };
 
@@ -35,6 +38,7 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
   job->engine->RunInTransaction(
       [job](EngineTxn& txn) -> absl::Status {
         job->last_chunk = 0;
+        job->last_chunk_by_service.clear();
         if (job->audit.id == 0 && !job->audit.request_id.empty()) {
           ASSIGN_OR_RETURN(std::optional<AuditRecord> earlier,
                            txn.store().FindAudit(job->audit.method, job->audit.request_id));
@@ -49,6 +53,7 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
           txn.DeadLettersRemoved(service, n);
           job->last_chunk += n;
         }
+        job->last_chunk_by_service = std::move(deleted);
         const int64_t total = job->total + job->last_chunk;
         if (job->audit.id == 0) {
           AuditRecord audit = job->audit;
@@ -77,6 +82,11 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
         job->total += job->last_chunk;
         if (job->counters != nullptr) {
           job->counters->purged.fetch_add(job->last_chunk, std::memory_order_relaxed);
+          if (job->counters->observer != nullptr) {
+            for (const auto& [service, n] : job->last_chunk_by_service) {
+              job->counters->observer->OnDeadLettersRemoved(service, "purge", n);
+            }
+          }
         }
         if (job->last_chunk < kPurgeChunk) {
           Finish(job);

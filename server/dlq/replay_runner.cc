@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -336,10 +338,13 @@ void ReplayRunner::Step(const ReplayRow& row) {
 absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
   int64_t replayed = 0;
   int64_t skipped = 0;
+  // (replayed, skipped) per service, for the metrics.
+  std::map<std::string, std::pair<int64_t, int64_t>> by_service;
   std::string ended;
   absl::Status s = RunInTransactionAndWait(*engine_, [&](EngineTxn& txn) -> absl::Status {
     replayed = 0;
     skipped = 0;
+    by_service.clear();
     ended.clear();
     ASSIGN_OR_RETURN(std::optional<ReplayRow> row, txn.store().FindReplayInTxn(id));
     if (!row.has_value()) return absl::OkStatus();
@@ -374,6 +379,7 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
         const Policy& policy = policies_->Resolve(e.service);
         if (Blocked(policy, e.schema_version)) {
           ++skipped;
+          ++by_service[e.service].second;
           continue;
         }
         e.state = EnvelopeState::kScheduled;
@@ -388,6 +394,7 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
         txn.Requeued(e);
         if (canary) canaries.push_back(e.id);
         ++replayed;
+        ++by_service[e.service].first;
         --room;
       }
       if (static_cast<int>(page.envelopes.size()) < q.limit &&
@@ -415,6 +422,11 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
   RETURN_IF_ERROR(s);
   counters_->replayed.fetch_add(replayed, std::memory_order_relaxed);
   counters_->replay_skipped.fetch_add(skipped, std::memory_order_relaxed);
+  if (counters_->observer != nullptr) {
+    for (const auto& [service, n] : by_service) {
+      counters_->observer->OnReplayed(service, n.first, n.second);
+    }
+  }
   if (!ended.empty()) {
     LogEvent(LogLevel::kInfo, "replay_ended").Str("replay", ReplayName(id)).Str("state", ended);
   }

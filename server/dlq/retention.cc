@@ -95,6 +95,9 @@ absl::StatusOr<int64_t> RetentionSweeper::SweepOnce() {
       RETURN_IF_ERROR(s);
       if (trimmed == 0) break;
       counters_->retention_trimmed.fetch_add(trimmed, std::memory_order_relaxed);
+      if (counters_->observer != nullptr) {
+        counters_->observer->OnDeadLettersRemoved(svc.service, "retention", trimmed);
+      }
       total += trimmed;
       LogEvent(LogLevel::kWarn, "dead_letters_trimmed")
           .Str("service", svc.service)

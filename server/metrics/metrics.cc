@@ -104,7 +104,6 @@ struct Metrics::ServiceHandles {
   std::array<Gauge*, kOverrideModes.size()> circuit_override{};
   Gauge* budget_remaining = nullptr;
   std::array<Counter*, kReplayOutcomes.size()> replay_envelopes{};
-  Gauge* replays_running = nullptr;
 };
 
 // Handles of one gRPC method, one histogram per status code seen.
@@ -224,10 +223,24 @@ Metrics::Metrics(std::string version)
                             .Name("retryd_retry_budget_remaining")
                             .Help("Retries the service's retry budget still allows in its window.")
                             .Register(*registry_)),
+      dead_letters_removed_(BuildCounter()
+                                .Name("retryd_dead_letters_removed_total")
+                                .Help("Dead letters deleted, by cause retention (the policy's "
+                                      "dead_letter.retention passed) or purge (an operator).")
+                                .Register(*registry_)),
+      replay_matched_(BuildGauge()
+                          .Name("retryd_replay_matched_envelopes")
+                          .Help("Dead letters an unfinished replay matched when it started.")
+                          .Register(*registry_)),
+      replay_handled_(BuildGauge()
+                          .Name("retryd_replay_handled_envelopes")
+                          .Help("Dead letters an unfinished replay has replayed or skipped.")
+                          .Register(*registry_)),
       replays_running_(BuildGauge()
                            .Name("retryd_replays_running")
-                           .Help("Replays running per service.")
-                           .Register(*registry_)),
+                           .Help("Replays not yet finished (pending or running).")
+                           .Register(*registry_)
+                           .Add({})),
       build_info_(BuildGauge()
                       .Name("retryd_build_info")
                       .Help("Always 1; the version label says which retryd is running.")
@@ -410,13 +423,40 @@ void Metrics::AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcom
   if (n > 0) s.replay_envelopes[i]->Increment(static_cast<double>(n));
 }
 
-void Metrics::SetReplaysRunning(absl::string_view service, int64_t running) {
+void Metrics::SetReplays(const std::vector<ReplayFigures>& running) {
   absl::MutexLock lock(&mu_);
-  ServiceHandles& s = Service(service);
-  if (s.replays_running == nullptr) {
-    s.replays_running = &replays_running_.Add({{"service", std::string(service)}});
+  replays_running_.Set(static_cast<double>(running.size()));
+  absl::flat_hash_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> kept;
+  for (const ReplayFigures& r : running) {
+    auto it = replays_.find(r.name);
+    std::pair<prometheus::Gauge*, prometheus::Gauge*> g;
+    if (it != replays_.end()) {
+      g = it->second;
+      replays_.erase(it);
+    } else {
+      g = {&replay_matched_.Add({{"replay", r.name}}), &replay_handled_.Add({{"replay", r.name}})};
+    }
+    g.first->Set(static_cast<double>(r.matched));
+    g.second->Set(static_cast<double>(r.handled));
+    kept[r.name] = g;
   }
-  s.replays_running->Set(static_cast<double>(running));
+  for (auto& [name, g] : replays_) {  // Finished since the last call.
+    replay_matched_.Remove(g.first);
+    replay_handled_.Remove(g.second);
+  }
+  replays_ = std::move(kept);
+}
+
+void Metrics::OnDeadLettersRemoved(const std::string& service, const char* cause, int64_t n) {
+  if (n <= 0) return;
+  // Rare (operator purges, sweeps): no cached handle needed.
+  dead_letters_removed_.Add({{"service", service}, {"cause", cause}})
+      .Increment(static_cast<double>(n));
+}
+
+void Metrics::OnReplayed(const std::string& service, int64_t replayed, int64_t skipped_blocked) {
+  AddReplayEnvelopes(service, ReplayOutcome::kReplayed, replayed);
+  AddReplayEnvelopes(service, ReplayOutcome::kSkippedBlocked, skipped_blocked);
 }
 
 void Metrics::ObserveRpc(absl::string_view full_method, int grpc_code, absl::Duration latency) {

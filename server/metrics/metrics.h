@@ -12,6 +12,7 @@
 //              retryd_duplicate_reports_total{service}
 //              retryd_lease_expirations_total{service}
 //              retryd_replay_envelopes_total{service,outcome}
+//              retryd_dead_letters_removed_total{service,cause}  retention trims and purges
 //   histograms retryd_retry_success_attempts{service}          attempt number of the success
 //              retryd_dispatch_lateness_seconds{service}       lease time - next_retry_at
 //              retryd_grpc_server_handling_seconds{grpc_service,grpc_method,grpc_code}
@@ -21,7 +22,8 @@
 //              retryd_policy_dead_letter_escalation_age_seconds   (all {service}, computed at
 //              scrape time from a GaugeSource, so they are right after a restart)
 //              retryd_circuit_state{service,state}, retryd_circuit_override{service,mode},
-//              retryd_retry_budget_remaining{service}, retryd_replays_running{service},
+//              retryd_retry_budget_remaining{service}, retryd_replays_running,
+//              retryd_replay_matched_envelopes{replay}, retryd_replay_handled_envelopes{replay},
 //              retryd_build_info{version}
 //
 // Threading: everything is thread-safe. Handles are cached per service (one mutex-guarded hash
@@ -48,6 +50,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/dlq/dlq_counters.h"
 #include "server/engine/engine_observer.h"
 
 namespace prometheus {
@@ -68,7 +71,14 @@ struct ServiceGauges {
   absl::Duration escalation_age = absl::ZeroDuration();
 };
 
-class Metrics final : public EngineObserver {
+// One unfinished replay's progress.
+struct ReplayFigures {
+  std::string name;     // "replays/<id>".
+  int64_t matched = 0;  // Dead letters matching its filter when it started.
+  int64_t handled = 0;  // Replayed or skipped so far.
+};
+
+class Metrics final : public EngineObserver, public DlqObserver {
  public:
   static constexpr int kMaxErrorCodesPerService = 20;
   // Most distinct gRPC methods labelled by name; later ones (clients probing unknown methods)
@@ -124,8 +134,13 @@ class Metrics final : public EngineObserver {
   void SetBudgetRemaining(absl::string_view service, double remaining);
   // Adds `n` to retryd_replay_envelopes_total{service,outcome}.
   void AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcome, int64_t n);
-  // Sets retryd_replays_running{service}.
-  void SetReplaysRunning(absl::string_view service, int64_t running);
+  // Sets retryd_replays_running and the per-replay progress gauges to `running` (the unfinished
+  // replays); series of replays no longer in it are removed.
+  void SetReplays(const std::vector<ReplayFigures>& running);
+
+  // ---- DlqObserver (any thread) ----
+  void OnDeadLettersRemoved(const std::string& service, const char* cause, int64_t n) override;
+  void OnReplayed(const std::string& service, int64_t replayed, int64_t skipped_blocked) override;
 
   // ---- RPCs (any thread) ----
   // Records one finished RPC. `full_method` is "/package.Service/Method".
@@ -156,7 +171,10 @@ class Metrics final : public EngineObserver {
   prometheus::Family<prometheus::Gauge>& circuit_state_;
   prometheus::Family<prometheus::Gauge>& circuit_override_;
   prometheus::Family<prometheus::Gauge>& budget_remaining_;
-  prometheus::Family<prometheus::Gauge>& replays_running_;
+  prometheus::Family<prometheus::Counter>& dead_letters_removed_;
+  prometheus::Family<prometheus::Gauge>& replay_matched_;
+  prometheus::Family<prometheus::Gauge>& replay_handled_;
+  prometheus::Gauge& replays_running_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Histogram& commit_seconds_all_;
   prometheus::Histogram& commit_batch_all_;
@@ -164,6 +182,9 @@ class Metrics final : public EngineObserver {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<ServiceHandles>> services_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<RpcHandles>> rpcs_ ABSL_GUARDED_BY(mu_);
+  // Per unfinished replay: its matched and handled gauges.
+  absl::flat_hash_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> replays_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace retryd

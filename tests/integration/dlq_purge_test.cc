@@ -59,6 +59,13 @@ class DlqPurgeTest : public ::testing::Test {
     return resp.dead_letters_size();
   }
 
+  // The server's /metrics page.
+  std::string Scrape() {
+    absl::StatusOr<std::string> body = HttpGet(server_->metrics_port(), "/metrics");
+    EXPECT_TRUE(body.ok()) << body.status();
+    return body.value_or("");
+  }
+
   std::vector<v1::AuditEvent> Audit() {
     v1::ListAuditEventsResponse resp;
     EXPECT_TRUE(
@@ -177,6 +184,12 @@ TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
   ASSERT_TRUE(Purge(all, &resp).ok());
   EXPECT_EQ(resp.count(), 5);
   EXPECT_EQ(CountDead("billing") + CountDead("orders"), 0);
+  // Counted in the metrics by service (the retried call counted nothing).
+  const std::string metrics = Scrape();
+  EXPECT_THAT(metrics,
+              HasSubstr(R"(retryd_dead_letters_removed_total{cause="purge",service="billing"} 8)"));
+  EXPECT_THAT(metrics,
+              HasSubstr(R"(retryd_dead_letters_removed_total{cause="purge",service="orders"} 2)"));
 
   const std::vector<v1::AuditEvent> audit = Audit();
   ASSERT_EQ(audit.size(), 2u);  // The retried call recorded nothing new.
@@ -272,6 +285,8 @@ TEST_F(DlqPurgeTest, RetentionTrimsOldDeadLettersAndAuditsIt) {
   }
   EXPECT_EQ(trimmed, 3);
   EXPECT_THAT(server_->log(), HasSubstr("dead_letters_trimmed"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(retryd_dead_letters_removed_total{cause="retention",service="ephemeral"} 3)"));
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ std::set<std::string> ExportedNames() {
   m.SetCircuitOverride("billing", Metrics::CircuitOverride::kAuto);
   m.SetBudgetRemaining("billing", 1);
   m.AddReplayEnvelopes("billing", Metrics::ReplayOutcome::kReplayed, 1);
-  m.SetReplaysRunning("billing", 1);
+  m.SetReplays({{"replays/1", 10, 1}});
+  m.OnDeadLettersRemoved("billing", "purge", 1);
   m.ObserveRpc("/retryd.v1.RetryService/Lease", 0, absl::Milliseconds(1));
   m.SetGaugeSource([] {
     ServiceGauges g;

@@ -213,8 +213,28 @@ TEST(MetricsTest, CircuitBudgetAndReplaySetters) {
   EXPECT_EQ(Value(m, R"(retryd_replay_envelopes_total{service="billing",outcome="replayed"})"), 15);
   EXPECT_EQ(Value(m, R"(retryd_replay_envelopes_total{service="billing",outcome="skipped_blocked"})"), 3);
   EXPECT_EQ(Value(m, R"(retryd_replay_envelopes_total{service="billing",outcome="failed"})"), 0);
-  m.SetReplaysRunning("billing", 1);
-  EXPECT_EQ(Value(m, R"(retryd_replays_running{service="billing"})"), 1);
+  m.OnReplayed("billing", 2, 1);
+  EXPECT_EQ(Value(m, R"(retryd_replay_envelopes_total{service="billing",outcome="replayed"})"), 17);
+  EXPECT_EQ(Value(m, R"(retryd_replay_envelopes_total{service="billing",outcome="skipped_blocked"})"), 4);
+
+  // Progress of the unfinished replays; a finished one's series go away.
+  m.SetReplays({{"replays/1", 100, 40}, {"replays/2", 7, 0}});
+  EXPECT_EQ(Value(m, "retryd_replays_running"), 2);
+  EXPECT_EQ(Value(m, R"(retryd_replay_matched_envelopes{replay="replays/1"})"), 100);
+  EXPECT_EQ(Value(m, R"(retryd_replay_handled_envelopes{replay="replays/1"})"), 40);
+  m.SetReplays({{"replays/2", 7, 7}});
+  EXPECT_EQ(Value(m, "retryd_replays_running"), 1);
+  EXPECT_EQ(Value(m, R"(retryd_replay_handled_envelopes{replay="replays/2"})"), 7);
+  EXPECT_THAT(m.Scrape(), Not(HasSubstr("replays/1")));
+  m.SetReplays({});
+  EXPECT_EQ(Value(m, "retryd_replays_running"), 0);
+
+  // What leaves the dead-letter queue without a replay is counted by cause.
+  m.OnDeadLettersRemoved("billing", "retention", 5);
+  m.OnDeadLettersRemoved("billing", "purge", 2);
+  m.OnDeadLettersRemoved("billing", "purge", 1);
+  EXPECT_EQ(Value(m, R"(retryd_dead_letters_removed_total{service="billing",cause="retention"})"), 5);
+  EXPECT_EQ(Value(m, R"(retryd_dead_letters_removed_total{service="billing",cause="purge"})"), 3);
 }
 
 TEST(MetricsTest, RpcLatencyByServiceMethodAndCodeWithACapOnMethods) {
