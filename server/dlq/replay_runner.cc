@@ -159,16 +159,20 @@ void ReplayRunner::StartReplay(const v1::StartReplayRequest& req, AuditRecord au
   auto result = std::make_shared<v1::Replay>();
   engine_->RunInTransaction(
       [this, r, audit, result](EngineTxn& txn) mutable -> absl::Status {
-        if (!r.request_id().empty()) {
+        // A dry run and a real replay are different requests even with the same request_id
+        // (e.g. a CLI that counts first): each has its own idempotency key.
+        const std::string key =
+            r.request_id().empty() ? "" : absl::StrCat(r.dry_run() ? "dry-run:" : "", r.request_id());
+        if (!key.empty()) {
           ASSIGN_OR_RETURN(std::optional<ReplayRow> existing,
-                           txn.store().FindReplayByRequestId(r.request_id()));
+                           txn.store().FindReplayByRequestId(key));
           if (existing.has_value()) {
             ASSIGN_OR_RETURN(*result, Decode(*existing));
             return absl::OkStatus();  // A retried call: the same replay, nothing new.
           }
         }
         ReplayRow row;
-        row.request_id = r.request_id();
+        row.request_id = key;
         row.state = r.state();
         row.created_at = txn.now();
         row.phase = static_cast<int>(r.canary_count() > 0 ? ReplayPhase::kCanary

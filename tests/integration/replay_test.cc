@@ -308,7 +308,16 @@ TEST_F(ReplayTest, LimitAndRequestIdIdempotency) {
   req.mutable_filter()->set_service("idem");
   req.set_limit(2);
   req.set_request_id("replay-once");
+  // A dry run first (as retryctl does to count), with the same request_id: it does not take the
+  // real replay's place, and is itself idempotent.
+  v1::StartReplayRequest dry = req;
+  dry.set_dry_run(true);
+  const v1::Replay counted = Start(dry);
+  EXPECT_TRUE(counted.dry_run());
+  EXPECT_EQ(Start(dry).name(), counted.name());
   const v1::Replay first = Start(req);
+  EXPECT_NE(first.name(), counted.name());
+  EXPECT_FALSE(first.dry_run());
   const v1::Replay again = Start(req);
   EXPECT_EQ(again.name(), first.name());
   const v1::Replay r = WaitFor(first.name(), v1::REPLAY_SUCCEEDED, absl::Seconds(10));
@@ -316,8 +325,9 @@ TEST_F(ReplayTest, LimitAndRequestIdIdempotency) {
   EXPECT_EQ(CountDead("idem"), 3);
   v1::ListReplaysResponse list;
   ASSERT_TRUE(admin_->ListReplays(Context().get(), v1::ListReplaysRequest(), &list).ok());
-  ASSERT_EQ(list.replays_size(), 1);
+  ASSERT_EQ(list.replays_size(), 2);
   EXPECT_EQ(list.replays(0).request_id(), "replay-once");
+  EXPECT_EQ(list.replays(1).request_id(), "replay-once");
 }
 
 TEST_F(ReplayTest, ListReplaysNewestFirstPaginated) {
