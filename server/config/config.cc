@@ -168,7 +168,7 @@ absl::Status ClassificationFromProto(const v1::Classification& c, absl::string_v
 
 absl::Status BudgetFromProto(const v1::RetryBudget& b, absl::string_view path,
                              RetryBudgetSpec* out) {
-  if (b.has_enabled()) out->enabled = b.enabled();
+  out->enabled = b.has_enabled() ? b.enabled() : true;
   RETURN_IF_ERROR(ReadDuration(Sub(path, "window"), b.has_window(), b.window(), absl::Seconds(1),
                                kDay, &out->window));
   if (b.has_ratio()) {
@@ -197,7 +197,7 @@ absl::Status BudgetFromProto(const v1::RetryBudget& b, absl::string_view path,
 
 absl::Status CircuitFromProto(const v1::CircuitBreaker& c, absl::string_view path,
                               CircuitSpec* out) {
-  out->enabled = c.enabled();
+  out->enabled = c.has_enabled() ? c.enabled() : true;
   RETURN_IF_ERROR(ReadDuration(Sub(path, "window"), c.has_window(), c.window(), absl::Seconds(1),
                                kDay, &out->window));
   if (c.has_failure_rate_threshold()) {
@@ -300,8 +300,14 @@ absl::StatusOr<Policy> PolicyFromProto(const v1::Policy& proto, absl::string_vie
                                &p.max_retry_after));
   RETURN_IF_ERROR(
       ClassificationFromProto(proto.classification(), Sub(field_path, "classification"), &p));
-  RETURN_IF_ERROR(BudgetFromProto(proto.budget(), Sub(field_path, "budget"), &p.budget));
-  RETURN_IF_ERROR(CircuitFromProto(proto.circuit(), Sub(field_path, "circuit"), &p.circuit));
+  // A `budget` or `circuit` block turns the guard on (unless it says enabled: false); without
+  // one the guard is off and retries run at the times backoff chose.
+  if (proto.has_budget()) {
+    RETURN_IF_ERROR(BudgetFromProto(proto.budget(), Sub(field_path, "budget"), &p.budget));
+  }
+  if (proto.has_circuit()) {
+    RETURN_IF_ERROR(CircuitFromProto(proto.circuit(), Sub(field_path, "circuit"), &p.circuit));
+  }
   const std::string dl_path = Sub(field_path, "dead_letter");
   RETURN_IF_ERROR(ReadNonNegativeDuration(Sub(dl_path, "retention"),
                                           proto.dead_letter().has_retention(),

@@ -45,12 +45,12 @@ struct ClassificationRule {
 
 enum class BudgetExhaustedAction : int { kDefer = 1, kDeadLetter = 2 };
 
-// The retry budget (retry_budget.h). On by default, in the spirit of Finagle's retry budget:
-// retries may add 20 % to the first attempts of the last minute, with a floor of 600 a minute
-// (10 a second) so that a quiet service is never starved; past that, retries are deferred and
-// paced, not dropped.
+// The retry budget (retry_budget.h). Off unless the policy has a `budget` block; its values then
+// default to the spirit of Finagle's retry budget: retries may add 20 % to the first attempts of
+// the last minute, with a floor of 600 a minute (10 a second) so that a quiet service is never
+// starved; past that, retries are deferred and paced, not dropped.
 struct RetryBudgetSpec {
-  bool enabled = true;
+  bool enabled = false;
   absl::Duration window = absl::Seconds(60);
   double ratio = 0.2;
   int64_t min_retries_per_window = 600;

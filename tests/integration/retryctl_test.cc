@@ -166,14 +166,14 @@ TEST_F(RetryctlTest, CircuitCommandsShowAndOverride) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("BUDGET_LEFT"));
   EXPECT_THAT(r.out, HasSubstr("OPEN"));
-  // The default budget: a floor of 600 a minute, one retry booked.
-  EXPECT_THAT(r.out, HasSubstr("599"));
+  // The policy has no budget block: no budget.
+  EXPECT_THAT(r.out, HasSubstr("unlimited"));
 
   r = Run({"services"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("BUDGET_LEFT"));
   EXPECT_THAT(r.out, HasSubstr("OPEN"));
-  EXPECT_THAT(r.out, HasSubstr("599"));
+  EXPECT_THAT(r.out, HasSubstr("unlimited"));
 
   r = Run({"-o", "json", "services"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -181,7 +181,7 @@ TEST_F(RetryctlTest, CircuitCommandsShowAndOverride) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &services).ok()) << r.out;
   ASSERT_EQ(services.services_size(), 1);
   EXPECT_EQ(services.services(0).circuit_state(), v1::OPEN);
-  EXPECT_EQ(services.services(0).budget_remaining(), 599);
+  EXPECT_EQ(services.services(0).budget_remaining(), -1);
 
   r = Run({"circuit", "close", "orders", "--note", "back"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -178,15 +178,25 @@ TEST(PolicyFromProtoTest, UnsetFieldsTakeTheBuiltInDefaults) {
   EXPECT_TRUE(p->honor_retry_after);
 }
 
-TEST(PolicyFromProtoTest, BudgetIsOnUnlessTurnedOffAndCircuitOffUnlessTurnedOn) {
-  absl::StatusOr<Policy> p = PolicyFromJson(R"({"name": "orders", "budget": {"ratio": 0.5}})");
+TEST(PolicyFromProtoTest, ABudgetOrCircuitBlockTurnsItOnUnlessItSaysOff) {
+  absl::StatusOr<Policy> p = PolicyFromJson(R"({"name": "orders"})");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_FALSE(p->budget.enabled);
+  EXPECT_FALSE(p->circuit.enabled);
+  p = PolicyFromJson(R"({"name": "orders", "circuit": {}})");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_TRUE(p->circuit.enabled);
+  EXPECT_FALSE(p->budget.enabled);
+  p = PolicyFromJson(R"({"name": "orders", "circuit": {"enabled": false, "minimumCalls": 5}})");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_FALSE(p->circuit.enabled);
+  p = PolicyFromJson(R"({"name": "orders", "budget": {"ratio": 0.5}})");
   ASSERT_THAT(p, IsOk());
   EXPECT_TRUE(p->budget.enabled);
   EXPECT_EQ(p->budget.ratio, 0.5);
   EXPECT_EQ(p->budget.min_retries_per_window, 600);
   EXPECT_EQ(p->budget.window, absl::Seconds(60));
   EXPECT_EQ(p->budget.when_exhausted, BudgetExhaustedAction::kDefer);
-  EXPECT_FALSE(p->circuit.enabled);
   EXPECT_EQ(p->circuit.minimum_calls, 100);
   EXPECT_EQ(p->circuit.open_duration, absl::Seconds(60));
   EXPECT_EQ(p->circuit.half_open_trials, 10);

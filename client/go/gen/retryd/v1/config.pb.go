@@ -584,11 +584,12 @@ func (x *Classification) GetUnclassified() ErrorClass {
 // is spent, DEFER schedules the retry at the next time the budget allows, paced evenly at
 // (allowance / window), and DEAD_LETTER dead-letters it with BUDGET_EXHAUSTED. A deferral that
 // would pass `max_retry_duration` is DEADLINE_EXCEEDED; one that finds no room within 240
-// windows is BUDGET_EXHAUSTED. The defaults (on, 20 %, a floor of 600 a minute) follow
-// Finagle's retry budget (20 %, 10 retries a second).
+// windows is BUDGET_EXHAUSTED. The budget is on for a policy that has a `budget` block (its
+// values default to 20 %, a floor of 600 a minute: Finagle's retry budget, 20 % and 10 retries a
+// second) and off for one without: then retries run at the times backoff chose.
 type RetryBudget struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Default true. Set false to turn the budget off.
+	// Default true when the block is present. Set false to turn the budget off.
 	Enabled *bool `protobuf:"varint,1,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// Default 60 s; range 1 s..24 h.
 	Window *durationpb.Duration `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
@@ -677,9 +678,10 @@ func (x *RetryBudget) GetWhenExhausted() BudgetExhaustedAction {
 // resilience4j's (50 %, 100 calls, 60 s open, 10 trials).
 type CircuitBreaker struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Default false (always CLOSED unless overridden): turn it on where workers call
-	// RecordOutcomes, or the failure rate sees only failures.
-	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Default true when the block is present; a policy without a `circuit` block has no breaker
+	// (always CLOSED unless overridden). Give one where workers call RecordOutcomes, or the
+	// failure rate sees only failures.
+	Enabled *bool `protobuf:"varint,1,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// Default 60 s; range 1 s..24 h.
 	Window *durationpb.Duration `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
 	// Default 0.5; range (0, 1].
@@ -727,8 +729,8 @@ func (*CircuitBreaker) Descriptor() ([]byte, []int) {
 }
 
 func (x *CircuitBreaker) GetEnabled() bool {
-	if x != nil {
-		return x.Enabled
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
 	}
 	return false
 }
@@ -1258,15 +1260,17 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"\b_enabledB\b\n" +
 	"\x06_ratioB\x19\n" +
-	"\x17_min_retries_per_window\"\xba\x03\n" +
-	"\x0eCircuitBreaker\x12\x18\n" +
-	"\aenabled\x18\x01 \x01(\bR\aenabled\x121\n" +
+	"\x17_min_retries_per_window\"\xcb\x03\n" +
+	"\x0eCircuitBreaker\x12\x1d\n" +
+	"\aenabled\x18\x01 \x01(\bH\x00R\aenabled\x88\x01\x01\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\x129\n" +
-	"\x16failure_rate_threshold\x18\x03 \x01(\x01H\x00R\x14failureRateThreshold\x88\x01\x01\x12(\n" +
-	"\rminimum_calls\x18\x04 \x01(\x03H\x01R\fminimumCalls\x88\x01\x01\x12>\n" +
+	"\x16failure_rate_threshold\x18\x03 \x01(\x01H\x01R\x14failureRateThreshold\x88\x01\x01\x12(\n" +
+	"\rminimum_calls\x18\x04 \x01(\x03H\x02R\fminimumCalls\x88\x01\x01\x12>\n" +
 	"\ropen_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\fopenDuration\x12E\n" +
 	"\x11max_open_duration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0fmaxOpenDuration\x12-\n" +
-	"\x10half_open_trials\x18\a \x01(\x05H\x02R\x0ehalfOpenTrials\x88\x01\x01B\x19\n" +
+	"\x10half_open_trials\x18\a \x01(\x05H\x03R\x0ehalfOpenTrials\x88\x01\x01B\n" +
+	"\n" +
+	"\b_enabledB\x19\n" +
 	"\x17_failure_rate_thresholdB\x10\n" +
 	"\x0e_minimum_callsB\x13\n" +
 	"\x11_half_open_trials\"\x8d\x01\n" +
