@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/filter_flags.h"
 #include "client/cli/format.h"
+#include "client/cli/listing.h"
 #include "client/cli/table.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
 
@@ -17,19 +18,8 @@ constexpr size_t kNoteWidth = 40;
 constexpr size_t kFilterWidth = 60;
 
 int RunAudit(const CliContext& ctx, const PageFlags& pages) {
-  const ConnectionOptions conn = ctx.connection();
-  auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
-  const auto fetch = [&](const std::string& token, int page_size,
-                         retryd::v1::ListAuditEventsResponse* page) {
-    retryd::v1::ListAuditEventsRequest request;
-    request.set_page_size(page_size);
-    request.set_page_token(token);
-    grpc::ClientContext call;
-    PrepareContext(conn, &call);
-    return stub->ListAuditEvents(&call, request, page);
-  };
-  return RunListing<retryd::v1::ListAuditEventsResponse>(
-      ctx, "retryctl audit", nullptr, pages, fetch,
+  return RunAdminListing(
+      ctx, "retryctl audit", pages, &retryd::v1::AdminService::Stub::ListAuditEvents,
       [](retryd::v1::ListAuditEventsResponse* r) { return r->mutable_events(); },
       FormatAuditTable, "No audit events found.");
 }

@@ -9,6 +9,7 @@
 #include "client/cli/envelope_cmd.h"
 #include "client/cli/filter_flags.h"
 #include "client/cli/format.h"
+#include "client/cli/listing.h"
 #include "client/cli/purge_cmd.h"
 #include "client/cli/replay_cmd.h"
 #include "client/cli/table.h"
@@ -40,51 +41,17 @@ std::unique_ptr<retryd::v1::AdminService::Stub> NewAdminStub(const CliContext& c
 }
 
 int RunDlqList(const CliContext& ctx, const ListOptions& opts) {
-  constexpr char kCommand[] = "retryctl dlq list";
-  retryd::v1::Filter filter;
-  std::string error;
-  if (!BuildFilter(opts.filter, absl::Now(), &filter, &error)) {
-    return ReportUsageError(ctx, kCommand, error);
-  }
-  auto stub = NewAdminStub(ctx);
-  const ConnectionOptions conn = ctx.connection();
-  const auto fetch = [&](const std::string& token, int page_size,
-                         retryd::v1::ListDeadLettersResponse* page) {
-    retryd::v1::ListDeadLettersRequest request;
-    *request.mutable_filter() = filter;
-    request.set_page_size(page_size);
-    request.set_page_token(token);
-    grpc::ClientContext call;
-    PrepareContext(conn, &call);
-    return stub->ListDeadLetters(&call, request, page);
-  };
-  return RunListing<retryd::v1::ListDeadLettersResponse>(
-      ctx, kCommand, &filter, opts.pages, fetch,
+  return RunFilteredAdminListing(
+      ctx, "retryctl dlq list", opts.filter, opts.pages,
+      &retryd::v1::AdminService::Stub::ListDeadLetters,
       [](retryd::v1::ListDeadLettersResponse* r) { return r->mutable_dead_letters(); },
       FormatDeadLettersTable, "No dead letters found.");
 }
 
 int RunDlqGroups(const CliContext& ctx, const ListOptions& opts) {
-  constexpr char kCommand[] = "retryctl dlq groups";
-  retryd::v1::Filter filter;
-  std::string error;
-  if (!BuildFilter(opts.filter, absl::Now(), &filter, &error)) {
-    return ReportUsageError(ctx, kCommand, error);
-  }
-  auto stub = NewAdminStub(ctx);
-  const ConnectionOptions conn = ctx.connection();
-  const auto fetch = [&](const std::string& token, int page_size,
-                         retryd::v1::ListFailureGroupsResponse* page) {
-    retryd::v1::ListFailureGroupsRequest request;
-    *request.mutable_filter() = filter;
-    request.set_page_size(page_size);
-    request.set_page_token(token);
-    grpc::ClientContext call;
-    PrepareContext(conn, &call);
-    return stub->ListFailureGroups(&call, request, page);
-  };
-  return RunListing<retryd::v1::ListFailureGroupsResponse>(
-      ctx, kCommand, &filter, opts.pages, fetch,
+  return RunFilteredAdminListing(
+      ctx, "retryctl dlq groups", opts.filter, opts.pages,
+      &retryd::v1::AdminService::Stub::ListFailureGroups,
       [](retryd::v1::ListFailureGroupsResponse* r) { return r->mutable_groups(); },
       FormatFailureGroupsTable, "No failure groups found.");
 }

@@ -13,6 +13,7 @@
 #include "client/cli/dlq_cmd.h"
 #include "client/cli/filter_flags.h"
 #include "client/cli/format.h"
+#include "client/cli/listing.h"
 #include "client/cli/table.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
 
@@ -267,19 +268,8 @@ int RunReplayStatus(const CliContext& ctx, const StatusOptions& opts) {
 }
 
 int RunReplayList(const CliContext& ctx, const ListOptions& opts) {
-  auto stub = NewAdminStub(ctx);
-  const ConnectionOptions conn = ctx.connection();
-  const auto fetch = [&](const std::string& token, int page_size,
-                         retryd::v1::ListReplaysResponse* page) {
-    retryd::v1::ListReplaysRequest request;
-    request.set_page_size(page_size);
-    request.set_page_token(token);
-    grpc::ClientContext call;
-    PrepareContext(conn, &call);
-    return stub->ListReplays(&call, request, page);
-  };
-  return RunListing<retryd::v1::ListReplaysResponse>(
-      ctx, "retryctl replay list", nullptr, opts.pages, fetch,
+  return RunAdminListing(
+      ctx, "retryctl replay list", opts.pages, &retryd::v1::AdminService::Stub::ListReplays,
       [](retryd::v1::ListReplaysResponse* r) { return r->mutable_replays(); }, FormatReplaysTable,
       "No replays found.");
 }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/filter_flags.h"
 #include "client/cli/format.h"
+#include "client/cli/listing.h"
 #include "client/cli/table.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
 
@@ -18,26 +19,9 @@ struct ListOptions {
 };
 
 int RunRetriesList(const CliContext& ctx, const ListOptions& opts) {
-  constexpr char kCommand[] = "retryctl retries list";
-  retryd::v1::Filter filter;
-  std::string error;
-  if (!BuildFilter(opts.filter, absl::Now(), &filter, &error)) {
-    return ReportUsageError(ctx, kCommand, error);
-  }
-  const ConnectionOptions conn = ctx.connection();
-  auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
-  const auto fetch = [&](const std::string& token, int page_size,
-                         retryd::v1::ListRetriesResponse* page) {
-    retryd::v1::ListRetriesRequest request;
-    *request.mutable_filter() = filter;
-    request.set_page_size(page_size);
-    request.set_page_token(token);
-    grpc::ClientContext call;
-    PrepareContext(conn, &call);
-    return stub->ListRetries(&call, request, page);
-  };
-  return RunListing<retryd::v1::ListRetriesResponse>(
-      ctx, kCommand, &filter, opts.pages, fetch,
+  return RunFilteredAdminListing(
+      ctx, "retryctl retries list", opts.filter, opts.pages,
+      &retryd::v1::AdminService::Stub::ListRetries,
       [](retryd::v1::ListRetriesResponse* r) { return r->mutable_retries(); }, FormatRetriesTable,
       "No scheduled retries found.");
 }
