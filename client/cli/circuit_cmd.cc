@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/format.h"
+#include "client/cli/services_cmd.h"
 #include "client/cli/table.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
 #include "retryd/v1/retry_service.grpc.pb.h"
@@ -36,21 +37,6 @@ int RunGet(const CliContext& ctx, const CircuitOptions& opts) {
   if (!status.ok()) return ReportRpcError(ctx, status);
   if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
   *ctx.out << FormatCircuitTable(opts.service, response, ctx.headers());
-  return kExitOk;
-}
-
-int RunList(const CliContext& ctx) {
-  const ConnectionOptions conn = ctx.connection();
-  auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
-  grpc::ClientContext call;
-  PrepareContext(conn, &call);
-  retryd::v1::ListServicesResponse response;
-  const grpc::Status status =
-      stub->ListServices(&call, retryd::v1::ListServicesRequest(), &response);
-  if (!status.ok()) return ReportRpcError(ctx, status);
-  if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
-  *ctx.out << FormatCircuitListTable(response, ctx.headers());
-  if (response.services().empty()) *ctx.err << "No services found." << std::endl;
   return kExitOk;
 }
 
@@ -135,7 +121,9 @@ void AddCircuitCommands(CLI::App* app, CliContext* ctx) {
   });
 
   circuit->add_subcommand("list", "Every service's circuit state and retry budget left")
-      ->callback([ctx] { ctx->action = [ctx] { return RunList(*ctx); }; });
+      ->callback([ctx] {
+        ctx->action = [ctx] { return RunListServices(*ctx, FormatCircuitListTable); };
+      });
 
   AddOverrideCommand(circuit, ctx, "open",
                      "Force the circuit OPEN: nothing is leased until 'close' or 'auto'",

@@ -10,9 +10,7 @@
 #include "retryd/v1/admin_service.grpc.pb.h"
 
 namespace retryd::cli {
-namespace {
-
-int RunServices(const CliContext& ctx) {
+int RunListServices(const CliContext& ctx, ServicesFormatter format) {
   const ConnectionOptions conn = ctx.connection();
   auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
   grpc::ClientContext call;
@@ -23,12 +21,10 @@ int RunServices(const CliContext& ctx) {
   if (!status.ok()) return ReportRpcError(ctx, status);
 
   if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
-  *ctx.out << FormatServicesTable(response, ctx.headers());
+  *ctx.out << format(response, ctx.headers());
   if (response.services().empty()) *ctx.err << "No services found." << std::endl;
   return kExitOk;
 }
-
-}  // namespace
 
 std::string FormatServicesTable(const retryd::v1::ListServicesResponse& response, bool headers) {
   Table table({"SERVICE", "POLICY", "SCHEDULED", "LEASED", "DEAD", "OLDEST_DEAD", "CIRCUIT",
@@ -54,7 +50,9 @@ void AddServicesCommands(CLI::App* app, CliContext* ctx) {
   CLI::App* services = app->add_subcommand(
       "services", "List every service retryd knows, with its policy, counts and circuit");
   services->require_subcommand(0, 1);
-  const auto select = [ctx] { ctx->action = [ctx] { return RunServices(*ctx); }; };
+  const auto select = [ctx] {
+    ctx->action = [ctx] { return RunListServices(*ctx, FormatServicesTable); };
+  };
   services->callback(select);
   services->add_subcommand("list", "Same as 'services'")->callback(select);
 }

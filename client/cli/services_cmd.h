@@ -16,6 +16,14 @@ namespace retryd::cli {
 
 void AddServicesCommands(CLI::App* app, CliContext* ctx);
 
+// A table of ListServicesResponse: FormatServicesTable, FormatCircuitListTable.
+using ServicesFormatter = std::string (*)(const retryd::v1::ListServicesResponse&, bool headers);
+
+// One ListServices call, printed as JSON or as `format`'s table ("No services found." on stderr
+// when there are none); `services` and `circuit list` differ only in the table. Returns the exit
+// code.
+int RunListServices(const CliContext& ctx, ServicesFormatter format);
+
 // Columns: SERVICE POLICY SCHEDULED LEASED DEAD OLDEST_DEAD CIRCUIT BUDGET_LEFT ("unlimited"
 // when the service has no budget).
 std::string FormatServicesTable(const retryd::v1::ListServicesResponse& response, bool headers);
