@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -74,6 +75,34 @@ bool Blocked(const Policy& policy, const std::string& schema_version) {
 }
 
 }  // namespace
+
+// Completes `audit` for an operator mutation of replay `r` that affected `affected` envelopes and
+// appends it in the transaction of the mutation, so the log has exactly the changes made.
+absl::Status AppendReplayAudit(EngineTxn& txn, const std::string& method, const v1::Replay& r,
+                               int64_t affected, AuditRecord* audit) {
+  audit->time = txn.now();
+  audit->method = method;
+  audit->filter = r.filter().SerializeAsString();
+  audit->affected_count = affected;
+  audit->target = r.name();
+  audit->result_code = "OK";
+  return txn.store().AppendAudit(audit);
+}
+
+// The completion of a replay mutation's transaction: its error, or the replay it left in
+// `result` (after `on_ok` saw it, e.g. to log).
+template <typename OnOk>
+auto AnswerReplay(std::shared_ptr<v1::Replay> result, ReplayRunner::ReplayCallback done,
+                  OnOk on_ok) {
+  return [result = std::move(result), done = std::move(done), on_ok](absl::Status s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    on_ok(*result);
+    done(*result);
+  };
+}
 
 absl::StatusOr<int64_t> ParseReplayName(absl::string_view field, absl::string_view name) {
   int64_t id = 0;
@@ -180,30 +209,19 @@ void ReplayRunner::StartReplay(const v1::StartReplayRequest& req, AuditRecord au
         row.body = r.SerializeAsString();
         RETURN_IF_ERROR(txn.store().InsertReplay(&row));
         r.set_name(ReplayName(row.id));
-        audit.time = txn.now();
-        audit.method = "StartReplay";
-        audit.filter = r.filter().SerializeAsString();
         audit.dry_run = r.dry_run();
-        audit.affected_count = r.matched();
         audit.request_id = r.request_id();
-        audit.target = r.name();
-        audit.result_code = "OK";
-        RETURN_IF_ERROR(txn.store().AppendAudit(&audit));
+        RETURN_IF_ERROR(AppendReplayAudit(txn, "StartReplay", r, r.matched(), &audit));
         *result = r;
         return absl::OkStatus();
       },
-      [result, done = std::move(done)](absl::Status s) {
-        if (!s.ok()) {
-          done(s);
-          return;
-        }
+      AnswerReplay(result, std::move(done), [](const v1::Replay& started) {
         LogEvent(LogLevel::kInfo, "replay_started")
-            .Str("replay", result->name())
-            .Int("matched", result->matched())
-            .Double("max_per_second", result->max_per_second())
-            .Str("dry_run", result->dry_run() ? "true" : "false");
-        done(*result);
-      });
+            .Str("replay", started.name())
+            .Int("matched", started.matched())
+            .Double("max_per_second", started.max_per_second())
+            .Str("dry_run", started.dry_run() ? "true" : "false");
+      }));
 }
 
 void ReplayRunner::CancelReplay(int64_t id, AuditRecord audit, ReplayCallback done) {
@@ -228,23 +246,11 @@ void ReplayRunner::CancelReplay(int64_t id, AuditRecord audit, ReplayCallback do
         r.set_state(v1::REPLAY_CANCELLED);
         TimeToProto(txn.now(), r.mutable_end_time());
         RETURN_IF_ERROR(Save(txn.store(), *row, r));
-        audit.time = txn.now();
-        audit.method = "CancelReplay";
-        audit.filter = r.filter().SerializeAsString();
-        audit.affected_count = r.replayed();
-        audit.target = r.name();
-        audit.result_code = "OK";
-        RETURN_IF_ERROR(txn.store().AppendAudit(&audit));
+        RETURN_IF_ERROR(AppendReplayAudit(txn, "CancelReplay", r, r.replayed(), &audit));
         *result = r;
         return absl::OkStatus();
       },
-      [result, done = std::move(done)](absl::Status s) {
-        if (!s.ok()) {
-          done(s);
-          return;
-        }
-        done(*result);
-      });
+      AnswerReplay(result, std::move(done), [](const v1::Replay&) {}));
 }
 
 absl::StatusOr<v1::Replay> ReplayRunner::GetReplay(int64_t id) {
