@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
@@ -52,20 +53,9 @@ struct Outcome {
   bool ok = false;
 };
 
-class BudgetTest : public ::testing::Test {
+class BudgetTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kBudgetConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    retry_ = server_->RetryStub();
-    admin_ = server_->AdminStub();
-  }
-  void TearDown() override {
-    server_.reset();
-    RemoveTree(dir_);
-  }
+  void SetUp() override { StartServer(kBudgetConfig); }
 
   // Records the known first attempts, then sends kStorm first failures from 32 threads.
   std::vector<Outcome> Storm(const std::string& service) {
@@ -91,11 +81,6 @@ class BudgetTest : public ::testing::Test {
     for (std::thread& th : threads) th.join();
     return out;
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(BudgetTest, StormIsCappedInTheWindowAndTheRestDeferredEvenly) {

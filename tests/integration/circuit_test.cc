@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
@@ -35,23 +36,9 @@ constexpr char kCircuitConfig[] = R"json({
   ]
 })json";
 
-class CircuitTest : public ::testing::Test {
+class CircuitTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kCircuitConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    Connect();
-  }
-  void TearDown() override {
-    server_.reset();
-    RemoveTree(dir_);
-  }
-  void Connect() {
-    retry_ = server_->RetryStub();
-    admin_ = server_->AdminStub();
-  }
+  void SetUp() override { StartServer(kCircuitConfig); }
 
   v1::GetCircuitResponse Circuit(const std::string& service) {
     v1::GetCircuitRequest req;
@@ -107,11 +94,6 @@ class CircuitTest : public ::testing::Test {
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(CircuitTest, OutageOpensHoldsProbesAndCloses) {
@@ -268,7 +250,7 @@ TEST_F(CircuitTest, KillNineKeepsAnOpenCircuitAndAnOverride) {
   ASSERT_TRUE(Override("billing", v1::FORCE_OPEN, "hold billing", &resp).ok());
   server_->Kill();
   ASSERT_TRUE(server_->Restart().ok());
-  Connect();
+  ConnectStubs();
 
   const v1::GetCircuitResponse after = Circuit("held");
   EXPECT_EQ(after.state(), v1::OPEN);

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
@@ -24,20 +25,9 @@ const std::vector<std::string> kServices = {"billing", "inventory"};
 const std::vector<std::string> kCodes = {"UPSTREAM_TIMEOUT", "BAD_SCHEMA", "HTTP_503"};
 const std::vector<std::string> kSchemas = {"v1", "v2"};
 
-class DlqListingTest : public ::testing::Test {
+class DlqListingTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kFastPolicyConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    retry_ = server_->RetryStub();
-    admin_ = server_->AdminStub();
-  }
-  void TearDown() override {
-    server_.reset();
-    RemoveTree(dir_);
-  }
+  void SetUp() override { StartServer(kFastPolicyConfig); }
 
   // Reports `n` random first failures: PERMANENT (dead at once), exhausted (attempt 3 of 3) or
   // scheduled (attempt 1, retried in 200 ms... so the test leases nothing and they stay).
@@ -102,11 +92,6 @@ class DlqListingTest : public ::testing::Test {
     ADD_FAILURE() << "listing did not end";
     return out;
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 template <typename T, typename R>

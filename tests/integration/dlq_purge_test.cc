@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
@@ -26,21 +27,8 @@ constexpr char kRetentionConfig[] = R"json({
   ]
 })json";
 
-class DlqPurgeTest : public ::testing::Test {
+class DlqPurgeTest : public ServerTest {
  protected:
-  void Start(const std::string& config) {
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, config);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    retry_ = server_->RetryStub();
-    admin_ = server_->AdminStub();
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!dir_.empty()) RemoveTree(dir_);
-  }
-
   void DeadLetter(const std::string& service, const std::string& id,
                   const std::string& code = "BAD_SCHEMA") {
     v1::ReportFailureRequest req = FirstFailure(service, id, code);
@@ -76,15 +64,10 @@ class DlqPurgeTest : public ::testing::Test {
   grpc::Status Purge(const v1::PurgeDeadLettersRequest& req, v1::PurgeDeadLettersResponse* resp) {
     return admin_->PurgeDeadLetters(Context().get(), req, resp);
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(DlqPurgeTest, BadPurgesAreRefusedAndChangeNothing) {
-  Start(kFastPolicyConfig);
+  StartServer(kFastPolicyConfig);
   for (int i = 0; i < 3; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   v1::PurgeDeadLettersResponse resp;
   v1::PurgeDeadLettersRequest empty;
@@ -130,7 +113,7 @@ TEST_F(DlqPurgeTest, BadPurgesAreRefusedAndChangeNothing) {
 }
 
 TEST_F(DlqPurgeTest, DryRunCountsAndSamplesAndChangesNothing) {
-  Start(kFastPolicyConfig);
+  StartServer(kFastPolicyConfig);
   for (int i = 0; i < 4; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   DeadLetter("orders", "o-1");
   v1::PurgeDeadLettersRequest req;
@@ -153,7 +136,7 @@ TEST_F(DlqPurgeTest, DryRunCountsAndSamplesAndChangesNothing) {
 }
 
 TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
-  Start(kFastPolicyConfig);
+  StartServer(kFastPolicyConfig);
   for (int i = 0; i < 5; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   for (int i = 0; i < 2; ++i) DeadLetter("orders", absl::StrCat("o-", i), "HTTP_404");
   v1::PurgeDeadLettersRequest req;
@@ -231,7 +214,7 @@ TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
 }
 
 TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
-  Start(kFastPolicyConfig);
+  StartServer(kFastPolicyConfig);
   constexpr int kCount = 2500;  // Three chunks of at most 1000.
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -265,7 +248,7 @@ TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
 }
 
 TEST_F(DlqPurgeTest, RetentionTrimsOldDeadLettersAndAuditsIt) {
-  Start(kRetentionConfig);
+  StartServer(kRetentionConfig);
   for (int i = 0; i < 3; ++i) DeadLetter("ephemeral", absl::StrCat("e-", i));
   DeadLetter("keep", "k-1");
   const absl::Time deadline = absl::Now() + absl::Seconds(15);

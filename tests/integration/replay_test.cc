@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
@@ -29,23 +30,9 @@ constexpr char kReplayConfig[] = R"json({
   ]
 })json";
 
-class ReplayTest : public ::testing::Test {
+class ReplayTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kReplayConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    Stubs();
-  }
-  void TearDown() override {
-    server_.reset();
-    RemoveTree(dir_);
-  }
-  void Stubs() {
-    retry_ = server_->RetryStub();
-    admin_ = server_->AdminStub();
-  }
+  void SetUp() override { StartServer(kReplayConfig); }
 
   // `n` PERMANENT dead letters of `service`, reported from 4 threads.
   void DeadLetters(const std::string& service, int n, const std::string& schema = "v1",
@@ -115,11 +102,6 @@ class ReplayTest : public ::testing::Test {
     }
     return r;
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(ReplayTest, PacedAtThePolicyCapWithinTenPercentThenCancelled) {
@@ -251,7 +233,7 @@ TEST_F(ReplayTest, KillNineMidReplayResumesWithoutReplayingTwice) {
   ASSERT_GE(r.replayed(), 40);
   server_->Kill();
   ASSERT_TRUE(server_->Restart().ok());
-  Stubs();
+  ConnectStubs();
   const v1::Replay resumed = Get(started.name());
   EXPECT_GE(resumed.replayed(), r.replayed()) << "acknowledged progress survived";
   EXPECT_LT(resumed.replayed(), 200);

@@ -10,31 +10,16 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
-class RetryFlowTest : public ::testing::Test {
+class RetryFlowTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kFastPolicyConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    retry_ = server_->RetryStub();
-    admin_ = server_->AdminStub();
-  }
-  void TearDown() override {
-    server_.reset();
-    RemoveTree(dir_);
-  }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  void SetUp() override { StartServer(kFastPolicyConfig); }
 };
 
 TEST_F(RetryFlowTest, FirstFailureIsScheduledWithThePolicyDelay) {
