@@ -3,11 +3,8 @@
 // harness sets RETRYCTL_BIN, through the real binary.
 #include "client/cli/app.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/retryctl_runner.h"
 
 extern char** environ;
 
@@ -32,40 +30,9 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-Result RunCli(std::vector<std::string> args, const std::string& stdin_data = "") {
-  args.insert(args.begin(), "retryctl");
-  std::istringstream in(stdin_data);
-  std::ostringstream out;
-  std::ostringstream err;
-  Result r;
-  r.exit_code = RunRetryctl(args, in, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
-
-// A loopback port nobody listens on: bound then released (SO_REUSEADDR not set, no listen()).
-int UnusedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string UnusedAddress() { return absl::StrCat("127.0.0.1:", UnusedPort()); }
+using Result = ::retryd::testing::CliResult;
+using ::retryd::testing::RunCli;
+using ::retryd::testing::UnusedAddress;
 
 // --- usage errors --------------------------------------------------------------------------
 

@@ -1,11 +1,6 @@
 // The dead-letter operation commands without a server: filter and time-bound parsing, the
 // filter's summary and flag forms, page following, the confirmation rules, usage errors (exit 2)
 // and an unreachable server (exit 78) for every new command.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "retryd/v1/admin_service.pb.h"
+#include "tests/testing/retryctl_runner.h"
 
 namespace retryd::cli {
 namespace {
@@ -30,37 +26,9 @@ using ::testing::StartsWith;
 constexpr int64_t kT0 = 1735787045;
 const absl::Time kNow = absl::FromUnixSeconds(kT0) + absl::Milliseconds(750);
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-Result RunCli(std::vector<std::string> args, const std::string& stdin_data = "") {
-  args.insert(args.begin(), "retryctl");
-  std::istringstream in(stdin_data);
-  std::ostringstream out;
-  std::ostringstream err;
-  Result r;
-  r.exit_code = RunRetryctl(args, in, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
-
-// A loopback port nobody listens on: bound then released, never listened on.
-std::string UnusedAddress() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
-  return absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
-}
+using Result = ::retryd::testing::CliResult;
+using ::retryd::testing::RunCli;
+using ::retryd::testing::UnusedAddress;
 
 // --- time bounds ---------------------------------------------------------------------------
 
