@@ -56,6 +56,20 @@ class DlqStoreTest : public ::testing::Test {
     ASSERT_THAT(store_->Commit(), IsOk());
   }
 
+  // `count` random envelopes from seed `seed`, message ids "<prefix><n>" (so no key clashes),
+  // each inserted in its own batch; returns them as inserted.
+  std::vector<Envelope> PutRandom(unsigned seed, int count, const std::string& prefix) {
+    std::mt19937 rng(seed);
+    std::vector<Envelope> rows;
+    for (int n = 0; n < count; ++n) {
+      Envelope e = Random(rng, n);
+      e.message_id = absl::StrCat(prefix, n);
+      Put(&e);
+      rows.push_back(e);
+    }
+    return rows;
+  }
+
   // A random envelope: dead-lettered (mostly) or scheduled, times drawn from a small range so
   // that ties (same time, different id) are common.
   Envelope Random(std::mt19937& rng, int n) {
@@ -243,14 +257,7 @@ TEST_F(DlqStoreTest, PagingWhileInsertingShowsEveryRowExactlyOnce) {
 }
 
 TEST_F(DlqStoreTest, FailureGroupsMatchTheOracleAndPageLargestFirst) {
-  std::mt19937 rng(3);
-  std::vector<Envelope> rows;
-  for (int n = 0; n < 400; ++n) {
-    Envelope e = Random(rng, n);
-    e.message_id = absl::StrCat("g-", n);
-    Put(&e);
-    rows.push_back(e);
-  }
+  const std::vector<Envelope> rows = PutRandom(3, 400, "g-");
   std::map<std::string, int64_t> want;
   for (const Envelope& e : rows) {
     if (e.state == EnvelopeState::kDeadLettered) want[FailureFingerprint(e)]++;
@@ -276,14 +283,7 @@ TEST_F(DlqStoreTest, FailureGroupsMatchTheOracleAndPageLargestFirst) {
 }
 
 TEST_F(DlqStoreTest, StatsMatchTheOracle) {
-  std::mt19937 rng(11);
-  std::vector<Envelope> rows;
-  for (int n = 0; n < 300; ++n) {
-    Envelope e = Random(rng, n);
-    e.message_id = absl::StrCat("s-", n);
-    Put(&e);
-    rows.push_back(e);
-  }
+  const std::vector<Envelope> rows = PutRandom(11, 300, "s-");
   for (const std::string& service : {std::string(), std::string("billing")}) {
     SCOPED_TRACE(service);
     const absl::Time since = kT0 + absl::Seconds(20);
