@@ -44,6 +44,16 @@ std::string RetryHint(const std::string& command, const std::string& request_id)
                       "' with --request-id ", request_id, " is safe: it is not applied twice.");
 }
 
+int ReportMutationError(const CliContext& ctx, const grpc::Status& status,
+                        const std::string& command, const std::string& request_id) {
+  const int rc = ReportRpcError(ctx, status);
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    *ctx.err << RetryHint(command, request_id) << std::endl;
+  }
+  return rc;
+}
+
 int ConfirmBulk(const CliContext& ctx, bool yes, int64_t count, const std::string& command,
                 const std::string& verb, const std::string& question,
                 const std::string& details) {

@@ -34,6 +34,11 @@ grpc::Status CallWithRetry(const CliContext& ctx,
 // The request id hint printed after a mutation failed in a way that may have left it applied.
 std::string RetryHint(const std::string& command, const std::string& request_id);
 
+// Reports a failed mutation call (ReportRpcError) and, when it failed in a way that may have left
+// it applied (UNAVAILABLE, DEADLINE_EXCEEDED), the RetryHint for `command`. Returns the exit code.
+int ReportMutationError(const CliContext& ctx, const grpc::Status& status,
+                        const std::string& command, const std::string& request_id);
+
 // Asks before a mutation of `count` rows. Goes ahead (kExitOk) when `yes`, or count is at most
 // kConfirmThreshold, or the operator answers y/yes on a terminal. Otherwise:
 //  - no terminal on stdin: writes why and how (--yes, --dry-run) to ctx.err, returns kExitUsage;

@@ -90,6 +90,16 @@ std::string FormatDeadLetterRows(
   return table.Render(headers);
 }
 
+std::string FormatPromptSample(
+    const google::protobuf::RepeatedPtrField<retryd::v1::Envelope>& sample, int64_t count,
+    const std::string& verb) {
+  if (sample.empty()) return "";
+  google::protobuf::RepeatedPtrField<retryd::v1::Envelope> shown;
+  for (int i = 0; i < sample.size() && i < kPromptSampleRows; ++i) *shown.Add() = sample.Get(i);
+  return absl::StrCat("Sample of the ", count, " dead letters to ", verb, ":\n",
+                      FormatDeadLetterRows(shown, /*headers=*/true));
+}
+
 std::string FormatDeadLettersTable(const retryd::v1::ListDeadLettersResponse& response,
                                    bool headers) {
   return FormatDeadLetterRows(response.dead_letters(), headers);

@@ -8,6 +8,7 @@
 #ifndef RETRYD_CLIENT_CLI_DLQ_CMD_H_
 #define RETRYD_CLIENT_CLI_DLQ_CMD_H_
 
+#include <cstdint>
 #include <string>
 
 #include "client/cli/common.h"
@@ -28,6 +29,13 @@ std::string FormatDeadLettersTable(const retryd::v1::ListDeadLettersResponse& re
 // The same columns for a list of envelopes (a dry run's sample).
 std::string FormatDeadLetterRows(
     const google::protobuf::RepeatedPtrField<retryd::v1::Envelope>& envelopes, bool headers);
+
+// What a bulk command shows above its confirmation question: "Sample of the <count> dead letters
+// to <verb>:" and the first kPromptSampleRows rows of a dry run's `sample`; "" without a sample.
+inline constexpr int kPromptSampleRows = 10;
+std::string FormatPromptSample(
+    const google::protobuf::RepeatedPtrField<retryd::v1::Envelope>& sample, int64_t count,
+    const std::string& verb);
 
 // A summary block (total, last hour, oldest age, shares), then "By service and reason:" and
 // "Top error codes:" tables.

@@ -14,8 +14,6 @@ namespace retryd::cli {
 namespace {
 
 constexpr char kDlqPurge[] = "retryctl dlq purge";
-// Rows of a dry run's sample shown above the confirmation question.
-constexpr int kPromptSampleRows = 10;
 
 struct PurgeOptions {
   FilterFlags filter;
@@ -68,15 +66,7 @@ int RunDlqPurge(const CliContext& ctx, const PurgeOptions& opts) {
       *ctx.out << FormatPurgeResult(counted, request.filter(), /*dry_run=*/true, ctx.headers());
       return kExitOk;
     }
-    google::protobuf::RepeatedPtrField<retryd::v1::Envelope> sample;
-    for (int i = 0; i < counted.sample_size() && i < kPromptSampleRows; ++i) {
-      *sample.Add() = counted.sample(i);
-    }
-    const std::string details =
-        sample.empty()
-            ? ""
-            : absl::StrCat("Sample of the ", counted.count(), " dead letters to purge:\n",
-                           FormatDeadLetterRows(sample, /*headers=*/true));
+    const std::string details = FormatPromptSample(counted.sample(), counted.count(), "purge");
     const int rc = ConfirmBulk(ctx, opts.yes, counted.count(), kDlqPurge, "purge",
                                absl::StrCat("Purge ", counted.count(),
                                             " dead letters matching ",
@@ -89,14 +79,7 @@ int RunDlqPurge(const CliContext& ctx, const PurgeOptions& opts) {
   request.set_request_id(request_id);
   retryd::v1::PurgeDeadLettersResponse response;
   const grpc::Status status = Purge(ctx, stub.get(), request, &response);
-  if (!status.ok()) {
-    const int rc = ReportRpcError(ctx, status);
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      *ctx.err << RetryHint(kDlqPurge, request_id) << std::endl;
-    }
-    return rc;
-  }
+  if (!status.ok()) return ReportMutationError(ctx, status, kDlqPurge, request_id);
   if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
   *ctx.out << FormatPurgeResult(response, request.filter(), /*dry_run=*/false, ctx.headers());
   return kExitOk;

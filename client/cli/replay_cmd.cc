@@ -28,8 +28,6 @@ constexpr size_t kListFilterWidth = 60;
 constexpr size_t kListNoteWidth = 40;
 // Width of the progress bar's [####----] part.
 constexpr size_t kBarWidth = 30;
-// Rows of a dry run's sample shown above the confirmation question.
-constexpr int kPromptSampleRows = 10;
 // --watch keeps polling through UNAVAILABLE (a server restart: replays resume) this long.
 constexpr absl::Duration kWatchUnavailableGrace = absl::Seconds(60);
 // Polling interval while waiting for a dry run that did not finish in its StartReplay answer.
@@ -218,14 +216,7 @@ int RunDlqReplay(const CliContext& ctx, const StartOptions& opts) {
     if (status.ok()) status = PollUntilFinal(ctx, stub.get(), &counted, kDryRunPoll, nullptr);
     if (!status.ok()) return ReportRpcError(ctx, status);
     const int64_t count = ReplayTarget(counted);
-    google::protobuf::RepeatedPtrField<retryd::v1::Envelope> sample;
-    for (int i = 0; i < counted.sample_size() && i < kPromptSampleRows; ++i) {
-      *sample.Add() = counted.sample(i);
-    }
-    const std::string details =
-        sample.empty() ? ""
-                       : absl::StrCat("Sample of the ", count, " dead letters to replay:\n",
-                                      FormatDeadLetterRows(sample, /*headers=*/true));
+    const std::string details = FormatPromptSample(counted.sample(), count, "replay");
     const int rc = ConfirmBulk(
         ctx, opts.yes, count, kDlqReplay, "replay",
         absl::StrCat("Replay ", count, " dead letters matching ", FilterSummary(request.filter()),
@@ -237,14 +228,7 @@ int RunDlqReplay(const CliContext& ctx, const StartOptions& opts) {
   request.set_request_id(request_id);
   retryd::v1::Replay replay;
   const grpc::Status status = StartReplay(ctx, stub.get(), request, &replay);
-  if (!status.ok()) {
-    const int rc = ReportRpcError(ctx, status);
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      *ctx.err << RetryHint(kDlqReplay, request_id) << std::endl;
-    }
-    return rc;
-  }
+  if (!status.ok()) return ReportMutationError(ctx, status, kDlqReplay, request_id);
   if (opts.watch) return WatchAndPrint(ctx, stub.get(), replay, Interval(opts.interval));
   const int rc = PrintReplay(ctx, replay);
   if (rc == kExitOk && !IsFinalReplayState(replay.state())) {
