@@ -16,14 +16,12 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::cli {
 namespace {
 
 using ::retryd::testing::FirstFailure;
-using ::retryd::testing::MakeTempDir;
-using ::retryd::testing::RemoveTree;
-using ::retryd::testing::ServerProcess;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -36,18 +34,11 @@ struct Result {
   std::string err;
 };
 
-class DlqTerminalTest : public ::testing::Test {
+class DlqTerminalTest : public ::retryd::testing::ServerTest {
  protected:
   void SetUp() override {
     if (getenv("RETRYD_BIN") == nullptr) GTEST_SKIP() << "RETRYD_BIN is not set";
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, retryd::testing::kFastPolicyConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!dir_.empty()) RemoveTree(dir_);
+    StartServer(retryd::testing::kFastPolicyConfig);
   }
 
   // Runs retryctl in-process with stdin and stderr on a "terminal"; `answer` is what is typed.
@@ -83,9 +74,6 @@ class DlqTerminalTest : public ::testing::Test {
     EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) << r.out;
     return list.dead_letters_size();
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(DlqTerminalTest, PurgeAsksAndOnlyYesPurges) {

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 extern char** environ;
 
@@ -73,19 +74,11 @@ Message ParseJson(const std::string& json) {
     }                                                                                      \
   } while (false)
 
-class RetryctlDlqTest : public ::testing::Test {
+class RetryctlDlqTest : public ServerTest {
  protected:
   void SetUp() override {
     if (getenv("RETRYCTL_BIN") == nullptr) GTEST_SKIP() << "RETRYCTL_BIN is not set";
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    retry_ = server_->RetryStub();
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!dir_.empty()) RemoveTree(dir_);
+    StartServer(kConfig);
   }
 
   // Runs retryctl against the test server, stdin from /dev/null.
@@ -155,10 +148,6 @@ class RetryctlDlqTest : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << r.err;
     return ParseJson<v1::ListDeadLettersResponse>(r.out);
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::RetryService::Stub> retry_;
 };
 
 std::set<std::string> Ids(const google::protobuf::RepeatedPtrField<v1::Envelope>& envelopes) {

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace retryd::testing {
 namespace {
@@ -27,18 +28,11 @@ struct Result {
   std::string err;
 };
 
-class RetryctlTest : public ::testing::Test {
+class RetryctlTest : public ServerTest {
  protected:
   void SetUp() override {
     if (getenv("RETRYCTL_BIN") == nullptr) GTEST_SKIP() << "RETRYCTL_BIN is not set";
-    dir_ = MakeTempDir();
-    auto server = ServerProcess::Start(dir_, kFastPolicyConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!dir_.empty()) RemoveTree(dir_);
+    StartServer(kFastPolicyConfig);
   }
 
   // Runs retryctl against the test server (unless args name another --server).
@@ -51,9 +45,6 @@ class RetryctlTest : public ::testing::Test {
     return Result{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ReadFile(dir_ + "/out"),
                   ReadFile(dir_ + "/err")};
   }
-
-  std::string dir_;
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(RetryctlTest, WalkThroughFromTheReadme) {

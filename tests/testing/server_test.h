@@ -1,5 +1,5 @@
-// ServerTest: the gtest fixture of the integration tests that drive one real retryd process
-// through both services. StartServer(config) (from SetUp, or from a test that picks its own
+// ServerTest: the gtest fixture of the tests that run one real retryd process (through its
+// stubs or through retryctl). StartServer(config) (from SetUp, or from a test that picks its own
 // config) starts it in a fresh temp dir and connects `retry_` and `admin_`; TearDown stops it and
 // removes the dir.
 #ifndef RETRYD_TESTS_TESTING_SERVER_TEST_H_
