@@ -242,8 +242,7 @@ class Engine::ReportSuccessOp final : public Engine::Op {
     e.completed_at = now;
     e.updated_at = now;
     e.lease_token.clear();
-    RETURN_IF_ERROR(engine.store_->Update(e));
-    RETURN_IF_ERROR(engine.store_->DropPayload(e.id));
+    RETURN_IF_ERROR(engine.store_->UpdateDroppingPayload(e));
     RETURN_IF_ERROR(engine.OnLeasedOutcome(e.service, e.id, /*success=*/true,
                                            ErrorClass::kUnspecified, now));
     engine.RemoveLease(e.id, e.service);

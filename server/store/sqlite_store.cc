@@ -374,12 +374,13 @@ absl::Status SqliteStore::PrepareWriterStatements() {
       "last_class, error_code, schema_version, details, payload, fingerprint) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
       "ON CONFLICT (service_id, message_id) DO NOTHING"));
-  ASSIGN_OR_RETURN(update_, writer_->Prepare(
+  constexpr absl::string_view kUpdateSet =
       "UPDATE envelopes SET state = ?, sort_at = ?, attempt = ?, max_attempts = ?, "
       "first_seen_at = ?, updated_at = ?, lease_token = ?, dead_reason = ?, last_decision = ?, "
-      "last_class = ?, error_code = ?, schema_version = ?, details = ?, fingerprint = ? "
-      "WHERE id = ?"));
-  ASSIGN_OR_RETURN(drop_payload_, writer_->Prepare("UPDATE envelopes SET payload = x'' WHERE id = ?"));
+      "last_class = ?, error_code = ?, schema_version = ?, details = ?, fingerprint = ?";
+  ASSIGN_OR_RETURN(update_, writer_->Prepare(absl::StrCat(kUpdateSet, " WHERE id = ?")));
+  ASSIGN_OR_RETURN(update_dropping_payload_,
+                   writer_->Prepare(absl::StrCat(kUpdateSet, ", payload = x'' WHERE id = ?")));
   ASSIGN_OR_RETURN(insert_service_, writer_->Prepare("INSERT INTO services (name) VALUES (?)"));
   ASSIGN_OR_RETURN(save_circuit_, writer_->Prepare(
       "INSERT OR REPLACE INTO circuits (service, state, since, next_probe_at, open_duration_us, "
@@ -520,8 +521,13 @@ absl::Status SqliteStore::Insert(Envelope* e) {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::Update(const Envelope& e) {
-  sqlite::Statement& s = update_;
+absl::Status SqliteStore::Update(const Envelope& e) { return RunUpdate(update_, e); }
+
+absl::Status SqliteStore::UpdateDroppingPayload(const Envelope& e) {
+  return RunUpdate(update_dropping_payload_, e);
+}
+
+absl::Status SqliteStore::RunUpdate(sqlite::Statement& s, const Envelope& e) {
   s.BindInt(1, static_cast<int>(e.state));
   s.BindInt(2, ToStoredMicros(SortTime(e)));
   s.BindInt(3, e.attempt);
@@ -542,11 +548,6 @@ absl::Status SqliteStore::Update(const Envelope& e) {
     return absl::NotFoundError(absl::StrCat("envelope row ", e.id, " does not exist"));
   }
   return absl::OkStatus();
-}
-
-absl::Status SqliteStore::DropPayload(int64_t id) {
-  drop_payload_.BindInt(1, id);
-  return drop_payload_.Run();
 }
 
 absl::StatusOr<int64_t> SqliteStore::DeleteSucceededBefore(absl::Time cutoff, int limit) {

@@ -46,7 +46,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::optional<Envelope>> FindById(int64_t id, bool with_payload) override;
   absl::Status Insert(Envelope* e) override;
   absl::Status Update(const Envelope& e) override;
-  absl::Status DropPayload(int64_t id) override;
+  absl::Status UpdateDroppingPayload(const Envelope& e) override;
   absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) override;
   absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override;
   absl::Status SaveCircuit(const CircuitRecord& record) override;
@@ -105,7 +105,10 @@ class SqliteStore final : public Store {
   // their rows (and rowids, which SQLite may hand out again) are gone.
   std::vector<std::string> op_new_services_;
   sqlite::Statement find_by_key_, find_by_key_payload_, find_by_id_, find_by_id_payload_;
-  sqlite::Statement insert_, update_, drop_payload_, insert_service_, save_circuit_;
+  // Binds `e` to an update statement prepared from kUpdateSet, and runs it.
+  absl::Status RunUpdate(sqlite::Statement& s, const Envelope& e);
+
+  sqlite::Statement insert_, update_, update_dropping_payload_, insert_service_, save_circuit_;
   sqlite::Statement savepoint_, release_, rollback_to_;
 
   absl::Mutex checkpoint_mu_;

@@ -157,8 +157,9 @@ class Store {
   [[nodiscard]] virtual absl::Status Insert(Envelope* e) = 0;
   // Rewrites every field of a stored envelope but its payload and created_at.
   [[nodiscard]] virtual absl::Status Update(const Envelope& e) = 0;
-  // Drops the payload of a stored envelope (it succeeded; only its key is still needed).
-  [[nodiscard]] virtual absl::Status DropPayload(int64_t id) = 0;
+  // Update() that also drops the payload, in one row write: the envelope succeeded, and only its
+  // key (for duplicate detection) and history are still needed.
+  [[nodiscard]] virtual absl::Status UpdateDroppingPayload(const Envelope& e) = 0;
   // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`; returns how many.
   virtual absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) = 0;
 

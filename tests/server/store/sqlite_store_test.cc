@@ -578,7 +578,7 @@ TEST_F(SqliteStoreTest, SameMessageIdUnderAnotherServiceIsSeparate) {
   EXPECT_EQ((*found_b)->payload, b.payload);
 }
 
-// ---- Update / DropPayload ----
+// ---- Update / UpdateDroppingPayload ----
 
 TEST_F(SqliteStoreTest, UpdateRewritesFieldsButKeepsPayload) {
   const Envelope original = FullEnvelope(EnvelopeState::kLeased);
@@ -632,19 +632,27 @@ TEST_F(SqliteStoreTest, UpdateOfMissingIdIsNotFound) {
   ASSERT_THAT(store_->Commit(), IsOk());
 }
 
-TEST_F(SqliteStoreTest, DropPayloadEmptiesOnlyThePayload) {
-  const Envelope e = FullEnvelope(EnvelopeState::kSucceeded);
+TEST_F(SqliteStoreTest, UpdateDroppingPayloadRewritesTheFieldsAndEmptiesOnlyThatPayload) {
+  Envelope e = FullEnvelope(EnvelopeState::kLeased);
   const int64_t id = Put(e);
   const int64_t other = Put(MakeEnvelope("billing", "keep", EnvelopeState::kScheduled, At(1)));
 
+  e.id = id;
+  e.state = EnvelopeState::kSucceeded;
+  e.completed_at = At(9);
+  e.updated_at = At(9);
+  e.lease_token.clear();
+  e.lease_expires_at = absl::InfinitePast();  // The stored time follows the state.
   ASSERT_THAT(store_->Begin(), IsOk());
-  ASSERT_THAT(store_->DropPayload(id), IsOk());
+  ASSERT_THAT(store_->UpdateDroppingPayload(e), IsOk());
   ASSERT_THAT(store_->Commit(), IsOk());
 
   absl::StatusOr<std::optional<Envelope>> found = store_->FindById(id, /*with_payload=*/true);
   ASSERT_THAT(found, IsOk());
   ASSERT_TRUE(found->has_value());
   EXPECT_THAT((*found)->payload, IsEmpty());
+  EXPECT_EQ((*found)->state, EnvelopeState::kSucceeded);
+  EXPECT_EQ((*found)->completed_at, At(9));
   ExpectSameFields(e, **found);
 
   absl::StatusOr<std::optional<Envelope>> kept = store_->FindById(other, /*with_payload=*/true);
