@@ -159,8 +159,9 @@ rm -f "$mnt/smoke-scraped"
 scraper=$!
 run sh -c "/usr/local/bin/retryd --grpc-addr=127.0.0.1:$gport --metrics-addr=127.0.0.1:$mport --data-dir=/data & pid=\$!
   ok=1; for i in \$(seq 50); do
-    if /usr/local/bin/retryctl --server 127.0.0.1:$gport --timeout 2s health; then ok=0; break; fi
+    if /usr/local/bin/retryctl --server 127.0.0.1:$gport --timeout 2s health 2>/dev/null; then ok=0; break; fi
     sleep 0.2; done
+  [ \$ok = 0 ] || /usr/local/bin/retryctl --server 127.0.0.1:$gport --timeout 2s health
   for i in \$(seq 100); do [ -e /smoke-scraped ] && break; sleep 0.2; done
   kill -TERM \$pid; wait \$pid; rc=\$?; echo \"retryd exited \$rc after SIGTERM\"; [ \$ok = 0 ] && [ \$rc = 0 ]"
 if ! wait "$scraper"; then
