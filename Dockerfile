@@ -17,8 +17,9 @@
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS build
-# Dependencies first, so the layer is reused while only sources change. The `build` mode: CI's
-# `test` mode minus what only the integration tests and promtool use (prometheus, curl, sqlite3);
+# Dependencies first, so a layer cache (docker build; build-image.sh with LAYERS=1) reuses them
+# while only sources change. The `build` mode is CI's `test` mode minus what only the integration
+# tests, client tests and promtool use (sqlite3, procps, python3, curl, prometheus);
 # check_dockerfile.py holds it to a subset of CI's packages that contains every build package.
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
 RUN bash /src/scripts/install-deps.sh build
