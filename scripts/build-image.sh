@@ -174,7 +174,7 @@ if ! grep -Eq '^retryd_build_info\{version="[^"]+"\} 1$' "$work/metrics.txt"; th
   exit 1
 fi
 echo "/metrics: $(grep -c '^# TYPE retryd_' "$work/metrics.txt") retryd metric families, $(grep -m1 '^retryd_build_info' "$work/metrics.txt")"
-buildah inspect --format '{{.Docker.Config.Healthcheck}} {{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} {{.OCIv1.Config.StopSignal}}' "$image"
+buildah inspect --format '{{.Docker.Config.Healthcheck}} {{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} {{.OCIv1.Config.StopSignal}}{{"\n"}}' "$image"
 buildah umount "$ctr" >/dev/null
 buildah rm "$ctr" >/dev/null
 ctr=""
