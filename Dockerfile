@@ -1,12 +1,14 @@
 # syntax=docker/dockerfile:1
-# retryd container image: a Debian 12 builder that installs, builds and unit-tests exactly as CI
-# does (scripts/install-deps.sh, scripts/build.sh; see .ci/run -> scripts/test.sh), and a slim
-# Debian 12 runtime with only the shared libraries the binaries load (install-deps.sh runtime).
+# retryd container image: a Debian 12 builder that builds with CI's script and CMake options and
+# runs the unit tests (scripts/install-deps.sh, scripts/build.sh; see .ci/run -> scripts/test.sh),
+# and a slim Debian 12 runtime with only the shared libraries the binaries load
+# (install-deps.sh runtime).
 #
 # There is no Docker engine on the project's machines: tests/packaging/check_dockerfile.py keeps
-# these steps identical to CI's, tests/packaging/check_runtime_libs.py checks that every library
-# the built binaries link against is installed by the runtime stage, and scripts/build-image.sh
-# builds this file for real with buildah (vfs storage, chroot isolation, no registry):
+# these steps CI's, tests/packaging/check_runtime_libs.py checks that every library the built
+# binaries link against is installed by the runtime stage, and scripts/build-image.sh builds this
+# file for real with buildah (vfs storage, chroot isolation, no registry) and smoke-tests the
+# image; CI runs it (scripts/test-packaging.sh):
 #   bash scripts/build-image.sh            # -> localhost/retryd:dev
 #
 # BASE names the Debian 12 base image; build-image.sh passes a locally made one
@@ -15,16 +17,23 @@
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS build
-# Dependencies first, so the layer is reused while only sources change.
+# Dependencies first, so a layer cache (docker build; build-image.sh with LAYERS=1) reuses them
+# while only sources change. The `build` mode is CI's `test` mode minus what only the integration
+# tests, client tests and promtool use (sqlite3, procps, python3, curl, prometheus);
+# check_dockerfile.py holds it to a subset of CI's packages that contains every build package.
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN bash /src/scripts/install-deps.sh test
+RUN bash /src/scripts/install-deps.sh build
 COPY . /src
 WORKDIR /src
-# The build is CI's (scripts/test.sh): same script, same CMake options. Then the unit tests
-# (tests/server and tests/cli; the integration tests run in CI), then a stripped install.
-RUN bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON \
+# The build is CI's (scripts/test.sh): same script, same CMake options, but only the targets the
+# image needs plus every unit test (the integration tests and benchmarks run in CI on the host).
+# Then the unit tests (tests/server and tests/cli; RETRYD_BIN/RETRYCTL_BIN as ctest sets them, so
+# the tests that run the real binaries run here too), then a stripped install.
+RUN BUILD_TARGETS="retryd retryctl retryd_unit_tests" bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON \
  && for src in $(find tests/server tests/cli -name '*_test.cc' | sort); do \
-      t="build/tests/$(basename "$src" .cc)"; echo "== $t"; "$t" --gtest_brief=1 || exit 1; \
+      t="build/tests/$(basename "$src" .cc)"; echo "== $t"; \
+      RETRYD_BIN=/src/build/server/retryd RETRYCTL_BIN=/src/build/client/cli/retryctl \
+        "$t" --gtest_brief=1 || exit 1; \
     done \
  && cmake --install build --prefix /out --strip
 

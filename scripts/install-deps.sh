@@ -3,11 +3,14 @@
 # shared by the README, CI (.ci/run) and the Dockerfile.
 #
 #   scripts/install-deps.sh build     compilers, headers and tools to build retryd and retryctl
+#                                     and run the unit tests (the Dockerfile's builder stage)
 #   scripts/install-deps.sh test      build + what the test suite runs (default): sqlite3, curl,
 #                                     prometheus (the real-scrape test and promtool for the rules)
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
 #                                     redis-benchmark), procps and python3
+#   scripts/install-deps.sh list MODE  prints MODE's package names, one a line, installs nothing
+#                                     (list-runtime = list runtime)
 set -euo pipefail
 
 mode="${1:-test}"
@@ -31,14 +34,27 @@ runtime_pkgs=(
   libsqlite3-0 libssl3 ca-certificates
 )
 
+if [ "$mode" = list ]; then
+  mode="${2:-}"
+  list=1
+elif [ "$mode" = list-runtime ]; then
+  mode=runtime
+  list=1
+else
+  list=0
+fi
+
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  list-runtime) printf '%s\n' "${runtime_pkgs[@]}"; exit 0 ;;
-  *) echo "usage: $0 build|test|bench|runtime|list-runtime" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|bench|runtime | list MODE | list-runtime" >&2; exit 2 ;;
 esac
+if [ "$list" = 1 ]; then
+  printf '%s\n' "${pkgs[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -10,5 +10,7 @@ ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j2 --timeout 300
 # The Python and Go client libraries against the real retryd binary just built.
 bash scripts/test-clients.sh
 # Packaging: the Dockerfile matches CI's build, the runtime stage installs every library the
-# binaries load, and the Helm chart lints, renders and asserts (helm from the Go module proxy).
+# binaries load, the Helm chart lints, renders and asserts (helm from the Go module proxy), and
+# the image is built for real with buildah and smoke-tested (RETRYD_SKIP_IMAGE=1 skips that
+# locally; .ci/run always runs it).
 bash scripts/test-packaging.sh

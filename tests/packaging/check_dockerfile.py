@@ -3,11 +3,14 @@
 
 CI runs .ci/run -> scripts/test.sh, which installs packages with `scripts/install-deps.sh MODE`
 and configures/builds with `scripts/build.sh ARGS`. The Dockerfile's builder stage must run the
-same two commands with the same MODE and ARGS (so the CMake options cannot drift), never call
-apt-get or configure CMake itself, and run the unit tests of every unit-test directory under
-tests/. The runtime stage must install its packages only with `install-deps.sh runtime`, run as a
-non-root user with a /data volume, an exec-form ENTRYPOINT, STOPSIGNAL SIGTERM and a HEALTHCHECK
-that runs `retryctl ... health`.
+same build script with the same ARGS (so the CMake options cannot drift), never call apt-get or
+configure CMake itself, and run the unit tests of every unit-test directory under tests/. Its
+dependency mode may be CI's or a lighter one that CI's contains: every package of the `build`
+mode and nothing CI does not install (the builder runs no integration tests, so it needs neither
+prometheus nor curl). If it limits the build with BUILD_TARGETS, the targets must include
+retryd, retryctl and retryd_unit_tests (every unit test). The runtime stage must install its
+packages only with `install-deps.sh runtime`, run as a non-root user with a /data volume, an
+exec-form ENTRYPOINT, STOPSIGNAL SIGTERM and a HEALTHCHECK that runs `retryctl ... health`.
 
 usage: check_dockerfile.py [REPO_ROOT]      exit 0 when every check passes
 """
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 
 root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -122,8 +126,28 @@ runtime_runs = "\n".join(v for i, v in runtime if i == "RUN")
 # Builder: same dependency script and mode, same build script and CMake options as CI.
 d_deps = script_calls(build_runs, "install-deps.sh")
 d_build = script_calls(build_runs, "build.sh")
-check(d_deps == ci_deps, f"builder runs install-deps.sh {d_deps}, CI runs {ci_deps}")
+
+
+def packages(mode):
+    out = subprocess.run(["bash", os.path.join(root, "scripts", "install-deps.sh"), "list", mode],
+                         capture_output=True, text=True)
+    return set(out.stdout.split()) if out.returncode == 0 else None
+
+
+if check(len(d_deps) == 1 and len(d_deps[0]) == 1, f"the builder should run install-deps.sh MODE once, runs {d_deps}") \
+        and len(ci_deps) == 1 and len(ci_deps[0]) == 1 and d_deps != ci_deps:
+    mine, ci_pkgs, build_pkgs = packages(d_deps[0][0]), packages(ci_deps[0][0]), packages("build")
+    if check(mine is not None, f"install-deps.sh has no mode {d_deps[0][0]!r}"):
+        check(not mine - ci_pkgs, f"builder runs install-deps.sh {d_deps[0][0]}, which installs "
+              f"{sorted(mine - ci_pkgs)} that CI (install-deps.sh {ci_deps[0][0]}) does not")
+        check(not build_pkgs - mine, f"builder runs install-deps.sh {d_deps[0][0]}, which lacks "
+              f"{sorted(build_pkgs - mine)} of the build mode")
 check(d_build == ci_build, f"builder runs build.sh {d_build}, CI (scripts/test.sh) runs {ci_build}")
+m = re.search(r"\bBUILD_TARGETS=(\"[^\"]*\"|'[^']*'|\S+)", build_runs)
+if m:
+    targets = m.group(1).strip("\"'").split()
+    for t in ("retryd", "retryctl", "retryd_unit_tests"):
+        check(t in targets, f"the builder's BUILD_TARGETS {targets} leave out {t}")
 check(not re.search(r"\bcmake\s+(-S|-B|-D|\.\s)", build_runs),
       "the builder configures CMake itself; it must go through scripts/build.sh like CI")
 check(not re.search(r"\bcmake\s+--build\b", build_runs), "the builder runs cmake --build itself; use scripts/build.sh")
@@ -180,5 +204,6 @@ if failures:
     for f in failures:
         print("FAIL:", f)
     sys.exit(1)
-print(f"check_dockerfile: OK (CI: install-deps.sh {' '.join(ci_deps[0])}; build.sh {' '.join(ci_build[0])}; "
+print(f"check_dockerfile: OK (CI: install-deps.sh {' '.join(ci_deps[0])}; builder: install-deps.sh {' '.join(d_deps[0])}; "
+      f"build.sh {' '.join(ci_build[0])}; "
       f"unit tests in {', '.join('tests/' + d for d in unit_dirs)})")
