@@ -357,7 +357,7 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 # ---- replay pacing: slot for the DLQ replay issue -----------------------------------------------
-record replay 0 '{"skipped": true, "reason": "replay pacing lands with the DLQ replay issue"}'
+record replay 0 '{"skipped": true, "reason": "not measured by this suite yet; ReplayTest.PacedAtThePolicyCapWithinTenPercentThenCancelled checks +-10 % in CI"}'
 
 # ---- (D) lateness -------------------------------------------------------------------------------
 DUE_FROM_US="$(jget "$PRELOAD_JSON" due_from_unix_us)"

@@ -1,6 +1,6 @@
 // AdminServiceImpl: the operator-facing gRPC service. Reads come from the store's read side and
-// the engine's live counts and guards; methods that later issues complete (replay, purge, stats,
-// groups, audit) answer UNIMPLEMENTED through the generated base class.
+// the engine's live counts and guards; the dead-letter operations (stats, groups, replay, purge,
+// audit) are in dlq_admin.cc and run through the replay runner and the engine.
 #ifndef RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 #define RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 
