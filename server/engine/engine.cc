@@ -341,6 +341,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const Policy
   RETURN_IF_ERROR(engine->Reload());
   engine->next_housekeeping_ = clock->Now();
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
+  engine->syncer_ = std::thread([e = engine.get()] { e->SyncLoop(); });
   engine->checkpointer_ = std::thread([e = engine.get()] { e->CheckpointLoop(); });
   return engine;
 }
@@ -438,10 +439,61 @@ void Engine::Stop() {
   }
   if (writer_.joinable()) writer_.join();
   {
+    absl::MutexLock lock(&sync_mu_);
+    writer_finished_ = true;
+  }
+  if (syncer_.joinable()) syncer_.join();
+  {
     absl::MutexLock lock(&mu_);
     writer_done_ = true;
   }
   if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void Engine::AnswerWhenDurable(std::vector<Answer> answers) {
+  if (answers.empty()) return;
+  absl::MutexLock lock(&sync_mu_);
+  if (to_answer_.empty()) {
+    to_answer_ = std::move(answers);
+  } else {
+    for (Answer& a : answers) to_answer_.push_back(std::move(a));
+  }
+}
+
+void Engine::SyncLoop() {
+  while (true) {
+    std::vector<Answer> answers;
+    {
+      absl::MutexLock lock(&sync_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_) {
+        return !to_answer_.empty() || writer_finished_;
+      };
+      sync_mu_.Await(absl::Condition(&ready));
+      if (to_answer_.empty()) return;  // The writer is done and everything is answered.
+      answers.swap(to_answer_);
+    }
+    // Everything in `answers` was committed before this fsync began, so it covers them all.
+    const absl::Time start = clock_->Now();
+    const absl::Status synced = store_->SyncLog();
+    if (!synced.ok()) {
+      // After a failed fsync the kernel may have dropped the unwritten pages, and a later fsync
+      // can succeed without them: nothing since the last good sync may be acknowledged, and
+      // only a restart, which recovers from what is on disk, tells what was kept (PostgreSQL
+      // does the same since 2018).
+      LogEvent(LogLevel::kError, "store_sync_failed")
+          .Str("error", synced.ToString())
+          .Int("unanswered", static_cast<int64_t>(answers.size()));
+      std::abort();
+    }
+    if (auto* o = options_.observer) o->OnSync(clock_->Now() - start);
+    for (Answer& a : answers) {
+      if (a.empty_lease) {
+        static_cast<LeaseOp*>(a.op.get())->FinishEmpty();
+      } else {
+        a.op->Finish(std::move(a.status));
+      }
+    }
+  }
 }
 
 void Engine::CheckpointLoop() {
@@ -529,7 +581,9 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   if (!ops.empty() || expiry_due || housekeeping_due || waiters_servable || circuits_due) {
     absl::Status begin = store_->Begin();
     if (!begin.ok()) {
-      for (auto& op : ops) op->Finish(begin);
+      std::vector<Answer> answers;
+      for (auto& op : ops) answers.push_back(Answer{std::move(op), begin});
+      AnswerWhenDurable(std::move(answers));
       return;
     }
     int changed = 0;
@@ -587,7 +641,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       }
       const absl::Status answer = absl::UnavailableError(
           absl::StrCat("store commit failed; nothing was changed: ", commit.message()));
-      for (auto& op : committed) op->Finish(answer);
+      for (auto& op : committed) failed.emplace_back(std::move(op), answer);
       committed.clear();
     }
   }
@@ -595,13 +649,15 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   // (ListServices, GetCircuit, a metrics scrape) must see its change.
   guards_.Publish(now);
   PublishStats();
-  for (auto& op : committed) op->Finish(absl::OkStatus());
-  for (auto& [op, status] : failed) op->Finish(status);
+  std::vector<Answer> answers;
+  answers.reserve(committed.size() + failed.size());
+  for (auto& op : committed) answers.push_back(Answer{std::move(op), absl::OkStatus()});
+  for (auto& [op, status] : failed) answers.push_back(Answer{std::move(op), std::move(status)});
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
   for (auto& [name, svc] : services_) {
     for (auto it = svc.waiters.begin(); it != svc.waiters.end();) {
       if (stop_parking || (*it)->wait_until() <= now || (*it)->caller_gone()) {
-        (*it)->FinishEmpty();
+        answers.push_back(Answer{std::move(*it), absl::OkStatus(), /*empty_lease=*/true});
         it = svc.waiters.erase(it);
       } else {
         ++it;
@@ -609,6 +665,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     }
   }
   PublishStats();
+  AnswerWhenDurable(std::move(answers));
 }
 
 void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done,

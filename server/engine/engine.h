@@ -1,11 +1,13 @@
 // Engine: retryd's state machine over a Store. It owns the in-memory schedule (a min-heap of
 // next_retry_at per service), the lease table, and the parked long-polls, and it applies every
 // mutation on one writer thread in batches: all requests queued while the previous batch was
-// committing share the next transaction (group commit), and each is answered only after that
-// transaction is durable.
+// being applied share the next transaction (group commit), and each is answered only after that
+// transaction is durable. Durability is a pipeline stage of its own: once a batch is committed,
+// the syncer thread fsyncs the log and answers the batch, while the writer already applies the
+// next one; the log is append-only, so one fsync makes every earlier commit durable too.
 //
 // Threading: the public methods are thread-safe and asynchronous; their `done` callbacks run on
-// the writer thread, after the commit, and must not block.
+// the syncer thread, after the commit is durable, in commit order, and must not block.
 #ifndef RETRYD_SERVER_ENGINE_ENGINE_H_
 #define RETRYD_SERVER_ENGINE_ENGINE_H_
 
@@ -208,6 +210,17 @@ class Engine {
   absl::Status Reload();
   void PublishStats();
 
+  // An answer to give once the batch it belongs to is durable.
+  struct Answer {
+    std::unique_ptr<Op> op;
+    absl::Status status;
+    bool empty_lease = false;  // A long-poll whose wait is over: answered with no envelopes.
+  };
+  // Hands a committed batch's answers to the syncer.
+  void AnswerWhenDurable(std::vector<Answer> answers);
+  // The syncer thread: fsyncs the log, then answers every batch committed before the fsync.
+  void SyncLoop();
+
   // Writer-thread helpers used by the ops.
   ServiceState& Service(const std::string& name);
   void Schedule(const Envelope& e);
@@ -268,8 +281,13 @@ class Engine {
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);
 
+  absl::Mutex sync_mu_;
+  std::vector<Answer> to_answer_ ABSL_GUARDED_BY(sync_mu_);  // Committed, not yet synced.
+  bool writer_finished_ ABSL_GUARDED_BY(sync_mu_) = false;
+
   std::atomic<int64_t> commits_{0};
   std::thread writer_;
+  std::thread syncer_;
   std::thread checkpointer_;
 };
 

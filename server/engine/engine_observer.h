@@ -1,5 +1,5 @@
 // EngineObserver: what the Engine tells an observer (the Prometheus metrics) as it works. Every
-// call is made on the engine's writer thread, so an implementation must be cheap and must not
+// call but OnSync is made on the engine's writer thread; all are on the request path, so an implementation must be cheap and must not
 // block (no I/O, no allocation on the common path). Calls are made when an operation is applied,
 // inside the batch transaction: a batch whose commit then fails (rare, logged as commit_failed)
 // has already been counted.
@@ -28,6 +28,9 @@ class EngineObserver {
   // A batch transaction committed (or failed to) after `duration`, with `requests` queued
   // requests in it.
   virtual void OnCommit(absl::Duration duration, int requests, bool ok) = 0;
+  // The log was fsynced after `duration`, making the batches committed before it durable (on the
+  // engine's syncer thread).
+  virtual void OnSync(absl::Duration duration) = 0;
 };
 
 }  // namespace retryd

@@ -37,7 +37,7 @@ const Histogram::BucketBoundaries& RpcBuckets() {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30};
   return *b;
 }
-// A group commit is one fsync (or two) of the SQLite WAL.
+// A group commit writes the SQLite WAL; a sync is one fdatasync of it.
 const Histogram::BucketBoundaries& CommitBuckets() {
   static const auto* b = new Histogram::BucketBoundaries{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
@@ -203,11 +203,18 @@ Metrics::Metrics(std::string version)
                        .Register(*registry_)),
       commit_seconds_(BuildHistogram()
                           .Name("retryd_store_commit_duration_seconds")
-                          .Help("Duration of one group commit of the store (durable write).")
+                          .Help("Duration of one group commit of the store (the write to its "
+                                "log; retryd_store_sync_duration_seconds is the fsync that "
+                                "follows).")
                           .Register(*registry_)),
       commit_batch_(BuildHistogram()
                         .Name("retryd_store_commit_batch_requests")
                         .Help("Requests applied in one group commit.")
+                        .Register(*registry_)),
+      sync_seconds_(BuildHistogram()
+                        .Name("retryd_store_sync_duration_seconds")
+                        .Help("Duration of one fsync of the store's log, which makes every "
+                              "commit before it durable; requests are answered after it.")
                         .Register(*registry_)),
       circuit_state_(BuildGauge()
                          .Name("retryd_circuit_state")
@@ -246,7 +253,8 @@ Metrics::Metrics(std::string version)
                       .Help("Always 1; the version label says which retryd is running.")
                       .Register(*registry_)),
       commit_seconds_all_(commit_seconds_.Add({}, CommitBuckets())),
-      commit_batch_all_(commit_batch_.Add({}, BatchBuckets())) {
+      commit_batch_all_(commit_batch_.Add({}, BatchBuckets())),
+      sync_seconds_all_(sync_seconds_.Add({}, CommitBuckets())) {
   build_info_.Add({{"version", std::move(version)}}).Set(1);
 }
 
@@ -368,6 +376,10 @@ void Metrics::OnRetrySucceeded(const Envelope& e, int attempt) {
 void Metrics::OnCommit(absl::Duration duration, int requests, bool ok) {
   commit_seconds_all_.Observe(absl::ToDoubleSeconds(duration));
   commit_batch_all_.Observe(requests);
+}
+
+void Metrics::OnSync(absl::Duration duration) {
+  sync_seconds_all_.Observe(absl::ToDoubleSeconds(duration));
 }
 
 // The setters below cache their handles per service like the engine hooks: the budget may be set

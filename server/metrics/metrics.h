@@ -16,7 +16,8 @@
 //   histograms retryd_retry_success_attempts{service}          attempt number of the success
 //              retryd_dispatch_lateness_seconds{service}       lease time - next_retry_at
 //              retryd_grpc_server_handling_seconds{grpc_service,grpc_method,grpc_code}
-//              retryd_store_commit_duration_seconds, retryd_store_commit_batch_requests
+//              retryd_store_commit_duration_seconds, retryd_store_commit_batch_requests,
+//              retryd_store_sync_duration_seconds
 //   gauges     retryd_scheduled_envelopes, retryd_leased_envelopes, retryd_dead_letters,
 //              retryd_dead_letter_oldest_age_seconds,
 //              retryd_policy_dead_letter_escalation_age_seconds   (all {service}, computed at
@@ -117,13 +118,14 @@ class Metrics final : public EngineObserver, public DlqObserver {
   // other services get theirs on first sight.
   void RegisterService(absl::string_view service);
 
-  // ---- EngineObserver (writer thread) ----
+  // ---- EngineObserver (writer thread; OnSync on the syncer thread) ----
   void OnDecision(const Envelope& e, const Failure& failure, const Decision& decision,
                   bool lease_expired) override;
   void OnDuplicateFailure(const Envelope& existing) override;
   void OnLeased(const Envelope& e, absl::Duration lateness) override;
   void OnRetrySucceeded(const Envelope& e, int attempt) override;
   void OnCommit(absl::Duration duration, int requests, bool ok) override;
+  void OnSync(absl::Duration duration) override;
 
   // ---- Circuit, budget and replay (set by their owners; any thread) ----
   // Sets retryd_circuit_state{service,state}: 1 for `state`, 0 for the other two.
@@ -168,6 +170,7 @@ class Metrics final : public EngineObserver, public DlqObserver {
   prometheus::Family<prometheus::Histogram>& rpc_seconds_;
   prometheus::Family<prometheus::Histogram>& commit_seconds_;
   prometheus::Family<prometheus::Histogram>& commit_batch_;
+  prometheus::Family<prometheus::Histogram>& sync_seconds_;
   prometheus::Family<prometheus::Gauge>& circuit_state_;
   prometheus::Family<prometheus::Gauge>& circuit_override_;
   prometheus::Family<prometheus::Gauge>& budget_remaining_;
@@ -178,6 +181,7 @@ class Metrics final : public EngineObserver, public DlqObserver {
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Histogram& commit_seconds_all_;
   prometheus::Histogram& commit_batch_all_;
+  prometheus::Histogram& sync_seconds_all_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<ServiceHandles>> services_ ABSL_GUARDED_BY(mu_);

@@ -138,8 +138,13 @@ class Store {
 
   // Opens the batch transaction.
   [[nodiscard]] virtual absl::Status Begin() = 0;
-  // Commits the batch; returns only once it is durable. On error the batch is rolled back.
+  // Commits the batch: it is visible at once, and durable once a SyncLog() that started after
+  // this call returned (Commit does not wait for the disk, so that the next batch can be applied
+  // while the last one is being synced). On error the batch is rolled back.
   [[nodiscard]] virtual absl::Status Commit() = 0;
+  // Makes every batch committed so far durable (fsyncs the log). Thread-safe: it runs on its own
+  // thread, concurrently with the writer's next batch.
+  [[nodiscard]] virtual absl::Status SyncLog() = 0;
   // Abandons the batch.
   virtual void Rollback() = 0;
   // Operation boundaries inside a batch, so one failed request does not undo the others.
