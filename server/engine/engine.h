@@ -51,8 +51,12 @@ struct EngineOptions {
   // How often forgotten succeeded envelopes are deleted.
   absl::Duration housekeeping_interval = absl::Minutes(1);
   // How often committed data is checkpointed from the log into the store's main file, off the
-  // commit path.
-  absl::Duration checkpoint_interval = absl::Milliseconds(200);
+  // writer's thread.
+  absl::Duration checkpoint_interval = absl::Milliseconds(50);
+  // When the log still holds more pages than this after a checkpoint, the writer pauses between
+  // two batches for one more checkpoint pass, so that the log starts over from its beginning
+  // (32 MB of 4 KB pages; the pause is about two fsyncs).
+  int64_t log_restart_pages = 8192;
   // Told about decisions, leases, successes and commits (the metrics), on the writer thread.
   // Optional; must outlive the Engine.
   EngineObserver* observer = nullptr;
@@ -267,6 +271,8 @@ class Engine {
     int64_t ops = 0;
     absl::Duration apply = absl::ZeroDuration();
     absl::Duration commit = absl::ZeroDuration();
+    int64_t pauses = 0;  // For the checkpointer's last pass.
+    absl::Duration paused = absl::ZeroDuration();
     absl::Time since = absl::InfinitePast();
   } figures_;
 
@@ -277,6 +283,9 @@ class Engine {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // The writer made its last commit.
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
+  // The checkpointer asks the writer to pause between batches; the writer says it has.
+  bool pause_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool writer_paused_ ABSL_GUARDED_BY(mu_) = false;
 
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);

@@ -351,13 +351,13 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   RETURN_IF_ERROR(writer->Exec("PRAGMA foreign_keys=ON"));
   // The larger page cache keeps the key index hot under random message ids.
   RETURN_IF_ERROR(writer->Exec("PRAGMA cache_size=-16384"));
-  // Checkpoints copy the WAL into the database file. CheckpointWal() does most of that copying
-  // from another thread; the writer keeps SQLite's own auto-checkpoint (every 1000 pages) because
-  // only a checkpoint between the writer's transactions lets the WAL restart from its beginning
-  // (a background PASSIVE checkpoint never catches a writer that is always committing, and the
-  // WAL would grow without bound). Its share is small: the frames are mostly copied already.
-  RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint=1000"));
-  // After a restart the WAL file is truncated back to this size.
+  // Checkpoints copy the WAL into the database file. The writer never checkpoints (it would
+  // stall every request queued behind it for two fsyncs and the copying); CheckpointWal() does it
+  // from another thread, and the engine keeps the WAL short by pausing the writer between two
+  // batches for a last checkpoint pass now and then (see Store::CheckpointWal).
+  RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint=0"));
+  // After a restart the WAL file is truncated back to this size (above the engine's restart
+  // point, so that the file is reused rather than shrunk and grown again).
   RETURN_IF_ERROR(writer->Exec("PRAGMA journal_size_limit=67108864"));
   RETURN_IF_ERROR(writer->Exec("PRAGMA temp_store=MEMORY"));
   RETURN_IF_ERROR(Migrate(*writer));
@@ -374,6 +374,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
 
 SqliteStore::~SqliteStore() {
   if (wal_fd_ >= 0) close(wal_fd_);
+  if (db_fd_ >= 0) close(db_fd_);
 }
 
 absl::Status SqliteStore::OpenWalForSync(const std::string& data_dir) {
@@ -383,6 +384,10 @@ absl::Status SqliteStore::OpenWalForSync(const std::string& data_dir) {
   wal_fd_ = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
   if (wal_fd_ < 0) {
     return absl::InternalError(absl::StrCat("cannot open ", wal, ": ", std::strerror(errno)));
+  }
+  db_fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (db_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("cannot open ", path_, ": ", std::strerror(errno)));
   }
   // The log's directory entry must be durable too (the file may be new).
   const int dir = open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -443,13 +448,29 @@ absl::Status SqliteStore::PrepareWriterStatements() {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::CheckpointWal() {
+absl::StatusOr<Store::LogPages> SqliteStore::CheckpointWal() {
   absl::MutexLock lock(&checkpoint_mu_);
   if (checkpointer_ == nullptr) {
     ASSIGN_OR_RETURN(checkpointer_, sqlite::Database::Open(path_, /*read_only=*/false));
+    // FULL: the checkpoint syncs the WAL before copying it, and the database file after.
     RETURN_IF_ERROR(checkpointer_->Exec("PRAGMA synchronous=FULL"));
   }
-  return checkpointer_->Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  int log_frames = 0;
+  int copied_frames = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(checkpointer_->raw(), "main",
+                                           SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
+  if (rc != SQLITE_OK) {
+    return absl::InternalError(
+        absl::StrCat("wal checkpoint: ", sqlite3_errmsg(checkpointer_->raw())));
+  }
+  // SQLite syncs the database file only after a pass during which the writer committed nothing,
+  // which a pass racing the writer rarely is; the pages it copied would pile up in the page
+  // cache, and the next such pass (the one the writer waits for) would flush them all. Flush
+  // them now (a no-op when SQLite just did).
+  if (copied_frames > 0 && fdatasync(db_fd_) != 0) {
+    return absl::InternalError(absl::StrCat("fdatasync ", path_, ": ", std::strerror(errno)));
+  }
+  return LogPages{log_frames, copied_frames};
 }
 
 absl::Status SqliteStore::Begin() { return writer_->Exec("BEGIN IMMEDIATE"); }

@@ -81,8 +81,9 @@ class SqliteStore final : public Store {
       const std::vector<int>& states) override;
 
   // Copies committed WAL frames into the database file (PASSIVE: never blocks the writer or
-  // readers). Thread-safe; the engine calls it from a background thread.
-  absl::Status CheckpointWal() override;
+  // readers; syncs the WAL before and the database file after). Thread-safe; the engine calls
+  // it from a background thread.
+  absl::StatusOr<LogPages> CheckpointWal() override;
 
   const std::string& path() const { return path_; }
 
@@ -94,7 +95,8 @@ class SqliteStore final : public Store {
       : path_(std::move(path)), writer_(std::move(writer)), reader_(std::move(reader)) {}
 
   absl::Status PrepareWriterStatements();
-  // Opens the WAL file for SyncLog, and makes its directory entry durable.
+  // Opens the WAL file for SyncLog and the database file for CheckpointWal, and makes the WAL's
+  // directory entry durable.
   absl::Status OpenWalForSync(const std::string& data_dir);
   // The id of `service` in `services`, inserted on first use.
   absl::StatusOr<int64_t> ServiceId(absl::string_view service);
@@ -121,6 +123,8 @@ class SqliteStore final : public Store {
   // descriptor names it). SQLite keeps the WAL while any connection is open, so this stays the
   // file the writer appends to.
   int wal_fd_ = -1;
+  // The database file, opened once more to flush what checkpoints copied into it.
+  int db_fd_ = -1;
 
   absl::Mutex checkpoint_mu_;
   std::unique_ptr<sqlite::Database> checkpointer_ ABSL_GUARDED_BY(checkpoint_mu_);

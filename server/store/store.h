@@ -199,9 +199,16 @@ class Store {
   // Calls `fn` for every scheduled and leased envelope (start-up rebuild).
   [[nodiscard]] virtual absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) = 0;
 
-  // Moves committed data from the log into the main file (for stores that have one). Any
-  // thread; must not block the writer.
-  [[nodiscard]] virtual absl::Status CheckpointWal() { return absl::OkStatus(); }
+  // Copies committed data from the log into the main file, as far as readers allow, without
+  // blocking the writer. The log starts over from its beginning only when a writer's transaction
+  // begins right after a checkpoint that copied everything, so a caller that wants the log kept
+  // short pauses the writer between transactions and checkpoints once more. Any thread but the
+  // writer's. (A store without a log answers zeros.)
+  struct LogPages {
+    int64_t total = 0;   // Pages in the log.
+    int64_t copied = 0;  // Of those, in the main file now.
+  };
+  virtual absl::StatusOr<LogPages> CheckpointWal() { return LogPages(); }
 
   // ---- Read side (any thread; committed data) ----
 

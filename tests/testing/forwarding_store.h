@@ -73,7 +73,7 @@ class ForwardingStore : public Store {
   absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override {
     return inner_->ForEachLive(fn);
   }
-  absl::Status CheckpointWal() override { return inner_->CheckpointWal(); }
+  absl::StatusOr<LogPages> CheckpointWal() override { return inner_->CheckpointWal(); }
   absl::StatusOr<std::optional<Envelope>> Get(absl::string_view service,
                                               absl::string_view message_id) override {
     return inner_->Get(service, message_id);
