@@ -5,8 +5,11 @@
 //
 // Layout: `services(id, name)` interns service names; `envelopes` holds one row per
 // (service, message_id) with its state and a `sort_at` time whose meaning follows the state
-// (next_retry_at, lease_expires_at, dead_lettered_at or completed_at), so one index
-// `(state, service_id, sort_at)` serves the schedule rebuild, DLQ listings and sweeps.
+// (next_retry_at, lease_expires_at, dead_lettered_at or completed_at). Scheduled rows are indexed
+// by `(service_id, id)`, where a new one is appended (its jittered next_retry_at would put it on
+// a page of its own); the other states by `(state, service_id, sort_at)`, which serves lease
+// expiry, sweeps and counts; dead letters have partial indexes of their own for the DLQ
+// operations. The schedule rebuild reads the first two indexes only.
 // `circuits` holds one row per service whose circuit left its initial state: the breaker's state
 // and its operator override (with the override's note, peer and time).
 //
@@ -29,7 +32,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
   // schema. FAILED_PRECONDITION if the file was written by a newer schema.

@@ -12,6 +12,7 @@
 #include "server/core/circuit_breaker.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/schema_downgrade.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 
@@ -136,12 +137,7 @@ TEST_F(CircuitStoreTest, VersionOneDatabaseIsMigrated) {
     absl::StatusOr<std::unique_ptr<sqlite::Database>> db =
         sqlite::Database::Open(dir_ + "/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
-    ASSERT_THAT((*db)->Exec("DROP TABLE circuits; DROP INDEX envelopes_dead_by_time; "
-                                        "DROP INDEX envelopes_dead_by_fingerprint; "
-                                        "DROP INDEX envelopes_dead_by_code; "
-                                        "ALTER TABLE envelopes DROP COLUMN fingerprint; "
-                                        "DROP TABLE audit_events; DROP TABLE replays; "
-                                        "PRAGMA user_version = 1"), IsOk());
+    ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaOne), IsOk());
   }
   Reopen();
   EXPECT_TRUE(Load().empty());

@@ -17,6 +17,7 @@
 #include "server/core/fingerprint.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/schema_downgrade.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 
@@ -341,13 +342,7 @@ TEST_F(DlqStoreTest, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
   {
     auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
-    ASSERT_THAT((*db)->Exec("DROP INDEX envelopes_dead_by_time; "
-                            "DROP INDEX envelopes_dead_by_fingerprint; "
-                            "DROP INDEX envelopes_dead_by_code; "
-                            "ALTER TABLE envelopes DROP COLUMN fingerprint; "
-                            "DROP TABLE audit_events; DROP TABLE replays; "
-                            "DROP TABLE circuits; PRAGMA user_version = 1"),
-                IsOk());
+    ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaOne), IsOk());
   }
   auto store = SqliteStore::Open(dir_ + "/data");
   ASSERT_THAT(store, IsOk());

@@ -29,6 +29,7 @@
 #include "server/core/envelope.h"
 #include "server/store/sqlite_db.h"
 #include "server/util/status_macros.h"
+#include "tests/testing/schema_downgrade.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
 
@@ -874,6 +875,65 @@ TEST_F(SqliteStoreTest, ForEachLiveReturnsExactlyScheduledAndLeasedRows) {
   EXPECT_EQ(rows[l1].service, "svc-a");
   EXPECT_EQ(rows[l1].state, EnvelopeState::kLeased);
   EXPECT_EQ(rows[l1].at, At(30));
+}
+
+// Schema 4 had one (state, service_id, sort_at) index over every row; 5 moves scheduled rows to
+// their own (service_id, id) index. An upgraded store rebuilds the same schedule and counts.
+TEST_F(SqliteStoreTest, UpgradeFromSchemaFourMovesScheduledRowsToTheirOwnIndex) {
+  const int64_t s1 = Put(MakeEnvelope("svc-a", "s1", EnvelopeState::kScheduled, At(10)));
+  const int64_t l1 = Put(MakeEnvelope("svc-a", "l1", EnvelopeState::kLeased, At(30)));
+  Put(MakeEnvelope("svc-a", "d1", EnvelopeState::kDeadLettered, At(40)));
+  store_.reset();
+  {
+    auto db = sqlite::Database::Open(db_path(), /*read_only=*/false);
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaFour), IsOk());
+  }
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  std::map<int64_t, EnvelopeState> live;
+  ASSERT_THAT(store_->ForEachLive([&](const LiveRow& row) { live[row.id] = row.state; }), IsOk());
+  EXPECT_EQ(live, (std::map<int64_t, EnvelopeState>{{s1, EnvelopeState::kScheduled},
+                                                     {l1, EnvelopeState::kLeased}}));
+  absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
+  ASSERT_THAT(counts, IsOk());
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].scheduled, 1);
+  EXPECT_EQ((*counts)[0].leased, 1);
+  EXPECT_EQ((*counts)[0].dead, 1);
+  auto db = sqlite::Database::Open(db_path(), /*read_only=*/true);
+  ASSERT_THAT(db, IsOk());
+  EXPECT_EQ(QueryText((*db)->raw(), "PRAGMA user_version"), "5");
+  EXPECT_THAT(QueryText((*db)->raw(),
+                        "SELECT sql FROM sqlite_master WHERE name = 'envelopes_scheduled'"),
+              HasSubstr("ON envelopes(service_id, id, sort_at, state)"));
+}
+
+// The queries on scheduled rows read the new index, not the table.
+TEST_F(SqliteStoreTest, ScheduledRowsAreCountedAndListedFromTheirIndex) {
+  auto db = sqlite::Database::Open(db_path(), /*read_only=*/true);
+  ASSERT_THAT(db, IsOk());
+  auto plan = [&](const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2((*db)->raw(), ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &stmt,
+                                 nullptr),
+              SQLITE_OK);
+    std::string details;
+    while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+      details += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+      details += "; ";
+    }
+    sqlite3_finalize(stmt);
+    return details;
+  };
+  EXPECT_THAT(plan("SELECT count(*) FROM envelopes WHERE state = 1 AND service_id = 1"),
+              HasSubstr("COVERING INDEX envelopes_scheduled"));
+  EXPECT_THAT(plan("SELECT id FROM envelopes WHERE state = 1 AND service_id = 1 "
+                   "ORDER BY sort_at, id LIMIT 10"),
+              HasSubstr("INDEX envelopes_scheduled"));
+  EXPECT_THAT(plan("SELECT id, service_id, state, sort_at FROM envelopes WHERE state = 1"),
+              HasSubstr("COVERING INDEX envelopes_scheduled"));
+  EXPECT_THAT(plan("SELECT count(*) FROM envelopes WHERE state = 2 AND service_id = 1"),
+              HasSubstr("COVERING INDEX envelopes_by_state"));
 }
 
 TEST_F(SqliteStoreTest, ForEachLiveOnEmptyStoreCallsNothing) {

@@ -1,0 +1,28 @@
+// SQL that turns a database written by the current schema back into an older one, for tests of
+// the migrations. Each undoes the migrations after its version, newest first; a new migration
+// adds its undo to every string here.
+#ifndef RETRYD_TESTS_TESTING_SCHEMA_DOWNGRADE_H_
+#define RETRYD_TESTS_TESTING_SCHEMA_DOWNGRADE_H_
+
+namespace retryd::testing {
+
+// 5 -> 4: one (state, service_id, sort_at) index over every row, no scheduled index.
+#define RETRYD_UNDO_SCHEMA_5                                                               \
+  "DROP INDEX envelopes_scheduled; DROP INDEX envelopes_by_state; "                        \
+  "CREATE INDEX envelopes_by_state ON envelopes(state, service_id, sort_at); "
+
+inline constexpr char kDowngradeToSchemaFour[] = RETRYD_UNDO_SCHEMA_5 "PRAGMA user_version = 4";
+
+// 5 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
+inline constexpr char kDowngradeToSchemaOne[] =
+    RETRYD_UNDO_SCHEMA_5
+    "DROP TABLE audit_events; DROP TABLE replays; "
+    "DROP INDEX envelopes_dead_by_time; DROP INDEX envelopes_dead_by_fingerprint; "
+    "DROP INDEX envelopes_dead_by_code; ALTER TABLE envelopes DROP COLUMN fingerprint; "
+    "DROP TABLE circuits; PRAGMA user_version = 1";
+
+#undef RETRYD_UNDO_SCHEMA_5
+
+}  // namespace retryd::testing
+
+#endif  // RETRYD_TESTS_TESTING_SCHEMA_DOWNGRADE_H_
