@@ -12,6 +12,9 @@
 //                   the Lease response - the envelope's next_retry_at.
 //   ready           waits for a just-started server (log line, TCP, health, one RPC) and reports
 //                   each time since the process was exec'ed.
+//   replay-pacing   dead-letters --count envelopes, starts a replay of them at --rate
+//                   (AdminService.StartReplay), polls GetReplay and reports the achieved rate
+//                   over a window against the applied max_per_second, then cancels it.
 //
 // Closed loop: each of the --concurrency slots has at most one RPC outstanding and issues the next
 // one from the completion callback of the previous one.
@@ -27,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -47,6 +51,7 @@
 #include "absl/time/time.h"
 #include "bench/loadgen/stats.h"
 #include "nlohmann/json.hpp"
+#include "retryd/v1/admin_service.grpc.pb.h"
 #include "retryd/v1/retry_service.grpc.pb.h"
 
 namespace bench {
@@ -222,6 +227,8 @@ std::mt19937_64 SeededRng(int salt) {
 struct EnvelopeSpec {
   std::string service = "bench";
   int payload_bytes = 1024;
+  // TRANSIENT failures are scheduled; PERMANENT ones are dead-lettered at once (replay-pacing).
+  v1::ErrorClass error_class = v1::TRANSIENT;
 };
 
 // A first-failure request with a random payload; Refresh() gives it a new random message id (also
@@ -237,9 +244,14 @@ class FailureRequestMaker {
     e->set_content_type("application/octet-stream");
     e->set_source("bench.queue");
     v1::Failure* f = req_.mutable_failure();
-    f->set_error_code("UPSTREAM_TIMEOUT");
-    f->set_error_class(v1::TRANSIENT);
-    f->set_message("upstream timed out (retryd_loadgen)");
+    if (spec.error_class == v1::PERMANENT) {
+      f->set_error_code("BAD_PAYLOAD");
+      f->set_message("payload rejected (retryd_loadgen)");
+    } else {
+      f->set_error_code("UPSTREAM_TIMEOUT");
+      f->set_message("upstream timed out (retryd_loadgen)");
+    }
+    f->set_error_class(spec.error_class);
   }
   v1::ReportFailureRequest* Refresh(std::mt19937_64& rng) {
     const std::string id = RandomId(rng);
@@ -307,6 +319,7 @@ class SubmitRun {
   int64_t Ok() const { return ok_.load(); }
   int64_t Duplicates() const { return duplicates_.load(); }
   int64_t NotScheduled() const { return not_scheduled_.load(); }
+  int64_t DeadLettered() const { return dead_lettered_.load(); }
   int64_t LateSubmits() const { return late_submits_.load(); }
   const ErrorCounts& Errors() const { return errors_; }
   Steady::time_point started() const { return started_; }
@@ -356,6 +369,9 @@ class SubmitRun {
         if (resp.decision().kind() != v1::DECISION_SCHEDULED) {
           run->not_scheduled_.fetch_add(1, std::memory_order_relaxed);
         }
+        if (resp.decision().kind() == v1::DECISION_DEAD_LETTERED) {
+          run->dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+        }
         if (t1 >= run->opts_.window_start && t1 < run->opts_.window_end) {
           latencies.push_back(Millis(t1 - t0));
         }
@@ -383,6 +399,7 @@ class SubmitRun {
   std::atomic<int64_t> ok_{0};
   std::atomic<int64_t> duplicates_{0};
   std::atomic<int64_t> not_scheduled_{0};
+  std::atomic<int64_t> dead_lettered_{0};
   std::atomic<int64_t> late_submits_{0};
   ErrorCounts errors_;
   Steady::time_point started_;
@@ -465,6 +482,7 @@ json Preload(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int co
               {"error_detail", run.Errors().Json()},
               {"duplicates", run.Duplicates()},
               {"not_scheduled", run.NotScheduled()},
+              {"dead_lettered", run.DeadLettered()},
               {"late_submits", run.LateSubmits()},
               {"stopped_by_time", stopped_by_time}};
 }
@@ -1075,6 +1093,225 @@ int RunReady(const std::string& log_path, double t0_epoch, int port, int pid,
   return ok ? 0 : 1;
 }
 
+// ---------------------------------------------------------------------------------------------
+// replay-pacing: how closely a replay keeps to its max_per_second. The server paces a replay by
+// elapsed time (ReplayRunner: floor(rate * t) envelopes by time t, one batch per tick), and
+// `replayed` is committed with each batch, so Δreplayed/Δt between two GetReplay observations
+// some seconds apart is the achieved rate; the quantization is one tick's batch at each end.
+
+struct ReplayPacingFlags {
+  double rate = 500;
+  int64_t count = 0;  // 0: enough for the warm-up and the window at `rate`, plus 5 s.
+  std::string duration = "10s";
+  std::string warmup = "1s";
+  std::string poll = "50ms";
+  std::string start_timeout = "30s";
+};
+
+struct ReplayObservation {
+  Steady::time_point at;  // Midpoint of the GetReplay call.
+  int64_t replayed = 0;
+  v1::ReplayState state = v1::REPLAY_STATE_UNSPECIFIED;
+};
+
+bool ReplayEnded(v1::ReplayState s) {
+  return s == v1::REPLAY_SUCCEEDED || s == v1::REPLAY_FAILED || s == v1::REPLAY_CANCELLED;
+}
+
+std::string StatusText(const grpc::Status& s) {
+  return absl::StrCat("code ", static_cast<int>(s.error_code()), ": ", s.error_message());
+}
+
+grpc::Status GetReplay(v1::AdminService::Stub& admin, const std::string& name,
+                       absl::Duration timeout, v1::Replay* out, ReplayObservation* obs) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetReplayRequest req;
+  req.set_name(name);
+  const Steady::time_point t0 = Steady::now();
+  grpc::Status s = admin.GetReplay(&ctx, req, out);
+  const Steady::time_point t1 = Steady::now();
+  if (s.ok() && obs != nullptr) {
+    obs->at = t0 + (t1 - t0) / 2;
+    obs->replayed = out->replayed();
+    obs->state = out->state();
+  }
+  return s;
+}
+
+// `replayed` as last observed at or before `t` (observations are in time order).
+int64_t ReplayedAt(const std::vector<ReplayObservation>& obs, Steady::time_point t) {
+  int64_t n = 0;
+  for (const auto& o : obs) {
+    if (o.at > t) break;
+    n = o.replayed;
+  }
+  return n;
+}
+
+// Envelopes replayed in each whole second from `from` on (boundaries resolved to the poll before
+// them, so a count may move one poll's worth between neighbouring seconds).
+std::vector<int64_t> ReplayTimeline(const std::vector<ReplayObservation>& obs,
+                                    Steady::time_point from) {
+  std::vector<int64_t> per_second;
+  if (obs.empty()) return per_second;
+  for (int k = 0; from + std::chrono::seconds(k + 1) <= obs.back().at; ++k) {
+    per_second.push_back(ReplayedAt(obs, from + std::chrono::seconds(k + 1)) -
+                         ReplayedAt(obs, from + std::chrono::seconds(k)));
+  }
+  return per_second;
+}
+
+int RunReplayPacing(const ClientFlags& cf, EnvelopeSpec spec, const ReplayPacingFlags& f) {
+  const absl::Duration duration = ParseDurationFlag("duration", f.duration);
+  const absl::Duration warmup = ParseDurationFlag("warmup", f.warmup);
+  const absl::Duration poll = ParseDurationFlag("poll", f.poll);
+  const absl::Duration start_timeout = ParseDurationFlag("start-timeout", f.start_timeout);
+  const absl::Duration rpc_timeout = ParseDurationFlag("rpc-timeout", cf.rpc_timeout);
+  if (duration <= absl::ZeroDuration()) Die("--duration: must be > 0");
+  if (poll <= absl::ZeroDuration() || poll > absl::Seconds(1)) {
+    Die("--poll: must be > 0 and at most 1s");
+  }
+  const int64_t count =
+      f.count > 0 ? f.count
+                  : std::max<int64_t>(100, static_cast<int64_t>(std::ceil(
+                                               f.rate * absl::ToDoubleSeconds(
+                                                            warmup + duration + absl::Seconds(5)))));
+  json out{{"mode", "replay-pacing"},
+           {"target", cf.target},
+           {"service", spec.service},
+           {"count", count},
+           {"requested_rate", f.rate},
+           {"warmup_s", absl::ToDoubleSeconds(warmup)},
+           {"duration_s", absl::ToDoubleSeconds(duration)},
+           {"poll_ms", absl::ToDoubleMilliseconds(poll)}};
+  auto fail = [&out](const std::string& why) {
+    out["error"] = why;
+    std::cout << out.dump() << std::endl;
+    return 1;
+  };
+
+  // 1. Dead-letter `count` envelopes of the service: PERMANENT failures are dead-lettered at once.
+  auto channels = Connect(cf.target, cf.connections);
+  SubmitOptions opts;
+  opts.rpc_timeout = rpc_timeout;
+  spec.error_class = v1::PERMANENT;
+  opts.spec = spec;
+  opts.limit = count;
+  json dl = Preload(channels, cf.concurrency, opts, absl::Seconds(600), "dead-letter");
+  out["dead_letter"] = json{{"dead_lettered", dl["dead_lettered"]},
+                            {"elapsed_s", dl["elapsed_s"]},
+                            {"throughput_ops_s", dl["throughput_ops_s"]},
+                            {"errors", dl["errors"]},
+                            {"error_detail", dl["error_detail"]}};
+  if (dl["dead_lettered"].get<int64_t>() != count) {
+    return fail(absl::StrCat("only ", dl["dead_lettered"].get<int64_t>(), " of ", count,
+                             " envelopes were dead-lettered"));
+  }
+  std::cerr << "retryd_loadgen: replay-pacing: " << count << " dead letters in "
+            << dl["elapsed_s"].get<double>() << " s; starting the replay at " << f.rate << "/s\n";
+
+  // 2. StartReplay of that service at the requested rate; the answer has the applied rate.
+  auto admin = v1::AdminService::NewStub(channels[0]);
+  std::mt19937_64 rng = SeededRng(7);
+  v1::StartReplayRequest start;
+  start.mutable_filter()->set_service(spec.service);
+  start.set_max_per_second(f.rate);
+  start.set_note("retryd_loadgen replay-pacing");
+  start.set_request_id(RandomId(rng));
+  v1::Replay started;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout));
+    const grpc::Status s = admin->StartReplay(&ctx, start, &started);
+    if (!s.ok()) return fail(absl::StrCat("StartReplay: ", StatusText(s)));
+  }
+  const Steady::time_point started_at = Steady::now();
+  const double applied = started.max_per_second();
+  out["replay"] = started.name();
+  out["applied_rate"] = applied;
+  out["capped"] = applied < f.rate;
+  out["matched"] = started.matched();
+
+  // 3. Poll: wait until it replays, skip the warm-up, then measure over `duration`.
+  std::vector<ReplayObservation> obs;
+  std::optional<size_t> running, first, second;
+  std::string error;
+  Steady::time_point next_poll = started_at;
+  while (true) {
+    ReplayObservation o;
+    v1::Replay r;
+    const grpc::Status s = GetReplay(*admin, started.name(), rpc_timeout, &r, &o);
+    if (!s.ok()) {
+      error = absl::StrCat("GetReplay: ", StatusText(s));
+      break;
+    }
+    obs.push_back(o);
+    const size_t i = obs.size() - 1;
+    if (!running && o.state == v1::REPLAY_RUNNING && o.replayed > 0) running = i;
+    if (running && !first && o.at >= obs[*running].at + absl::ToChronoNanoseconds(warmup)) {
+      first = i;
+    }
+    if (first && o.at >= obs[*first].at + absl::ToChronoNanoseconds(duration)) {
+      second = i;
+      break;
+    }
+    if (ReplayEnded(o.state)) {
+      error = absl::StrCat("the replay ended (", v1::ReplayState_Name(o.state),
+                           ") before the window closed: raise --count");
+      if (o.state == v1::REPLAY_FAILED) absl::StrAppend(&error, "; server: ", r.error());
+      break;
+    }
+    if (!running && o.at - started_at > absl::ToChronoNanoseconds(start_timeout)) {
+      error = "the replay did not start replaying within --start-timeout";
+      break;
+    }
+    next_poll += absl::ToChronoNanoseconds(poll);
+    std::this_thread::sleep_until(std::max(next_poll, Steady::now()));
+  }
+
+  // 4. Cancel it (it would otherwise run on through the rest of the dead letters).
+  v1::Replay cancelled;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout));
+    v1::CancelReplayRequest req;
+    req.set_name(started.name());
+    const grpc::Status s = admin->CancelReplay(&ctx, req, &cancelled);
+    out["cancel"] = s.ok() ? json("OK") : json(StatusText(s));
+  }
+  v1::Replay last;
+  if (GetReplay(*admin, started.name(), rpc_timeout, &last, nullptr).ok()) {
+    out["final_state"] = v1::ReplayState_Name(last.state());
+    out["final_replayed"] = last.replayed();
+    // The server's own view: everything replayed between its start_time and end_time.
+    const double server_s = static_cast<double>(TimestampMicros(last.end_time()) -
+                                                TimestampMicros(last.start_time())) /
+                            1e6;
+    if (last.has_start_time() && last.has_end_time() && server_s > 0) {
+      out["overall_rate_server_clock"] = last.replayed() / server_s;
+    }
+  }
+
+  out["polls"] = obs.size();
+  if (running) {
+    out["time_to_replaying_ms"] = Millis(obs[*running].at - started_at);
+    out["timeline_per_second"] = ReplayTimeline(obs, obs[*running].at);
+  }
+  if (!second) return fail(error.empty() ? "no measurement window" : error);
+  const double window = Seconds(obs[*second].at - obs[*first].at);
+  const int64_t in_window = obs[*second].replayed - obs[*first].replayed;
+  const double achieved = in_window / window;
+  const double error_pct = applied > 0 ? 100.0 * (achieved - applied) / applied : 0.0;
+  out["window_s"] = window;
+  out["replayed_in_window"] = in_window;
+  out["achieved_rate"] = achieved;
+  out["error_pct"] = error_pct;
+  out["within_5pct"] = applied > 0 && std::abs(error_pct) <= 5.0;
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 }  // namespace bench
 
@@ -1160,6 +1397,30 @@ int main(int argc, char** argv) {
   ready->add_option("--probe-service", probe_service,
                     "service of the probe Lease (default bench-probe)");
 
+  ReplayPacingFlags rp;
+  EnvelopeSpec replay_spec;
+  replay_spec.service = "replay";
+  CLI::App* replay = app.add_subcommand(
+      "replay-pacing", "dead-letter N envelopes, replay them at --rate, measure the pace");
+  AddClientFlags(replay, &cf);
+  replay->add_option("--service", replay_spec.service,
+                     "service of the dead letters; its policy's replay.maxPerSecond caps the "
+                     "rate (default replay)");
+  replay->add_option("--rate", rp.rate, "StartReplay max_per_second (default 500)")
+      ->check(CLI::Range(0.1, 1e6));
+  replay->add_option("--count", rp.count,
+                     "dead letters to create (default: rate x (warmup + duration + 5 s), "
+                     "at least 100)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  replay->add_option("--duration", rp.duration, "measured window (default 10s)");
+  replay->add_option("--warmup", rp.warmup,
+                     "unmeasured time after the replay starts replaying (default 1s)");
+  replay->add_option("--poll", rp.poll, "GetReplay interval (default 50ms)");
+  replay->add_option("--start-timeout", rp.start_timeout,
+                     "give up if it is not replaying after this (default 30s)");
+  replay->add_option("--payload-bytes", replay_spec.payload_bytes, "payload size (default 1024)")
+      ->check(CLI::Range(0, 1 << 20));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1173,6 +1434,7 @@ int main(int argc, char** argv) {
     return RunDrain(cf, drain_service, workers, drain_batch, wait_time, visibility,
                     drain_duration, settle, expect);
   }
+  if (*replay) return RunReplayPacing(cf, replay_spec, rp);
   if (*ready) return RunReady(log_path, t0, port, pid, ready_timeout, probe_service);
   return 2;
 }
