@@ -8,16 +8,19 @@
 # RSS, and kill -9s and restarts it STARTUP_RUNS times (time to serving). While those envelopes are
 # not yet due, rounds 1..RUNS each start a fresh retryd, a no-op gRPC server and a Redis
 # (appendfsync always), measure the three submit figures back to back (the order rotates per
-# round), then the Lease+ReportSuccess cycle. Last, long-polling workers drain what falls due
-# (dispatch lateness). Everything listens on 127.0.0.1 only and everything started here is stopped
-# on exit. Results: bench/results/latest.json + a table.
+# round), then the Lease+ReportSuccess cycle. Then a fresh retryd replays dead letters at
+# REPLAY_RATE (replay pacing). Last, long-polling workers drain what falls due (dispatch
+# lateness). Everything listens on 127.0.0.1 only and everything started here is stopped on exit.
+# Results: bench/results/latest.json + a table.
 #
 # Knobs (environment): RUNS=3 SCALE=1000000 DURATION=10 WARMUP=1 CONCURRENCY=64 PAYLOAD_BYTES=1024
 # SPREAD=600 DRAIN_SECONDS=60 WORKERS=8 DRAIN_BATCH=32 STARTUP_RUNS=3 CYCLE_PRELOAD_SECONDS=10
+# REPLAY_RATE=500 (StartReplay max_per_second of the replay-pacing figure; measured over DURATION)
 # BUILD_DIR=build OUT=bench/results/latest.json KEEP_TMP=0 SKIP_BUILD=0 SKIP_INSTALL=0
 # RETRYD_BIN (default BUILD_DIR/server/retryd: benchmark another build, e.g. a baseline commit's)
 # LATENESS_OFFSET (seconds from the main preload's start to the first due time; default:
-# estimated from the rate of a first 5 % calibration preload, the restarts and the rounds).
+# estimated from the rate of a first 5 % calibration preload, the restarts, the rounds and the
+# replay figure).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +37,8 @@ WORKERS="${WORKERS:-8}"
 DRAIN_BATCH="${DRAIN_BATCH:-32}"
 STARTUP_RUNS="${STARTUP_RUNS:-3}"
 CYCLE_PRELOAD_SECONDS="${CYCLE_PRELOAD_SECONDS:-10}"
+REPLAY_RATE="${REPLAY_RATE:-500}"
+[[ "$REPLAY_RATE" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "REPLAY_RATE: not a number: $REPLAY_RATE" >&2; exit 2; }
 OUT="${OUT:-$ROOT/bench/results/latest.json}"
 KEEP_TMP="${KEEP_TMP:-0}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
@@ -132,8 +137,9 @@ free_port() {
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # The bench config: Retry-After honored up to a day (the lateness preload spreads due times over
-# minutes), and a `cycle` service whose retries are due 1 ms after the failure. The retry budget
-# is off: these runs measure the engine, and would otherwise pace the retries they count.
+# minutes), a `cycle` service whose retries are due 1 ms after the failure, and a `replay` service
+# whose replay cap is the highest allowed (the built-in 100/s would cap REPLAY_RATE). The retry
+# budget is off: these runs measure the engine, and would otherwise pace the retries they count.
 CONFIG="$TMP/retryd.json"
 cat >"$CONFIG" <<'EOF'
 {
@@ -141,7 +147,8 @@ cat >"$CONFIG" <<'EOF'
   "policies": [
     {"name": "default", "maxRetryAfter": "86400s", "budget": {"enabled": false}},
     {"name": "cycle", "maxAttempts": 10, "budget": {"enabled": false},
-     "backoff": {"initial": "0.001s", "multiplier": 1, "max": "0.001s", "jitter": "NONE"}}
+     "backoff": {"initial": "0.001s", "multiplier": 1, "max": "0.001s", "jitter": "NONE"}},
+    {"name": "replay", "budget": {"enabled": false}, "replay": {"maxPerSecond": 100000}}
   ]
 }
 EOF
@@ -248,14 +255,14 @@ measure_redis_submit() {
 
 # ---- the suite ----------------------------------------------------------------------------------
 # Order: (A) the scale round's preload, with due times placed after everything else; (B) memory and
-# kill -9 restarts; (C) the rounds, while the loaded retryd sits idle; (D) the lateness drain when
-# the preloaded envelopes start falling due. C fills the time the due window has to be pushed out
-# by anyway, so the suite stays under 10 minutes at SCALE=1000000.
+# kill -9 restarts; (C) the rounds, then replay pacing, while the loaded retryd sits idle; (D) the
+# lateness drain when the preloaded envelopes start falling due. C fills the time the due window
+# has to be pushed out by anyway, so the suite stays under 10 minutes at SCALE=1000000.
 log "suite: RUNS=$RUNS SCALE=$SCALE DURATION=${DURATION}s CONCURRENCY=$CONCURRENCY PAYLOAD_BYTES=$PAYLOAD_BYTES; retryd $RETRYD_SOURCE; tmp $TMP"
-record meta 0 "$(python3 - "$RUNS" "$SCALE" "$DURATION" "$WARMUP" "$CONCURRENCY" "$PAYLOAD_BYTES" "$SPREAD" "$DRAIN_SECONDS" "$WORKERS" "$DRAIN_BATCH" "$STARTUP_RUNS" <<'PY'
+record meta 0 "$(python3 - "$RUNS" "$SCALE" "$DURATION" "$WARMUP" "$CONCURRENCY" "$PAYLOAD_BYTES" "$SPREAD" "$DRAIN_SECONDS" "$WORKERS" "$DRAIN_BATCH" "$STARTUP_RUNS" "$REPLAY_RATE" <<'PY'
 import json, os, platform, subprocess, sys
 keys = ["runs", "scale", "duration_s", "warmup_s", "concurrency", "payload_bytes", "spread_s",
-        "drain_seconds", "workers", "drain_batch", "startup_runs"]
+        "drain_seconds", "workers", "drain_batch", "startup_runs", "replay_rate"]
 meta = dict(zip(keys, [float(x) if "." in x else int(x) for x in sys.argv[1:]]))
 def sh(cmd):
     try:
@@ -287,8 +294,8 @@ RSS_EMPTY="$(rss_kb "$SCALE_PID")"
 
 # A first 5 % (due in two hours, after the drain) measures the preload rate; the rest falls due
 # from LATENESS_OFFSET after its own start: the estimated preload time (x1.85: the rate drops as
-# the database grows, and the first 5 % ran on a small one), the restarts and the rounds, plus a
-# margin. Envelopes that still fall due
+# the database grows, and the first 5 % ran on a small one), the restarts, the rounds and the
+# replay figure, plus a margin. Envelopes that still fall due
 # before the drain starts are left out of the lateness figures (reported as `backlog`).
 CAL_COUNT=$((SCALE / 20 > 1000 ? SCALE / 20 : 1000))
 [ "$CAL_COUNT" -lt "$SCALE" ] || CAL_COUNT=$((SCALE / 2))
@@ -299,11 +306,12 @@ CAL_JSON="$("$LOADGEN" preload --target "127.0.0.1:$SCALE_PORT" --concurrency "$
   --service bench)" || die "preload failed: $CAL_JSON"
 record preload_calibration 0 "$CAL_JSON"
 ROUND_SECONDS=$((4 * (DURATION + WARMUP) + CYCLE_PRELOAD_SECONDS + 16))  # measured: 60-70 s
+REPLAY_SECONDS=$((DURATION + WARMUP + 5))  # dead-lettering, start and stop: 2-3 s at 500/s
 if [ -z "$LATENESS_OFFSET" ]; then
-  LATENESS_OFFSET="$(python3 - "$(jget "$CAL_JSON" throughput_ops_s)" "$MAIN_COUNT" "$STARTUP_RUNS" "$RUNS" "$ROUND_SECONDS" <<'PY'
+  LATENESS_OFFSET="$(python3 - "$(jget "$CAL_JSON" throughput_ops_s)" "$MAIN_COUNT" "$STARTUP_RUNS" "$RUNS" "$ROUND_SECONDS" "$REPLAY_SECONDS" <<'PY'
 import sys
-rate, count, restarts, runs, round_s = float(sys.argv[1]), int(sys.argv[2]), *map(int, sys.argv[3:])
-print(int(count / max(rate, 1.0) * 1.85 + 4 * restarts + runs * round_s + 10))
+rate, count, restarts, runs, round_s, replay_s = float(sys.argv[1]), int(sys.argv[2]), *map(int, sys.argv[3:])
+print(int(count / max(rate, 1.0) * 1.85 + 4 * restarts + runs * round_s + replay_s + 10))
 PY
 )"
 fi
@@ -356,8 +364,25 @@ for ((r = 1; r <= RUNS; r++)); do
   rm -rf "$rdir"
 done
 
-# ---- replay pacing: slot for the DLQ replay issue -----------------------------------------------
-record replay 0 '{"skipped": true, "reason": "not measured by this suite yet; ReplayTest.PacedAtThePolicyCapWithinTenPercentThenCancelled checks +-10 % in CI"}'
+# ---- replay pacing ------------------------------------------------------------------------------
+# A fresh retryd: dead-letter REPLAY_RATE x (WARMUP + DURATION + 5) envelopes of service `replay`
+# (PERMANENT failures), StartReplay them at REPLAY_RATE, measure Δreplayed/Δt by GetReplay polls
+# over DURATION after WARMUP, then CancelReplay. The loadgen exits 1 when no window was measured:
+# recorded (with its `error`), not fatal.
+pdir="$TMP/replay"
+log "replay pacing: ${REPLAY_RATE}/s over ${DURATION}s"
+start_retryd "$pdir"
+j="$("$LOADGEN" replay-pacing --target "127.0.0.1:$RETRYD_PORT" --concurrency "$CONCURRENCY" \
+      --service replay --rate "$REPLAY_RATE" --duration "${DURATION}s" --warmup "${WARMUP}s" \
+      --payload-bytes "$PAYLOAD_BYTES")" || true
+[ -n "$j" ] || j='{"mode": "replay-pacing", "error": "no output"}'
+record replay 0 "$j"
+log "  replay: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1])
+print("%.1f/s achieved vs %g/s applied (%+.2f %%, within 5 %%: %s)" % (d["achieved_rate"],
+      d["applied_rate"], d["error_pct"], d["within_5pct"]) if "achieved_rate" in d
+      else "not measured: %s" % d.get("error"))' "$j")"
+stop_pid "$RETRYD_PID"
+rm -rf "$pdir"
 
 # ---- (D) lateness -------------------------------------------------------------------------------
 DUE_FROM_US="$(jget "$PRELOAD_JSON" due_from_unix_us)"

@@ -149,6 +149,10 @@ def main(records_path, out_path):
                            "LATENESS_OFFSET higher")
         scale_out["lateness"] = lat
 
+    # Replay pacing: the loadgen's replay-pacing record (achieved vs the applied max_per_second).
+    replay = (by_kind.get("replay") or [{"data": {"skipped": True}}])[0]["data"]
+    replay_error_pct = replay.get("error_pct") if replay.get("achieved_rate") is not None else None
+
     # Targets of the issue.
     def target(name, value, op, limit, unit, scale_bound=False):
         ok = None if value is None else (value >= limit if op == ">=" else value <= limit)
@@ -167,6 +171,9 @@ def main(records_path, out_path):
             (scale_out.get("startup") or {}).get("to_serving_ms_median")), "<=", 1.5, "s", True),
         target("RSS per scheduled envelope", (scale_out.get("memory") or {}).get(
             "bytes_per_envelope"), "<=", 64.0, "B", True),
+        # Within ±5 %: |achieved - applied| / applied.
+        target("replay pacing |error|", None if replay_error_pct is None else abs(replay_error_pct),
+               "<=", 5.0, "%"),
     ]
 
     summary = {
@@ -176,7 +183,7 @@ def main(records_path, out_path):
         "medians": med,
         "rounds": round_rows,
         "scale_round": scale_out,
-        "replay_pacing": (by_kind.get("replay") or [{"data": {"skipped": True}}])[0]["data"],
+        "replay_pacing": replay,
         "targets": targets,
         "all_targets_pass": all(t["pass"] for t in targets if t["pass"] is not None),
         "raw": records,
@@ -193,6 +200,7 @@ def table(s):
     st = sc.get("startup", {})
     mem = sc.get("memory", {})
     lat = sc.get("lateness", {})
+    rp = s.get("replay_pacing") or {}
     res = {t["name"]: t for t in s["targets"]}
 
     def verdict(name):
@@ -231,7 +239,7 @@ def table(s):
         f"{fmt(mem.get('bytes_per_envelope_after_preload'))} / "
         f"{fmt(mem.get('bytes_per_envelope_after_restart'))} B | <= 64 B | "
         f"{verdict('RSS per scheduled envelope')} |",
-        "| 8 | replay pacing | not in this suite yet (ReplayTest checks ±10 % in CI) | | |",
+        replay_row(rp, verdict("replay pacing |error|")),
         "",
         "| round | retryd ops/s | p50 ms | p99 ms | no-op ops/s | Redis ops/s | /no-op | /Redis "
         "| cycles/s |",
@@ -244,6 +252,17 @@ def table(s):
             f"{fmt(r['ratio_vs_noop'], 3)} | {fmt(r['ratio_vs_redis'], 3)} | "
             f"{fmt(r['cycle_s'])} |")
     return "\n".join(lines)
+
+
+def replay_row(rp, verdict):
+    if rp.get("achieved_rate") is None:
+        why = rp.get("error") or ("skipped" if rp.get("skipped") else "no record")
+        return f"| 8 | replay pacing | not measured: {why} | within ±5 % | {verdict} |"
+    capped = ", capped by policy" if rp.get("capped") else ""
+    return (f"| 8 | replay pacing: achieved / applied max_per_second (requested "
+            f"{fmt(rp.get('requested_rate'))}{capped}; {fmt(rp.get('window_s'))} s window) | "
+            f"{fmt(rp['achieved_rate'])} / {fmt(rp.get('applied_rate'))} per s "
+            f"({rp.get('error_pct', 0):+.2f} %) | within ±5 % | {verdict} |")
 
 
 if __name__ == "__main__":
