@@ -506,15 +506,21 @@ void Engine::CheckpointLoop() {
     LogEvent(LogLevel::kWarn, "checkpoint_failed").Str("error", pages.status().ToString());
     return Store::LogPages();
   };
+  // An idle server is checked less often (the first pass after it wakes copies a little more).
+  const absl::Duration idle_interval =
+      std::max(options_.checkpoint_interval, absl::Milliseconds(50));
+  bool idle = false;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return writer_done_; };
-      mu_.AwaitWithTimeout(absl::Condition(&done), options_.checkpoint_interval);
+      mu_.AwaitWithTimeout(absl::Condition(&done),
+                           idle ? idle_interval : options_.checkpoint_interval);
       if (writer_done_) break;
     }
     const int64_t commits = commits_.load(std::memory_order_relaxed);
-    if (commits == checkpointed) continue;
+    idle = commits == checkpointed;
+    if (idle) continue;
     checkpointed = commits;
     Store::LogPages pages = checkpoint();
     if (pages.total <= options_.log_restart_pages) continue;

@@ -51,8 +51,10 @@ struct EngineOptions {
   // How often forgotten succeeded envelopes are deleted.
   absl::Duration housekeeping_interval = absl::Minutes(1);
   // How often committed data is checkpointed from the log into the store's main file, off the
-  // writer's thread.
-  absl::Duration checkpoint_interval = absl::Milliseconds(50);
+  // writer's thread (when something was committed since). Often, so that each pass writes little:
+  // a pass's flush of the main file delays the log's fsyncs, which every answer waits for (50 ms
+  // passes gave a 16 ms p99 at 64 requests in flight, 2 ms passes 8 ms, for 3 % of throughput).
+  absl::Duration checkpoint_interval = absl::Milliseconds(2);
   // When the log still holds more pages than this after a checkpoint, the writer pauses between
   // two batches for one more checkpoint pass, so that the log starts over from its beginning
   // (32 MB of 4 KB pages; the pause is about two fsyncs).
