@@ -16,6 +16,7 @@
 #include "server/rpc/filter_convert.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
+#include "server/util/thread_name.h"
 #include "server/util/time_conversion.h"
 
 namespace retryd {
@@ -279,6 +280,7 @@ std::vector<ReplayProgress> ReplayRunner::Progress() const {
 }
 
 void ReplayRunner::Loop() {
+  NameThisThread("retryd-replay");
   while (true) {
     {
       absl::MutexLock lock(&mu_);

@@ -7,6 +7,7 @@
 #include "server/dlq/sync_txn.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
+#include "server/util/thread_name.h"
 
 namespace retryd {
 namespace {
@@ -45,6 +46,7 @@ void RetentionSweeper::Stop() {
 }
 
 void RetentionSweeper::Loop() {
+  NameThisThread("retryd-retain");
   while (true) {
     {
       absl::MutexLock lock(&mu_);

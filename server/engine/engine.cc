@@ -11,6 +11,7 @@
 #include "server/engine/engine_op.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
+#include "server/util/thread_name.h"
 #include "server/util/time_conversion.h"
 
 namespace retryd {
@@ -461,6 +462,7 @@ void Engine::AnswerWhenDurable(std::vector<Answer> answers) {
 }
 
 void Engine::SyncLoop() {
+  NameThisThread("retryd-syncer");
   while (true) {
     std::vector<Answer> answers;
     {
@@ -497,6 +499,7 @@ void Engine::SyncLoop() {
 }
 
 void Engine::CheckpointLoop() {
+  NameThisThread("retryd-ckpt");
   // The paused pass should copy about this many pages at most (a few ms of copying and fsync).
   constexpr int64_t kPausedPassPages = 256;
   int64_t checkpointed = 0;
@@ -550,6 +553,7 @@ void Engine::CheckpointLoop() {
 }
 
 void Engine::WriterLoop() {
+  NameThisThread("retryd-writer");
   absl::Time wake = absl::InfinitePast();
   while (true) {
     std::vector<std::unique_ptr<Op>> ops;
