@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/convert/envelope_convert.h"
 #include "server/core/fingerprint.h"
+#include "server/util/log.h"
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
 
@@ -125,6 +126,30 @@ const char* const kMigrations[] = {
       WHERE state = 2 OR state = 3 OR state = 4;
     CREATE INDEX envelopes_scheduled ON envelopes(service_id, id, sort_at, state)
       WHERE state = 1;
+    )sql",
+    // 5 -> 6: the key index is written lazily (see key_index.h). The keys move from the unique
+    // index on envelopes, where each new random message id wrote a leaf of its own, to a table
+    // that merges them in key order, many per leaf; the keys of envelopes newer than the
+    // watermark are kept in memory and read back from their rows at open.
+    R"sql(
+    CREATE TABLE envelope_keys (
+      service_id INTEGER NOT NULL,
+      message_id TEXT NOT NULL,
+      id         INTEGER NOT NULL,
+      PRIMARY KEY (service_id, message_id)
+    ) WITHOUT ROWID;
+    INSERT INTO envelope_keys (service_id, message_id, id)
+      SELECT service_id, message_id, id FROM envelopes ORDER BY service_id, message_id;
+    CREATE TABLE key_merge (
+      id             INTEGER PRIMARY KEY CHECK (id = 1),
+      merged_through INTEGER NOT NULL
+    );
+    INSERT INTO key_merge (id, merged_through) SELECT 1, IFNULL(MAX(id), 0) FROM envelopes;
+    DROP INDEX envelopes_by_key;
+    CREATE TRIGGER envelopes_drop_key AFTER DELETE ON envelopes BEGIN
+      DELETE FROM envelope_keys
+        WHERE service_id = OLD.service_id AND message_id = OLD.message_id AND id = OLD.id;
+    END;
     )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -346,7 +371,8 @@ absl::Status Migrate(sqlite::Database& db) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_dir) {
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_dir,
+                                                                Options options) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -375,10 +401,11 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   RETURN_IF_ERROR(writer->Exec("PRAGMA journal_size_limit=67108864"));
   RETURN_IF_ERROR(writer->Exec("PRAGMA temp_store=MEMORY"));
   RETURN_IF_ERROR(Migrate(*writer));
+  ASSIGN_OR_RETURN(std::unique_ptr<KeyIndex> keys, KeyIndex::Load(writer.get(), options.keys));
   ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> reader,
                    sqlite::Database::Open(path, /*read_only=*/true));
   std::unique_ptr<SqliteStore> store(
-      new SqliteStore(path, std::move(writer), std::move(reader)));
+      new SqliteStore(path, std::move(writer), std::move(reader), std::move(keys)));
   RETURN_IF_ERROR(store->PrepareWriterStatements());
   RETURN_IF_ERROR(store->OpenWalForSync(data_dir));
   // The migrations committed without a sync.
@@ -425,18 +452,13 @@ absl::Status SqliteStore::SyncLog() {
 }
 
 absl::Status SqliteStore::PrepareWriterStatements() {
-  ASSIGN_OR_RETURN(find_by_key_,
-                   writer_->Prepare(SelectSql(false, "WHERE e.service_id = ? AND e.message_id = ?")));
-  ASSIGN_OR_RETURN(find_by_key_payload_,
-                   writer_->Prepare(SelectSql(true, "WHERE e.service_id = ? AND e.message_id = ?")));
   ASSIGN_OR_RETURN(find_by_id_, writer_->Prepare(SelectSql(false, "WHERE e.id = ?")));
   ASSIGN_OR_RETURN(find_by_id_payload_, writer_->Prepare(SelectSql(true, "WHERE e.id = ?")));
   ASSIGN_OR_RETURN(insert_, writer_->Prepare(
       "INSERT INTO envelopes (service_id, message_id, state, sort_at, attempt, max_attempts, "
       "first_seen_at, created_at, updated_at, lease_token, dead_reason, last_decision, "
-      "last_class, error_code, schema_version, details, payload, fingerprint) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-      "ON CONFLICT (service_id, message_id) DO NOTHING"));
+      "last_class, error_code, schema_version, details, payload, fingerprint, id) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   constexpr absl::string_view kUpdateSet =
       "UPDATE envelopes SET state = ?, sort_at = ?, attempt = ?, max_attempts = ?, "
       "first_seen_at = ?, updated_at = ?, lease_token = ?, dead_reason = ?, last_decision = ?, "
@@ -490,12 +512,29 @@ absl::StatusOr<Store::LogPages> SqliteStore::CheckpointWal() {
 absl::Status SqliteStore::Begin() { return writer_->Exec("BEGIN IMMEDIATE"); }
 
 absl::Status SqliteStore::Commit() {
-  absl::Status s = writer_->Exec("COMMIT");
-  if (!s.ok()) Rollback();
+  // A slice of a key merge rides along. Its own savepoint keeps a failed slice from failing the
+  // batch: the keys stay in memory and the slice is tried again with the next commit.
+  RETURN_IF_ERROR(savepoint_.Run());
+  absl::Status merged = keys_->BeforeCommit();
+  if (merged.ok()) {
+    merged = release_.Run();
+  } else {
+    keys_->RolledBack();
+    LogEvent(LogLevel::kWarn, "key_merge_failed").Str("error", merged.ToString());
+    merged = rollback_to_.Run();
+    if (merged.ok()) merged = release_.Run();
+  }
+  absl::Status s = merged.ok() ? writer_->Exec("COMMIT") : merged;
+  if (!s.ok()) {
+    Rollback();
+    return s;
+  }
+  keys_->Committed();
   return s;
 }
 
 void SqliteStore::Rollback() {
+  keys_->RolledBack();
   if (sqlite3_get_autocommit(writer_->raw()) == 0) {
     writer_->Exec("ROLLBACK").IgnoreError();  // Nothing more to do if even this fails.
   }
@@ -557,10 +596,9 @@ absl::StatusOr<std::optional<Envelope>> SqliteStore::FindByKey(absl::string_view
                                                               bool with_payload) {
   auto it = service_ids_.find(service);
   if (it == service_ids_.end()) return std::optional<Envelope>();
-  sqlite::Statement& stmt = with_payload ? find_by_key_payload_ : find_by_key_;
-  stmt.BindInt(1, it->second);
-  stmt.BindText(2, message_id);
-  return ReadOne(stmt, with_payload);
+  ASSIGN_OR_RETURN(std::optional<int64_t> id, keys_->Find(it->second, message_id));
+  if (!id.has_value()) return std::optional<Envelope>();
+  return FindById(*id, with_payload);
 }
 
 absl::StatusOr<std::optional<Envelope>> SqliteStore::FindById(int64_t id, bool with_payload) {
@@ -571,6 +609,12 @@ absl::StatusOr<std::optional<Envelope>> SqliteStore::FindById(int64_t id, bool w
 
 absl::Status SqliteStore::Insert(Envelope* e) {
   ASSIGN_OR_RETURN(int64_t service_id, ServiceId(e->service));
+  ASSIGN_OR_RETURN(std::optional<int64_t> existing, keys_->Find(service_id, e->message_id));
+  if (existing.has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat("envelope ", e->service, "/", e->message_id,
+                                                 " already exists"));
+  }
+  const int64_t id = keys_->NextId();
   sqlite::Statement& s = insert_;
   s.BindInt(1, service_id);
   s.BindText(2, e->message_id);
@@ -590,13 +634,10 @@ absl::Status SqliteStore::Insert(Envelope* e) {
   s.BindBlob(16, EncodeEnvelopeDetails(*e));
   s.BindBlob(17, e->payload);
   s.BindText(18, StoredFingerprint(*e));
+  s.BindInt(19, id);
   RETURN_IF_ERROR(s.Run());
-  // One B-tree descent decides both "taken?" and "insert": no lookup beforehand.
-  if (writer_->Changes() == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("envelope ", e->service, "/", e->message_id,
-                                                 " already exists"));
-  }
-  e->id = writer_->LastInsertRowId();
+  keys_->Add(service_id, e->message_id, id);
+  e->id = id;
   return absl::OkStatus();
 }
 
@@ -703,9 +744,25 @@ absl::StatusOr<std::vector<CircuitRecord>> SqliteStore::LoadCircuits() {
 absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view service,
                                                         absl::string_view message_id) {
   absl::MutexLock lock(&read_mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement s,
-                   reader_->Prepare(SelectSql(true, "WHERE s.name = ? AND e.message_id = ?")));
-  s.BindText(1, service);
+  ASSIGN_OR_RETURN(sqlite::Statement service_id,
+                   reader_->Prepare("SELECT id FROM services WHERE name = ?"));
+  service_id.BindText(1, service);
+  ASSIGN_OR_RETURN(bool known, service_id.Step());
+  if (!known) return std::optional<Envelope>();
+  // A key written since the last merge is in memory only; the row itself confirms it (the entry
+  // may belong to an insert that is not committed yet, or was undone).
+  if (std::optional<int64_t> id = keys_->PendingId(service_id.ColumnInt(0), message_id)) {
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(SelectSql(
+        true, "WHERE e.id = ? AND e.service_id = ? AND e.message_id = ?")));
+    s.BindInt(1, *id);
+    s.BindInt(2, service_id.ColumnInt(0));
+    s.BindText(3, message_id);
+    ASSIGN_OR_RETURN(std::optional<Envelope> e, ReadOne(s, /*with_payload=*/true));
+    if (e.has_value()) return e;
+  }
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(SelectSql(
+      true, "WHERE e.id = (SELECT id FROM envelope_keys WHERE service_id = ? AND message_id = ?)")));
+  s.BindInt(1, service_id.ColumnInt(0));
   s.BindText(2, message_id);
   return ReadOne(s, /*with_payload=*/true);
 }

@@ -5,7 +5,9 @@
 //
 // Layout: `services(id, name)` interns service names; `envelopes` holds one row per
 // (service, message_id) with its state and a `sort_at` time whose meaning follows the state
-// (next_retry_at, lease_expires_at, dead_lettered_at or completed_at). Scheduled rows are indexed
+// (next_retry_at, lease_expires_at, dead_lettered_at or completed_at). The (service, message_id)
+// key is unique through KeyIndex, which keeps recent keys in memory and merges them into
+// `envelope_keys` in key order (see key_index.h). Scheduled rows are indexed
 // by `(service_id, id)`, where a new one is appended (its jittered next_retry_at would put it on
 // a page of its own); the other states by `(state, service_id, sort_at)`, which serves lease
 // expiry, sweeps and counts; dead letters have partial indexes of their own for the DLQ
@@ -24,6 +26,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "server/store/key_index.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/store.h"
 
@@ -32,11 +35,16 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
+
+  struct Options {
+    KeyIndex::Options keys;
+  };
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
   // schema. FAILED_PRECONDITION if the file was written by a newer schema.
-  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& data_dir);
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& data_dir,
+                                                           Options options = {});
 
   absl::Status Begin() override;
   absl::Status Commit() override;
@@ -89,13 +97,18 @@ class SqliteStore final : public Store {
   absl::StatusOr<LogPages> CheckpointWal() override;
 
   const std::string& path() const { return path_; }
+  // The key index (for tests).
+  const KeyIndex& keys() const { return *keys_; }
 
   ~SqliteStore() override;
 
  private:
   SqliteStore(std::string path, std::unique_ptr<sqlite::Database> writer,
-              std::unique_ptr<sqlite::Database> reader)
-      : path_(std::move(path)), writer_(std::move(writer)), reader_(std::move(reader)) {}
+              std::unique_ptr<sqlite::Database> reader, std::unique_ptr<KeyIndex> keys)
+      : path_(std::move(path)),
+        writer_(std::move(writer)),
+        keys_(std::move(keys)),
+        reader_(std::move(reader)) {}
 
   absl::Status PrepareWriterStatements();
   // Opens the WAL file for SyncLog and the database file for CheckpointWal, and makes the WAL's
@@ -110,12 +123,14 @@ class SqliteStore final : public Store {
   const std::string path_;
   // Write side: used by one thread at a time, so unguarded.
   std::unique_ptr<sqlite::Database> writer_;
+  // Writes on the writer connection; PendingId is also used by the read side.
+  std::unique_ptr<KeyIndex> keys_;
   absl::flat_hash_map<std::string, int64_t> service_ids_;
   absl::flat_hash_map<int64_t, std::string> service_names_;
   // Services first inserted by the current operation; EndOp(false) drops them from the cache, as
   // their rows (and rowids, which SQLite may hand out again) are gone.
   std::vector<std::string> op_new_services_;
-  sqlite::Statement find_by_key_, find_by_key_payload_, find_by_id_, find_by_id_payload_;
+  sqlite::Statement find_by_id_, find_by_id_payload_;
   // Binds `e` to an update statement prepared from kUpdateSet, and runs it.
   absl::Status RunUpdate(sqlite::Statement& s, const Envelope& e);
 

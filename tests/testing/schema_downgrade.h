@@ -6,22 +6,31 @@
 
 namespace retryd::testing {
 
+// 6 -> 5: the unique key index on envelopes instead of envelope_keys and the watermark.
+#define RETRYD_UNDO_SCHEMA_6                                                               \
+  "DROP TRIGGER envelopes_drop_key; DROP TABLE key_merge; DROP TABLE envelope_keys; "      \
+  "CREATE UNIQUE INDEX envelopes_by_key ON envelopes(service_id, message_id); "
+
+inline constexpr char kDowngradeToSchemaFive[] = RETRYD_UNDO_SCHEMA_6 "PRAGMA user_version = 5";
+
 // 5 -> 4: one (state, service_id, sort_at) index over every row, no scheduled index.
 #define RETRYD_UNDO_SCHEMA_5                                                               \
   "DROP INDEX envelopes_scheduled; DROP INDEX envelopes_by_state; "                        \
   "CREATE INDEX envelopes_by_state ON envelopes(state, service_id, sort_at); "
 
-inline constexpr char kDowngradeToSchemaFour[] = RETRYD_UNDO_SCHEMA_5 "PRAGMA user_version = 4";
+inline constexpr char kDowngradeToSchemaFour[] =
+    RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5 "PRAGMA user_version = 4";
 
-// 5 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
+// 6 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
 inline constexpr char kDowngradeToSchemaOne[] =
-    RETRYD_UNDO_SCHEMA_5
+    RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5
     "DROP TABLE audit_events; DROP TABLE replays; "
     "DROP INDEX envelopes_dead_by_time; DROP INDEX envelopes_dead_by_fingerprint; "
     "DROP INDEX envelopes_dead_by_code; ALTER TABLE envelopes DROP COLUMN fingerprint; "
     "DROP TABLE circuits; PRAGMA user_version = 1";
 
 #undef RETRYD_UNDO_SCHEMA_5
+#undef RETRYD_UNDO_SCHEMA_6
 
 }  // namespace retryd::testing
 

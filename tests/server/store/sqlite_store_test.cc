@@ -902,7 +902,7 @@ TEST_F(SqliteStoreTest, UpgradeFromSchemaFourMovesScheduledRowsToTheirOwnIndex) 
   EXPECT_EQ((*counts)[0].dead, 1);
   auto db = sqlite::Database::Open(db_path(), /*read_only=*/true);
   ASSERT_THAT(db, IsOk());
-  EXPECT_EQ(QueryText((*db)->raw(), "PRAGMA user_version"), "5");
+  EXPECT_EQ(QueryText((*db)->raw(), "PRAGMA user_version"), absl::StrCat(SqliteStore::kSchemaVersion));
   EXPECT_THAT(QueryText((*db)->raw(),
                         "SELECT sql FROM sqlite_master WHERE name = 'envelopes_scheduled'"),
               HasSubstr("ON envelopes(service_id, id, sort_at, state)"));
