@@ -39,11 +39,24 @@ absl::Status KeyIndex::Prepare() {
       "SELECT id FROM envelope_keys WHERE service_id = ? AND message_id = ?"));
   ASSIGN_OR_RETURN(check_row_, db_->Prepare(
       "SELECT 1 FROM envelopes WHERE id = ? AND service_id = ? AND message_id = ?"));
-  // Copies the key of a row that still exists (it may have been deleted since the merge began).
   // REPLACE: a merge cut short by a crash copies some keys a second time.
   ASSIGN_OR_RETURN(copy_key_, db_->Prepare(
+      "INSERT OR REPLACE INTO envelope_keys (service_id, message_id, id) VALUES (?, ?, ?)"));
+  // The same for a key whose envelope was deleted: copied only if the row is still there.
+  ASSIGN_OR_RETURN(copy_row_key_, db_->Prepare(
       "INSERT OR REPLACE INTO envelope_keys (service_id, message_id, id) "
       "SELECT service_id, message_id, id FROM envelopes WHERE id = ?"));
+  const int rc = sqlite3_create_function_v2(
+      db_->raw(), "retryd_key_dropped", 1, SQLITE_UTF8, this,
+      [](sqlite3_context* context, int, sqlite3_value** args) {
+        static_cast<KeyIndex*>(sqlite3_user_data(context))->Dropped(sqlite3_value_int64(args[0]));
+      },
+      nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sqlite::ErrorStatus(db_->raw(), rc, "registering retryd_key_dropped");
+  // TEMP: it lives with this connection (the function exists only here), not in the file.
+  RETURN_IF_ERROR(db_->Exec(
+      "CREATE TEMP TRIGGER IF NOT EXISTS envelopes_note_drop AFTER DELETE ON main.envelopes "
+      "BEGIN SELECT retryd_key_dropped(OLD.id); END"));
   ASSIGN_OR_RETURN(set_watermark_,
                    db_->Prepare("UPDATE key_merge SET merged_through = ? WHERE id = 1"));
   return absl::OkStatus();
@@ -67,6 +80,10 @@ absl::StatusOr<std::optional<int64_t>> KeyIndex::Find(int64_t service_id,
   if (found) id = find_merged_.ColumnInt(0);
   find_merged_.Reset();
   return id;
+}
+
+void KeyIndex::Dropped(int64_t id) {
+  if (id > merged_through_) dropped_.insert(id);
 }
 
 void KeyIndex::Add(int64_t service_id, absl::string_view message_id, int64_t id) {
@@ -123,7 +140,15 @@ absl::Status KeyIndex::BeforeCommit() {
   const int64_t slice = std::max(options_.slice, due - static_cast<int64_t>(done_));
   const size_t end = std::min(merge_.size(), done_ + static_cast<size_t>(slice));
   for (size_t i = done_; i < end; ++i) {
-    copy_key_.BindInt(1, merge_[i].id);
+    const MergeKey& key = merge_[i];
+    if (dropped_.contains(key.id)) {
+      copy_row_key_.BindInt(1, key.id);
+      RETURN_IF_ERROR(copy_row_key_.Run());
+      continue;
+    }
+    copy_key_.BindInt(1, key.service_id);
+    copy_key_.BindText(2, key.message_id);
+    copy_key_.BindInt(3, key.id);
     RETURN_IF_ERROR(copy_key_.Run());
   }
   if (end == merge_.size()) {
@@ -139,27 +164,17 @@ void KeyIndex::Committed() {
   done_ = written_;
   if (done_ < merge_.size()) return;
   merged_through_ = merge_through_;
+  absl::erase_if(dropped_, [this](int64_t id) { return id <= merged_through_; });
   merge_.clear();
   merge_.shrink_to_fit();
   done_ = written_ = 0;
   absl::MutexLock lock(&mu_);
   pending_count_ = 0;
-  for (auto service = pending_.begin(); service != pending_.end();) {
-    auto& keys = service->second;
-    for (auto key = keys.begin(); key != keys.end();) {
-      if (key->second <= merged_through_) {
-        keys.erase(key++);
-      } else {
-        ++key;
-      }
-    }
+  for (auto& [service_id, keys] : pending_) {
+    absl::erase_if(keys, [this](const auto& key) { return key.second <= merged_through_; });
     pending_count_ += static_cast<int64_t>(keys.size());
-    if (keys.empty()) {
-      pending_.erase(service++);
-    } else {
-      ++service;
-    }
   }
+  absl::erase_if(pending_, [](const auto& service) { return service.second.empty(); });
 }
 
 void KeyIndex::RolledBack() { written_ = done_; }

@@ -21,7 +21,11 @@
 // id below it again after the newest rows were deleted, and the open would then miss its key).
 //
 // Pending keys are a superset: a key stays in memory after its insert was rolled back or its
-// envelope deleted, until the next merge. Every lookup therefore checks the row.
+// envelope deleted, until the next merge. Every lookup therefore checks the row. The merge copies
+// keys from memory without reading their rows (rows older than the page cache would cost a read
+// each), except for envelopes deleted since they were added: a temporary trigger on the writer
+// connection tells the index of every deleted id, and those keys are copied only if their row is
+// still there (the delete may have been rolled back).
 //
 // Threading: the write side (Find, Add, NextId, the merge) runs on the store's writer thread;
 // PendingId may be called from any thread.
@@ -36,6 +40,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -88,12 +93,17 @@ class KeyIndex {
  private:
   KeyIndex(sqlite::Database* db, Options options) : db_(db), options_(options) {}
   absl::Status Prepare();
+  // Called by the trigger for each deleted envelope.
+  void Dropped(int64_t id);
   // Starts a merge of every pending key, in key order.
   void StartMerge() ABSL_LOCKS_EXCLUDED(mu_);
 
   sqlite::Database* const db_;
   const Options options_;
-  sqlite::Statement find_merged_, check_row_, copy_key_, set_watermark_;
+  sqlite::Statement find_merged_, check_row_, copy_key_, copy_row_key_, set_watermark_;
+  // Ids above the watermark whose envelope was deleted (perhaps in a transaction later rolled
+  // back); writer thread only.
+  absl::flat_hash_set<int64_t> dropped_;
 
   // Every envelope with an id at most this has its key in envelope_keys (as committed).
   int64_t merged_through_ = 0;

@@ -272,6 +272,38 @@ TEST_F(KeyIndexTest, DeletingAnEnvelopeFreesItsKeyMergedOrPending) {
   ExpectAllFound(keys);
 }
 
+TEST_F(KeyIndexTest, AnEnvelopeDeletedDuringAMergeLeavesNoKeyBehind) {
+  ASSERT_NO_FATAL_FAILURE(Open(/*merge_at=*/8, /*slice=*/1));
+  std::vector<std::pair<std::string, int64_t>> keys;
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i), EnvelopeState::kSucceeded);
+    ASSERT_THAT(id, IsOk());
+    keys.emplace_back(MessageId(i), *id);
+  }
+  ASSERT_EQ(Query("SELECT count(*) FROM envelope_keys"), "1");
+  // A delete that is rolled back: its keys must still be copied.
+  ASSERT_THAT(store_->Begin(), IsOk());
+  ASSERT_THAT(store_->DeleteSucceededBefore(kT0 + absl::Seconds(1), 100), IsOk());
+  store_->Rollback();
+  for (int t = 0; t < 7; ++t) ASSERT_NO_FATAL_FAILURE(Tick());
+  EXPECT_EQ(Query("SELECT count(*) FROM envelope_keys"), "8");
+  ExpectAllFound(keys);
+
+  // Eight more, then all sixteen deleted while the second merge has copied one key.
+  for (int i = 8; i < 16; ++i) {
+    ASSERT_THAT(Insert("svc", MessageId(i), EnvelopeState::kSucceeded), IsOk());
+  }
+  ASSERT_EQ(Query("SELECT count(*) FROM envelope_keys"), "9");
+  ASSERT_THAT(store_->Begin(), IsOk());
+  absl::StatusOr<int64_t> deleted = store_->DeleteSucceededBefore(kT0 + absl::Seconds(1), 100);
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(*deleted, 16);
+  ASSERT_THAT(store_->Commit(), IsOk());
+  for (int t = 0; t < 8; ++t) ASSERT_NO_FATAL_FAILURE(Tick());
+  EXPECT_EQ(store_->keys().pending_count(), 0);
+  EXPECT_EQ(Query("SELECT count(*) FROM envelope_keys"), "0");
+}
+
 TEST_F(KeyIndexTest, IdsStayAboveTheWatermarkAfterTheNewestRowsAreDeleted) {
   for (int i = 0; i < 8; ++i) {
     ASSERT_THAT(Insert("svc", MessageId(i), EnvelopeState::kSucceeded), IsOk());
