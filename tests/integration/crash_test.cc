@@ -1,5 +1,6 @@
 // Durability across kill -9: 32 concurrent clients submit first failures; the server is killed
-// mid-stream; after a restart every acknowledged envelope is there.
+// mid-stream; after a restart every acknowledged envelope is there, and sending it again is a
+// duplicate (the keys of recent envelopes live in memory and are read back from their rows).
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -77,6 +78,24 @@ TEST(CrashTest, EveryAcknowledgedEnvelopeSurvivesKill9) {
   EXPECT_GE(stored, total_acked.load());
   // Whatever was committed but unanswered is at most one batch per client.
   EXPECT_LE(stored, total_acked.load() + kClients);
+
+  auto stub = v1::RetryService::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  int64_t not_duplicate = 0;
+  for (const auto& ids : acked) {
+    for (const std::string& id : ids) {
+      v1::ReportFailureResponse resp;
+      grpc::Status s =
+          stub->ReportFailure(Context(absl::Seconds(5)).get(), FirstFailure("crash", id), &resp);
+      if (!s.ok() || !resp.decision().duplicate()) {
+        ++not_duplicate;
+        ADD_FAILURE() << "re-sent " << id << " after restart: " << s.error_message()
+                      << " duplicate=" << resp.decision().duplicate();
+      }
+    }
+  }
+  EXPECT_EQ(not_duplicate, 0);
+  EXPECT_EQ(ServiceSummaryOf(*admin, "crash").scheduled(), stored);
   server->reset();
   RemoveTree(dir);
 }
