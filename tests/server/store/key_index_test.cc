@@ -96,6 +96,17 @@ class KeyIndexTest : public ::testing::Test {
     return e.id;
   }
 
+  // Inserts MessageId(0) .. MessageId(n - 1), each in a batch of its own, and appends each key
+  // with its envelope's id to `keys`.
+  void InsertKeys(int n, std::vector<std::pair<std::string, int64_t>>* keys,
+                  EnvelopeState state = EnvelopeState::kScheduled) {
+    for (int i = 0; i < n; ++i) {
+      absl::StatusOr<int64_t> id = Insert("svc", MessageId(i), state);
+      ASSERT_THAT(id, IsOk());
+      keys->emplace_back(MessageId(i), *id);
+    }
+  }
+
   // An empty batch: carries a merge slice, like any commit.
   void Tick() {
     ASSERT_THAT(store_->Begin(), IsOk());
@@ -143,11 +154,7 @@ class KeyIndexTest : public ::testing::Test {
 
 TEST_F(KeyIndexTest, NewKeysStayInMemoryUntilEnoughArePending) {
   std::vector<std::pair<std::string, int64_t>> keys;
-  for (int i = 0; i < 7; ++i) {
-    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i));
-    ASSERT_THAT(id, IsOk());
-    keys.emplace_back(MessageId(i), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(7, &keys));
   EXPECT_EQ(store_->keys().pending_count(), 7);
   EXPECT_EQ(store_->keys().merged_through(), 0);
   EXPECT_EQ(Query("SELECT count(*) FROM envelope_keys"), "0");
@@ -156,11 +163,7 @@ TEST_F(KeyIndexTest, NewKeysStayInMemoryUntilEnoughArePending) {
 
 TEST_F(KeyIndexTest, MergeCopiesKeysInSlicesAndMovesTheWatermarkLast) {
   std::vector<std::pair<std::string, int64_t>> keys;
-  for (int i = 0; i < 8; ++i) {
-    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i));
-    ASSERT_THAT(id, IsOk());
-    keys.emplace_back(MessageId(i), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(8, &keys));
   // The eighth commit started the merge and copied its first slice.
   EXPECT_EQ(Query("SELECT count(*) FROM envelope_keys"), "3");
   EXPECT_EQ(store_->keys().merged_through(), 0);
@@ -196,11 +199,7 @@ TEST_F(KeyIndexTest, KeysAreFoundAfterReopeningBeforeDuringAndAfterAMerge) {
 
 TEST_F(KeyIndexTest, AMergeCutShortIsDoneAgainAfterReopening) {
   std::vector<std::pair<std::string, int64_t>> keys;
-  for (int i = 0; i < 8; ++i) {
-    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i));
-    ASSERT_THAT(id, IsOk());
-    keys.emplace_back(MessageId(i), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(8, &keys));
   ASSERT_EQ(Query("SELECT count(*) FROM envelope_keys"), "3");
   // Reopened with a large threshold: the 8 keys above the old watermark are pending again, 3 of
   // them also copied already.
@@ -262,11 +261,7 @@ TEST_F(KeyIndexTest, DeletingAnEnvelopeFreesItsKeyMergedOrPending) {
   }
   // A re-submission of a deleted key is a new envelope, found afterwards, also after reopening.
   std::vector<std::pair<std::string, int64_t>> keys;
-  for (int i = 0; i < 11; ++i) {
-    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i));
-    ASSERT_THAT(id, IsOk());
-    keys.emplace_back(MessageId(i), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(11, &keys));
   ExpectAllFound(keys);
   ASSERT_NO_FATAL_FAILURE(Open());
   ExpectAllFound(keys);
@@ -275,11 +270,7 @@ TEST_F(KeyIndexTest, DeletingAnEnvelopeFreesItsKeyMergedOrPending) {
 TEST_F(KeyIndexTest, AnEnvelopeDeletedDuringAMergeLeavesNoKeyBehind) {
   ASSERT_NO_FATAL_FAILURE(Open(/*merge_at=*/8, /*slice=*/1));
   std::vector<std::pair<std::string, int64_t>> keys;
-  for (int i = 0; i < 8; ++i) {
-    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i), EnvelopeState::kSucceeded);
-    ASSERT_THAT(id, IsOk());
-    keys.emplace_back(MessageId(i), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(8, &keys, EnvelopeState::kSucceeded));
   ASSERT_EQ(Query("SELECT count(*) FROM envelope_keys"), "1");
   // A delete that is rolled back: its keys must still be copied.
   ASSERT_THAT(store_->Begin(), IsOk());
@@ -363,11 +354,7 @@ TEST_F(KeyIndexTest, SlicesGrowWhenKeysArriveFasterThanTheyAreCopied) {
 
 TEST_F(KeyIndexTest, SchemaFiveDatabaseMovesItsKeys) {
   std::vector<std::pair<std::string, int64_t>> keys;
-  for (int i = 0; i < 5; ++i) {
-    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i));
-    ASSERT_THAT(id, IsOk());
-    keys.emplace_back(MessageId(i), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(5, &keys));
   store_.reset();
   {
     auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
