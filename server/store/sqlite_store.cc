@@ -275,6 +275,27 @@ void AppendIn(std::string* sql, absl::string_view column, const std::vector<int6
   absl::StrAppend(sql, ")");
 }
 
+// The message-id filter. Besides the condition itself, the rows are named by id: the merged keys
+// from envelope_keys (one primary-key lookup per service and message id), the newer ones from
+// the rows above the watermark; with IndexHint's NOT INDEXED the envelopes are then read by
+// rowid only, instead of every row of the state and service being read to compare its id.
+void AppendMessageIds(std::string* sql, const EnvelopeFilter& f, SqlArgs* args) {
+  if (f.message_ids.empty()) return;
+  std::string ids;
+  for (size_t i = 0; i < f.message_ids.size(); ++i) {
+    absl::StrAppend(&ids, i == 0 ? "" : ", ", args->Text(f.message_ids[i]));
+  }
+  const std::string services =
+      f.service.empty() ? "SELECT id FROM services"
+                        : absl::StrCat("SELECT id FROM services WHERE name = ",
+                                       args->Text(f.service));
+  absl::StrAppend(sql, " AND e.message_id IN (", ids, ") AND e.id IN (",
+                  "SELECT k.id FROM envelope_keys k WHERE k.service_id IN (", services,
+                  ") AND k.message_id IN (", ids, ") UNION ALL ",
+                  "SELECT r.id FROM envelopes r WHERE r.id > (SELECT merged_through FROM key_merge)",
+                  " AND r.message_id IN (", ids, "))");
+}
+
 // The WHERE conditions (without "WHERE") selecting envelopes of `state` that match `f`. The state
 // is written as a literal (it is our own enum, not input) so SQLite can use the partial indexes
 // on dead letters; every filter value is a bound parameter.
@@ -288,7 +309,7 @@ std::string FilterWhere(EnvelopeState state, const EnvelopeFilter& f, SqlArgs* a
   AppendIn(&sql, "e.last_class", EnumInts(f.error_classes), args);
   AppendIn(&sql, "e.dead_reason", EnumInts(f.reasons), args);
   AppendIn(&sql, "e.schema_version", f.schema_versions, args);
-  AppendIn(&sql, "e.message_id", f.message_ids, args);
+  AppendMessageIds(&sql, f, args);
   AppendIn(&sql, "e.fingerprint", f.fingerprints, args);
   if (f.after != absl::InfinitePast()) {
     absl::StrAppend(&sql, " AND e.sort_at >= ", args->Int(ToStoredMicros(f.after)));
@@ -304,8 +325,8 @@ std::string FilterWhere(EnvelopeState state, const EnvelopeFilter& f, SqlArgs* a
 // (state, service_id, sort_at) serves it well), dead letters are read in time order from the
 // partial by_time index instead of sorting the whole table for every page.
 std::string IndexHint(EnvelopeState state, const EnvelopeFilter& f) {
-  if (state != EnvelopeState::kDeadLettered || !f.service.empty() || !f.message_ids.empty() ||
-      !f.fingerprints.empty()) {
+  if (!f.message_ids.empty()) return " NOT INDEXED ";  // Read by rowid: see AppendMessageIds.
+  if (state != EnvelopeState::kDeadLettered || !f.service.empty() || !f.fingerprints.empty()) {
     return "";
   }
   return " INDEXED BY envelopes_dead_by_time ";

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ Envelope MakeEnvelope(const std::string& service, const std::string& message_id,
   e.state = state;
   if (state == EnvelopeState::kSucceeded) {
     e.completed_at = kT0;
+  } else if (state == EnvelopeState::kDeadLettered) {
+    e.dead_lettered_at = kT0;
+    e.dead_letter_reason = DeadLetterReason::kRetryExhausted;
   } else {
     e.next_retry_at = kT0 + absl::Seconds(10);
   }
@@ -368,6 +372,42 @@ TEST_F(KeyIndexTest, SchemaFiveDatabaseMovesItsKeys) {
   EXPECT_EQ(store_->keys().merged_through(), keys.back().second);
   EXPECT_EQ(store_->keys().pending_count(), 0);
   ExpectAllFound(keys);
+}
+
+TEST_F(KeyIndexTest, MessageIdFiltersFindMergedAndPendingKeys) {
+  // Dead letters: 8 merged and 3 pending in "svc", one more in "other".
+  std::vector<std::pair<std::string, int64_t>> keys;
+  ASSERT_NO_FATAL_FAILURE(InsertKeys(8, &keys, EnvelopeState::kDeadLettered));
+  for (int t = 0; t < 3; ++t) ASSERT_NO_FATAL_FAILURE(Tick());
+  for (int i = 8; i < 11; ++i) {
+    absl::StatusOr<int64_t> id = Insert("svc", MessageId(i), EnvelopeState::kDeadLettered);
+    ASSERT_THAT(id, IsOk());
+    keys.emplace_back(MessageId(i), *id);
+  }
+  ASSERT_EQ(Query("SELECT count(*) FROM envelope_keys"), "8");
+  absl::StatusOr<int64_t> other = Insert("other", MessageId(1), EnvelopeState::kDeadLettered);
+  ASSERT_THAT(other, IsOk());
+
+  ListQuery q;
+  q.state = EnvelopeState::kDeadLettered;
+  q.filter.message_ids = {MessageId(1), MessageId(9), "absent"};
+  auto listed = [&]() {
+    std::set<int64_t> ids;
+    absl::StatusOr<ListPage> page = store_->List(q);
+    EXPECT_THAT(page, IsOk());
+    if (page.ok()) {
+      for (const Envelope& e : page->envelopes) ids.insert(e.id);
+    }
+    return ids;
+  };
+  EXPECT_EQ(listed(), (std::set<int64_t>{keys[1].second, keys[9].second, *other}));
+  q.filter.service = "svc";
+  EXPECT_EQ(listed(), (std::set<int64_t>{keys[1].second, keys[9].second}));
+  absl::StatusOr<int64_t> count = store_->CountDeadLetters(q.filter);
+  ASSERT_THAT(count, IsOk());
+  EXPECT_EQ(*count, 2);
+  q.filter.service = "absent";
+  EXPECT_THAT(listed(), ::testing::IsEmpty());
 }
 
 // The lookups read the key table's primary key, not the envelopes.
