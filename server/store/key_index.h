@@ -56,8 +56,9 @@ class KeyIndex {
     // memory and a longer scan at open.
     int64_t merge_at = 32768;
     // Keys copied per writer transaction while a merge runs (at least; more when keys arrive
-    // faster than that).
-    int64_t slice = 128;
+    // faster than that). Each slice adds the leaves it touches to its commit's fsync: at 1 M
+    // keys, slices of 128 took the submit p99 from 7.9 ms (slices of 32) to 10-12 ms.
+    int64_t slice = 32;
   };
 
   // Reads the watermark and the keys above it, on the writer connection (`db` must outlive the
