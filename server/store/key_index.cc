@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<KeyIndex>> KeyIndex::Load(sqlite::Database* db, O
 
   // A rowid range: reads only the rows written since the last merge.
   ASSIGN_OR_RETURN(sqlite::Statement rows, db->Prepare(
-      "SELECT id, service_id, message_id FROM envelopes WHERE id > ? ORDER BY id"));
+      "SELECT id, service_id, message_id FROM envelopes WHERE id > ?"));
   rows.BindInt(1, index->merged_through_);
   while (true) {
     ASSIGN_OR_RETURN(bool row, rows.Step());
@@ -64,22 +64,29 @@ absl::Status KeyIndex::Prepare() {
 
 absl::StatusOr<std::optional<int64_t>> KeyIndex::Find(int64_t service_id,
                                                       absl::string_view message_id) {
-  if (std::optional<int64_t> id = PendingId(service_id, message_id)) {
-    check_row_.BindInt(1, *id);
+  // Whether envelope `id` exists with this key. A pending key may belong to an insert that was
+  // rolled back or an envelope since deleted; a merged one is checked too, so that a key whose
+  // envelope was deleted behind the index's back frees itself rather than blocking the key.
+  auto stored = [&](int64_t id) -> absl::StatusOr<bool> {
+    check_row_.BindInt(1, id);
     check_row_.BindInt(2, service_id);
     check_row_.BindText(3, message_id);
     ASSIGN_OR_RETURN(bool exists, check_row_.Step());
     check_row_.Reset();
+    return exists;
+  };
+  if (std::optional<int64_t> id = PendingId(service_id, message_id)) {
+    ASSIGN_OR_RETURN(bool exists, stored(*id));
     if (exists) return id;
-    // Rolled back or deleted; the key may still be merged from an older envelope.
   }
   find_merged_.BindInt(1, service_id);
   find_merged_.BindText(2, message_id);
   ASSIGN_OR_RETURN(bool found, find_merged_.Step());
-  std::optional<int64_t> id;
-  if (found) id = find_merged_.ColumnInt(0);
+  const int64_t merged = found ? find_merged_.ColumnInt(0) : 0;
   find_merged_.Reset();
-  return id;
+  if (!found) return std::optional<int64_t>();
+  ASSIGN_OR_RETURN(bool exists, stored(merged));
+  return exists ? std::optional<int64_t>(merged) : std::optional<int64_t>();
 }
 
 void KeyIndex::Dropped(int64_t id) {

@@ -299,6 +299,25 @@ TEST_F(KeyIndexTest, AnEnvelopeDeletedDuringAMergeLeavesNoKeyBehind) {
   EXPECT_EQ(Query("SELECT count(*) FROM envelope_keys"), "0");
 }
 
+TEST_F(KeyIndexTest, AMergedKeyWithoutItsEnvelopeDoesNotBlockTheKey) {
+  ASSERT_THAT(Insert("svc", "real"), IsOk());
+  store_.reset();
+  {
+    auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT((*db)->Exec("INSERT INTO envelope_keys (service_id, message_id, id) "
+                            "SELECT id, 'ghost', 999999 FROM services WHERE name = 'svc'"),
+                IsOk());
+  }
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(WriterFinds("svc", "ghost"), 0);
+  EXPECT_EQ(ReaderFinds("svc", "ghost"), 0);
+  absl::StatusOr<int64_t> id = Insert("svc", "ghost");
+  ASSERT_THAT(id, IsOk());
+  EXPECT_EQ(WriterFinds("svc", "ghost"), *id);
+  EXPECT_EQ(ReaderFinds("svc", "ghost"), *id);
+}
+
 TEST_F(KeyIndexTest, IdsStayAboveTheWatermarkAfterTheNewestRowsAreDeleted) {
   for (int i = 0; i < 8; ++i) {
     ASSERT_THAT(Insert("svc", MessageId(i), EnvelopeState::kSucceeded), IsOk());
