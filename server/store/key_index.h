@@ -74,6 +74,8 @@ class KeyIndex {
   // Records the key of an envelope just inserted (in the open transaction).
   void Add(int64_t service_id, absl::string_view message_id, int64_t id);
 
+  // Whether the next commit should carry a merge slice (one is running, or enough keys wait).
+  bool SliceDue() const { return !merge_.empty() || pending_count() >= options_.merge_at; }
   // Inside the writer's transaction, before its COMMIT: copies the next slice of a merge (starting
   // one if enough keys are pending).
   [[nodiscard]] absl::Status BeforeCommit();

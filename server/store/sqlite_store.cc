@@ -533,25 +533,26 @@ absl::StatusOr<Store::LogPages> SqliteStore::CheckpointWal() {
 absl::Status SqliteStore::Begin() { return writer_->Exec("BEGIN IMMEDIATE"); }
 
 absl::Status SqliteStore::Commit() {
-  // A slice of a key merge rides along. Its own savepoint keeps a failed slice from failing the
-  // batch: the keys stay in memory and the slice is tried again with the next commit.
-  RETURN_IF_ERROR(savepoint_.Run());
-  absl::Status merged = keys_->BeforeCommit();
-  if (merged.ok()) {
-    merged = release_.Run();
-  } else {
-    keys_->RolledBack();
-    LogEvent(LogLevel::kWarn, "key_merge_failed").Str("error", merged.ToString());
-    merged = rollback_to_.Run();
-    if (merged.ok()) merged = release_.Run();
-  }
-  absl::Status s = merged.ok() ? writer_->Exec("COMMIT") : merged;
+  absl::Status s = keys_->SliceDue() ? MergeSlice() : absl::OkStatus();
+  if (s.ok()) s = writer_->Exec("COMMIT");
   if (!s.ok()) {
     Rollback();
     return s;
   }
   keys_->Committed();
   return s;
+}
+
+absl::Status SqliteStore::MergeSlice() {
+  // Its own savepoint keeps a failed slice from failing the batch: the keys stay in memory and
+  // the slice is tried again with the next commit.
+  RETURN_IF_ERROR(savepoint_.Run());
+  absl::Status merged = keys_->BeforeCommit();
+  if (merged.ok()) return release_.Run();
+  keys_->RolledBack();
+  LogEvent(LogLevel::kWarn, "key_merge_failed").Str("error", merged.ToString());
+  RETURN_IF_ERROR(rollback_to_.Run());
+  return release_.Run();
 }
 
 void SqliteStore::Rollback() {

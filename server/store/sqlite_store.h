@@ -111,6 +111,8 @@ class SqliteStore final : public Store {
         reader_(std::move(reader)) {}
 
   absl::Status PrepareWriterStatements();
+  // Writes the next slice of a key merge into the open batch (see KeyIndex::BeforeCommit).
+  absl::Status MergeSlice();
   // Opens the WAL file for SyncLog and the database file for CheckpointWal, and makes the WAL's
   // directory entry durable.
   absl::Status OpenWalForSync(const std::string& data_dir);
