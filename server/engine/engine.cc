@@ -62,14 +62,14 @@ class Engine::ReportFailureOp final : public Engine::Op {
   absl::Status ApplyFirst(Engine& engine, absl::Time now) {
     // Decide as if new and insert; the insert itself tells a duplicate (the common case pays
     // one index descent, not a lookup and an insert).
-    Envelope e = envelope_;
+    Envelope e = std::move(envelope_);  // Applied once: the op keeps no copy of the payload.
     if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
     e.created_at = now;
     const Decision decision = engine.DecideFailure(e, std::max(e.attempt, 1), failure_, now);
     const absl::Status inserted = engine.store_->Insert(&e);
     if (absl::IsAlreadyExists(inserted)) {
       ASSIGN_OR_RETURN(std::optional<Envelope> existing,
-                       engine.store_->FindByKey(envelope_.service, envelope_.message_id, false));
+                       engine.store_->FindByKey(e.service, e.message_id, false));
       if (!existing.has_value()) return inserted;
       engine.guards_.ReleaseRetry(e.service, now, decision);
       decision_ = DuplicateDecision(*existing);

@@ -56,6 +56,12 @@ void Statement::BindBlob(int i, absl::string_view v) {
   sqlite3_bind_blob(stmt_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
                     SQLITE_TRANSIENT);
 }
+void Statement::BindBlobUncopied(int i, absl::string_view v) {
+  sqlite3_reset(stmt_);
+  sqlite3_bind_blob(stmt_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
+                    SQLITE_STATIC);
+}
+
 void Statement::BindNull(int i) {
   sqlite3_reset(stmt_);
   sqlite3_bind_null(stmt_, i);

@@ -34,6 +34,9 @@ class Statement {
   void BindInt(int i, int64_t v);
   void BindText(int i, absl::string_view v);
   void BindBlob(int i, absl::string_view v);
+  // Binds without copying: `v` must stay alive and unchanged until the statement is reset
+  // (Run resets before it returns). For large values bound for one Run.
+  void BindBlobUncopied(int i, absl::string_view v);
   void BindNull(int i);
 
   // Runs a step: true when a row is ready, false when done.

@@ -492,6 +492,8 @@ absl::Status SqliteStore::PrepareWriterStatements() {
       "INSERT OR REPLACE INTO circuits (service, state, since, next_probe_at, open_duration_us, "
       "override_mode, override_note, override_peer, override_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  ASSIGN_OR_RETURN(begin_, writer_->Prepare("BEGIN IMMEDIATE"));
+  ASSIGN_OR_RETURN(commit_, writer_->Prepare("COMMIT"));
   ASSIGN_OR_RETURN(savepoint_, writer_->Prepare("SAVEPOINT op"));
   ASSIGN_OR_RETURN(release_, writer_->Prepare("RELEASE op"));
   ASSIGN_OR_RETURN(rollback_to_, writer_->Prepare("ROLLBACK TO op"));
@@ -530,11 +532,11 @@ absl::StatusOr<Store::LogPages> SqliteStore::CheckpointWal() {
   return LogPages{log_frames, copied_frames};
 }
 
-absl::Status SqliteStore::Begin() { return writer_->Exec("BEGIN IMMEDIATE"); }
+absl::Status SqliteStore::Begin() { return begin_.Run(); }
 
 absl::Status SqliteStore::Commit() {
   absl::Status s = keys_->SliceDue() ? MergeSlice() : absl::OkStatus();
-  if (s.ok()) s = writer_->Exec("COMMIT");
+  if (s.ok()) s = commit_.Run();
   if (!s.ok()) {
     Rollback();
     return s;
@@ -653,8 +655,9 @@ absl::Status SqliteStore::Insert(Envelope* e) {
   s.BindInt(13, static_cast<int>(e->last_error_class));
   s.BindText(14, e->last_error.error_code);
   s.BindText(15, e->schema_version);
-  s.BindBlob(16, EncodeEnvelopeDetails(*e));
-  s.BindBlob(17, e->payload);
+  const std::string details = EncodeEnvelopeDetails(*e);
+  s.BindBlobUncopied(16, details);
+  s.BindBlobUncopied(17, e->payload);
   s.BindText(18, StoredFingerprint(*e));
   s.BindInt(19, id);
   RETURN_IF_ERROR(s.Run());

@@ -137,7 +137,7 @@ class SqliteStore final : public Store {
   absl::Status RunUpdate(sqlite::Statement& s, const Envelope& e);
 
   sqlite::Statement insert_, update_, update_dropping_payload_, insert_service_, save_circuit_;
-  sqlite::Statement savepoint_, release_, rollback_to_;
+  sqlite::Statement begin_, commit_, savepoint_, release_, rollback_to_;
 
   // The WAL file, opened once more for SyncLog's fdatasync (which syncs the file, whichever
   // descriptor names it). SQLite keeps the WAL while any connection is open, so this stays the
