@@ -32,7 +32,11 @@ absl::string_view CircuitOverrideName(CircuitOverride o) {
 }
 
 CircuitBreaker::CircuitBreaker(const CircuitSpec& spec, absl::Time now)
-    : spec_(spec), failures_(spec.window, kWindowBuckets), successes_(spec.window, kWindowBuckets) {
+    : spec_(spec),
+      retry_failures_(spec.window, kWindowBuckets),
+      first_failures_(spec.window, kWindowBuckets),
+      recorded_failures_(spec.window, kWindowBuckets),
+      successes_(spec.window, kWindowBuckets) {
   record_.since = now;
 }
 
@@ -45,10 +49,8 @@ void CircuitBreaker::Restore(const CircuitRecord& record) {
     record_.state = CircuitState::kClosed;
     record_.next_probe_at = absl::InfinitePast();
   }
-  trials_.clear();
-  trial_successes_ = 0;
-  failures_.Clear();
-  successes_.Clear();
+  ResetTrials();
+  ClearWindow();
 }
 
 CircuitRecord CircuitBreaker::Record() const { return record_; }
@@ -81,9 +83,12 @@ int64_t CircuitBreaker::LeaseAllowance() const {
   }
 }
 
-void CircuitBreaker::OnLeased(const std::vector<int64_t>& envelope_ids) {
-  if (state() != CircuitState::kHalfOpen) return;
+bool CircuitBreaker::OnLeased(absl::Time now, const std::vector<int64_t>& envelope_ids,
+                              bool drained) {
+  if (state() != CircuitState::kHalfOpen) return false;
   trials_.insert(trials_.end(), envelope_ids.begin(), envelope_ids.end());
+  drained_ = drained;
+  return MaybeCloseAfterTrials(now);
 }
 
 bool CircuitBreaker::OnSuccess(absl::Time now, int64_t envelope_id) {
@@ -91,13 +96,15 @@ bool CircuitBreaker::OnSuccess(absl::Time now, int64_t envelope_id) {
   successes_.Add(now, 1);
   if (state() != CircuitState::kHalfOpen || !IsTrial(envelope_id)) return changed;
   ++trial_successes_;
-  if (trial_successes_ < spec_.half_open_trials) return changed;
-  Close(now);
-  return true;
+  return MaybeCloseAfterTrials(now) || changed;
 }
 
-void CircuitBreaker::OnFirstAttemptSuccesses(absl::Time now, int64_t count) {
-  if (count > 0) successes_.Add(now, count);
+bool CircuitBreaker::OnFirstAttemptOutcomes(absl::Time now, int64_t successes, int64_t failures) {
+  const bool changed = Advance(now);
+  if (successes > 0) successes_.Add(now, successes);
+  if (failures <= 0) return changed;
+  recorded_failures_.Add(now, failures);
+  return MaybeTrip(now) || changed;
 }
 
 bool CircuitBreaker::OnFailure(absl::Time now, ErrorClass error_class, int64_t envelope_id) {
@@ -109,10 +116,11 @@ bool CircuitBreaker::OnFailure(absl::Time now, ErrorClass error_class, int64_t e
     // frees its place for another.
     if (state() == CircuitState::kHalfOpen && IsTrial(envelope_id)) {
       trials_.erase(std::find(trials_.begin(), trials_.end(), envelope_id));
+      return MaybeCloseAfterTrials(now) || changed;
     }
     return changed;
   }
-  failures_.Add(now, 1);
+  (envelope_id == 0 ? first_failures_ : retry_failures_).Add(now, 1);
   if (record_.override_mode != CircuitOverride::kAuto || !spec_.enabled) return changed;
   if (record_.state == CircuitState::kHalfOpen) {
     if (!IsTrial(envelope_id)) return changed;
@@ -123,15 +131,42 @@ bool CircuitBreaker::OnFailure(absl::Time now, ErrorClass error_class, int64_t e
     Open(now, next);
     return true;
   }
-  if (record_.state != CircuitState::kClosed) return changed;
-  const int64_t failures = failures_.Sum(now);
+  return MaybeTrip(now) || changed;
+}
+
+bool CircuitBreaker::MaybeTrip(absl::Time now) {
+  if (record_.override_mode != CircuitOverride::kAuto || !spec_.enabled) return false;
+  if (record_.state != CircuitState::kClosed) return false;
+  const int64_t failures = Failures(now);
   const int64_t calls = failures + successes_.Sum(now);
-  if (calls < spec_.minimum_calls) return changed;
+  if (calls < spec_.minimum_calls) return false;
   if (static_cast<double>(failures) < spec_.failure_rate_threshold * static_cast<double>(calls)) {
-    return changed;
+    return false;
   }
   Open(now, spec_.open_duration);
   return true;
+}
+
+bool CircuitBreaker::MaybeCloseAfterTrials(absl::Time now) {
+  if (record_.override_mode != CircuitOverride::kAuto || record_.state != CircuitState::kHalfOpen) {
+    return false;
+  }
+  if (trials_.empty() || trial_successes_ < static_cast<int64_t>(trials_.size())) return false;
+  if (trial_successes_ < spec_.half_open_trials && !drained_) return false;
+  Close(now);
+  return true;
+}
+
+int64_t CircuitBreaker::Failures(absl::Time now) {
+  return retry_failures_.Sum(now) +
+         std::max(first_failures_.Sum(now), recorded_failures_.Sum(now));
+}
+
+void CircuitBreaker::ClearWindow() {
+  retry_failures_.Clear();
+  first_failures_.Clear();
+  recorded_failures_.Clear();
+  successes_.Clear();
 }
 
 bool CircuitBreaker::SetOverride(absl::Time now, CircuitOverride mode, std::string note,
@@ -176,7 +211,7 @@ CircuitState CircuitBreaker::state() const {
 }
 
 double CircuitBreaker::FailureRate(absl::Time now) {
-  const int64_t failures = failures_.Sum(now);
+  const int64_t failures = Failures(now);
   const int64_t calls = failures + successes_.Sum(now);
   return calls == 0 ? 0.0 : static_cast<double>(failures) / static_cast<double>(calls);
 }
@@ -186,8 +221,7 @@ void CircuitBreaker::Open(absl::Time now, absl::Duration duration) {
   record_.since = now;
   record_.open_duration = duration;
   record_.next_probe_at = now + duration;
-  trials_.clear();
-  trial_successes_ = 0;
+  ResetTrials();
 }
 
 void CircuitBreaker::Close(absl::Time now) {
@@ -195,18 +229,21 @@ void CircuitBreaker::Close(absl::Time now) {
   record_.since = now;
   record_.open_duration = absl::ZeroDuration();
   record_.next_probe_at = absl::InfinitePast();
-  trials_.clear();
-  trial_successes_ = 0;
-  failures_.Clear();
-  successes_.Clear();
+  ResetTrials();
+  ClearWindow();
 }
 
 void CircuitBreaker::HalfOpen(absl::Time now) {
   record_.state = CircuitState::kHalfOpen;
   record_.since = now;
   record_.next_probe_at = absl::InfinitePast();
+  ResetTrials();
+}
+
+void CircuitBreaker::ResetTrials() {
   trials_.clear();
   trial_successes_ = 0;
+  drained_ = false;
 }
 
 bool CircuitBreaker::IsTrial(int64_t envelope_id) const {

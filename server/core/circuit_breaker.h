@@ -93,15 +93,20 @@ class CircuitBreaker {
   // How many envelopes Lease may hand out now: unlimited (INT64_MAX) when CLOSED, 0 when OPEN,
   // the trials left when HALF_OPEN. Call Advance first.
   int64_t LeaseAllowance() const;
-  // Envelopes just leased; in HALF_OPEN they become the trials.
-  void OnLeased(const std::vector<int64_t>& envelope_ids);
+  // Envelopes just leased (maybe none); in HALF_OPEN they become the trials. `drained`: the
+  // lease took every due envelope there was, so no further trial is coming yet. HALF_OPEN closes
+  // once every trial handed out has succeeded and either `half_open_trials` of them did or the
+  // schedule was drained (fewer were due). Returns true when the state changed.
+  bool OnLeased(absl::Time now, const std::vector<int64_t>& envelope_ids, bool drained);
 
-  // Outcomes. `envelope_id` is the leased envelope's id for a leased retry, 0 otherwise. Each
-  // returns true when the state changed.
+  // Outcomes. `envelope_id` is the leased envelope's id for a leased retry, 0 for a first
+  // failure. Each returns true when the state changed.
   bool OnSuccess(absl::Time now, int64_t envelope_id);
-  // Successes of first attempts (RecordOutcomes): counted in the window only.
-  void OnFirstAttemptSuccesses(absl::Time now, int64_t count);
   bool OnFailure(absl::Time now, ErrorClass error_class, int64_t envelope_id);
+  // First attempts counted by the worker (RecordOutcomes). A worker may report a failed first
+  // attempt here and with ReportFailure too, so the window counts the larger of the two
+  // first-failure counts, never their sum.
+  bool OnFirstAttemptOutcomes(absl::Time now, int64_t successes, int64_t failures);
 
   // Sets the override; returns true when anything stored changed.
   bool SetOverride(absl::Time now, CircuitOverride mode, std::string note, std::string peer);
@@ -118,14 +123,27 @@ class CircuitBreaker {
   void Close(absl::Time now);
   void HalfOpen(absl::Time now);
   bool IsTrial(int64_t envelope_id) const;
+  // CLOSED → OPEN when the window's failure rate reaches the threshold.
+  bool MaybeTrip(absl::Time now);
+  // HALF_OPEN → CLOSED when the trials so far all succeeded and no more are expected.
+  bool MaybeCloseAfterTrials(absl::Time now);
+  int64_t Failures(absl::Time now);
+  void ResetTrials();
+  void ClearWindow();
 
   const CircuitSpec spec_;
   CircuitRecord record_;
-  SlidingCounter failures_;
+  // Counted failures (TRANSIENT/RECOVERABLE): of leased retries (and expired leases), of first
+  // attempts reported with ReportFailure, and of first attempts counted by RecordOutcomes.
+  SlidingCounter retry_failures_;
+  SlidingCounter first_failures_;
+  SlidingCounter recorded_failures_;
   SlidingCounter successes_;
-  // HALF_OPEN: the envelopes leased as trials, and how many of them succeeded.
+  // HALF_OPEN: the envelopes leased as trials, how many of them succeeded, and whether a lease
+  // found no more due envelopes to try.
   std::vector<int64_t> trials_;
   int64_t trial_successes_ = 0;
+  bool drained_ = false;
 };
 
 }  // namespace retryd

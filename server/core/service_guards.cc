@@ -72,12 +72,13 @@ void ServiceGuards::RecordFirstFailure(const std::string& service, absl::Time no
   if (entry.budget.has_value()) entry.budget->RecordFirstFailure(now);
 }
 
-void ServiceGuards::RecordOutcomes(const std::string& service, absl::Time now,
+bool ServiceGuards::RecordOutcomes(const std::string& service, absl::Time now,
                                    int64_t successes, int64_t failures) {
   Entry& entry = Get(service, now);
   if (entry.budget.has_value()) entry.budget->RecordOutcomes(now, successes, failures);
-  entry.circuit.OnFirstAttemptSuccesses(now, successes);
-  dirty_.insert(service);
+  const bool changed = entry.circuit.OnFirstAttemptOutcomes(now, successes, failures);
+  Touch(service, entry);
+  return changed;
 }
 
 bool ServiceGuards::OnFailure(const std::string& service, absl::Time now, ErrorClass error_class,
@@ -114,10 +115,13 @@ bool ServiceGuards::MayLease(const std::string& service, absl::Time now) const {
   return entry->circuit.LeaseAllowance() > 0;
 }
 
-void ServiceGuards::OnLeased(const std::string& service, const std::vector<int64_t>& ids) {
+bool ServiceGuards::OnLeased(const std::string& service, absl::Time now,
+                             const std::vector<int64_t>& ids, bool drained) {
   auto it = entries_.find(service);
-  if (it == entries_.end() || ids.empty()) return;
-  it->second->circuit.OnLeased(ids);
+  if (it == entries_.end()) return false;
+  const bool changed = it->second->circuit.OnLeased(now, ids, drained);
+  if (changed) Touch(service, *it->second);
+  return changed;
 }
 
 bool ServiceGuards::SetOverride(const std::string& service, absl::Time now, CircuitOverride mode,

@@ -51,8 +51,9 @@ class ServiceGuards {
   void ReleaseRetry(const std::string& service, absl::Time now, const Decision& d);
   // A (non-duplicate) first failure: a first attempt for the budget.
   void RecordFirstFailure(const std::string& service, absl::Time now);
-  // RecordOutcomes: first attempts for the budget, successes for the breaker's window.
-  void RecordOutcomes(const std::string& service, absl::Time now, int64_t successes,
+  // RecordOutcomes: first attempts for the budget and for the breaker's window. Returns true
+  // when the circuit's stored record changed (the failures opened it).
+  bool RecordOutcomes(const std::string& service, absl::Time now, int64_t successes,
                       int64_t failures);
 
   // ---- Circuit breaker (each bool: the circuit's stored record changed; store Record()) ----
@@ -65,7 +66,10 @@ class ServiceGuards {
   int64_t LeaseAllowance(const std::string& service, absl::Time now, bool* changed);
   // Without changing anything: whether LeaseAllowance would be above zero.
   bool MayLease(const std::string& service, absl::Time now) const;
-  void OnLeased(const std::string& service, const std::vector<int64_t>& envelope_ids);
+  // Envelopes just leased (maybe none); `drained`: no more due ones were left. See
+  // CircuitBreaker::OnLeased.
+  bool OnLeased(const std::string& service, absl::Time now,
+                const std::vector<int64_t>& envelope_ids, bool drained);
   bool SetOverride(const std::string& service, absl::Time now, CircuitOverride mode,
                    std::string note, std::string peer);
   // The record to store for `service`.

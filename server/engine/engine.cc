@@ -187,13 +187,17 @@ class Engine::LeaseOp final : public Engine::Op {
       lateness_.clear();
       return status;
     }
+    // In HALF_OPEN, a lease that found no more due envelopes ends the wait for further trials.
+    const bool drained = svc.schedule.empty() || svc.schedule.top().first > now_us;
+    std::vector<int64_t> ids;
+    for (const LeasedItem& item : items_) ids.push_back(item.envelope.id);
+    if (engine.guards_.OnLeased(args_.service, now, ids, drained)) {
+      RETURN_IF_ERROR(engine.SaveCircuit(args_.service));
+    }
     if (items_.empty()) {
       parked = args_.wait_until > now;
       return absl::OkStatus();
     }
-    std::vector<int64_t> ids;
-    for (const LeasedItem& item : items_) ids.push_back(item.envelope.id);
-    engine.guards_.OnLeased(args_.service, ids);
     for (size_t i = 0; i < items_.size(); ++i) {
       const LeasedItem& item = items_[i];
       engine.AddLease(item.envelope);

@@ -20,8 +20,10 @@ class Engine::RecordOutcomesOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    // Counters only: nothing to store, and successes never move a circuit.
-    engine.guards_.RecordOutcomes(service_, now, successes_, failures_);
+    // Counters, unless the failures open the circuit.
+    if (engine.guards_.RecordOutcomes(service_, now, successes_, failures_)) {
+      return engine.SaveCircuit(service_);
+    }
     return absl::OkStatus();
   }
   void Finish(absl::Status status) override { done_(status); }

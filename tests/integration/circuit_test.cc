@@ -149,6 +149,29 @@ TEST_F(CircuitTest, OutageOpensHoldsProbesAndCloses) {
   EXPECT_EQ(rest.circuit_state(), v1::CLOSED);
 }
 
+TEST_F(CircuitTest, RecordedFailuresOpenItAndFewerDueTrialsCloseIt) {
+  // A worker that counts its first attempts in batches: 5 of 10 failed.
+  ASSERT_TRUE(RecordOutcomes("payments", 5, 5).ok());
+  v1::GetCircuitResponse c = Circuit("payments");
+  ASSERT_EQ(c.state(), v1::OPEN);
+  EXPECT_DOUBLE_EQ(c.failure_rate(), 0.5);
+  // Two of those failures were also handed over; they count once (5 of 10, not 7 of 12).
+  for (int i = 1; i <= 2; ++i) {
+    v1::ReportFailureResponse resp;
+    ASSERT_TRUE(Report(*retry_, FirstFailure("payments", absl::StrCat("p-", i)), &resp).ok());
+  }
+  EXPECT_DOUBLE_EQ(Circuit("payments").failure_rate(), 0.5);
+  // HALF_OPEN with 3 trial places and only 2 envelopes due: both succeed → CLOSED.
+  v1::LeaseResponse trials;
+  ASSERT_TRUE(LeaseSome(*retry_, "payments", 10, absl::Seconds(6), &trials).ok());
+  ASSERT_EQ(trials.envelopes_size(), 2);
+  EXPECT_EQ(trials.circuit_state(), v1::HALF_OPEN);
+  ASSERT_TRUE(Succeed(*retry_, trials.envelopes(0)).ok());
+  EXPECT_EQ(Circuit("payments").state(), v1::HALF_OPEN);
+  ASSERT_TRUE(Succeed(*retry_, trials.envelopes(1)).ok());
+  EXPECT_EQ(Circuit("payments").state(), v1::CLOSED);
+}
+
 TEST_F(CircuitTest, FailedTrialReopensForTwiceAsLong) {
   OpenByOutage("orders");
   const absl::Time opened = ToTime(Circuit("orders").since());

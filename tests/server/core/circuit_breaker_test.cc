@@ -98,9 +98,28 @@ TEST(CircuitBreakerTest, OldOutcomesLeaveTheWindow) {
 
 TEST(CircuitBreakerTest, FirstAttemptSuccessesLowerTheRate) {
   CircuitBreaker cb(Spec(), At(0));
-  cb.OnFirstAttemptSuccesses(At(0), 8);
+  cb.OnFirstAttemptOutcomes(At(0), 8, 0);
   for (int i = 0; i < 7; ++i) EXPECT_FALSE(cb.OnFailure(At(1), kTransient, 0));
   EXPECT_TRUE(cb.OnFailure(At(1), kTransient, 0));  // 8 of 16.
+  EXPECT_EQ(cb.state(), CircuitState::kOpen);
+}
+
+TEST(CircuitBreakerTest, RecordedFirstAttemptFailuresOpenIt) {
+  CircuitBreaker cb(Spec(), At(0));
+  EXPECT_FALSE(cb.OnFirstAttemptOutcomes(At(0), 2, 1));  // 3 calls < minimum_calls 4.
+  EXPECT_TRUE(cb.OnFirstAttemptOutcomes(At(1), 0, 1));   // 2 of 4.
+  EXPECT_EQ(cb.state(), CircuitState::kOpen);
+  EXPECT_EQ(cb.View(At(1)).next_probe_at, At(31));
+}
+
+TEST(CircuitBreakerTest, FirstFailuresCountedBothWaysCountOnce) {
+  CircuitBreaker cb(Spec(), At(0));
+  EXPECT_FALSE(cb.OnFirstAttemptOutcomes(At(0), 4, 3));  // 3 of 7.
+  // The same three failures, also reported one by one: still 3 of 7, not 6 of 10.
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(cb.OnFailure(At(1), kTransient, 0));
+  EXPECT_DOUBLE_EQ(cb.FailureRate(At(1)), 3.0 / 7.0);
+  // Failed leased retries add to them.
+  EXPECT_TRUE(cb.OnFailure(At(2), kTransient, 55));  // 4 of 8.
   EXPECT_EQ(cb.state(), CircuitState::kOpen);
 }
 
@@ -124,9 +143,9 @@ TEST(CircuitBreakerTest, OpenTurnsHalfOpenAfterOpenDuration) {
 TEST(CircuitBreakerTest, HalfOpenClosesWhenAllTrialsSucceed) {
   CircuitBreaker cb = OpenedAt10();
   ASSERT_TRUE(cb.Advance(At(40)));
-  cb.OnLeased({7});
+  cb.OnLeased(At(40), {7}, /*drained=*/false);
   EXPECT_EQ(cb.LeaseAllowance(), 1);
-  cb.OnLeased({8});
+  cb.OnLeased(At(40), {8}, /*drained=*/false);
   EXPECT_EQ(cb.LeaseAllowance(), 0);
   // Outcomes of non-trials (an older lease, a first failure) move nothing.
   EXPECT_FALSE(cb.OnSuccess(At(41), 99));
@@ -144,22 +163,60 @@ TEST(CircuitBreakerTest, HalfOpenClosesWhenAllTrialsSucceed) {
   EXPECT_EQ(cb.View(At(50)).next_probe_at, At(80));
 }
 
+TEST(CircuitBreakerTest, HalfOpenClosesWhenFewerWereDueAndAllSucceeded) {
+  CircuitBreaker cb = OpenedAt10();
+  ASSERT_TRUE(cb.Advance(At(40)));
+  // One due envelope for two trial places: the lease takes it and finds no more.
+  EXPECT_FALSE(cb.OnLeased(At(40), {7}, /*drained=*/true));
+  EXPECT_EQ(cb.LeaseAllowance(), 1);
+  EXPECT_TRUE(cb.OnSuccess(At(41), 7));
+  EXPECT_EQ(cb.state(), CircuitState::kClosed);
+}
+
+TEST(CircuitBreakerTest, HalfOpenClosesWhenALaterLeaseFindsNoMore) {
+  CircuitBreaker cb = OpenedAt10();
+  ASSERT_TRUE(cb.Advance(At(40)));
+  EXPECT_FALSE(cb.OnLeased(At(40), {7}, /*drained=*/false));  // max_messages 1, more due.
+  EXPECT_FALSE(cb.OnSuccess(At(41), 7));
+  EXPECT_EQ(cb.state(), CircuitState::kHalfOpen);
+  // Nothing due and no trial yet: an empty drained lease closes nothing.
+  CircuitBreaker fresh = OpenedAt10();
+  ASSERT_TRUE(fresh.Advance(At(40)));
+  EXPECT_FALSE(fresh.OnLeased(At(40), {}, /*drained=*/true));
+  EXPECT_EQ(fresh.state(), CircuitState::kHalfOpen);
+  // The next lease finds no more due: every trial handed out succeeded.
+  EXPECT_TRUE(cb.OnLeased(At(42), {}, /*drained=*/true));
+  EXPECT_EQ(cb.View(At(42)).since, At(42));
+  EXPECT_EQ(cb.state(), CircuitState::kClosed);
+}
+
+TEST(CircuitBreakerTest, HalfOpenWaitsForATrialStillOut) {
+  CircuitBreaker cb = OpenedAt10();
+  ASSERT_TRUE(cb.Advance(At(40)));
+  EXPECT_FALSE(cb.OnLeased(At(40), {7}, /*drained=*/false));
+  EXPECT_FALSE(cb.OnLeased(At(40), {8}, /*drained=*/true));
+  EXPECT_FALSE(cb.OnSuccess(At(41), 7));
+  EXPECT_EQ(cb.state(), CircuitState::kHalfOpen);  // 8 has not answered.
+  EXPECT_TRUE(cb.OnFailure(At(42), kTransient, 8));
+  EXPECT_EQ(cb.state(), CircuitState::kOpen);
+}
+
 TEST(CircuitBreakerTest, FailedTrialReopensWithDoubledDurationUpToTheCap) {
   CircuitBreaker cb = OpenedAt10();
   ASSERT_TRUE(cb.Advance(At(40)));
-  cb.OnLeased({7, 8});
+  cb.OnLeased(At(40), {7, 8}, /*drained=*/false);
   EXPECT_TRUE(cb.OnFailure(At(41), kTransient, 7));
   CircuitView v = cb.View(At(41));
   EXPECT_EQ(v.state, CircuitState::kOpen);
   EXPECT_EQ(v.since, At(41));
   EXPECT_EQ(v.next_probe_at, At(101));  // 2 × 30 s.
   ASSERT_TRUE(cb.Advance(At(101)));
-  cb.OnLeased({9});
+  cb.OnLeased(At(40), {9}, /*drained=*/false);
   // A lease expiry is a TRANSIENT failure of the trial.
   EXPECT_TRUE(cb.OnFailure(At(102), kTransient, 9));
   EXPECT_EQ(cb.View(At(102)).next_probe_at, At(202));  // 120 s capped at 100 s.
   ASSERT_TRUE(cb.Advance(At(202)));
-  cb.OnLeased({10});
+  cb.OnLeased(At(40), {10}, /*drained=*/false);
   EXPECT_TRUE(cb.OnFailure(At(203), ErrorClass::kRecoverable, 10));
   EXPECT_EQ(cb.View(At(203)).next_probe_at, At(303));
 }
@@ -167,7 +224,7 @@ TEST(CircuitBreakerTest, FailedTrialReopensWithDoubledDurationUpToTheCap) {
 TEST(CircuitBreakerTest, PermanentTrialOutcomeFreesItsPlace) {
   CircuitBreaker cb = OpenedAt10();
   ASSERT_TRUE(cb.Advance(At(40)));
-  cb.OnLeased({7, 8});
+  cb.OnLeased(At(40), {7, 8}, /*drained=*/false);
   EXPECT_EQ(cb.LeaseAllowance(), 0);
   EXPECT_FALSE(cb.OnFailure(At(41), ErrorClass::kPermanent, 7));
   EXPECT_EQ(cb.state(), CircuitState::kHalfOpen);
@@ -197,7 +254,7 @@ TEST(CircuitBreakerTest, ForceOpenHoldsEverythingUntilAuto) {
   EXPECT_EQ(v.since, At(6000));
   EXPECT_EQ(cb.LeaseAllowance(), 2);
   // A failed trial after a forced open opens for the policy's duration.
-  cb.OnLeased({1});
+  cb.OnLeased(At(40), {1}, /*drained=*/false);
   EXPECT_TRUE(cb.OnFailure(At(6001), kTransient, 1));
   EXPECT_EQ(cb.View(At(6001)).next_probe_at, At(6031));
 }

@@ -124,7 +124,7 @@ TEST(ServiceGuardsTest, CircuitTransitionsArePendingAndPublished) {
   EXPECT_EQ(moved, std::vector<std::string>{"orders"});
   EXPECT_EQ(g.NextTransition(), absl::InfiniteFuture());
   EXPECT_EQ(g.LeaseAllowance("orders", At(31), &changed), 1);
-  g.OnLeased("orders", {42});
+  EXPECT_FALSE(g.OnLeased("orders", At(31), {42}, /*drained=*/false));
   EXPECT_FALSE(g.MayLease("orders", At(31)));
   EXPECT_TRUE(g.OnSuccess("orders", At(32), 42));
   EXPECT_EQ(g.Record("orders").state, CircuitState::kClosed);
