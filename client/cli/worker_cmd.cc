@@ -260,7 +260,7 @@ void AddWorkerCommands(CLI::App* app, CliContext* ctx) {
     auto opts = std::make_shared<LeaseOptions>();
     CLI::App* cmd = app->add_subcommand("lease", "Take due retries of a service under a lease");
     cmd->add_option("--service", opts->service, "Service whose due retries to take")->required();
-    cmd->add_option("--max", opts->max_messages, "Envelopes at most (0 = 1, max 100)")
+    cmd->add_option("--max", opts->max_messages, "Envelopes at most (0 = 1, max 1000)")
         ->check(NonNegativeIntValidator());
     cmd->add_option("--visibility-timeout", opts->visibility_timeout, "How long the lease lasts")
         ->check(PositiveDurationValidator())

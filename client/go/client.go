@@ -132,7 +132,7 @@ func (c *Client) ReportFailureWith(ctx context.Context, e *Envelope, f *Failure,
 
 // LeaseOptions are the optional parameters of Lease.
 type LeaseOptions struct {
-	// MaxMessages at most (0 = 1, at most 100).
+	// MaxMessages at most (0 = 1; more than 1000 is reduced to 1000).
 	MaxMessages int32
 	// VisibilityTimeout is the lease length (0 = 30 s).
 	VisibilityTimeout time.Duration

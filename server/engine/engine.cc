@@ -800,6 +800,7 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
           .Str("message_id", e->message_id)
           .Str("trace_id", e->trace_id)
           .Int("attempt", e->attempt)
+          .Str("error_code", "LEASE_EXPIRED")
           .Str("decision", d.kind == DecisionKind::kScheduled ? "scheduled" : "dead_lettered");
     }
   }

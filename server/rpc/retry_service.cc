@@ -1,5 +1,6 @@
 #include "server/rpc/retry_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -55,7 +56,7 @@ grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* c
   if (!valid.ok()) return FinishNow(ctx, valid);
   LeaseArgs args;
   args.service = req->service();
-  args.max_messages = req->max_messages() == 0 ? 1 : req->max_messages();
+  args.max_messages = std::clamp(req->max_messages(), 1, kMaxLeaseMessages);
   if (req->has_visibility_timeout()) {
     args.visibility_timeout = DurationFromProto(req->visibility_timeout());
   }

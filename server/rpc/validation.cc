@@ -135,9 +135,9 @@ absl::Status ValidateReportFailure(const v1::ReportFailureRequest& req,
 
 absl::Status ValidateLease(const v1::LeaseRequest& req) {
   RETURN_IF_ERROR(ValidateService("service", req.service()));
-  if (req.max_messages() < 0 || req.max_messages() > kMaxLeaseMessages) {
-    return Invalid("max_messages", absl::StrCat("must be between 0 and ", kMaxLeaseMessages,
-                                                ", got ", req.max_messages()));
+  if (req.max_messages() < 0) {
+    return Invalid("max_messages",
+                   absl::StrCat("must not be negative, got ", req.max_messages()));
   }
   if (req.has_visibility_timeout()) {
     RETURN_IF_ERROR(ValidateVisibility("visibility_timeout", req.visibility_timeout()));

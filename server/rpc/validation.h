@@ -20,8 +20,9 @@ struct RequestLimits {
 };
 
 // Bounds shared by the API (see the proto comments).
-inline constexpr int kMaxLeaseMessages = 100;
-inline constexpr absl::Duration kMinVisibilityTimeout = absl::Seconds(1);
+// Lease: more than kMaxLeaseMessages is reduced to it (as page sizes are).
+inline constexpr int kMaxLeaseMessages = 1000;
+inline constexpr absl::Duration kMinVisibilityTimeout = absl::Milliseconds(10);
 inline constexpr absl::Duration kMaxVisibilityTimeout = absl::Hours(12);
 inline constexpr absl::Duration kDefaultVisibilityTimeout = absl::Seconds(30);
 inline constexpr absl::Duration kMaxWaitTime = absl::Seconds(20);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -132,6 +133,34 @@ TEST(LoggingTest, InfoLevelHasNoPerRequestLines) {
   EXPECT_EQ(Events(lines, "dead_lettered").size(), 1u);
   EXPECT_EQ(events.count("server_started"), 1u);
   EXPECT_EQ(events.count("server_stopped"), 1u);
+  RemoveTree(dir);
+}
+
+TEST(LoggingTest, LeaseExpiryLineSaysWhatFailed) {
+  const std::string dir = MakeTempDir();
+  auto server = ServerProcess::Start(dir, kFastPolicyConfig, {"--log-level", "info"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto retry = (*server)->RetryStub();
+  v1::ReportFailureResponse resp;
+  ASSERT_TRUE(Report(*retry, FirstFailure("billing", "m-9"), &resp).ok());
+  // A worker that takes it for 50 ms and never answers.
+  const v1::LeaseResponse leased =
+      LeaseUntil(*retry, "billing", 1, absl::Seconds(10), absl::Milliseconds(50));
+  ASSERT_EQ(leased.envelopes_size(), 1);
+  std::vector<nlohmann::json> expired;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (expired.empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+    expired = Events(Lines((*server)->log()), "lease_expired");
+  }
+  ASSERT_EQ(expired.size(), 1u) << (*server)->log();
+  EXPECT_EQ(expired[0].value("level", ""), "warn");
+  EXPECT_EQ(expired[0].value("message_id", ""), "m-9");
+  EXPECT_EQ(expired[0].value("trace_id", ""), "trace-m-9");
+  EXPECT_EQ(expired[0].value("error_code", ""), "LEASE_EXPIRED");
+  EXPECT_EQ(expired[0].value("decision", ""), "scheduled");
+  EXPECT_EQ(expired[0].value("attempt", 0), 2);
+  ASSERT_TRUE((*server)->Terminate(absl::Seconds(20)).ok());
   RemoveTree(dir);
 }
 

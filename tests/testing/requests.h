@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
 #include "retryd/v1/retry_service.grpc.pb.h"
+#include "server/util/time_conversion.h"
 #include "tests/testing/server_process.h"
 
 namespace retryd::testing {
@@ -54,10 +55,8 @@ inline grpc::Status LeaseSome(v1::RetryService::Stub& stub, const std::string& s
   v1::LeaseRequest req;
   req.set_service(service);
   req.set_max_messages(max);
-  req.mutable_wait_time()->set_seconds(absl::ToInt64Seconds(wait));
-  req.mutable_wait_time()->set_nanos(
-      static_cast<int>(absl::ToInt64Nanoseconds(wait - absl::Seconds(absl::ToInt64Seconds(wait)))));
-  req.mutable_visibility_timeout()->set_seconds(absl::ToInt64Seconds(visibility));
+  DurationToProto(wait, req.mutable_wait_time());
+  DurationToProto(visibility, req.mutable_visibility_timeout());
   return stub.Lease(Context(wait + absl::Seconds(10)).get(), req, resp);
 }
 

@@ -132,7 +132,7 @@ def test_extend_lease_circuit_outcomes_and_errors(server, client, service):
     with pytest.raises(retryd.LeaseLostError):
         client.extend_lease("no-such-token", 10)
     with pytest.raises(retryd.RetrydError):
-        client.lease(service, max_messages=1000)
+        client.lease(service, max_messages=-1)
 
 
 def test_report_failure_helper_for_consumer_loops(server, client, service):
