@@ -177,6 +177,7 @@ int Serve(const v1::ServerConfig& cfg) {
   engine_options.observer = metrics_on ? &metrics : nullptr;
   engine_options.max_lease_response_bytes = limits->max_lease_response_bytes;
   engine_options.dedupe_window = limits->dedupe_window;
+  engine_options.max_pending_requests = limits->max_pending_requests;
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Start(store->get(), &*policies, &SystemClock::Get(), &rng, engine_options);
   if (!engine.ok()) {

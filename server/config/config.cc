@@ -398,6 +398,11 @@ absl::StatusOr<Limits> LimitsFromProto(const v1::Limits& proto) {
                             int64_t{64} << 10, 64 * kMiB));
     limits.max_lease_response_bytes = proto.max_lease_response_bytes();
   }
+  if (proto.has_max_pending_requests()) {
+    RETURN_IF_ERROR(InRange("limits.max_pending_requests", proto.max_pending_requests(),
+                            int64_t{64}, int64_t{10000000}));
+    limits.max_pending_requests = proto.max_pending_requests();
+  }
   RETURN_IF_ERROR(ReadDuration("limits.dedupe_window", proto.has_dedupe_window(),
                                proto.dedupe_window(), absl::ZeroDuration(), 30 * kDay,
                                &limits.dedupe_window));

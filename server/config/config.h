@@ -45,6 +45,7 @@ struct Limits {
   int64_t max_payload_bytes = 1 << 20;
   int64_t max_lease_response_bytes = 3670016;  // 3.5 MiB.
   absl::Duration dedupe_window = absl::Hours(24);
+  int64_t max_pending_requests = 100000;
 };
 
 // Converts and validates limits (paths "limits.max_payload_bytes", ...); unset fields keep the

@@ -327,7 +327,9 @@ void EngineTxn::DeadLettersRemoved(const std::string& service, int64_t n) {
 }
 
 void Engine::RunInTransaction(TxnFunction apply, DoneCallback done) {
-  Submit(std::make_unique<FunctionOp>(std::move(apply), std::move(done)));
+  // Operator and background work is never refused for load: it is small, and a purge is how
+  // an operator makes room.
+  Submit(std::make_unique<FunctionOp>(std::move(apply), std::move(done)), /*limited=*/false);
 }
 
 Engine::Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
@@ -412,7 +414,17 @@ void Engine::ExtendLease(std::string lease_token, absl::Duration visibility_time
                                          std::move(done)));
 }
 
-void Engine::Submit(std::unique_ptr<Op> op) {
+void Engine::Submit(std::unique_ptr<Op> op, bool limited) {
+  if (limited) {
+    const int64_t before = pending_requests_.fetch_add(1, std::memory_order_relaxed);
+    op->pending_count = &pending_requests_;
+    if (before >= options_.max_pending_requests) {
+      op->Finish(absl::ResourceExhaustedError(absl::StrCat(
+          "retryd is overloaded: ", before, " requests are waiting for the store (limit ",
+          options_.max_pending_requests, ", limits.max_pending_requests); retry with backoff")));
+      return;
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {

@@ -44,6 +44,8 @@ struct EngineOptions {
   int64_t max_lease_response_bytes = 3670016;
   // How long succeeded envelopes are remembered for duplicate detection.
   absl::Duration dedupe_window = absl::Hours(24);
+  // Most requests accepted and not yet answered; past it Submit refuses with RESOURCE_EXHAUSTED.
+  int64_t max_pending_requests = 100000;
   // Most requests applied in one transaction.
   int max_batch = 1024;
   // Most expired leases re-decided in one transaction.
@@ -204,7 +206,9 @@ class Engine {
   Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
          EngineOptions options);
 
-  void Submit(std::unique_ptr<Op> op);
+  // Queues `op` for the writer. A `limited` op is refused with RESOURCE_EXHAUSTED when
+  // max_pending_requests are already unanswered.
+  void Submit(std::unique_ptr<Op> op, bool limited = true);
   void WriterLoop();
   // Checkpoints the store's log in the background while there are new commits.
   void CheckpointLoop();
@@ -280,6 +284,8 @@ class Engine {
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Op>> queue_ ABSL_GUARDED_BY(mu_);
+  // Limited requests accepted and not yet answered (see EngineOptions::max_pending_requests).
+  std::atomic<int64_t> pending_requests_{0};
   bool stop_parking_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,6 +3,9 @@
 #ifndef RETRYD_SERVER_ENGINE_ENGINE_OP_H_
 #define RETRYD_SERVER_ENGINE_ENGINE_OP_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/engine/engine.h"
@@ -14,12 +17,17 @@ namespace retryd {
 // caller once: with the commit's status, or with Apply's error.
 class Engine::Op {
  public:
-  virtual ~Op() = default;
+  virtual ~Op() {
+    if (pending_count != nullptr) pending_count->fetch_sub(1, std::memory_order_relaxed);
+  }
   virtual absl::Status Apply(Engine& engine, absl::Time now) = 0;
   virtual void Finish(absl::Status status) = 0;
   // True when Apply parked the op (a long-poll with nothing due); it is then neither finished
   // nor committed.
   bool parked = false;
+  // The engine's count of unanswered requests, which this op is one of until destroyed
+  // (answered); null when it is not counted.
+  std::atomic<int64_t>* pending_count = nullptr;
 };
 
 }  // namespace retryd

@@ -53,7 +53,7 @@ const char kFullExample[] = R"json({
   "insecure_allow_remote": false,
   "log_level": "info",
   "limits": {"max_payload_bytes": 2097152, "maxLeaseResponseBytes": "4194304",
-             "dedupe_window": "172800s"},
+             "dedupe_window": "172800s", "maxPendingRequests": "5000"},
   "auth": {"tokens": [
     {"name": "ops", "sha256": "00ff", "role": "OPERATOR"},
     {"name": "billing-workers", "sha256": "ab12", "role": "WORKER", "services": ["billing.*"]}]},
@@ -139,6 +139,7 @@ TEST(ParseServerConfigJsonTest, FullExampleParsesAndConverts) {
   EXPECT_EQ(limits->max_payload_bytes, 2097152);
   EXPECT_EQ(limits->max_lease_response_bytes, 4194304);
   EXPECT_EQ(limits->dedupe_window, absl::Hours(48));
+  EXPECT_EQ(limits->max_pending_requests, 5000);
 }
 
 TEST(ParseServerConfigJsonTest, EmptyObjectIsAValidConfig) {
@@ -388,6 +389,7 @@ TEST(LimitsFromProtoTest, DefaultsAndRanges) {
   EXPECT_EQ(defaults->max_payload_bytes, 1 << 20);
   EXPECT_EQ(defaults->max_lease_response_bytes, 3670016);
   EXPECT_EQ(defaults->dedupe_window, absl::Hours(24));
+  EXPECT_EQ(defaults->max_pending_requests, 100000);
 
   v1::Limits zero_window;
   zero_window.mutable_dedupe_window();  // Set, 0 s: allowed.
@@ -403,6 +405,9 @@ TEST(LimitsFromProtoTest, DefaultsAndRanges) {
       {R"("max_lease_response_bytes": "67108865")", "limits.max_lease_response_bytes: "},
       {R"("dedupe_window": "-1s")", "limits.dedupe_window: must be between 0s and 720h, got -1s"},
       {R"("dedupe_window": "2595600s")", "limits.dedupe_window: "},
+      {R"("max_pending_requests": 63)",
+       "limits.max_pending_requests: must be between 64 and 10000000, got 63"},
+      {R"("max_pending_requests": "10000001")", "limits.max_pending_requests: "},
   };
   for (const BadCase& c : cases) {
     const v1::ServerConfig cfg = MustParse(absl::StrCat(R"({"limits": {)", c.fields, "}}"));

@@ -140,6 +140,45 @@ TEST_F(EngineSyncTest, AnswersOnlyOnceTheLogIsSynced) {
   EXPECT_TRUE(status.ok()) << status;
 }
 
+TEST_F(EngineSyncTest, RefusesPastMaxPendingRequestsUntilSomeAreAnswered) {
+  engine_.reset();
+  EngineOptions options;
+  options.max_pending_requests = 3;
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Start(store_.get(), policies_.get(), &SystemClock::Get(), &rng_, options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  engine_ = *std::move(engine);
+
+  // The disk stalls: three requests are committed and wait for the fsync.
+  store_->Hold();
+  absl::Notification answered[5];
+  absl::Status status[5];
+  for (int i = 0; i < 3; ++i) Report(absl::StrCat("m", i), &answered[i], &status[i]);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(CommittedWithin(absl::StrCat("m", i), absl::Seconds(10)));
+  // A fourth is refused at once, and nothing of it is written.
+  Report("m3", &answered[3], &status[3]);
+  ASSERT_TRUE(answered[3].WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(absl::IsResourceExhausted(status[3])) << status[3];
+  EXPECT_NE(status[3].message().find("limits.max_pending_requests"), std::string::npos);
+  EXPECT_FALSE(CommittedWithin("m3", absl::Milliseconds(200)));
+  // Operator and background work still goes through.
+  absl::Notification txn_done;
+  engine_->RunInTransaction([](EngineTxn&) { return absl::OkStatus(); },
+                            [&txn_done](absl::Status) { txn_done.Notify(); });
+  EXPECT_FALSE(answered[0].HasBeenNotified());
+
+  // Once the three are answered there is room again.
+  store_->Release();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(answered[i].WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(status[i].ok()) << status[i];
+  }
+  ASSERT_TRUE(txn_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  Report("m3", &answered[4], &status[4]);
+  ASSERT_TRUE(answered[4].WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(status[4].ok()) << status[4];
+}
+
 TEST_F(EngineSyncTest, CommitsTheNextBatchWhileTheLastIsSyncingAndAnswersInCommitOrder) {
   store_->Hold();
   absl::Mutex order_mu;
