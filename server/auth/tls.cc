@@ -98,20 +98,26 @@ absl::StatusOr<TlsSettings> LoadTls(const TlsPaths& paths, const TlsSources& sou
         sources.client_auth, ": must be none, request or require, got \"", paths.client_auth,
         "\""));
   }
-  if (paths.cert_file.empty() || paths.key_file.empty()) {
+  // A missing setting came from neither place: both are named.
+  if (paths.cert_file.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        paths.cert_file.empty() ? sources.cert : sources.key,
-        ": TLS needs both a certificate and its key (", sources.cert, ", ", sources.key, ")"));
+        "--tls-cert (tls.cert_file): missing; TLS needs a certificate and its key (",
+        sources.key, " is set)"));
+  }
+  if (paths.key_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls-key (tls.key_file): missing; TLS needs a certificate and its key (", sources.cert,
+        " is set)"));
   }
   if (s.client_auth == ClientAuth::kNone && !paths.client_ca_file.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        sources.client_ca, ": a client CA is only used with ", sources.client_auth,
-        " request or require (it is none)"));
+        sources.client_ca, ": a client CA is only used with --tls-client-auth (tls.client_auth) "
+                           "request or require"));
   }
   if (s.client_auth != ClientAuth::kNone && paths.client_ca_file.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        sources.client_ca, ": ", sources.client_auth, " ", ClientAuthName(s.client_auth),
-        " needs the CA that signs client certificates"));
+        "--tls-client-ca (tls.client_ca_file): missing; ", sources.client_auth, " ",
+        ClientAuthName(s.client_auth), " needs the CA that signs client certificates"));
   }
 
   auto cert_pem = ReadPem(sources.cert, paths.cert_file);

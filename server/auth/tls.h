@@ -54,8 +54,9 @@ bool TlsConfigured(const TlsPaths& paths);
 // Reads and checks the files: cert and key are both required, the key must match the
 // certificate; request/require need a client CA (which must hold at least one certificate), and
 // a client CA without request/require is refused as a likely mistake. INVALID_ARGUMENT whose
-// message starts with the field's name from `sources`, e.g. "--tls-key /x/key.pem: cannot read
-// (No such file or directory)".
+// message starts with the setting's name from `sources`, e.g. "--tls-key /x/key.pem: cannot read
+// (No such file or directory)", or with both names of a missing one ("--tls-key
+// (tls.key_file): missing; ...").
 absl::StatusOr<TlsSettings> LoadTls(const TlsPaths& paths, const TlsSources& sources);
 
 // SslServerCredentials for `settings`. kRequest maps to

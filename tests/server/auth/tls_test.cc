@@ -13,6 +13,7 @@
 namespace retryd {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using testing::IsOk;
@@ -82,7 +83,13 @@ TEST_F(LoadTlsTest, ErrorsNameTheFlagOrField) {
 
   TlsPaths no_key = Paths();
   no_key.key_file = "";
-  EXPECT_THAT(LoadTls(no_key, flags), StatusIs(kInvalid, StartsWith("--tls-key: TLS needs both")));
+  EXPECT_THAT(LoadTls(no_key, flags),
+              StatusIs(kInvalid, StartsWith("--tls-key (tls.key_file): missing")));
+  TlsPaths no_cert = Paths();
+  no_cert.cert_file = "";
+  EXPECT_THAT(LoadTls(no_cert, TlsSources()),
+              StatusIs(kInvalid, AllOf(StartsWith("--tls-cert (tls.cert_file): missing"),
+                                       HasSubstr("tls.key_file is set"))));
 
   TlsPaths key_is_cert = Paths();
   key_is_cert.key_file = server_.cert;
@@ -102,7 +109,8 @@ TEST_F(LoadTlsTest, ErrorsNameTheFlagOrField) {
   EXPECT_THAT(LoadTls(Paths("always"), flags),
               StatusIs(kInvalid, StartsWith("--tls-client-auth: must be none, request or require")));
   EXPECT_THAT(LoadTls(Paths("require"), flags),
-              StatusIs(kInvalid, StartsWith("--tls-client-ca: --tls-client-auth require needs")));
+              StatusIs(kInvalid, StartsWith("--tls-client-ca (tls.client_ca_file): missing; "
+                                            "--tls-client-auth require needs")));
 
   TlsPaths ca_without_mode = Paths("none");
   ca_without_mode.client_ca_file = ca_.cert;
