@@ -18,7 +18,7 @@ mode="${1:-test}"
 build_pkgs=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
-  libabsl-dev prometheus-cpp-dev libsqlite3-dev
+  libabsl-dev prometheus-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev googletest
   libcli11-dev nlohmann-json3-dev
 )

@@ -2,7 +2,8 @@
 //
 // Reads a JSON ServerConfig (--config), applies command-line overrides, opens the SQLite store,
 // rebuilds the schedule, and serves retryd.v1.RetryService, retryd.v1.AdminService,
-// grpc.health.v1.Health and server reflection. SIGTERM/SIGINT: health goes NOT_SERVING, parked
+// grpc.health.v1.Health and server reflection, over TLS when configured, with bearer-token auth
+// when tokens are configured (health and reflection stay open). SIGTERM/SIGINT: health goes NOT_SERVING, parked
 // long-polls are answered, in-flight calls finish (up to --shutdown-grace), the store is flushed,
 // and the process exits 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/auth/authorizer.h"
+#include "server/auth/tls.h"
+#include "server/auth/token_table.h"
 #include "server/config/config.h"
 #include "server/engine/engine.h"
 #include "server/metrics/gauge_source.h"
@@ -56,6 +61,11 @@ struct Flags {
   std::string shutdown_grace;
   std::string log_level;
   std::string log_format = "json";
+  std::string auth_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  std::string tls_client_auth;
   bool insecure_allow_remote = false;
   bool check_config = false;
 };
@@ -82,9 +92,27 @@ absl::Status ValidateMetricsAddr(absl::string_view addr) {
   return absl::OkStatus();
 }
 
-// The file config with the flags applied over it, defaults filled in, and everything validated.
-absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
+// The validated configuration: the file config with the flags applied over it and defaults
+// filled in, plus what it turns into for auth and TLS.
+struct Setup {
   v1::ServerConfig cfg;
+  TokenTable tokens;                 // Empty: auth off.
+  std::optional<TlsSettings> tls;    // nullopt: plaintext.
+};
+
+// Error messages name the flag that set a TLS setting, else its config field.
+TlsSources TlsSourcesOf(const Flags& flags) {
+  TlsSources sources;
+  if (!flags.tls_cert.empty()) sources.cert = "--tls-cert";
+  if (!flags.tls_key.empty()) sources.key = "--tls-key";
+  if (!flags.tls_client_ca.empty()) sources.client_ca = "--tls-client-ca";
+  if (!flags.tls_client_auth.empty()) sources.client_auth = "--tls-client-auth";
+  return sources;
+}
+
+absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
+  Setup setup;
+  v1::ServerConfig& cfg = setup.cfg;
   if (!flags.config.empty()) {
     ASSIGN_OR_RETURN(cfg, LoadServerConfigFile(flags.config));
   }
@@ -101,6 +129,20 @@ absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
     }
     DurationToProto(grace, cfg.mutable_shutdown_grace());
   }
+  std::string auth_path = "auth";
+  if (!flags.auth_file.empty()) {
+    if (cfg.auth().tokens_size() > 0) {
+      return absl::InvalidArgumentError(
+          "--auth-file: the config file has auth.tokens too; keep the tokens in one place");
+    }
+    ASSIGN_OR_RETURN(*cfg.mutable_auth(), LoadAuthConfigFile(flags.auth_file));
+    auth_path = absl::StrCat("--auth-file ", flags.auth_file, ": auth");
+  }
+  if (!flags.tls_cert.empty()) cfg.mutable_tls()->set_cert_file(flags.tls_cert);
+  if (!flags.tls_key.empty()) cfg.mutable_tls()->set_key_file(flags.tls_key);
+  if (!flags.tls_client_ca.empty()) cfg.mutable_tls()->set_client_ca_file(flags.tls_client_ca);
+  if (!flags.tls_client_auth.empty()) cfg.mutable_tls()->set_client_auth(flags.tls_client_auth);
+  const v1::TlsConfig& tls = cfg.tls();
   if (cfg.grpc_addr().empty()) cfg.set_grpc_addr("127.0.0.1:50051");
   if (cfg.data_dir().empty()) cfg.set_data_dir("./retryd-data");
   if (cfg.metrics_addr().empty()) cfg.set_metrics_addr("127.0.0.1:9464");
@@ -116,23 +158,54 @@ absl::StatusOr<v1::ServerConfig> EffectiveConfig(const Flags& flags) {
   if (grace < absl::ZeroDuration() || grace > absl::Minutes(5)) {
     return absl::InvalidArgumentError("shutdown_grace: must be between 0s and 5m");
   }
-  if (cfg.auth().tokens_size() > 0) {
-    return absl::InvalidArgumentError(
-        "auth.tokens: bearer-token auth is not in this build yet; remove the tokens and keep "
-        "retryd on loopback");
+  ASSIGN_OR_RETURN(setup.tokens, TokenTable::FromConfig(cfg.auth(), auth_path));
+  const TlsPaths paths{tls.cert_file(), tls.key_file(), tls.client_ca_file(), tls.client_auth()};
+  if (TlsConfigured(paths)) {
+    ASSIGN_OR_RETURN(setup.tls, LoadTls(paths, TlsSourcesOf(flags)));
   }
-  if (!cfg.tls().cert_file().empty() || !cfg.tls().key_file().empty()) {
-    return absl::InvalidArgumentError("tls: TLS is not in this build yet");
-  }
-  if (!IsLoopback(cfg.grpc_addr()) && !cfg.insecure_allow_remote()) {
+  // Who may reach a non-loopback address: callers with a token, or with a client certificate
+  // the server verified (TLS alone authenticates the server, not the caller).
+  const bool client_certs_required =
+      setup.tls.has_value() && setup.tls->client_auth == ClientAuth::kRequire;
+  if (!IsLoopback(cfg.grpc_addr()) && setup.tokens.empty() && !client_certs_required &&
+      !cfg.insecure_allow_remote()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "grpc_addr ", cfg.grpc_addr(), " is not loopback and no auth is configured; pass "
+        "grpc_addr ", cfg.grpc_addr(), " is not loopback and no auth is configured (neither "
+        "auth.tokens nor --tls-client-auth require); configure one, or pass "
         "--insecure-allow-remote to serve it unauthenticated"));
   }
   RETURN_IF_ERROR(ValidateMetricsAddr(cfg.metrics_addr()));
   RETURN_IF_ERROR(PolicySetFromConfig(cfg).status());
   RETURN_IF_ERROR(LimitsFromProto(cfg.limits()).status());
-  return cfg;
+  return setup;
+}
+
+// The start-up warnings and notes about who can call this server.
+void LogSecurity(const Setup& setup) {
+  const v1::ServerConfig& cfg = setup.cfg;
+  const bool loopback = IsLoopback(cfg.grpc_addr());
+  const bool client_certs_required =
+      setup.tls.has_value() && setup.tls->client_auth == ClientAuth::kRequire;
+  if (setup.tokens.empty()) {
+    LogEvent(LogLevel::kWarn, "auth_disabled")
+        .Str("msg", client_certs_required
+                        ? "no bearer tokens configured: any client with a certificate signed by "
+                          "the client CA may call every RPC"
+                        : loopback ? "no bearer tokens configured: every caller may call every "
+                                     "RPC; listening on loopback only"
+                                   : "no bearer tokens configured: every caller may call every RPC")
+        .Str("grpc_addr", cfg.grpc_addr());
+    if (!loopback && !client_certs_required) {
+      LogEvent(LogLevel::kWarn, "insecure_remote")
+          .Str("msg", "serving a non-loopback address without auth (--insecure-allow-remote)")
+          .Str("grpc_addr", cfg.grpc_addr());
+    }
+  } else if (!setup.tls.has_value() && !loopback) {
+    LogEvent(LogLevel::kWarn, "tokens_in_plaintext")
+        .Str("msg", "bearer tokens are sent in clear text to a non-loopback address; configure "
+                    "TLS (--tls-cert, --tls-key)")
+        .Str("grpc_addr", cfg.grpc_addr());
+  }
 }
 
 // Blocks SIGTERM/SIGINT in this thread and every thread started after it, so sigwait() below is
@@ -144,7 +217,8 @@ void BlockShutdownSignals(sigset_t* set) {
   pthread_sigmask(SIG_BLOCK, set, nullptr);
 }
 
-int Serve(const v1::ServerConfig& cfg) {
+int Serve(const Setup& setup) {
+  const v1::ServerConfig& cfg = setup.cfg;
   sigset_t signals;
   BlockShutdownSignals(&signals);
 
@@ -224,16 +298,23 @@ int Serve(const v1::ServerConfig& cfg) {
     ~DetachGauges() { m->SetGaugeSource(nullptr); }
   } detach_gauges{&metrics};
 
+  const Authorizer auth(setup.tokens, /*certificate_identity=*/setup.tls.has_value() &&
+                                         setup.tls->client_auth != ClientAuth::kNone);
   RetryServiceImpl retry_service(engine->get(), &SystemClock::Get(),
-                                 RequestLimits{limits->max_payload_bytes});
-  AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get());
+                                 RequestLimits{limits->max_payload_bytes}, &auth);
+  AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get(),
+                                 &auth);
   admin_service.SetDlq(&replays, &dlq_counters);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(cfg.grpc_addr(), grpc::InsecureServerCredentials(), &port);
+  // The metrics listener stays plain HTTP; only the gRPC port speaks TLS.
+  builder.AddListeningPort(cfg.grpc_addr(),
+                           setup.tls.has_value() ? ServerCredentialsFor(*setup.tls)
+                                                 : grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(&retry_service);
   builder.RegisterService(&admin_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits->max_payload_bytes + (1 << 20)));
@@ -257,14 +338,7 @@ int Serve(const v1::ServerConfig& cfg) {
   for (const char* name : {"", "retryd.v1.RetryService", "retryd.v1.AdminService"}) {
     health->SetServingStatus(name, true);
   }
-  if (!IsLoopback(cfg.grpc_addr())) {
-    LogEvent(LogLevel::kWarn, "insecure_remote")
-        .Str("msg", "serving a non-loopback address without auth or TLS")
-        .Str("grpc_addr", cfg.grpc_addr());
-  } else {
-    LogEvent(LogLevel::kWarn, "no_auth")
-        .Str("msg", "no bearer tokens configured; listening on loopback only");
-  }
+  LogSecurity(setup);
   LogEvent(LogLevel::kInfo, "server_started")
       .Str("version", kVersion)
       .Str("grpc_addr", cfg.grpc_addr())
@@ -272,6 +346,10 @@ int Serve(const v1::ServerConfig& cfg) {
       .Str("data_dir", cfg.data_dir())
       .Str("metrics_addr", cfg.metrics_addr())
       .Int("metrics_port", metrics.port())
+      .Int("auth_tokens", static_cast<int64_t>(setup.tokens.size()))
+      .Str("tls", setup.tls.has_value() ? "on" : "off")
+      .Str("tls_client_auth",
+           setup.tls.has_value() ? ClientAuthName(setup.tls->client_auth) : "none")
       .Int("scheduled", scheduled)
       .Int("leased", leased)
       .Double("startup_seconds", absl::ToDoubleSeconds(absl::Now() - start));
@@ -318,8 +396,19 @@ int main(int argc, char** argv) {
                  "how long SIGTERM waits for in-flight calls (default 20s)");
   app.add_option("--log-level", flags.log_level, "debug|info|warn|error (default info)");
   app.add_option("--log-format", flags.log_format, "json|text (default json)");
+  app.add_option("--auth-file", flags.auth_file,
+                 "JSON file with the auth section only ({\"tokens\": [...]}), e.g. a mounted "
+                 "Secret; instead of auth in --config");
+  app.add_option("--tls-cert", flags.tls_cert, "PEM certificate (chain) of the gRPC port");
+  app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", flags.tls_client_ca,
+                 "PEM CA bundle that signs client certificates (with --tls-client-auth)");
+  app.add_option("--tls-client-auth", flags.tls_client_auth,
+                 "client certificates: none (default), request (optional, verified when sent) "
+                 "or require (mTLS)");
   app.add_flag("--insecure-allow-remote", flags.insecure_allow_remote,
-               "serve a non-loopback address without auth or TLS");
+               "serve a non-loopback address without auth (no tokens, no required client "
+               "certificates)");
   app.add_flag("--check-config", flags.check_config,
                "parse and validate the config, print the effective config as JSON, and exit");
   app.set_version_flag("--version", std::string("retryd ") + retryd::kVersion);
@@ -332,11 +421,12 @@ int main(int argc, char** argv) {
     std::cerr << "retryd: --log-format must be json or text\n";
     return 2;
   }
-  absl::StatusOr<retryd::v1::ServerConfig> cfg = retryd::EffectiveConfig(flags);
-  if (!cfg.ok()) {
-    std::cerr << "retryd: invalid configuration: " << cfg.status().message() << "\n";
+  absl::StatusOr<retryd::Setup> setup = retryd::EffectiveConfig(flags);
+  if (!setup.ok()) {
+    std::cerr << "retryd: invalid configuration: " << setup.status().message() << "\n";
     return 2;
   }
+  const retryd::v1::ServerConfig* cfg = &setup->cfg;
   retryd::LogLevel level = retryd::LogLevel::kInfo;
   retryd::ParseLogLevel(cfg->log_level(), &level);
   retryd::SetLogLevel(level);
@@ -349,5 +439,5 @@ int main(int argc, char** argv) {
     std::cout << json;
     return 0;
   }
-  return retryd::Serve(*cfg);
+  return retryd::Serve(*setup);
 }

@@ -24,8 +24,8 @@
 namespace retryd::cli {
 namespace {
 
-constexpr char kFooter[] = R"(Global flags (--server, --token, --timeout, -o/--output, --no-headers)
-go before or after the command; see 'retryctl --help'.
+constexpr char kFooter[] = R"(Global flags (--server, --token, --tls*, --timeout, -o/--output,
+--no-headers) go before or after the command; see 'retryctl --help'.
 
 Environment:
   RETRYD_ADDR    default for --server
@@ -86,6 +86,15 @@ std::unique_ptr<CLI::App> BuildApp(CliContext* ctx) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
   app->add_flag("--no-headers", flags.no_headers, "Omit table headers");
+  app->add_flag("--tls", flags.tls, "Connect over TLS (server verified with the system roots "
+                                    "unless --tls-ca)");
+  app->add_option("--tls-ca", flags.tls_ca, "PEM CA bundle that verifies the server (implies --tls)");
+  app->add_option("--tls-cert", flags.tls_cert,
+                  "PEM client certificate for mTLS (implies --tls; needs --tls-key)");
+  app->add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
+  app->add_option("--tls-server-name", flags.tls_server_name,
+                  "Name to verify the server certificate against instead of the --server host "
+                  "(implies --tls)");
 
   AddServicesCommands(app.get(), ctx);
   AddEnvelopeCommands(app.get(), ctx);
@@ -123,6 +132,12 @@ int RunRetryctl(const std::vector<std::string>& args, std::istream& in, std::ost
     if (!ctx.action) {
       err << "Error: no command given\nRun 'retryctl --help' for usage." << std::endl;
       return kExitUsage;
+    }
+    std::string tls_error;
+    const int tls_rc = LoadTlsFiles(ctx.flags, &ctx.tls, &tls_error);
+    if (tls_rc != kExitOk) {
+      err << "Error: " << tls_error << std::endl;
+      return tls_rc;
     }
     return ctx.action();
   } catch (const CLI::Error& e) {

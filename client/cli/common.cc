@@ -1,10 +1,15 @@
 #include "client/cli/common.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <fstream>
 #include <limits>
 #include <ostream>
+#include <sstream>
+#include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -45,6 +50,7 @@ ConnectionOptions CliContext::connection() const {
   ConnectionOptions options;
   options.server = flags.server;
   options.token = flags.token;
+  options.tls = tls;
   // Already validated by CLI11; the default stays if it somehow does not parse.
   absl::Duration timeout;
   if (ParseNonNegativeDuration(flags.timeout, &timeout) && timeout > absl::ZeroDuration()) {
@@ -76,16 +82,52 @@ CLI::Validator NonNegativeIntValidator() {
       "NON-NEGATIVE");
 }
 
-std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(
-    const ConnectionOptions& /*options*/) {
-  // TLS seam: when ConnectionOptions grows tls/ca_cert/cert/key, build
-  // grpc::SslCredentials(SslCredentialsOptions{...}) here.
-  return grpc::InsecureChannelCredentials();
+int LoadTlsFiles(const GlobalFlags& flags, TlsOptions* out, std::string* error) {
+  *out = TlsOptions();
+  out->enabled = flags.tls || !flags.tls_ca.empty() || !flags.tls_cert.empty() ||
+                 !flags.tls_key.empty() || !flags.tls_server_name.empty();
+  if (!out->enabled) return kExitOk;
+  if (flags.tls_cert.empty() != flags.tls_key.empty()) {
+    *error = flags.tls_cert.empty() ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key";
+    return kExitUsage;
+  }
+  const std::pair<const std::string*, std::string*> files[] = {
+      {&flags.tls_ca, &out->ca_pem}, {&flags.tls_cert, &out->cert_pem},
+      {&flags.tls_key, &out->key_pem}};
+  const char* const names[] = {"--tls-ca", "--tls-cert", "--tls-key"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string& path = *files[i].first;
+    if (path.empty()) continue;
+    errno = 0;
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream contents;
+    if (in) contents << in.rdbuf();
+    if (!in || in.bad() || contents.str().empty()) {
+      *error = absl::StrCat(names[i], " ", path, ": cannot read",
+                            errno != 0 ? absl::StrCat(" (", std::strerror(errno), ")") : "");
+      return kExitLocalFailure;
+    }
+    *files[i].second = contents.str();
+  }
+  out->server_name = flags.tls_server_name;
+  return kExitOk;
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const ConnectionOptions& options) {
+  if (!options.tls.enabled) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls.ca_pem;
+  ssl.pem_private_key = options.tls.key_pem;
+  ssl.pem_cert_chain = options.tls.cert_pem;
+  return grpc::SslCredentials(ssl);
 }
 
 std::shared_ptr<grpc::Channel> CreateChannel(const ConnectionOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  if (options.tls.enabled && !options.tls.server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls.server_name);
+  }
   return grpc::CreateCustomChannel(options.server, ChannelCredentialsFor(options), args);
 }
 

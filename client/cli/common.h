@@ -56,12 +56,26 @@ struct GlobalFlags {
   std::string timeout = kDefaultTimeout;  // --timeout, an absl duration ("500ms", "10s", "1m")
   std::string output = "table";         // -o/--output: table|json
   bool no_headers = false;              // --no-headers
+  bool tls = false;                     // --tls
+  std::string tls_ca;                   // --tls-ca (implies --tls)
+  std::string tls_cert;                 // --tls-cert (implies --tls; needs --tls-key)
+  std::string tls_key;                  // --tls-key
+  std::string tls_server_name;          // --tls-server-name (implies --tls)
 };
 
-// How to reach the server. TLS seam: the transport security settings (--tls, --ca-cert, --cert,
-// --key) will be added here and consumed by ChannelCredentialsFor(); nothing else changes.
+// Transport security of the channel, with the PEM files already read.
+struct TlsOptions {
+  bool enabled = false;      // false: plaintext
+  std::string ca_pem;        // verifies the server; empty = the system roots
+  std::string cert_pem;      // client certificate chain (mTLS); empty = none
+  std::string key_pem;       // its private key
+  std::string server_name;   // checked against the server certificate instead of the host
+};
+
+// How to reach the server.
 struct ConnectionOptions {
   std::string server = kDefaultServer;
+  TlsOptions tls;
   // Sent as `authorization: Bearer <token>` when not empty.
   std::string token;
   // Deadline of every unary call (Lease extends it to cover its long poll).
@@ -88,6 +102,8 @@ struct CliContext {
   std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
   // Set by the callback of the subcommand CLI11 selected; run after parsing succeeded.
   std::function<int()> action;
+  // From the --tls* flags by LoadTlsFiles(), after parsing.
+  TlsOptions tls;
 
   OutputFormat output() const;
   bool headers() const { return !flags.no_headers; }
@@ -109,7 +125,12 @@ CLI::Validator NonNegativeIntValidator();
 
 // --- channels and calls --------------------------------------------------------------------
 
-// Credentials for the channel. Today always insecure (plaintext); the TLS seam.
+// Resolves the --tls* flags into `out`, reading the PEM files. Returns kExitOk, or sets `error`
+// naming the flag and returns kExitUsage ("--tls-cert needs --tls-key") or kExitLocalFailure
+// ("--tls-ca /x/ca.pem: cannot read (No such file or directory)").
+int LoadTlsFiles(const GlobalFlags& flags, TlsOptions* out, std::string* error);
+
+// Credentials for the channel: SSL credentials when options.tls.enabled, else plaintext.
 std::shared_ptr<grpc::ChannelCredentials> ChannelCredentialsFor(const ConnectionOptions& options);
 
 // A channel to options.server that accepts responses up to kMaxReceiveMessageBytes.

@@ -239,34 +239,59 @@ absl::Status ReplayFromProto(const v1::ReplayPolicy& r, absl::string_view path, 
 
 }  // namespace
 
-absl::StatusOr<v1::ServerConfig> ParseServerConfigJson(absl::string_view json) {
-  v1::ServerConfig cfg;
+namespace {
+
+// Parses `json` into `msg`, rejecting unknown fields; INVALID_ARGUMENT "<what>: <protobuf's
+// message>" on error.
+absl::Status ParseJsonInto(absl::string_view json, absl::string_view what,
+                           google::protobuf::Message* msg) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   const auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(json.data(), json.size()), &cfg, options);
+      google::protobuf::StringPiece(json.data(), json.size()), msg, options);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("config: ", std::string(status.message())));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", std::string(status.message())));
   }
-  return cfg;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<v1::ServerConfig> LoadServerConfigFile(const std::string& path) {
+// The contents of the file at `path` (`what` names it in errors: "config file").
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path, absl::string_view what) {
   std::ifstream in(path, std::ios::in | std::ios::binary);
   if (!in.is_open()) {
     return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open config file: ", std::strerror(errno)));
+        absl::StrCat(path, ": cannot open ", what, ": ", std::strerror(errno)));
   }
   std::ostringstream contents;
   contents << in.rdbuf();
   if (in.bad() || contents.fail()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read config file"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read ", what));
   }
-  absl::StatusOr<v1::ServerConfig> cfg = ParseServerConfigJson(contents.str());
+  return contents.str();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ServerConfig> ParseServerConfigJson(absl::string_view json) {
+  v1::ServerConfig cfg;
+  RETURN_IF_ERROR(ParseJsonInto(json, "config", &cfg));
+  return cfg;
+}
+
+absl::StatusOr<v1::ServerConfig> LoadServerConfigFile(const std::string& path) {
+  ASSIGN_OR_RETURN(const std::string json, ReadWholeFile(path, "config file"));
+  absl::StatusOr<v1::ServerConfig> cfg = ParseServerConfigJson(json);
   if (!cfg.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", cfg.status().message()));
   }
   return cfg;
+}
+
+absl::StatusOr<v1::AuthConfig> LoadAuthConfigFile(const std::string& path) {
+  ASSIGN_OR_RETURN(const std::string json, ReadWholeFile(path, "auth file"));
+  v1::AuthConfig auth;
+  RETURN_IF_ERROR(ParseJsonInto(json, absl::StrCat(path, ": auth"), &auth));
+  return auth;
 }
 
 absl::StatusOr<Policy> PolicyFromProto(const v1::Policy& proto, absl::string_view field_path) {

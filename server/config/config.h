@@ -27,6 +27,11 @@ namespace retryd {
 // it cannot be read or parsed; both messages start with the path.
 [[nodiscard]] absl::StatusOr<v1::ServerConfig> LoadServerConfigFile(const std::string& path);
 
+// Reads a file holding only the `auth` section, as JSON of retryd.v1.AuthConfig
+// ({"tokens": [...]}; e.g. a Kubernetes Secret mounted beside the config). Errors as above. The
+// tokens are validated with TokenTable::FromConfig (server/auth).
+[[nodiscard]] absl::StatusOr<v1::AuthConfig> LoadAuthConfigFile(const std::string& path);
+
 // Converts and validates one policy. Unset fields keep the defaults of policy.h (each unset field
 // of recoverable_backoff takes BackoffSpec::DefaultRecoverable()'s value); enum UNSPECIFIED
 // values mean the default, except in a classification rule, where a class is required.

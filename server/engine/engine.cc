@@ -271,11 +271,20 @@ class Engine::ReportSuccessOp final : public Engine::Op {
 
 class Engine::ExtendLeaseOp final : public Engine::Op {
  public:
-  ExtendLeaseOp(std::string token, absl::Duration visibility, TimeCallback done)
-      : token_(std::move(token)), visibility_(visibility), done_(std::move(done)) {}
+  ExtendLeaseOp(std::string token, absl::Duration visibility, ServiceCheck may_act_for,
+                TimeCallback done)
+      : token_(std::move(token)),
+        visibility_(visibility),
+        may_act_for_(std::move(may_act_for)),
+        done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
     ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    if (may_act_for_ && !may_act_for_(e.service)) {
+      return absl::PermissionDeniedError(
+          "lease_token: the lease belongs to a service this token may not act for "
+          "(SERVICE_NOT_ALLOWED)");
+    }
     e.lease_expires_at = now + visibility_;
     e.updated_at = now;
     RETURN_IF_ERROR(engine.store_->Update(e));
@@ -295,6 +304,7 @@ class Engine::ExtendLeaseOp final : public Engine::Op {
  private:
   std::string token_;
   absl::Duration visibility_;
+  ServiceCheck may_act_for_;
   TimeCallback done_;
   absl::Time expires_;
 };
@@ -409,9 +419,9 @@ void Engine::ReportSuccess(std::string service, std::string lease_token, DoneCal
 }
 
 void Engine::ExtendLease(std::string lease_token, absl::Duration visibility_timeout,
-                         TimeCallback done) {
+                         ServiceCheck may_act_for, TimeCallback done) {
   Submit(std::make_unique<ExtendLeaseOp>(std::move(lease_token), visibility_timeout,
-                                         std::move(done)));
+                                         std::move(may_act_for), std::move(done)));
 }
 
 void Engine::Submit(std::unique_ptr<Op> op, bool limited) {

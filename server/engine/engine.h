@@ -118,6 +118,8 @@ class Engine {
   using LeaseCallback = std::function<void(absl::StatusOr<std::vector<LeasedItem>>)>;
   using DoneCallback = std::function<void(absl::Status)>;
   using TimeCallback = std::function<void(absl::StatusOr<absl::Time>)>;
+  // Whether the caller may act for a service (auth: a WORKER token limited to services).
+  using ServiceCheck = std::function<bool(const std::string& service)>;
 
   // Rebuilds the schedule and lease table from `store`, then starts the writer thread. The
   // pointers must outlive the Engine.
@@ -137,7 +139,10 @@ class Engine {
   // A leased retry succeeded. FAILED_PRECONDITION for an unknown, expired or foreign token.
   void ReportSuccess(std::string service, std::string lease_token, DoneCallback done);
   // Moves a lease's expiry to now + visibility_timeout; answers the new expiry.
-  void ExtendLease(std::string lease_token, absl::Duration visibility_timeout, TimeCallback done);
+  // FAILED_PRECONDITION for an unknown or expired token; PERMISSION_DENIED (SERVICE_NOT_ALLOWED)
+  // when `may_act_for` is set and refuses the service of the leased envelope.
+  void ExtendLease(std::string lease_token, absl::Duration visibility_timeout,
+                   ServiceCheck may_act_for, TimeCallback done);
 
   // Runs `apply` on the writer thread in the next batch, in its own savepoint like every op:
   // its writes are kept only if it returns OK, and `done` gets the commit's status (or apply's

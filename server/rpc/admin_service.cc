@@ -30,6 +30,9 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
 grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerContext* ctx,
                                                          const v1::ListServicesRequest* req,
                                                          v1::ListServicesResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListServices", std::nullopt);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
   if (!counts.ok()) return FinishNow(ctx, counts.status());
   // Budgets and circuits live on the engine's writer thread: ask it, then answer (the callback
@@ -91,14 +94,19 @@ void AdminServiceImpl::FillServices(const std::vector<ServiceCounts>& counts,
 grpc::ServerUnaryReactor* AdminServiceImpl::SetCircuitOverride(
     grpc::CallbackServerContext* ctx, const v1::SetCircuitOverrideRequest* req,
     v1::SetCircuitOverrideResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/SetCircuitOverride", std::nullopt);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateSetCircuitOverride(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const CircuitOverride mode = static_cast<CircuitOverride>(req->override());
   // The override and its audit event are committed together.
+  AuditRecord audit = CallerAudit(ctx, *caller, req->note(), /*request_id=*/"");
   engine_->SetCircuitOverride(
-      req->service(), mode, CallerAudit(ctx, req->note(), /*request_id=*/""),
-      [reactor, resp](absl::StatusOr<CircuitView> view) {
+      req->service(), mode, audit,
+      [reactor, resp, audit, service = req->service()](absl::StatusOr<CircuitView> view) {
+        LogAudit(audit, "SetCircuitOverride", service, view.status(), view.ok() ? 1 : -1);
         if (!view.ok()) {
           reactor->Finish(ToGrpcStatus(view.status()));
           return;
@@ -113,6 +121,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::SetCircuitOverride(
 grpc::ServerUnaryReactor* AdminServiceImpl::GetEnvelope(grpc::CallbackServerContext* ctx,
                                                         const v1::GetEnvelopeRequest* req,
                                                         v1::GetEnvelopeResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/GetEnvelope", std::nullopt);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateGetEnvelope(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   absl::StatusOr<std::optional<Envelope>> found = store_->Get(req->service(), req->message_id());
@@ -168,6 +179,9 @@ absl::Status AdminServiceImpl::ListEnvelopes(
 grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadLetters(grpc::CallbackServerContext* ctx,
                                                             const v1::ListDeadLettersRequest* req,
                                                             v1::ListDeadLettersResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListDeadLetters", std::nullopt);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   return FinishNow(ctx, ListEnvelopes(EnvelopeState::kDeadLettered, "dl", req->filter(),
                                       req->page_size(), req->page_token(),
                                       resp->mutable_dead_letters(),
@@ -177,6 +191,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadLetters(grpc::CallbackServer
 grpc::ServerUnaryReactor* AdminServiceImpl::ListRetries(grpc::CallbackServerContext* ctx,
                                                         const v1::ListRetriesRequest* req,
                                                         v1::ListRetriesResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListRetries", std::nullopt);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   return FinishNow(ctx, ListEnvelopes(EnvelopeState::kScheduled, "rt", req->filter(),
                                       req->page_size(), req->page_token(),
                                       resp->mutable_retries(), resp->mutable_next_page_token()));

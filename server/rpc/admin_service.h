@@ -1,6 +1,7 @@
 // AdminServiceImpl: the operator-facing gRPC service. Reads come from the store's read side and
 // the engine's live counts and guards; the dead-letter operations (stats, groups, replay, purge,
-// audit) are in dlq_admin.cc and run through the replay runner and the engine.
+// audit) are in dlq_admin.cc and run through the replay runner and the engine. Every handler first
+// asks the Authorizer (OPERATOR tokens only, when tokens are configured).
 #ifndef RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 #define RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "retryd/v1/admin_service.grpc.pb.h"
+#include "server/auth/authorizer.h"
 #include "server/core/policy_set.h"
 #include "server/dlq/dlq_counters.h"
 #include "server/dlq/replay_runner.h"
@@ -21,8 +23,9 @@ namespace retryd {
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
   // The pointers must outlive the service.
-  AdminServiceImpl(Store* store, Engine* engine, const PolicySet* policies, const Clock* clock)
-      : store_(store), engine_(engine), policies_(policies), clock_(clock) {}
+  AdminServiceImpl(Store* store, Engine* engine, const PolicySet* policies, const Clock* clock,
+                   const Authorizer* auth)
+      : store_(store), engine_(engine), policies_(policies), clock_(clock), auth_(auth) {}
 
   // The dead-letter operations' runner and counters (must outlive the service). Without them
   // the replay RPCs answer UNAVAILABLE.
@@ -87,6 +90,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   Engine* const engine_;
   const PolicySet* const policies_;
   const Clock* const clock_;
+  const Authorizer* const auth_;
   ReplayRunner* replays_ = nullptr;
   DlqCounters* dlq_counters_ = nullptr;
 };

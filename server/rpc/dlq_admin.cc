@@ -151,6 +151,9 @@ void AuditToProto(const AuditRecord& r, v1::AuditEvent* out) {
 grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
     grpc::CallbackServerContext* ctx, const v1::PurgeDeadLettersRequest* req,
     v1::PurgeDeadLettersResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/PurgeDeadLetters", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   absl::StatusOr<EnvelopeFilter> filter = FilterFromProto(req->filter(), "filter");
   if (!filter.ok()) return Finish(ctx, filter.status());
   absl::Status valid = CheckNoteAndRequestId(req->note(), req->request_id());
@@ -158,7 +161,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
   if (filter->empty() && !req->all()) {
     return Finish(ctx, Invalid("filter", "is empty; set all = true to purge every dead letter"));
   }
-  AuditRecord audit = CallerAudit(ctx, req->note(), req->request_id());
+  AuditRecord audit = CallerAudit(ctx, *caller, req->note(), req->request_id());
   audit.method = "PurgeDeadLetters";
   audit.filter = req->filter().SerializeAsString();
   audit.dry_run = req->dry_run();
@@ -184,13 +187,20 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
           audit.time = txn.now();
           return txn.store().AppendAudit(&audit);
         },
-        [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+        [reactor, audit](absl::Status s) {
+          LogAudit(audit, audit.method, audit.target, s, audit.affected_count);
+          reactor->Finish(ToGrpcStatus(s));
+        });
     return reactor;
   }
   // Dead letters already there when the call arrived (the microsecond of "now" included).
   const absl::Time started = clock_->Now() + absl::Microseconds(1);
+  AuditRecord logged = audit;
+  logged.filter.clear();  // Not logged; no need to keep a copy.
   PurgeInChunks(engine_, *filter, started, std::move(audit), dlq_counters_,
-                [reactor, resp](absl::StatusOr<int64_t> purged) {
+                [reactor, resp, logged](absl::StatusOr<int64_t> purged) {
+                  LogAudit(logged, logged.method, logged.target, purged.status(),
+                           purged.ok() ? *purged : -1);
                   if (purged.ok()) resp->set_count(*purged);
                   reactor->Finish(ToGrpcStatus(purged.status()));
                 });
@@ -200,12 +210,19 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
 grpc::ServerUnaryReactor* AdminServiceImpl::StartReplay(grpc::CallbackServerContext* ctx,
                                                         const v1::StartReplayRequest* req,
                                                         v1::Replay* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/StartReplay", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
   absl::Status valid = ValidateStartReplay(*req);
   if (!valid.ok()) return Finish(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  replays_->StartReplay(*req, CallerAudit(ctx, req->note(), req->request_id()),
-                        [reactor, resp](absl::StatusOr<v1::Replay> r) {
+  AuditRecord audit = CallerAudit(ctx, *caller, req->note(), req->request_id());
+  audit.dry_run = req->dry_run();
+  replays_->StartReplay(*req, audit,
+                        [reactor, resp, audit](absl::StatusOr<v1::Replay> r) {
+                          LogAudit(audit, "StartReplay", r.ok() ? r->name() : "", r.status(),
+                                   r.ok() ? r->matched() : -1);
                           if (r.ok()) *resp = std::move(*r);
                           reactor->Finish(ToGrpcStatus(r.status()));
                         });
@@ -215,6 +232,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::StartReplay(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* AdminServiceImpl::GetReplay(grpc::CallbackServerContext* ctx,
                                                       const v1::GetReplayRequest* req,
                                                       v1::Replay* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/GetReplay", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
   absl::StatusOr<int64_t> id = ParseReplayName("name", req->name());
   if (!id.ok()) return Finish(ctx, id.status());
@@ -226,6 +246,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetReplay(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::ListReplays(grpc::CallbackServerContext* ctx,
                                                         const v1::ListReplaysRequest* req,
                                                         v1::ListReplaysResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListReplays", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
   int limit = 0;
   absl::Status s = ValidatePageSize(req->page_size(), &limit);
@@ -252,11 +275,17 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListReplays(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* AdminServiceImpl::CancelReplay(grpc::CallbackServerContext* ctx,
                                                          const v1::CancelReplayRequest* req,
                                                          v1::Replay* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/CancelReplay", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   if (replays_ == nullptr) return Finish(ctx, absl::UnavailableError("replays are not running"));
   absl::StatusOr<int64_t> id = ParseReplayName("name", req->name());
   if (!id.ok()) return Finish(ctx, id.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  replays_->CancelReplay(*id, CallerAudit(ctx, "", ""), [reactor, resp](absl::StatusOr<v1::Replay> r) {
+  AuditRecord audit = CallerAudit(ctx, *caller, "", "");
+  replays_->CancelReplay(*id, audit, [reactor, resp, audit, name = req->name()](
+                                         absl::StatusOr<v1::Replay> r) {
+    LogAudit(audit, "CancelReplay", name, r.status());
     if (r.ok()) *resp = std::move(*r);
     reactor->Finish(ToGrpcStatus(r.status()));
   });
@@ -266,6 +295,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CancelReplay(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditEvents(
     grpc::CallbackServerContext* ctx, const v1::ListAuditEventsRequest* req,
     v1::ListAuditEventsResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListAuditEvents", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   int limit = 0;
   absl::Status s = ValidatePageSize(req->page_size(), &limit);
   if (!s.ok()) return Finish(ctx, s);
@@ -289,12 +321,18 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditEvents(
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDeadLetterStats(
     grpc::CallbackServerContext* ctx, const v1::GetDeadLetterStatsRequest* req,
     v1::GetDeadLetterStatsResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/GetDeadLetterStats", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   return Finish(ctx, Stats(*store_, *clock_, *req, resp));
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListFailureGroups(
     grpc::CallbackServerContext* ctx, const v1::ListFailureGroupsRequest* req,
     v1::ListFailureGroupsResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListFailureGroups", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
   return Finish(ctx, Groups(*store_, *req, resp));
 }
 

@@ -33,6 +33,9 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
 grpc::ServerUnaryReactor* RetryServiceImpl::ReportFailure(grpc::CallbackServerContext* ctx,
                                                           const v1::ReportFailureRequest* req,
                                                           v1::ReportFailureResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.RetryService/ReportFailure", req->envelope().service());
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateReportFailure(*req, limits_, clock_->Now());
   if (!valid.ok()) return FinishNow(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -52,6 +55,9 @@ grpc::ServerUnaryReactor* RetryServiceImpl::ReportFailure(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* ctx,
                                                   const v1::LeaseRequest* req,
                                                   v1::LeaseResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.RetryService/Lease", req->service());
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateLease(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   LeaseArgs args;
@@ -95,6 +101,9 @@ grpc::ServerUnaryReactor* RetryServiceImpl::Lease(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* RetryServiceImpl::ReportSuccess(grpc::CallbackServerContext* ctx,
                                                           const v1::ReportSuccessRequest* req,
                                                           v1::ReportSuccessResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.RetryService/ReportSuccess", req->service());
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateReportSuccess(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -106,13 +115,24 @@ grpc::ServerUnaryReactor* RetryServiceImpl::ReportSuccess(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* RetryServiceImpl::ExtendLease(grpc::CallbackServerContext* ctx,
                                                         const v1::ExtendLeaseRequest* req,
                                                         v1::ExtendLeaseResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.RetryService/ExtendLease", std::nullopt);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateExtendLease(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   const absl::Duration visibility = req->has_visibility_timeout()
                                         ? DurationFromProto(req->visibility_timeout())
                                         : kDefaultVisibilityTimeout;
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  engine_->ExtendLease(req->lease_token(), visibility,
+  // The request names no service: a WORKER token limited to services may extend only leases of
+  // those, which the engine checks against the leased envelope.
+  Engine::ServiceCheck may_act_for;
+  if (caller->token != nullptr && caller->token->restricted()) {
+    may_act_for = [token = caller->token](const std::string& service) {
+      return token->MayActFor(service);
+    };
+  }
+  engine_->ExtendLease(req->lease_token(), visibility, std::move(may_act_for),
                        [reactor, resp](absl::StatusOr<absl::Time> expires) {
                          if (!expires.ok()) {
                            reactor->Finish(ToGrpcStatus(expires.status()));
@@ -127,6 +147,9 @@ grpc::ServerUnaryReactor* RetryServiceImpl::ExtendLease(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* RetryServiceImpl::RecordOutcomes(grpc::CallbackServerContext* ctx,
                                                            const v1::RecordOutcomesRequest* req,
                                                            v1::RecordOutcomesResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.RetryService/RecordOutcomes", req->service());
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateRecordOutcomes(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -138,6 +161,9 @@ grpc::ServerUnaryReactor* RetryServiceImpl::RecordOutcomes(grpc::CallbackServerC
 grpc::ServerUnaryReactor* RetryServiceImpl::GetCircuit(grpc::CallbackServerContext* ctx,
                                                        const v1::GetCircuitRequest* req,
                                                        v1::GetCircuitResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.RetryService/GetCircuit", req->service());
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateService("service", req->service());
   if (!valid.ok()) return FinishNow(ctx, valid);
   const CircuitView v = engine_->Circuit(req->service());

@@ -101,7 +101,7 @@ struct DeadLetterStatsRow {
 struct AuditRecord {
   int64_t id = 0;  // Assigned by AppendAudit; increasing.
   absl::Time time = absl::UnixEpoch();
-  std::string identity;  // "anonymous" until auth exists.
+  std::string identity;  // Token name, client certificate SAN/CN, or "anonymous".
   std::string peer;
   std::string method;       // e.g. "PurgeDeadLetters".
   std::string filter;       // Serialized retryd.v1.Filter (opaque to the store); may be empty.

@@ -10,6 +10,8 @@
 #include "client/cli/worker_cmd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/retryctl_runner.h"
+#include "tests/testing/server_process.h"
 
 namespace retryd::cli {
 namespace {
@@ -219,6 +221,56 @@ TEST(ReportFailureRequestTest, RejectsBadValues) {
   o.retry_after = "later";
   EXPECT_FALSE(BuildReportFailureRequest(o, "", &r, &error));
   EXPECT_THAT(error, HasSubstr("--retry-after"));
+}
+
+TEST(LoadTlsFilesTest, PlaintextUnlessATlsFlagIsGiven) {
+  GlobalFlags flags;
+  TlsOptions tls;
+  std::string error;
+  EXPECT_EQ(LoadTlsFiles(flags, &tls, &error), kExitOk);
+  EXPECT_FALSE(tls.enabled);
+  flags.tls = true;
+  EXPECT_EQ(LoadTlsFiles(flags, &tls, &error), kExitOk);
+  EXPECT_TRUE(tls.enabled);
+  EXPECT_TRUE(tls.ca_pem.empty());  // The system roots.
+  flags = GlobalFlags();
+  flags.tls_server_name = "retryd.internal";
+  EXPECT_EQ(LoadTlsFiles(flags, &tls, &error), kExitOk);
+  EXPECT_TRUE(tls.enabled);
+  EXPECT_EQ(tls.server_name, "retryd.internal");
+}
+
+TEST(LoadTlsFilesTest, ReadsTheFilesAndNamesTheFlagOfOneItCannotRead) {
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteFile(dir + "/ca.pem", "CA PEM");
+  testing::WriteFile(dir + "/c.pem", "CERT PEM");
+  testing::WriteFile(dir + "/k.pem", "KEY PEM");
+  GlobalFlags flags;
+  flags.tls_ca = dir + "/ca.pem";
+  flags.tls_cert = dir + "/c.pem";
+  flags.tls_key = dir + "/k.pem";
+  TlsOptions tls;
+  std::string error;
+  ASSERT_EQ(LoadTlsFiles(flags, &tls, &error), kExitOk) << error;
+  EXPECT_TRUE(tls.enabled);
+  EXPECT_EQ(tls.ca_pem, "CA PEM");
+  EXPECT_EQ(tls.cert_pem, "CERT PEM");
+  EXPECT_EQ(tls.key_pem, "KEY PEM");
+
+  flags.tls_key = dir + "/missing.pem";
+  EXPECT_EQ(LoadTlsFiles(flags, &tls, &error), kExitLocalFailure);
+  EXPECT_THAT(error, HasSubstr("--tls-key " + dir + "/missing.pem: cannot read"));
+  flags.tls_key = "";
+  EXPECT_EQ(LoadTlsFiles(flags, &tls, &error), kExitUsage);
+  EXPECT_EQ(error, "--tls-cert needs --tls-key");
+  testing::RemoveTree(dir);
+}
+
+TEST(LoadTlsFilesTest, AnUnreadableFileFailsBeforeAnyCall) {
+  const testing::CliResult r = testing::RunCli(
+      {"--server", testing::UnusedAddress(), "--tls-ca", "/nonexistent/ca.pem", "health"});
+  EXPECT_EQ(r.exit_code, kExitLocalFailure);
+  EXPECT_THAT(r.err, HasSubstr("--tls-ca /nonexistent/ca.pem: cannot read"));
 }
 
 }  // namespace

@@ -178,9 +178,17 @@ std::unique_ptr<v1::AdminService::Stub> ServerProcess::AdminStub() const {
 
 grpc::Status RawUnaryCall(const std::string& address, const std::string& method,
                           const std::string& request_bytes, std::string* response) {
-  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  return RawUnaryCall(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), method,
+                      request_bytes, "", response);
+}
+
+grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                          const std::string& request_bytes, const std::string& authorization,
+                          std::string* response) {
+  grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer req(&slice, 1);
   grpc::ByteBuffer resp;

@@ -75,6 +75,10 @@ class ServerProcess {
 // a 5 s deadline; fills `response` with the raw response bytes.
 grpc::Status RawUnaryCall(const std::string& address, const std::string& method,
                           const std::string& request_bytes, std::string* response);
+// The same on `channel`, with an `authorization: <authorization>` header unless it is empty.
+grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                          const std::string& request_bytes, const std::string& authorization,
+                          std::string* response);
 
 // GETs http://127.0.0.1:<port><path> (HTTP/1.0, 5 s timeout); the body on a 200, else an error.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
