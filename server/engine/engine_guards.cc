@@ -59,6 +59,7 @@ class Engine::SetCircuitOverrideOp final : public Engine::Op {
         .Str("service", service_)
         .Str("override", std::string(CircuitOverrideName(mode_)))
         .Str("state", std::string(CircuitStateName(view_.state)))
+        .Str("identity", audit_.identity)
         .Str("peer", audit_.peer)
         .Str("note", audit_.note);
     return absl::OkStatus();

@@ -210,7 +210,8 @@ type ServerConfig struct {
 	// How long a SIGTERM waits for in-flight calls before cancelling them. Default 20 s;
 	// range 0..5 min.
 	ShutdownGrace *durationpb.Duration `protobuf:"bytes,8,opt,name=shutdown_grace,json=shutdownGrace,proto3" json:"shutdown_grace,omitempty"`
-	// Allow listening on a non-loopback address with neither tokens nor TLS. Default false.
+	// Allow listening on a non-loopback address although callers need not authenticate (no
+	// `auth.tokens` and no `tls.client_auth` require). Default false.
 	InsecureAllowRemote bool `protobuf:"varint,9,opt,name=insecure_allow_remote,json=insecureAllowRemote,proto3" json:"insecure_allow_remote,omitempty"`
 	// `debug`, `info` (default), `warn` or `error`.
 	LogLevel      string `protobuf:"bytes,10,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
@@ -1027,9 +1028,9 @@ func (x *Policy) GetReplay() *ReplayPolicy {
 
 type TokenConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Identity of the token in logs and audit events.
+	// Identity of the token in logs and audit events: 1-64 characters of [A-Za-z0-9._:@-], unique.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Hex SHA-256 of the bearer token.
+	// Hex SHA-256 of the bearer token (`printf %s "$TOKEN" | sha256sum`); 64 hex digits.
 	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	Role   Role   `protobuf:"varint,3,opt,name=role,proto3,enum=retryd.v1.Role" json:"role,omitempty"`
 	// WORKER only: services (exact or `prefix.*`) the token may act for; empty = all.
@@ -1096,6 +1097,10 @@ func (x *TokenConfig) GetServices() []string {
 	return nil
 }
 
+// Bearer tokens. With none, every caller may call everything (and the server stays on loopback
+// unless `insecure_allow_remote`); with some, every RetryService/AdminService call needs
+// `authorization: Bearer <token>` (health and reflection stay open). Also accepted on its own in
+// the file of `--auth-file`.
 type AuthConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tokens        []*TokenConfig         `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
@@ -1140,13 +1145,18 @@ func (x *AuthConfig) GetTokens() []*TokenConfig {
 	return nil
 }
 
+// TLS for the gRPC port (flags `--tls-cert`, `--tls-key`, `--tls-client-ca`, `--tls-client-auth`
+// override these). The metrics port stays plain HTTP.
 type TlsConfig struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	CertFile string                 `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
-	KeyFile  string                 `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
-	// CA bundle for client certificates (mTLS).
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM certificate (chain).
+	CertFile string `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	// Its unencrypted PEM private key.
+	KeyFile string `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// CA bundle for client certificates (mTLS); needed by `request` and `require`.
 	ClientCaFile string `protobuf:"bytes,3,opt,name=client_ca_file,json=clientCaFile,proto3" json:"client_ca_file,omitempty"`
-	// `none` (default), `request` or `require`.
+	// `none` (default), `request` (a certificate is optional, verified when sent) or `require`
+	// (mTLS: a verified certificate is required).
 	ClientAuth    string `protobuf:"bytes,4,opt,name=client_auth,json=clientAuth,proto3" json:"client_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
