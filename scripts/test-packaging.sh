@@ -8,9 +8,10 @@
 #   3. helm/retryd: helm lint --strict and helm template for the defaults and for each values file
 #      (helm/retryd/ci/*-values.yaml, among them tokens, TLS and mTLS, plus the PrometheusRule and
 #      dashboard ones), assertions on the manifests (tests/packaging/check_chart.py), the rendered
-#      arguments, ServerConfig and tokens.json accepted by `retryd --check-config` (test
-#      certificates made with openssl stand in for the TLS Secret,
-#      tests/packaging/fixtures/existing-tokens.json for an existing token Secret);
+#      arguments, ServerConfig and tokens.json accepted by `retryd --check-config`, and a retryd
+#      started with them answering the probes' and the helm test pod's `retryctl health` commands
+#      (tests/packaging/check_probes.py; test certificates made with openssl stand in for the TLS
+#      Secret, tests/packaging/fixtures/existing-tokens.json for an existing token Secret);
 #   4. what must fail does, with a clear message: schema typos and wrong types (helm lint), a bad
 #      token digest, TLS without a Secret, client certificates without TLS, tokens twice, an
 #      OPERATOR token limited to services, two tokens with one digest, no auth without
@@ -122,6 +123,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -days 2 -su
   && openssl x509 -req -in "$certs/tls.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial \
     -days 2 -extfile "$certs/ext.cnf" -out "$certs/tls.crt" >>"$work/openssl.out" 2>&1 \
   || { cat "$work/openssl.out"; die "openssl could not make the test certificates"; }
+ci_token=retryd-ci-operator-token  # its SHA-256 is the ci-operator token of the ci/*-values.yaml files
 render_and_check() {  # render_and_check CHART_DIR LABEL VALUES_FILE...
   local dir="$1" label="$2"; shift 2
   local vargs=() cargs=() f sargs=()
@@ -144,7 +146,10 @@ render_and_check() {  # render_and_check CHART_DIR LABEL VALUES_FILE...
   mapfile -t sargs <"$sroot/args"
   build/server/retryd --check-config "${sargs[@]}" >/dev/null 2>"$work/check.err" \
     || { cat "$work/check.err"; die "retryd --check-config rejected the arguments/config rendered for $label"; }
-  ok "$label: lint --strict, template, assertions, retryd --check-config"
+  python3 tests/packaging/check_probes.py --server-root "$sroot" --retryd build/server/retryd \
+    --retryctl build/client/cli/retryctl --operator-token "$ci_token" >"$work/probes.out" 2>&1 \
+    || { cat "$work/probes.out"; die "the probes rendered for $label do not pass against retryd"; }
+  ok "$label: lint --strict, template, assertions, retryd --check-config, probes against retryd"
 }
 say "helm lint/template/assertions"
 render_and_check "$chart" "defaults"
