@@ -3,9 +3,9 @@
 // Reads a JSON ServerConfig (--config), applies command-line overrides, opens the SQLite store,
 // rebuilds the schedule, and serves retryd.v1.RetryService, retryd.v1.AdminService,
 // grpc.health.v1.Health and server reflection, over TLS when configured, with bearer-token auth
-// when tokens are configured (health and reflection stay open). SIGTERM/SIGINT: health goes NOT_SERVING, parked
-// long-polls are answered, in-flight calls finish (up to --shutdown-grace), the store is flushed,
-// and the process exits 0.
+// when tokens are configured (health and reflection stay open). SIGTERM/SIGINT: health goes
+// NOT_SERVING, parked long-polls are answered, in-flight calls finish (up to --shutdown-grace),
+// the store is flushed, and the process exits 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>

@@ -88,7 +88,8 @@ std::unique_ptr<CLI::App> BuildApp(CliContext* ctx) {
   app->add_flag("--no-headers", flags.no_headers, "Omit table headers");
   app->add_flag("--tls", flags.tls, "Connect over TLS (server verified with the system roots "
                                     "unless --tls-ca)");
-  app->add_option("--tls-ca", flags.tls_ca, "PEM CA bundle that verifies the server (implies --tls)");
+  app->add_option("--tls-ca", flags.tls_ca,
+                  "PEM CA bundle that verifies the server (implies --tls)");
   app->add_option("--tls-cert", flags.tls_cert,
                   "PEM client certificate for mTLS (implies --tls; needs --tls-key)");
   app->add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
