@@ -6,11 +6,16 @@
 #      (tests/packaging/check_runtime_libs.py, on build/server/retryd and build/client/cli/retryctl;
 #      they are built first if missing);
 #   3. helm/retryd: helm lint --strict and helm template for the defaults and for each values file
-#      (helm/retryd/ci/*-values.yaml, plus the PrometheusRule and dashboard ones), assertions on
-#      the manifests (tests/packaging/check_chart.py), and the rendered ServerConfig accepted by
-#      `retryd --check-config`;
-#   4. what must fail does, with a clear message: schema typos and wrong types (helm lint),
-#      auth/TLS (not in this build), a termination grace shorter than the drain, and the
+#      (helm/retryd/ci/*-values.yaml, among them tokens, TLS and mTLS, plus the PrometheusRule and
+#      dashboard ones), assertions on the manifests (tests/packaging/check_chart.py), the rendered
+#      arguments, ServerConfig and tokens.json accepted by `retryd --check-config`, and a retryd
+#      started with them answering the probes' and the helm test pod's `retryctl health` commands
+#      (tests/packaging/check_probes.py; test certificates made with openssl stand in for the TLS
+#      Secret, tests/packaging/fixtures/existing-tokens.json for an existing token Secret);
+#   4. what must fail does, with a clear message: schema typos and wrong types (helm lint), a bad
+#      token digest, TLS without a Secret, client certificates without TLS, tokens twice, an
+#      OPERATOR token limited to services, two tokens with one digest, no auth without
+#      insecureAllowRemote, a termination grace shorter than the drain, and the
 #      PrometheusRule/dashboard of a chart whose files are missing;
 #   5. the alert rules (helm/retryd/files/retryd-rules.yaml): promtool check rules and promtool
 #      test rules (tests/prometheus/retryd-rules-test.yaml);
@@ -20,8 +25,8 @@
 #      debootstrapped base image stays cached on the machine (made from scratch on a fresh one).
 #      The slowest step (about 8-10 minutes): RETRYD_SKIP_IMAGE=1 skips it locally; CI
 #      (.ci/run) always runs it.
-# Installs helm (HELM_VERSION, via the Go module proxy into build/tools/bin), python3-yaml and
-# prometheus (for promtool); build-image.sh installs buildah and debootstrap.
+# Installs helm (HELM_VERSION, via the Go module proxy into build/tools/bin), python3-yaml,
+# openssl and prometheus (for promtool); build-image.sh installs buildah and debootstrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -45,6 +50,7 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 command -v readelf >/dev/null || need+=(binutils)
 command -v git >/dev/null || need+=(git)
+command -v openssl >/dev/null || need+=(openssl)
 command -v promtool >/dev/null || need+=(prometheus)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -101,19 +107,49 @@ ok "rejects a runtime list without libsqlite3-0: $(grep -m1 FAIL "$work/libs.out
 
 # --- 3. Helm chart -------------------------------------------------------------------------------
 chart=helm/retryd
+# Test certificates standing in for tls.existingSecret: a CA (ca.crt, also the client CA) and a
+# certificate for the release "r" in namespace "retryd" (the default tls.serverName) and for
+# ci/mtls-values.yaml's serverName, usable as server and client certificate (the probes present it
+# under clientAuth require).
+certs="$work/certs"
+mkdir -p "$certs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -days 2 -subj /CN=retryd-test-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+  -keyout "$certs/ca.key" -out "$certs/ca.crt" >"$work/openssl.out" 2>&1 \
+  && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -subj /CN=r-retryd \
+    -keyout "$certs/tls.key" -out "$certs/tls.csr" >>"$work/openssl.out" 2>&1 \
+  && printf '%s\n' "subjectAltName=DNS:r-retryd.retryd.svc,DNS:retryd.example.internal" \
+    "extendedKeyUsage=serverAuth,clientAuth" "keyUsage=critical,digitalSignature" >"$certs/ext.cnf" \
+  && openssl x509 -req -in "$certs/tls.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial \
+    -days 2 -extfile "$certs/ext.cnf" -out "$certs/tls.crt" >>"$work/openssl.out" 2>&1 \
+  || { cat "$work/openssl.out"; die "openssl could not make the test certificates"; }
+ci_token=retryd-ci-operator-token  # its SHA-256 is the ci-operator token of the ci/*-values.yaml files
 render_and_check() {  # render_and_check CHART_DIR LABEL VALUES_FILE...
   local dir="$1" label="$2"; shift 2
-  local vargs=() cargs=() f
+  local vargs=() cargs=() f sargs=()
+  local sroot="$work/server"
   for f in "$@"; do vargs+=(-f "$f"); cargs+=(--values "$f"); done
   "$helm" lint --strict --kube-version "$kube" "$dir" "${vargs[@]}" >"$work/lint.out" 2>&1 \
     || { cat "$work/lint.out"; die "helm lint --strict ($label)"; }
   "$helm" template r "$dir" --namespace retryd --kube-version "$kube" "${vargs[@]}" >"$work/out.yaml" \
     || die "helm template ($label)"
+  rm -rf "$sroot"
   python3 tests/packaging/check_chart.py --chart "$dir" --manifests "$work/out.yaml" --release r \
-    --config-out "$work/retryd.json" "${cargs[@]}"
-  build/server/retryd --check-config --config "$work/retryd.json" >/dev/null 2>"$work/check.err" \
-    || { cat "$work/check.err"; die "retryd --check-config rejected the config rendered for $label"; }
-  ok "$label: lint --strict, template, assertions, retryd --check-config"
+    --namespace retryd --server-root "$sroot" "${cargs[@]}"
+  # What existing Secrets would hold: an existing token Secret, the TLS Secret.
+  if grep -q '^--auth-file=' "$sroot/args" && [ ! -f "$sroot/auth/tokens.json" ]; then
+    mkdir -p "$sroot/auth" && cp tests/packaging/fixtures/existing-tokens.json "$sroot/auth/tokens.json"
+  fi
+  if grep -q '^--tls-cert=' "$sroot/args"; then
+    mkdir -p "$sroot/tls" && cp "$certs/tls.crt" "$certs/tls.key" "$certs/ca.crt" "$sroot/tls/"
+  fi
+  mapfile -t sargs <"$sroot/args"
+  build/server/retryd --check-config "${sargs[@]}" >/dev/null 2>"$work/check.err" \
+    || { cat "$work/check.err"; die "retryd --check-config rejected the arguments/config rendered for $label"; }
+  python3 tests/packaging/check_probes.py --server-root "$sroot" --retryd build/server/retryd \
+    --retryctl build/client/cli/retryctl --operator-token "$ci_token" >"$work/probes.out" 2>&1 \
+    || { cat "$work/probes.out"; die "the probes rendered for $label do not pass against retryd"; }
+  ok "$label: lint --strict, template, assertions, retryd --check-config, probes against retryd"
 }
 say "helm lint/template/assertions"
 render_and_check "$chart" "defaults"
@@ -142,8 +178,13 @@ expect_fail lint "$V/bad-nested-typo-values.yaml" "Additional property maxAttemp
 expect_fail lint "$V/bad-type-values.yaml" "grpcPort: Invalid type"
 expect_fail lint "$V/bad-duration-values.yaml" "shutdownGrace: Does not match pattern"
 expect_fail lint "$V/bad-replicas-values.yaml" "Additional property replicaCount is not allowed"
-expect_fail template "$V/auth-values.yaml" "bearer tokens are not supported by this retryd build yet"
-expect_fail template "$V/tls-values.yaml" "TLS is not supported by this retryd build yet"
+expect_fail lint "$V/bad-sha256-values.yaml" "sha256: Does not match pattern"
+expect_fail template "$V/tls-no-secret-values.yaml" "tls.enabled: set tls.existingSecret"
+expect_fail template "$V/clientauth-without-tls-values.yaml" "tls.clientAuth: \"require\" needs tls.enabled=true"
+expect_fail template "$V/auth-both-values.yaml" "auth: set auth.tokens .* or auth.existingSecret .*, not both"
+expect_fail template "$V/operator-services-values.yaml" "auth.tokens.ops.services: only a WORKER token is limited to services"
+expect_fail template "$V/duplicate-digest-values.yaml" "auth.tokens.worker.sha256: the same digest as auth.tokens.ops"
+expect_fail template "$V/no-auth-values.yaml" "insecureAllowRemote: retryd listens on 0.0.0.0 in the pod and refuses that when callers are not authenticated"
 expect_fail template "$V/short-grace-values.yaml" "must be at least config.shutdownGrace"
 # A chart copy without its files/ refuses the PrometheusRule and the dashboard with a message.
 nofiles="$work/chart-without-files/retryd"

@@ -2,22 +2,34 @@
 """Assertions on manifests rendered by `helm template` from helm/retryd.
 
 usage: check_chart.py --chart DIR --manifests FILE [--values FILE]... [--release NAME]
-                      [--config-out FILE]
+                      [--namespace NS] [--server-root DIR]
 
 Reads the chart's values.yaml merged with the --values files (as Helm merges them) and checks the
 rendered manifests against what those values say: exactly one StatefulSet replica on a
-ReadWriteOnce volume (or the existing claim / emptyDir asked for), the three gRPC probes on the
-numeric port, the restricted security context, a termination grace longer than the drain time,
-the app.kubernetes.io labels on every object, the Service ports, and the ServerConfig JSON in the
-ConfigMap equal to the one the values describe (computed here independently of the templates).
-The optional objects (ServiceMonitor, PrometheusRule, dashboard ConfigMap, NetworkPolicy) must be
-present exactly when enabled, with the values' settings. --config-out writes the rendered
-retryd.json for `retryd --check-config`.
+ReadWriteOnce volume (or the existing claim / emptyDir asked for), the three probes (gRPC on the
+numeric port, or `retryctl health` over TLS when tls.enabled), the restricted security context, a
+termination grace longer than the drain time, the app.kubernetes.io labels on every object, the
+Service ports, and the ServerConfig JSON in the ConfigMap equal to the one the values describe
+(computed here independently of the templates). Auth and TLS: the token Secret (its tokens.json
+a valid retryd.v1.AuthConfig equal to auth.tokens) or the existing one, the --auth-file/--tls-*
+flags, read-only mounts of both Secrets, the checksum that rolls the pod on a token change, and
+no --insecure-allow-remote once callers authenticate. The optional objects (ServiceMonitor,
+PrometheusRule, dashboard ConfigMap, NetworkPolicy) must be present exactly when enabled, with the
+values' settings.
+
+--server-root DIR lays out what the container would see under /etc/retryd, for running the real
+binaries on it: DIR/retryd.json (the ConfigMap), DIR/auth/tokens.json (the chart's Secret, when it
+renders one), DIR/args (retryd's arguments, one a line, /etc/retryd/ rewritten to DIR/) and
+DIR/commands.json (the probes' and the helm test pod's retryctl commands, rewritten the same way).
+Files that come from existing Secrets (auth.existingSecret, tls.existingSecret) are left to the
+caller.
 """
 import argparse
 import copy
+import hashlib
 import json
 import os
+import re
 import sys
 
 import yaml
@@ -27,7 +39,8 @@ ap.add_argument("--chart", required=True)
 ap.add_argument("--manifests", required=True)
 ap.add_argument("--values", action="append", default=[])
 ap.add_argument("--release", default="r")
-ap.add_argument("--config-out")
+ap.add_argument("--namespace", default="retryd")
+ap.add_argument("--server-root")
 args = ap.parse_args()
 
 failures = []
@@ -76,6 +89,17 @@ name = values.get("fullnameOverride") or (
     args.release if chart["name"] in args.release else f"{args.release}-{values.get('nameOverride') or chart['name']}")
 selector = {"app.kubernetes.io/name": values.get("nameOverride") or chart["name"],
             "app.kubernetes.io/instance": args.release}
+
+# Auth and TLS as the values ask for them.
+auth, tls = values["auth"], values["tls"]
+auth_on = bool(auth["tokens"] or auth["existingSecret"])
+own_secret = bool(auth["tokens"]) and not auth["existingSecret"]
+auth_secret = auth["existingSecret"] or f"{name}-auth"
+tls_on = tls["enabled"]
+client_auth = tls["clientAuth"] if tls_on else "none"
+certs_required = client_auth == "require"
+authenticated = auth_on or certs_required  # retryd may then listen on 0.0.0.0 without the flag
+server_name = tls.get("serverName") or f"{name}.{args.namespace}.svc"
 
 # Labels on every object, through _helpers.tpl.
 for d in docs:
@@ -147,26 +171,93 @@ check(mounts.get("/etc/retryd", {}).get("readOnly") is True, "config mounted rea
 check("emptyDir" in vols.get("tmp", {}), "/tmp is an emptyDir")
 check(vols.get("config", {}).get("configMap", {}).get("name") == name, "config volume is the chart's ConfigMap")
 check(c.get("image") == f"{values['image']['repository']}:{values['image']['tag'] or chart['appVersion']}", "image")
-check("--config=/etc/retryd/retryd.json" in c.get("args", []), "retryd reads the rendered config")
-for extra in values["extraArgs"]:
-    check(extra in c.get("args", []), f"extraArgs {extra}")
+want_args = ["--config=/etc/retryd/retryd.json", f"--log-format={values['logFormat']}"]
+if auth_on:
+    want_args.append("--auth-file=/etc/retryd/auth/tokens.json")
+if tls_on:
+    want_args += ["--tls-cert=/etc/retryd/tls/tls.crt", "--tls-key=/etc/retryd/tls/tls.key"]
+    if client_auth != "none":
+        want_args += ["--tls-client-ca=/etc/retryd/tls/ca.crt", f"--tls-client-auth={client_auth}"]
+want_args += values["extraArgs"]
+check(c.get("args") == want_args, f"retryd args {c.get('args')}, expected {want_args}")
+if authenticated:
+    check(not any(a.startswith("--insecure-allow-remote") for a in c.get("args", [])),
+          "--insecure-allow-remote passed although callers authenticate")
 check(c.get("resources") == values["resources"], "resources as in the values")
 ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
 check(ports == {"grpc": 50051, "metrics": 9464}, f"container ports {ports}")
 
-# Probes: gRPC on the numeric port.
+# Secret volumes: tokens (only the tokens.json key) and the TLS Secret, both mounted read-only.
+if auth_on:
+    check(mounts.get("/etc/retryd/auth", {}).get("name") == "auth" and
+          mounts["/etc/retryd/auth"].get("readOnly") is True, "tokens mounted read-only at /etc/retryd/auth")
+    check(vols.get("auth", {}).get("secret") == {
+        "secretName": auth_secret, "items": [{"key": "tokens.json", "path": "tokens.json"}]},
+        f"auth volume must be Secret {auth_secret} (tokens.json): {vols.get('auth')}")
+else:
+    check("auth" not in vols and "/etc/retryd/auth" not in mounts, "auth volume without tokens")
+if tls_on:
+    check(mounts.get("/etc/retryd/tls", {}).get("name") == "tls" and
+          mounts["/etc/retryd/tls"].get("readOnly") is True, "TLS Secret mounted read-only at /etc/retryd/tls")
+    check(vols.get("tls", {}).get("secret") == {"secretName": tls["existingSecret"]},
+          f"tls volume must be Secret {tls['existingSecret']}: {vols.get('tls')}")
+else:
+    check("tls" not in vols and "/etc/retryd/tls" not in mounts, "tls volume without tls.enabled")
+
+
+def health_command(server, timeout, service):
+    """retryctl health as the chart must run it (probes under TLS, the helm test pod)."""
+    cmd = ["/usr/local/bin/retryctl", "--server", server, "--timeout", f"{timeout}s"]
+    if tls_on:
+        cmd += ["--tls", "--tls-ca", "/etc/retryd/tls/ca.crt", "--tls-server-name", server_name]
+        if certs_required:  # the pod's own certificate is the probe's client certificate
+            cmd += ["--tls-cert", "/etc/retryd/tls/tls.crt", "--tls-key", "/etc/retryd/tls/tls.key"]
+    cmd.append("health")
+    if service:
+        cmd += ["--service-name", service]
+    return cmd
+
+
+# Probes: gRPC on the numeric port in plaintext; with TLS, exec `retryctl health` over TLS (the
+# kubelet's gRPC probe can neither verify the certificate nor present one).
 want_service = {"startupProbe": "", "readinessProbe": "retryd.v1.RetryService", "livenessProbe": ""}
+commands = []  # for --server-root: what each probe runs, as a retryctl command
 for key, probe_values in (("startupProbe", "startup"), ("readinessProbe", "readiness"), ("livenessProbe", "liveness")):
     pv = values["probes"][probe_values]
     if pv["enabled"]:
         p = c.get(key)
         if check(p, f"{key} missing"):
-            check(p.get("grpc") == {"port": 50051, "service": want_service[key]}, f"{key} must be grpc on 50051: {p}")
+            want_cmd = health_command("127.0.0.1:50051", pv["timeoutSeconds"], want_service[key])
+            if tls_on:
+                check("grpc" not in p and p.get("exec") == {"command": want_cmd},
+                      f"{key} must exec {want_cmd} under TLS: {p}")
+            else:
+                check("exec" not in p and p.get("grpc") == {"port": 50051, "service": want_service[key]},
+                      f"{key} must be grpc on 50051: {p}")
+            # A plaintext gRPC probe asks what this plaintext command asks.
+            commands.append({"name": key, "command": want_cmd})
             for k in ("periodSeconds", "timeoutSeconds", "failureThreshold"):
                 if k in pv:
                     check(p.get(k) == pv[k], f"{key}.{k}")
     else:
         check(key not in c, f"{key} disabled in values but rendered")
+
+# The helm test pod: retryctl health against the Service, over TLS as the probes are.
+pods = [d for d in by_kind.get("Pod", []) if d["metadata"]["name"] == f"{name}-test-health"]
+if check(len(pods) == 1, f"one helm test pod, found {len(pods)}"):
+    tpod = pods[0]["spec"]
+    tc = tpod["containers"][0]
+    want_cmd = health_command(f"{name}.{args.namespace}.svc:{values['service']['grpcPort']}", 5, "")
+    check(tc.get("command") == want_cmd, f"helm test command {tc.get('command')}, expected {want_cmd}")
+    commands.append({"name": "helm-test", "command": want_cmd})
+    tmounts = {m["mountPath"]: m for m in tc.get("volumeMounts", [])}
+    tvols = {v["name"]: v for v in tpod.get("volumes", [])}
+    if tls_on:
+        check(tmounts.get("/etc/retryd/tls", {}).get("readOnly") is True and
+              tvols.get("tls", {}).get("secret") == {"secretName": tls["existingSecret"]},
+              "helm test pod mounts the TLS Secret read-only")
+    else:
+        check(not tmounts and not tvols, "helm test pod has no volumes without TLS")
 
 # Termination grace exceeds the drain time.
 grace = float(values["config"]["shutdownGrace"].rstrip("s"))
@@ -188,7 +279,8 @@ check(hl.get("spec", {}).get("clusterIP") == "None" and spec.get("serviceName") 
 # The ServerConfig JSON equals what the values say.
 expected = {
     "grpcAddr": "0.0.0.0:50051", "metricsAddr": "0.0.0.0:9464", "dataDir": "/data",
-    "shutdownGrace": values["config"]["shutdownGrace"], "insecureAllowRemote": values["insecureAllowRemote"],
+    "shutdownGrace": values["config"]["shutdownGrace"],
+    "insecureAllowRemote": values["insecureAllowRemote"] and not authenticated,
     "logLevel": values["logLevel"],
 }
 if values["config"]["limits"]:
@@ -199,12 +291,68 @@ cm = one("ConfigMap", name)
 rendered = json.loads(cm.get("data", {}).get("retryd.json", "null"))
 check(rendered == expected, "ConfigMap retryd.json differs from the values:\n  rendered " +
       json.dumps(rendered, sort_keys=True) + "\n  expected " + json.dumps(expected, sort_keys=True))
-if args.config_out and rendered is not None:
-    with open(args.config_out, "w") as f:
-        json.dump(rendered, f, indent=2)
 
-# No Secret is rendered while auth/TLS are unsupported.
-check(not by_kind.get("Secret"), "no Secret expected (auth/TLS unsupported)")
+
+def check_auth_config(doc):
+    """Checks `doc` as retryd.v1.AuthConfig JSON the way retryd's TokenTable does."""
+    if not check(isinstance(doc, dict) and set(doc) == {"tokens"} and isinstance(doc["tokens"], list),
+                 f"tokens.json must be {{\"tokens\": [...]}}: {doc}"):
+        return
+    names, digests = set(), set()
+    for i, t in enumerate(doc["tokens"]):
+        where = f"tokens.json tokens[{i}]"
+        check(set(t) <= {"name", "sha256", "role", "services"}, f"{where}: unknown fields {sorted(t)}")
+        check(re.fullmatch(r"[A-Za-z0-9._:@-]{1,64}", t.get("name", "")) and t["name"] not in names,
+              f"{where}.name: {t.get('name')!r} invalid or duplicate")
+        check(re.fullmatch(r"[0-9a-f]{64}", t.get("sha256", "")) and t["sha256"] not in digests,
+              f"{where}.sha256: not 64 hex digits, or a duplicate")
+        check(t.get("role") in ("WORKER", "OPERATOR"), f"{where}.role: {t.get('role')!r}")
+        services = t.get("services", [])
+        check(not services or t.get("role") == "WORKER", f"{where}.services: only for WORKER")
+        for svc_name in services:
+            check(re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}(\.\*)?", svc_name), f"{where}.services: {svc_name!r}")
+        names.add(t.get("name"))
+        digests.add(t.get("sha256"))
+
+
+# The token Secret: rendered only from auth.tokens; tokens.json an AuthConfig equal to the values.
+secrets = by_kind.get("Secret", [])
+tokens_json = None
+annotations = spec.get("template", {}).get("metadata", {}).get("annotations", {})
+if own_secret:
+    if check(len(secrets) == 1 and secrets[0]["metadata"]["name"] == auth_secret,
+             f"expected one Secret {auth_secret}, found {[d['metadata']['name'] for d in secrets]}"):
+        data = secrets[0].get("stringData", {})
+        check(set(data) == {"tokens.json"}, f"the Secret holds only tokens.json: {sorted(data)}")
+        tokens_json = data.get("tokens.json", "null")
+        doc = json.loads(tokens_json)
+        check_auth_config(doc)
+        want_tokens = [dict(t, name=n) for n, t in sorted(auth["tokens"].items())]
+        check(doc == {"tokens": want_tokens}, f"tokens.json {doc} differs from auth.tokens {want_tokens}")
+        check(annotations.get("checksum/auth") == hashlib.sha256(tokens_json.encode()).hexdigest(),
+              "checksum/auth must be the SHA-256 of tokens.json (a token change rolls the pod)")
+else:
+    check(not secrets, f"no Secret expected without auth.tokens: {[d['metadata']['name'] for d in secrets]}")
+    check("checksum/auth" not in annotations, "checksum/auth only for the chart's own Secret")
+
+if args.server_root and rendered is not None:
+    root = args.server_root.rstrip("/")
+
+    def local(arg):
+        return arg.replace("/etc/retryd/", root + "/")
+
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "retryd.json"), "w") as f:
+        json.dump(rendered, f, indent=2)
+    if tokens_json is not None:
+        os.makedirs(os.path.join(root, "auth"), exist_ok=True)
+        with open(os.path.join(root, "auth", "tokens.json"), "w") as f:
+            f.write(tokens_json)
+    with open(os.path.join(root, "args"), "w") as f:
+        f.write("".join(local(a) + "\n" for a in c.get("args", [])))
+    with open(os.path.join(root, "commands.json"), "w") as f:
+        json.dump([{"name": cmd["name"], "command": [local(a) for a in cmd["command"]]} for cmd in commands],
+                  f, indent=2)
 
 # Optional objects.
 sm_values = values["metrics"]["serviceMonitor"]

@@ -71,18 +71,132 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "retryd.metricsContainerPort" -}}9464{{- end }}
 
 {{/*
+Mount points of the token and certificate Secrets, nested in the ConfigMap's /etc/retryd (the
+kubelet makes mount points inside read-only ConfigMap/Secret volumes since Kubernetes 1.10,
+kubernetes/kubernetes#60342).
+*/}}
+{{- define "retryd.authDir" -}}/etc/retryd/auth{{- end }}
+{{- define "retryd.tlsDir" -}}/etc/retryd/tls{{- end }}
+
+{{/* "true" when bearer tokens are configured (auth.tokens or auth.existingSecret), else "". */}}
+{{- define "retryd.authEnabled" -}}
+{{- if or .Values.auth.tokens .Values.auth.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding tokens.json: the existing one, or the chart's own. */}}
+{{- define "retryd.authSecretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "retryd.fullname" .)) }}
+{{- end }}
+
+{{/* "true" when every caller must present a client certificate (mTLS), else "". */}}
+{{- define "retryd.clientCertsRequired" -}}
+{{- if and .Values.tls.enabled (eq .Values.tls.clientAuth "require") }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when retryd authenticates its callers, so that it may listen on 0.0.0.0 without
+--insecure-allow-remote: tokens, or required client certificates. TLS without a required client
+certificate authenticates only the server.
+*/}}
+{{- define "retryd.callersAuthenticated" -}}
+{{- if or (include "retryd.authEnabled" .) (include "retryd.clientCertsRequired" .) }}true{{ end }}
+{{- end }}
+
+{{/* The name the probes and `helm test` check the server certificate against. */}}
+{{- define "retryd.tlsServerName" -}}
+{{- .Values.tls.serverName | default (printf "%s.%s.svc" (include "retryd.fullname" .) .Release.Namespace) }}
+{{- end }}
+
+{{/* The auth.tokens map as a retryd.v1.AuthConfig JSON ({"tokens": [...]}), sorted by name. */}}
+{{- define "retryd.tokensJson" -}}
+{{- $tokens := list }}
+{{- range $name := keys .Values.auth.tokens | sortAlpha }}
+{{- $t := deepCopy (get $.Values.auth.tokens $name) }}
+{{- $_ := set $t "name" $name }}
+{{- $tokens = append $tokens $t }}
+{{- end }}
+{{- dict "tokens" $tokens | toJson }}
+{{- end }}
+
+{{/*
+Arguments of `retryctl` that reach the local retryd's gRPC port (a probe in the retryd
+container) or the Service (`helm test`), over TLS when tls.enabled; then "health" and the health
+service to check. Pass a dict: root (the chart context), server (host:port), timeout (seconds),
+service (health service name, "" for the server as a whole). Under clientAuth "require" the
+caller presents the pod's own certificate (tls.crt, tls.key) as its client certificate.
+*/}}
+{{- define "retryd.healthCommand" -}}
+{{- $root := .root -}}
+- /usr/local/bin/retryctl
+- --server
+- {{ .server | quote }}
+- --timeout
+- "{{ .timeout }}s"
+{{- if $root.Values.tls.enabled }}
+- --tls
+- --tls-ca
+- "{{ include "retryd.tlsDir" $root }}/ca.crt"
+- --tls-server-name
+- {{ include "retryd.tlsServerName" $root | quote }}
+{{- if include "retryd.clientCertsRequired" $root }}
+- --tls-cert
+- "{{ include "retryd.tlsDir" $root }}/tls.crt"
+- --tls-key
+- "{{ include "retryd.tlsDir" $root }}/tls.key"
+{{- end }}
+{{- end }}
+- health
+{{- if .service }}
+- --service-name
+- {{ .service | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The handler of one probe of the retryd container. Plaintext: Kubernetes' gRPC probe on the
+numeric port (health needs no token). TLS: the kubelet's gRPC probe cannot verify the
+certificate nor present a client certificate, so `retryctl health` runs in the container against
+127.0.0.1 (its deadline the probe's timeout). Pass a dict: root, service, timeout (seconds).
+*/}}
+{{- define "retryd.probeHandler" -}}
+{{- if .root.Values.tls.enabled -}}
+exec:
+  command:
+    {{- include "retryd.healthCommand" (dict "root" .root "server" (printf "127.0.0.1:%s" (include "retryd.grpcContainerPort" .root)) "timeout" .timeout "service" .service) | nindent 4 }}
+{{- else -}}
+grpc:
+  port: {{ include "retryd.grpcContainerPort" .root }}
+  service: {{ .service | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks that values.schema.json cannot express. Included by the StatefulSet and the ConfigMap so
 that any render of the chart runs them.
 */}}
 {{- define "retryd.validate" -}}
-{{- if or .Values.auth.tokens .Values.auth.existingSecret }}
-{{- fail "auth: bearer tokens are not supported by this retryd build yet (the server refuses auth.tokens); remove auth.tokens/auth.existingSecret and limit access with networkPolicy" }}
+{{- if and .Values.auth.tokens .Values.auth.existingSecret }}
+{{- fail "auth: set auth.tokens (rendered into the chart's Secret) or auth.existingSecret (a Secret with the key tokens.json), not both" }}
 {{- end }}
-{{- if .Values.tls.enabled }}
-{{- fail "tls: TLS is not supported by this retryd build yet (the server refuses tls); set tls.enabled=false" }}
+{{- $digests := dict }}
+{{- range $name := keys .Values.auth.tokens | sortAlpha }}
+{{- $t := get $.Values.auth.tokens $name }}
+{{- if and (eq $t.role "OPERATOR") $t.services }}
+{{- fail (printf "auth.tokens.%s.services: only a WORKER token is limited to services; an OPERATOR may do everything" $name) }}
 {{- end }}
-{{- if not .Values.insecureAllowRemote }}
-{{- fail "insecureAllowRemote: retryd must listen on 0.0.0.0 in a pod, and without auth or TLS (not in this build yet) the server refuses that unless insecureAllowRemote is true" }}
+{{- with get $digests $t.sha256 }}
+{{- fail (printf "auth.tokens.%s.sha256: the same digest as auth.tokens.%s; each token needs its own secret" $name .) }}
+{{- end }}
+{{- $_ := set $digests $t.sha256 $name }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled: set tls.existingSecret to a kubernetes.io/tls Secret in the release's namespace (keys tls.crt, tls.key and ca.crt, e.g. from cert-manager); the chart does not make certificates" }}
+{{- end }}
+{{- if and (not .Values.tls.enabled) (ne .Values.tls.clientAuth "none") }}
+{{- fail (printf "tls.clientAuth: %q needs tls.enabled=true (client certificates are a TLS feature); without it the port would be plaintext" .Values.tls.clientAuth) }}
+{{- end }}
+{{- if and (not (include "retryd.callersAuthenticated" .)) (not .Values.insecureAllowRemote) }}
+{{- fail "insecureAllowRemote: retryd listens on 0.0.0.0 in the pod and refuses that when callers are not authenticated; configure auth.tokens or auth.existingSecret, or tls.enabled with tls.clientAuth=require, or set insecureAllowRemote=true to serve it unauthenticated" }}
 {{- end }}
 {{- $grace := .Values.config.shutdownGrace | trimSuffix "s" | float64 }}
 {{- if lt (float64 .Values.terminationGracePeriodSeconds) (addf $grace 5) }}
@@ -100,7 +214,7 @@ that any render of the chart runs them.
   "metricsAddr" (printf "0.0.0.0:%s" (include "retryd.metricsContainerPort" .))
   "dataDir" "/data"
   "shutdownGrace" .Values.config.shutdownGrace
-  "insecureAllowRemote" .Values.insecureAllowRemote
+  "insecureAllowRemote" (and .Values.insecureAllowRemote (not (include "retryd.callersAuthenticated" .)))
   "logLevel" .Values.logLevel }}
 {{- with .Values.config.limits }}
 {{- $_ := set $cfg "limits" . }}
