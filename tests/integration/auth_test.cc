@@ -64,16 +64,6 @@ std::vector<std::pair<std::string, std::string>> AllMethods() {
   return methods;
 }
 
-// Runs the retryd binary with `args` and returns (exit code, stderr + stdout).
-std::pair<int, std::string> RunRetryd(const std::string& dir, std::vector<std::string> args) {
-  const std::string out = dir + "/run.out";
-  std::string cmd = std::string(getenv("RETRYD_BIN"));
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " >" + out + " 2>&1";
-  const int rc = std::system(cmd.c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ReadFile(out)};
-}
-
 class AuthTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -51,6 +52,18 @@ std::string ReadFile(const std::string& path) {
 void WriteFile(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << content;
+}
+
+std::pair<int, std::string> RunRetryd(const std::string& dir,
+                                      const std::vector<std::string>& args) {
+  const char* bin = getenv("RETRYD_BIN");
+  if (bin == nullptr) return {-1, "RETRYD_BIN is not set"};
+  const std::string out = dir + "/run.out";
+  std::string cmd = bin;
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  cmd += " >" + out + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ReadFile(out)};
 }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,6 +27,9 @@ void RemoveTree(const std::string& path);
 std::string ReadFile(const std::string& path);
 // Writes a whole file.
 void WriteFile(const std::string& path, const std::string& content);
+// Runs $RETRYD_BIN with `args` to completion (e.g. --check-config), its output in
+// `dir`/run.out; returns the exit code (-1 if it did not exit) and the output, stderr included.
+std::pair<int, std::string> RunRetryd(const std::string& dir, const std::vector<std::string>& args);
 
 class ServerProcess {
  public:
