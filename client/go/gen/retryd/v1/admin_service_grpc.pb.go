@@ -53,6 +53,8 @@ type AdminServiceClient interface {
 	// Dead letters, ordered by (dead_lettered_at, id).
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 	// Everything about one envelope, payload and attempt history included. NOT_FOUND if unknown.
+	// A SUCCEEDED envelope is kept for the dedupe window only to answer late duplicates: its
+	// payload is dropped when the retry succeeds, so it comes back empty.
 	GetEnvelope(ctx context.Context, in *GetEnvelopeRequest, opts ...grpc.CallOption) (*GetEnvelopeResponse, error)
 	// Dead-letter counts and shares.
 	GetDeadLetterStats(ctx context.Context, in *GetDeadLetterStatsRequest, opts ...grpc.CallOption) (*GetDeadLetterStatsResponse, error)
@@ -229,6 +231,8 @@ type AdminServiceServer interface {
 	// Dead letters, ordered by (dead_lettered_at, id).
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	// Everything about one envelope, payload and attempt history included. NOT_FOUND if unknown.
+	// A SUCCEEDED envelope is kept for the dedupe window only to answer late duplicates: its
+	// payload is dropped when the retry succeeds, so it comes back empty.
 	GetEnvelope(context.Context, *GetEnvelopeRequest) (*GetEnvelopeResponse, error)
 	// Dead-letter counts and shares.
 	GetDeadLetterStats(context.Context, *GetDeadLetterStatsRequest) (*GetDeadLetterStatsResponse, error)

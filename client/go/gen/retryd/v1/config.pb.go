@@ -329,9 +329,14 @@ type Limits struct {
 	MaxLeaseResponseBytes *int64 `protobuf:"varint,2,opt,name=max_lease_response_bytes,json=maxLeaseResponseBytes,proto3,oneof" json:"max_lease_response_bytes,omitempty"`
 	// How long a succeeded envelope is remembered so a late duplicate is still answered
 	// `duplicate = true`. Default 24 h; range 0..30 days.
-	DedupeWindow  *durationpb.Duration `protobuf:"bytes,3,opt,name=dedupe_window,json=dedupeWindow,proto3" json:"dedupe_window,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DedupeWindow *durationpb.Duration `protobuf:"bytes,3,opt,name=dedupe_window,json=dedupeWindow,proto3" json:"dedupe_window,omitempty"`
+	// Requests accepted and not yet answered (queued for the store, being written, waiting for
+	// the log's fsync, or parked in a long-poll Lease). Past it, a request is refused at once with
+	// RESOURCE_EXHAUSTED instead of queueing without bound while the disk stalls.
+	// Default 100000; range 64..10000000.
+	MaxPendingRequests *int64 `protobuf:"varint,4,opt,name=max_pending_requests,json=maxPendingRequests,proto3,oneof" json:"max_pending_requests,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
@@ -383,6 +388,13 @@ func (x *Limits) GetDedupeWindow() *durationpb.Duration {
 		return x.DedupeWindow
 	}
 	return nil
+}
+
+func (x *Limits) GetMaxPendingRequests() int64 {
+	if x != nil && x.MaxPendingRequests != nil {
+		return *x.MaxPendingRequests
+	}
+	return 0
 }
 
 // Exponential backoff: the delay before retry n (n = attempts made) is
@@ -1236,13 +1248,15 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"\x0eshutdown_grace\x18\b \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x122\n" +
 	"\x15insecure_allow_remote\x18\t \x01(\bR\x13insecureAllowRemote\x12\x1b\n" +
 	"\tlog_level\x18\n" +
-	" \x01(\tR\blogLevel\"\xea\x01\n" +
+	" \x01(\tR\blogLevel\"\xba\x02\n" +
 	"\x06Limits\x12/\n" +
 	"\x11max_payload_bytes\x18\x01 \x01(\x03H\x00R\x0fmaxPayloadBytes\x88\x01\x01\x12<\n" +
 	"\x18max_lease_response_bytes\x18\x02 \x01(\x03H\x01R\x15maxLeaseResponseBytes\x88\x01\x01\x12>\n" +
-	"\rdedupe_window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fdedupeWindowB\x14\n" +
+	"\rdedupe_window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fdedupeWindow\x125\n" +
+	"\x14max_pending_requests\x18\x04 \x01(\x03H\x02R\x12maxPendingRequests\x88\x01\x01B\x14\n" +
 	"\x12_max_payload_bytesB\x1b\n" +
-	"\x19_max_lease_response_bytes\"\x87\x02\n" +
+	"\x19_max_lease_response_bytesB\x17\n" +
+	"\x15_max_pending_requests\"\x87\x02\n" +
 	"\aBackoff\x123\n" +
 	"\ainitial\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\ainitial\x12#\n" +
 	"\n" +

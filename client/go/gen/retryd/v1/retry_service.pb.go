@@ -137,9 +137,10 @@ type LeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required: the service whose due retries to take.
 	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	// How many envelopes at most. 0 = 1; range 0..100.
+	// How many envelopes at most. 0 = 1; more than 1000 is reduced to 1000; negative is
+	// INVALID_ARGUMENT. The response is also capped by size (see Limits.max_lease_response_bytes).
 	MaxMessages int32 `protobuf:"varint,2,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
-	// How long the lease lasts. Unset = 30 s; range 1 s..12 h.
+	// How long the lease lasts. Unset = 30 s; range 10 ms..12 h.
 	VisibilityTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=visibility_timeout,json=visibilityTimeout,proto3" json:"visibility_timeout,omitempty"`
 	// How long to wait when nothing is due (long poll). Unset or 0 = answer at once; at most 20 s.
 	// The server also stops waiting 250 ms before the call's deadline.
@@ -421,7 +422,7 @@ type ExtendLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	LeaseToken string `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	// The new lease runs until now + this. Unset = 30 s; range 1 s..12 h.
+	// The new lease runs until now + this. Unset = 30 s; range 10 ms..12 h.
 	VisibilityTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=visibility_timeout,json=visibilityTimeout,proto3" json:"visibility_timeout,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
