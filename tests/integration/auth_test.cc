@@ -327,11 +327,15 @@ TEST(AuthConfigTest, WithoutTokensEveryoneIsAnonymousAndTheServerSaysSo) {
   RemoveTree(dir);
 }
 
+// An --auth-file with one OPERATOR token, "ops" (kOpsToken).
+void WriteOpsTokenFile(const std::string& path) {
+  WriteFile(path, absl::StrCat(R"({"tokens": [{"name": "ops", "sha256": ")",
+                               Sha256Hex(kOpsToken), R"(", "role": "OPERATOR"}]})"));
+}
+
 TEST(AuthConfigTest, TokensComeFromAnAuthFileToo) {
   const std::string dir = MakeTempDir();
-  WriteFile(dir + "/tokens.json",
-            absl::StrCat(R"({"tokens": [{"name": "ops", "sha256": ")", Sha256Hex(kOpsToken),
-                         R"(", "role": "OPERATOR"}]})"));
+  WriteOpsTokenFile(dir + "/tokens.json");
   auto server = ServerProcess::Start(dir, "", {"--auth-file", dir + "/tokens.json"});
   ASSERT_TRUE(server.ok()) << server.status();
   v1::ListServicesResponse services;
@@ -390,9 +394,7 @@ TEST(AuthConfigTest, BadTokensAreRefusedAtStartUpWithTheFieldNamed) {
 
 TEST(AuthConfigTest, ANonLoopbackAddressNeedsTokensOrTheInsecureFlag) {
   const std::string dir = MakeTempDir();
-  WriteFile(dir + "/tokens.json",
-            absl::StrCat(R"({"tokens": [{"name": "ops", "sha256": ")", Sha256Hex(kOpsToken),
-                         R"(", "role": "OPERATOR"}]})"));
+  WriteOpsTokenFile(dir + "/tokens.json");
   auto [code, out] = RunRetryd(dir, {"--grpc-addr", "0.0.0.0:7000", "--check-config"});
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, AllOf(HasSubstr("no auth is configured"), HasSubstr("--insecure-allow-remote")));
