@@ -26,7 +26,7 @@ SCRAPE_INTERVAL="${SCRAPE_INTERVAL:-1}"
 RETRYD="${RETRYD_BIN:-$BUILD_DIR/server/retryd}"
 LOADGEN="${LOADGEN_BIN:-$BUILD_DIR/bench/retryd_loadgen}"
 for b in "$RETRYD" "$LOADGEN"; do [ -x "$b" ] || { echo "missing $b (build first)" >&2; exit 1; }; done
-command -v curl >/dev/null || { echo "curl missing: bash scripts/install-deps.sh test" >&2; exit 1; }
+type -P curl >/dev/null || { echo "curl missing: bash scripts/install-deps.sh test" >&2; exit 1; }
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/retryd-metrics-bench.XXXXXX")"
 PIDS=()

@@ -56,14 +56,14 @@ SUITE_START=$EPOCHREALTIME
 export ROOT
 
 # ---- prerequisites ------------------------------------------------------------------------------
-if [ "$SKIP_INSTALL" != 1 ] && ! { command -v redis-server && command -v redis-benchmark &&
-                                   command -v python3; } >/dev/null 2>&1; then
+if [ "$SKIP_INSTALL" != 1 ] && ! { type -P redis-server && type -P redis-benchmark &&
+                                   type -P python3; } >/dev/null 2>&1; then
   log "installing the bench packages (scripts/install-deps.sh bench)"
   bash "$ROOT/scripts/install-deps.sh" bench >&2
 fi
-command -v redis-server >/dev/null || die "redis-server missing: bash scripts/install-deps.sh bench"
-command -v redis-benchmark >/dev/null || die "redis-benchmark missing: bash scripts/install-deps.sh bench"
-command -v python3 >/dev/null || die "python3 missing: bash scripts/install-deps.sh bench"
+type -P redis-server >/dev/null || die "redis-server missing: bash scripts/install-deps.sh bench"
+type -P redis-benchmark >/dev/null || die "redis-benchmark missing: bash scripts/install-deps.sh bench"
+type -P python3 >/dev/null || die "python3 missing: bash scripts/install-deps.sh bench"
 
 if [ "$SKIP_BUILD" != 1 ]; then
   [ -f "$BUILD_DIR/CMakeCache.txt" ] || die "no build in $BUILD_DIR: run scripts/build.sh (or cmake) first"

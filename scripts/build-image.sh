@@ -32,7 +32,9 @@ esac
 # A storage of its own, with the vfs driver (no overlay mounts needed): no clash with other
 # buildah/podman users of the machine. STORAGE_ROOT overrides it.
 root="${STORAGE_ROOT:-/var/lib/containers/retryd-vfs}"
-buildah() { command buildah --root "$root" --runroot "/run/retryd-vfs" --storage-driver vfs "$@"; }
+# Named bah, not buildah: a function named after the program would hide a missing program from
+# `command -v` (that once kept buildah from being installed on a new machine).
+bah() { buildah --root "$root" --runroot "/run/retryd-vfs" --storage-driver vfs "$@"; }
 export BUILDAH_ISOLATION=chroot
 
 t0=$(date +%s)
@@ -40,16 +42,16 @@ step() { echo "== build-image: $* ($(($(date +%s) - t0)) s)"; }
 
 # Removes every working container and every image of this storage except the base image.
 clean_up() {
-  buildah rm --all >/dev/null 2>&1 || true
+  bah rm --all >/dev/null 2>&1 || true
   local keep id
-  keep="$(buildah images --quiet --no-trunc "$base" 2>/dev/null || true)"
-  for id in $(buildah images --all --quiet --no-trunc 2>/dev/null | sort -u); do
-    [ "$id" = "$keep" ] || buildah rmi --force "$id" >/dev/null 2>&1 || true
+  keep="$(bah images --quiet --no-trunc "$base" 2>/dev/null || true)"
+  for id in $(bah images --all --quiet --no-trunc 2>/dev/null | sort -u); do
+    [ "$id" = "$keep" ] || bah rmi --force "$id" >/dev/null 2>&1 || true
   done
 }
 if [ "$clean" = 2 ]; then
   clean_up
-  buildah images
+  bah images
   exit 0
 fi
 rootfs=""
@@ -58,7 +60,7 @@ work="$(mktemp -d)"
 on_exit() {
   local rc=$?
   [ -z "$rootfs" ] || rm -rf "$rootfs"
-  [ -z "$ctr" ] || buildah rm "$ctr" >/dev/null 2>&1 || true
+  [ -z "$ctr" ] || bah rm "$ctr" >/dev/null 2>&1 || true
   if [ "$clean" = 1 ]; then
     step "cleaning up"
     clean_up
@@ -68,18 +70,13 @@ on_exit() {
 }
 trap on_exit EXIT
 
-need=()
-command -v buildah >/dev/null || need+=(buildah)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v python3 >/dev/null || need+=(python3)
-command -v curl >/dev/null || need+=(curl)
-if [ "${#need[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+bash scripts/install-deps.sh image
+# type -P finds programs only (never a function or an alias of this shell).
+for tool in buildah debootstrap python3 curl; do
+  type -P "$tool" >/dev/null || { echo "build-image: $tool is missing after install-deps.sh image" >&2; exit 1; }
+done
 
-if ! buildah images --quiet "$base" >/dev/null 2>&1; then
+if ! bah images --quiet "$base" >/dev/null 2>&1; then
   step "making $base with debootstrap --variant=minbase bookworm"
   rootfs="$(mktemp -d /var/tmp/retryd-rootfs.XXXXXX)"
   if [ -n "${BASE_ROOTFS:-}" ]; then
@@ -103,13 +100,13 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  ctr="$(buildah from scratch)"
-  mnt="$(buildah mount "$ctr")"
+  ctr="$(bah from scratch)"
+  mnt="$(bah mount "$ctr")"
   cp -a "$rootfs"/. "$mnt"/
-  buildah umount "$ctr" >/dev/null
-  buildah config --cmd /bin/bash "$ctr"
-  buildah commit --quiet "$ctr" "$base" >/dev/null
-  buildah rm "$ctr" >/dev/null
+  bah umount "$ctr" >/dev/null
+  bah config --cmd /bin/bash "$ctr"
+  bah commit --quiet "$ctr" "$base" >/dev/null
+  bah rm "$ctr" >/dev/null
   ctr=""
   rm -rf "$rootfs"
   rootfs=""
@@ -121,13 +118,13 @@ fi
 layers=()
 [ "${LAYERS:-0}" = 1 ] && layers=(--layers)
 step "buildah bud -> $image"
-buildah bud --pull-never --isolation chroot "${layers[@]}" --format docker \
+bah bud --pull-never --isolation chroot "${layers[@]}" --format docker \
   --build-arg BASE="$base" -t "$image" -f Dockerfile .
 
 step "smoke test"
-ctr="$(buildah from --pull-never "$image")"
-mnt="$(buildah mount "$ctr")"
-run() { buildah run --isolation chroot --user 10001:10001 "$ctr" -- "$@"; }
+ctr="$(bah from --pull-never "$image")"
+mnt="$(bah mount "$ctr")"
+run() { bah run --isolation chroot --user 10001:10001 "$ctr" -- "$@"; }
 run /usr/local/bin/retryd --help >/dev/null
 run /usr/local/bin/retryctl --version
 # Every library both binaries need resolves inside the image.
@@ -174,9 +171,9 @@ if ! grep -Eq '^retryd_build_info\{version="[^"]+"\} 1$' "$work/metrics.txt"; th
   exit 1
 fi
 echo "/metrics: $(grep -c '^# TYPE retryd_' "$work/metrics.txt") retryd metric families, $(grep -m1 '^retryd_build_info' "$work/metrics.txt")"
-buildah inspect --format '{{.Docker.Config.Healthcheck}} {{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} {{.OCIv1.Config.StopSignal}}{{"\n"}}' "$image"
-buildah umount "$ctr" >/dev/null
-buildah rm "$ctr" >/dev/null
+bah inspect --format '{{.Docker.Config.Healthcheck}} {{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} {{.OCIv1.Config.StopSignal}}{{"\n"}}' "$image"
+bah umount "$ctr" >/dev/null
+bah rm "$ctr" >/dev/null
 ctr=""
-buildah images "$image"
+bah images "$image"
 step "built and smoke-tested $image"

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Installs what retryd needs from Debian 12's packages. The single source of package names,
-# shared by the README, CI (.ci/run) and the Dockerfile.
+# Installs what retryd needs from Debian 12's packages. The single list of package names: every
+# script, test and CI step that needs a Debian package installs it through this script (never
+# with apt-get of its own), so a brand-new machine gets everything the README's commands use.
+# tests/packaging/check_fresh_machine.py fails when a script calls a program that neither a new
+# machine of this project's kind nor a mode below provides.
 #
 #   scripts/install-deps.sh build     compilers, headers and tools to build retryd and retryctl
 #                                     and run the unit tests (the Dockerfile's builder stage)
-#   scripts/install-deps.sh test      build + what the test suite runs (default): sqlite3, curl,
-#                                     prometheus (the real-scrape test and promtool for the rules)
+#   scripts/install-deps.sh test      everything scripts/test.sh runs (default): build + clients
+#                                     + packaging + image, and sqlite3, procps (integration tests)
+#   scripts/install-deps.sh clients   the client tests (scripts/test-clients.sh): python3-venv and
+#                                     pip for the virtualenv, protoc for the Go stubs check, and
+#                                     Debian's golang-go when the machine has no Go of its own
+#   scripts/install-deps.sh packaging the chart and rule checks (scripts/test-packaging.sh):
+#                                     python3-yaml, binutils (readelf), openssl, prometheus
+#                                     (promtool), git
+#   scripts/install-deps.sh image     the daemonless image build (scripts/build-image.sh):
+#                                     buildah, debootstrap, curl, python3
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
 #                                     redis-benchmark), procps and python3
@@ -23,7 +34,16 @@ build_pkgs=(
   libcli11-dev nlohmann-json3-dev
 )
 test_pkgs=(
-  sqlite3 procps python3 curl prometheus
+  sqlite3 procps python3 curl
+)
+client_pkgs=(
+  python3 python3-venv python3-pip protobuf-compiler
+)
+packaging_pkgs=(
+  python3 python3-yaml binutils openssl prometheus git curl
+)
+image_pkgs=(
+  buildah debootstrap curl python3
 )
 bench_pkgs=(
   redis-server redis-tools procps python3
@@ -46,11 +66,24 @@ fi
 
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
-  test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${client_pkgs[@]}" "${packaging_pkgs[@]}"
+              "${image_pkgs[@]}") ;;
+  clients) pkgs=("${client_pkgs[@]}") ;;
+  packaging) pkgs=("${packaging_pkgs[@]}") ;;
+  image) pkgs=("${image_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test|bench|runtime | list MODE | list-runtime" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|clients|packaging|image|bench|runtime | list MODE | list-runtime" >&2
+     exit 2 ;;
 esac
+# The client tests need a Go toolchain. A machine of this project's kind has one in
+# /usr/local/go (the Go module proxy brings the version go.mod asks for); elsewhere Debian's
+# golang-go is the fallback.
+if [[ "$mode" = test || "$mode" = clients ]] && ! type -P go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+  pkgs+=(golang-go)
+fi
+# Each name once, in first-seen order.
+mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | awk '!seen[$0]++')
 if [ "$list" = 1 ]; then
   printf '%s\n' "${pkgs[@]}"
   exit 0

@@ -4,11 +4,12 @@
 #   bash scripts/test-clients.sh            # expects the server built (bash scripts/build.sh)
 #   RETRYD_BIN=/path/to/retryd bash scripts/test-clients.sh
 #
-# On a fresh Debian 12 it installs what it needs: python3-venv (Debian), a virtualenv in
-# build/pyenv with the retryd package installed from client/python (pip generates the gRPC stubs
-# from proto/ with grpcio-tools at build time), pytest and the optional requests/httpx; Go
-# (preinstalled, or Debian's golang-go; go.mod asks for Go 1.23, which Go >= 1.21 fetches itself
-# through the module proxy), protoc for the generated-code check.
+# On a fresh Debian 12 it installs what it needs: Debian's packages with
+# `scripts/install-deps.sh clients` (python3-venv and pip, protoc for the generated-code check,
+# golang-go when the machine has no Go of its own; go.mod asks for Go 1.23, which Go >= 1.21
+# fetches itself through the module proxy), then a virtualenv in build/pyenv with the retryd
+# package installed from client/python (pip generates the gRPC stubs from proto/ with
+# grpcio-tools at build time), pytest and the optional requests/httpx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -19,21 +20,23 @@ if [[ ! -x "$RETRYD_BIN" ]]; then
   exit 1
 fi
 
-apt_install() {
-  if [[ $(id -u) -ne 0 ]]; then echo "test-clients: need root to apt-get install $*" >&2; exit 1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
+bash scripts/install-deps.sh clients
+# A machine of this project's kind has Go in /usr/local/go, not always on PATH.
+if ! type -P go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+for tool in go protoc; do
+  type -P "$tool" >/dev/null || { echo "test-clients: $tool is missing after install-deps.sh clients" >&2; exit 1; }
+done
 
 # --- Python -------------------------------------------------------------------------------------
 PYTHON="${PYTHON:-python3}"
 venv="$repo/$BUILD_DIR/pyenv"
 if [[ ! -x "$venv/bin/python" ]]; then
+  # The default python3 may be a pyenv build; Debian's, with python3-venv, is the fallback.
   if ! "$PYTHON" -m venv "$venv" 2>/dev/null; then
     rm -rf "$venv"
-    apt_install python3-venv python3-pip
-    PYTHON=/usr/bin/python3
-    "$PYTHON" -m venv "$venv"
+    /usr/bin/python3 -m venv "$venv"
   fi
 fi
 vpy="$venv/bin/python"
@@ -46,14 +49,6 @@ echo "== pytest (client/python)"
 (cd "$repo/client/python" && "$vpy" -m pytest -q -p no:cacheprovider)
 
 # --- Go -----------------------------------------------------------------------------------------
-if ! command -v go >/dev/null 2>&1; then
-  if [[ -x /usr/local/go/bin/go ]]; then
-    export PATH="/usr/local/go/bin:$PATH"
-  else
-    apt_install golang-go
-  fi
-fi
-command -v protoc >/dev/null 2>&1 || apt_install protobuf-compiler
 export GOBIN="$repo/$BUILD_DIR/gobin"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 

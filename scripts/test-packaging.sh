@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Packaging checks, without a Docker engine or a cluster (fresh Debian 12, as root):
+#   0. every program the scripts call is on a new machine or installed by install-deps.sh, no
+#      function hides a program, tool checks use `type -P` (tests/packaging/check_fresh_machine.py),
+#      and the check catches those mistakes (mutated copies must fail);
 #   1. the Dockerfile builds the way CI does (tests/packaging/check_dockerfile.py), and the check
 #      catches drift (mutated copies must fail);
 #   2. every library the built binaries load is installed by the image's runtime stage
@@ -25,8 +28,9 @@
 #      debootstrapped base image stays cached on the machine (made from scratch on a fresh one).
 #      The slowest step (about 8-10 minutes): RETRYD_SKIP_IMAGE=1 skips it locally; CI
 #      (.ci/run) always runs it.
-# Installs helm (HELM_VERSION, via the Go module proxy into build/tools/bin), python3-yaml,
-# openssl and prometheus (for promtool); build-image.sh installs buildah and debootstrap.
+# Installs its Debian packages with `scripts/install-deps.sh packaging` (python3-yaml, binutils,
+# openssl, prometheus for promtool, git) and helm (HELM_VERSION, via the Go module proxy into
+# build/tools/bin); build-image.sh installs buildah and debootstrap (install-deps.sh image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -45,25 +49,53 @@ ok() { pass=$((pass + 1)); echo "   ok: $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
 # --- Tools ---------------------------------------------------------------------------------------
-need=()
-command -v python3 >/dev/null || need+=(python3)
-python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
-command -v readelf >/dev/null || need+=(binutils)
-command -v git >/dev/null || need+=(git)
-command -v openssl >/dev/null || need+=(openssl)
-command -v promtool >/dev/null || need+=(prometheus)
-if [ "${#need[@]}" -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+bash scripts/install-deps.sh packaging
+# A machine of this project's kind has Go in /usr/local/go, not always on PATH.
+if ! type -P go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+# type -P finds programs only (never a function or an alias of this shell).
+for tool in python3 readelf git openssl promtool curl; do
+  type -P "$tool" >/dev/null || die "$tool is missing after install-deps.sh packaging"
+done
+# The packaging checks read YAML with Debian's python3-yaml: PyYAML of the default python3 (a
+# pyenv build does not see Debian's modules) or Debian's own python3.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  PATH="/usr/bin:$PATH"
+  python3 -c 'import yaml' || die "no python3 with PyYAML (python3-yaml) found"
 fi
 if [ ! -x "$helm" ] || ! "$helm" version --short 2>/dev/null | grep -q "${helm_version%.*}"; then
-  command -v go >/dev/null || die "go is needed to install helm ($helm_version) from the Go module proxy"
+  type -P go >/dev/null || die "go is needed to install helm ($helm_version) from the Go module proxy"
   say "installing helm $helm_version with go install (a few minutes the first time)"
   GOBIN="$tools" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$helm_version"
 fi
 "$helm" version --short
+
+# --- 0. A new machine has every program the scripts call ----------------------------------------
+say "programs the scripts call: on a new machine or installed by install-deps.sh"
+bash scripts/install-deps.sh image  # buildah and debootstrap present, so check 1 can place them
+python3 tests/packaging/check_fresh_machine.py "$root"
+ok "check_fresh_machine"
+# The check must catch what once broke a new machine: each mutated copy of the scripts must fail.
+fm="$work/fresh-mutant"
+fresh_mutate() {  # fresh_mutate DESCRIPTION FILE SED-EXPRESSION
+  rm -rf "$fm" && mkdir -p "$fm/scripts" "$fm/.ci" && cp scripts/*.sh "$fm/scripts/" && cp .ci/run "$fm/.ci/"
+  ln -s "$root/tests" "$fm/tests"
+  sed -i -e "$3" "$fm/$2"
+  cmp -s "$2" "$fm/$2" && die "mutation '$1' changed nothing (update the test)"
+  if python3 tests/packaging/check_fresh_machine.py "$fm" >"$work/fm.out" 2>&1; then
+    die "check_fresh_machine.py accepted scripts with $1"
+  fi
+  ok "rejects $1: $(grep -m1 FAIL "$work/fm.out")"
+}
+fresh_mutate "a function named like the program it wraps" scripts/build-image.sh 's/^bah() {/buildah() {/'
+fresh_mutate "a tool check that also sees functions" scripts/build-image.sh 's/type -P "\$tool"/command\x20-v "$tool"/'
+fresh_mutate "buildah missing from install-deps.sh" scripts/install-deps.sh 's/^  buildah debootstrap/  debootstrap/'
+# The project's before-stop hook, when this clone sits beside it (a developer's checkout).
+if [ -x "$root/../shared/hooks/fresh-machine-tools" ]; then
+  "$root/../shared/hooks/fresh-machine-tools" || die "../shared/hooks/fresh-machine-tools found programs no script installs"
+  ok "../shared/hooks/fresh-machine-tools"
+fi
 
 # --- 1. Dockerfile vs CI -------------------------------------------------------------------------
 say "Dockerfile builds as CI does"
@@ -213,9 +245,15 @@ else
   ti=$(date +%s)
   # timeout signals the whole process group (buildah and the build inside it); whatever a killed
   # run leaves behind is removed by --clean-only.
-  if ! timeout --kill-after=60 "$image_timeout" bash scripts/build-image.sh --clean; then
+  rc=0
+  timeout --kill-after=60 "$image_timeout" bash scripts/build-image.sh --clean || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    took=$(($(date +%s) - ti))
     bash scripts/build-image.sh --clean-only >/dev/null 2>&1 || true
-    die "the image did not build or its smoke test failed within $image_timeout s (scripts/build-image.sh, output above)"
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      die "the image build was stopped after $took s: it did not finish within the limit of $image_timeout s (RETRYD_IMAGE_TIMEOUT; scripts/build-image.sh, output above)"
+    fi
+    die "scripts/build-image.sh failed (exit $rc) after $took s; its last '== build-image:' line above names the step"
   fi
   ok "image built and smoke-tested in $(($(date +%s) - ti)) s"
 fi

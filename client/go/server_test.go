@@ -51,7 +51,12 @@ func TestMain(m *testing.M) {
 func startServer() (*testServer, error) {
 	bin := os.Getenv("RETRYD_BIN")
 	if bin == "" {
-		bin = "/work/main/build/server/retryd"
+		// go test runs in client/go: the repository's build/ is two levels up.
+		abs, err := filepath.Abs(filepath.Join("..", "..", "build", "server", "retryd"))
+		if err != nil {
+			return nil, err
+		}
+		bin = abs
 	}
 	dir, err := os.MkdirTemp("", "retryd-gotest-")
 	if err != nil {

@@ -1,6 +1,6 @@
 """Fixtures: a real retryd server on a free loopback port with a fast test policy (no mocks).
 
-The binary is $RETRYD_BIN (default /work/main/build/server/retryd).
+The binary is $RETRYD_BIN, by default build/server/retryd of the repository these tests are in.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 
 from retryd.v1 import admin_service_pb2, admin_service_pb2_grpc
 
-DEFAULT_BIN = "/work/main/build/server/retryd"
+# client/python/tests -> the repository root; scripts/build.sh builds into build/.
+DEFAULT_BIN = str(Path(__file__).resolve().parents[3] / "build" / "server" / "retryd")
 
 # 3 attempts, 200 ms then 400 ms (capped at 1 s), no jitter: the C++ tests' fast policy.
 FAST_POLICY = {
