@@ -44,7 +44,7 @@ absl::Status LeaseNotFound() {
 void StopOnStoreFailure(absl::string_view stage, const absl::Status& status) {
   LogEvent(LogLevel::kError, "store_failed")
       .Str("stage", std::string(stage))
-      .Str("error", status.ToString())
+      .Str("error", absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()))
       .Str("action", "exiting without answering; a restart recovers from what is on disk");
   std::fflush(stderr);
   std::_Exit(kStoreFailureExitCode);
@@ -665,7 +665,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     // answered (the batch's requests may be retried) without stopping.
     absl::Status begin = store_->Begin();
     if (!begin.ok()) {
-      LogEvent(LogLevel::kError, "store_begin_failed").Str("error", begin.ToString());
+      LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
       const absl::Status answer = absl::UnavailableError(absl::StrCat(
           "the store could not start a transaction; nothing was changed: ", begin.message()));
       std::vector<Answer> answers;

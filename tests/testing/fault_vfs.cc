@@ -112,6 +112,9 @@ void CountEvent() {
 bool FailsNow(FaultConfig::Fail kind, int64_t count) {
   if (g_vfs->config.fail != kind || g_vfs->config.fail_at != count) return false;
   g_vfs->faults++;
+  static constexpr const char* kNames[] = {"none", "write", "sync", "read"};
+  std::fprintf(stderr, "fault_vfs: injected a %s error (number %lld)\n",
+               kNames[static_cast<int>(kind)], static_cast<long long>(count));
   return true;
 }
 
@@ -144,7 +147,7 @@ int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 offset) {
   const int64_t growth = std::max<int64_t>(0, offset + n - state.size);
   if (g_vfs->config.full_after_bytes >= 0 &&
       g_vfs->grown + growth > g_vfs->config.full_after_bytes) {
-    g_vfs->faults++;
+    if (g_vfs->faults++ == 0) std::fprintf(stderr, "fault_vfs: the disk is full\n");
     return SQLITE_FULL;
   }
   Undo undo;
