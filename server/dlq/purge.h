@@ -25,7 +25,8 @@ namespace retryd {
 inline constexpr int64_t kPurgeChunk = 1000;
 
 // Purges the dead letters matching `filter`; `audit` has identity, peer, method, filter, note,
-// request_id and target set. `done` gets the number purged (on the writer thread).
+// request_id and target set. `done` gets the number purged (on the engine's syncer thread, once
+// the last chunk is durable).
 void PurgeInChunks(Engine* engine, const EnvelopeFilter& filter, absl::Time started,
                    AuditRecord audit, DlqCounters* counters,
                    std::function<void(absl::StatusOr<int64_t>)> done);

@@ -61,7 +61,7 @@ class ReplayRunner {
 
   // `req` must be validated (ValidateStartReplay). `audit` carries identity, peer and note;
   // the replay is created and audited in one transaction. A request_id already used answers
-  // the existing replay. `done` runs on the writer thread.
+  // the existing replay. `done` runs on the engine's syncer thread, once the change is durable.
   void StartReplay(const v1::StartReplayRequest& req, AuditRecord audit, ReplayCallback done);
   // NOT_FOUND for an unknown id; FAILED_PRECONDITION if it already SUCCEEDED or FAILED; a
   // cancelled replay is answered as is.

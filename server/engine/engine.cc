@@ -1,6 +1,8 @@
 #include "server/engine/engine.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -9,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
 #include "server/engine/engine_op.h"
+#include "server/store/store_failure.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
 #include "server/util/thread_name.h"
@@ -37,6 +40,15 @@ absl::Status LeaseNotFound() {
 }
 
 }  // namespace
+
+void StopOnStoreFailure(absl::string_view stage, const absl::Status& status) {
+  LogEvent(LogLevel::kError, "store_failed")
+      .Str("stage", std::string(stage))
+      .Str("error", absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()))
+      .Str("action", "exiting without answering; a restart recovers from what is on disk");
+  std::fflush(stderr);
+  std::_Exit(kStoreFailureExitCode);
+}
 
 class Engine::ReportFailureOp final : public Engine::Op {
  public:
@@ -508,10 +520,7 @@ void Engine::SyncLoop() {
       // can succeed without them: nothing since the last good sync may be acknowledged, and
       // only a restart, which recovers from what is on disk, tells what was kept (PostgreSQL
       // does the same since 2018).
-      LogEvent(LogLevel::kError, "store_sync_failed")
-          .Str("error", synced.ToString())
-          .Int("unanswered", static_cast<int64_t>(answers.size()));
-      std::abort();
+      StopOnStoreFailure(absl::StrCat("sync (", answers.size(), " answers withheld)"), synced);
     }
     if (auto* o = options_.observer) o->OnSync(clock_->Now() - start);
     for (Answer& a : answers) {
@@ -529,11 +538,12 @@ void Engine::CheckpointLoop() {
   // The paused pass should copy about this many pages at most (a few ms of copying and fsync).
   constexpr int64_t kPausedPassPages = 256;
   int64_t checkpointed = 0;
+  // A failed checkpoint is fatal too: if the database file's sync failed, SQLite may still count
+  // the copied pages as checkpointed and let the writer restart the log over them.
   auto checkpoint = [this]() -> Store::LogPages {
     absl::StatusOr<Store::LogPages> pages = store_->CheckpointWal();
-    if (pages.ok()) return *pages;
-    LogEvent(LogLevel::kWarn, "checkpoint_failed").Str("error", pages.status().ToString());
-    return Store::LogPages();
+    if (!pages.ok()) StopOnStoreFailure("checkpoint", pages.status());
+    return *pages;
   };
   // An idle server is checked less often (the first pass after it wakes copies a little more).
   const absl::Duration idle_interval =
@@ -651,20 +661,25 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   std::vector<std::unique_ptr<Op>> committed;  // Applied; answered after the commit.
   std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
   if (!ops.empty() || expiry_due || housekeeping_due || waiters_servable || circuits_due) {
+    // Before BEGIN nothing was written and nothing in memory changed, so a failure here can be
+    // answered (the batch's requests may be retried) without stopping.
     absl::Status begin = store_->Begin();
     if (!begin.ok()) {
+      LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
+      const absl::Status answer = absl::UnavailableError(absl::StrCat(
+          "the store could not start a transaction; nothing was changed: ", begin.message()));
       std::vector<Answer> answers;
-      for (auto& op : ops) answers.push_back(Answer{std::move(op), begin});
+      for (auto& op : ops) answers.push_back(Answer{std::move(op), answer});
       AnswerWhenDurable(std::move(answers));
       return;
     }
+    // From here on, a store failure stops the process (StopOnStoreFailure): the batch may have
+    // written some of its rows, SQLite may have rolled it back by itself, and the in-memory
+    // schedule no longer matches the disk. Start-up recovery is the one recovery path.
     int changed = 0;
     ExpireLeases(now, &changed);
     for (auto& op : ops) {
-      absl::Status s = store_->BeginOp();
-      if (s.ok()) s = op->Apply(*this, now);
-      const absl::Status end = store_->EndOp(s.ok());
-      if (s.ok() && !end.ok()) s = end;
+      const absl::Status s = ApplyOp(*op, now);
       if (!s.ok()) {
         failed.emplace_back(std::move(op), s);
       } else if (op->parked && !stop_parking) {
@@ -679,9 +694,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     if (housekeeping_due) {
       absl::StatusOr<int64_t> deleted =
           store_->DeleteSucceededBefore(now - options_.dedupe_window, 1000);
-      if (!deleted.ok()) {
-        LogEvent(LogLevel::kWarn, "housekeeping_failed").Str("error", deleted.status().ToString());
-      }
+      if (!deleted.ok()) StopOnStoreFailure("housekeeping", deleted.status());
       next_housekeeping_ = now + options_.housekeeping_interval;
     }
     const absl::Time applied = clock_->Now();
@@ -707,17 +720,10 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
           .Double("checkpoint_paused_ms", absl::ToDoubleMilliseconds(figures_.paused));
       figures_ = WriterFigures();
     }
-    if (!commit.ok()) {
-      LogEvent(LogLevel::kError, "commit_failed").Str("error", commit.ToString());
-      absl::Status reload = Reload();
-      if (!reload.ok()) {
-        LogEvent(LogLevel::kError, "reload_failed").Str("error", reload.ToString());
-      }
-      const absl::Status answer = absl::UnavailableError(
-          absl::StrCat("store commit failed; nothing was changed: ", commit.message()));
-      for (auto& op : committed) failed.emplace_back(std::move(op), answer);
-      committed.clear();
-    }
+    // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own
+    // after some errors and not others): nothing of it may be answered, and the schedule in
+    // memory is the batch's, not the disk's.
+    if (!commit.ok()) StopOnStoreFailure("commit", commit);
   }
   // Publish before answering: a caller that was told OK and then asks for the counts
   // (ListServices, GetCircuit, a metrics scrape) must see its change.
@@ -742,6 +748,16 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   AnswerWhenDurable(std::move(answers));
 }
 
+absl::Status Engine::ApplyOp(Op& op, absl::Time now) {
+  const absl::Status begin = store_->BeginOp();
+  if (!begin.ok()) StopOnStoreFailure("begin_op", begin);
+  const absl::Status s = op.Apply(*this, now);
+  if (IsStoreFailure(s)) StopOnStoreFailure("apply", s);
+  const absl::Status end = store_->EndOp(s.ok());
+  if (!end.ok()) StopOnStoreFailure("end_op", end);
+  return s;
+}
+
 void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done,
                           bool /*force_empty*/) {
   const int64_t now_us = absl::ToUnixMicros(now);
@@ -754,10 +770,7 @@ void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done
         waiter->Finish(absl::CancelledError("the caller cancelled the lease"));
         continue;
       }
-      absl::Status s = store_->BeginOp();
-      if (s.ok()) s = waiter->Apply(*this, now);
-      const absl::Status end = store_->EndOp(s.ok());
-      if (s.ok() && !end.ok()) s = end;
+      const absl::Status s = ApplyOp(*waiter, now);
       if (!s.ok()) {
         waiter->Finish(s);
       } else if (waiter->parked) {
@@ -803,15 +816,10 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
     } else if (!found.ok()) {
       s = found.status();
     }
-    const absl::Status end = store_->EndOp(s.ok());
-    if (!s.ok() || !end.ok()) {
-      // Try again next batch.
-      lease_expiry_.push(entry);
-      LogEvent(LogLevel::kError, "lease_expiry_failed")
-          .Int("envelope_id", entry.second)
-          .Str("error", (s.ok() ? end : s).ToString());
-      break;
-    }
+    // Every call above is a store call: any error is a store failure.
+    if (!s.ok()) StopOnStoreFailure("lease_expiry", s);
+    const absl::Status end = store_->EndOp(/*keep=*/true);
+    if (!end.ok()) StopOnStoreFailure("lease_expiry", end);
     const std::string service = it->second.service;
     RemoveLease(entry.second, service);
     if (e.has_value()) {

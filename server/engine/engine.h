@@ -6,8 +6,16 @@
 // the syncer thread fsyncs the log and answers the batch, while the writer already applies the
 // next one; the log is append-only, so one fsync makes every earlier commit durable too.
 //
-// Threading: the public methods are thread-safe and asynchronous; their `done` callbacks run on
-// the syncer thread, after the commit is durable, in commit order, and must not block.
+// Crash-only: a store failure (store_failure.h) after a batch began writing, or a failed sync or
+// checkpoint, stops the process with kStoreFailureExitCode before anything more is answered, and
+// start-up recovery (Start rebuilds everything from the store) is the one recovery path: the
+// engine never keeps running on an in-memory schedule that may no longer match the disk. Errors
+// that change nothing (BEGIN refused, a request's own domain error such as an unknown lease
+// token) are answered without stopping.
+//
+// Threading: the public methods are thread-safe and asynchronous. Their `done` callbacks run on
+// the syncer thread after the commit is durable, in commit order (a request refused before it
+// is queued is answered on the caller's thread), and must not block.
 #ifndef RETRYD_SERVER_ENGINE_ENGINE_H_
 #define RETRYD_SERVER_ENGINE_ENGINE_H_
 
@@ -26,6 +34,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/circuit_breaker.h"
@@ -38,6 +47,13 @@
 #include "server/util/random.h"
 
 namespace retryd {
+
+// The exit code of a process stopped by a store failure (EX_IOERR of sysexits.h).
+inline constexpr int kStoreFailureExitCode = 74;
+
+// Logs a store failure (event store_failed, with the stage it happened in) and ends the process
+// with kStoreFailureExitCode at once, without answering anything more or running destructors.
+[[noreturn]] void StopOnStoreFailure(absl::string_view stage, const absl::Status& status);
 
 struct EngineOptions {
   // A Lease response stops growing past this many bytes (but holds at least one envelope).
@@ -61,7 +77,8 @@ struct EngineOptions {
   // two batches for one more checkpoint pass, so that the log starts over from its beginning
   // (32 MB of 4 KB pages; the pause is about two fsyncs).
   int64_t log_restart_pages = 8192;
-  // Told about decisions, leases, successes and commits (the metrics), on the writer thread.
+  // Told about decisions, leases and successes (the metrics) on the writer thread, and about
+  // syncs on the syncer thread.
   // Optional; must outlive the Engine.
   EngineObserver* observer = nullptr;
 };
@@ -221,8 +238,11 @@ class Engine {
   // transaction and answers them.
   void RunBatch(std::vector<std::unique_ptr<Op>> ops);
   absl::Time NextWake(absl::Time now) const;
-  // Rebuilds the in-memory state from the store (start-up, and after a failed commit).
+  // Builds the in-memory state from the store (start-up recovery).
   absl::Status Reload();
+  // Applies one op in its own savepoint: its writes are kept if it succeeds and undone if it
+  // fails for a reason of its own (the answer); a store failure stops the process.
+  absl::Status ApplyOp(Op& op, absl::Time now);
   void PublishStats();
 
   // An answer to give once the batch it belongs to is durable.

@@ -155,14 +155,8 @@ void Engine::AdvanceCircuits(absl::Time now) {
   for (const std::string& service : changed) {
     absl::Status s = store_->BeginOp();
     if (s.ok()) s = SaveCircuit(service);
-    const absl::Status end = store_->EndOp(s.ok());
-    if (!s.ok() || !end.ok()) {
-      // The in-memory state moved on; the stored one is rewritten by the next change, and a
-      // restart before that resumes the stored OPEN (which turns HALF_OPEN at once).
-      LogEvent(LogLevel::kError, "circuit_store_failed")
-          .Str("service", service)
-          .Str("error", (s.ok() ? end : s).ToString());
-    }
+    if (s.ok()) s = store_->EndOp(/*keep=*/true);
+    if (!s.ok()) StopOnStoreFailure("circuit_transition", s);
   }
 }
 

@@ -1,8 +1,9 @@
 // EngineObserver: what the Engine tells an observer (the Prometheus metrics) as it works. Every
-// call but OnSync is made on the engine's writer thread; all are on the request path, so an implementation must be cheap and must not
-// block (no I/O, no allocation on the common path). Calls are made when an operation is applied,
-// inside the batch transaction: a batch whose commit then fails (rare, logged as commit_failed)
-// has already been counted.
+// call but OnSync is made on the engine's writer thread; all are on the request path, so an
+// implementation must be cheap and must not block (no I/O, no allocation on the common path).
+// Calls are made when an operation is applied, inside the batch transaction, before the commit:
+// a commit that then fails stops the process (crash-only), so counts never outlive a lost batch
+// in a running server.
 #ifndef RETRYD_SERVER_ENGINE_ENGINE_OBSERVER_H_
 #define RETRYD_SERVER_ENGINE_ENGINE_OBSERVER_H_
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/store/store_failure.h"
 
 namespace retryd::sqlite {
 
@@ -10,16 +11,16 @@ absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view what) {
   std::string msg = absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
                                  " (sqlite code ", rc, ")");
   switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(msg);  // An answer about the data, not a failure.
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
-      return absl::UnavailableError(msg);
-    case SQLITE_CONSTRAINT:
-      return absl::AlreadyExistsError(msg);
+      return MarkStoreFailure(absl::UnavailableError(msg));
     default:
-      return absl::InternalError(msg);
+      return MarkStoreFailure(absl::InternalError(msg));
   }
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/convert/envelope_convert.h"
 #include "server/core/fingerprint.h"
+#include "server/store/store_failure.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
@@ -434,23 +435,40 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   return store;
 }
 
-SqliteStore::~SqliteStore() {
-  if (wal_fd_ >= 0) close(wal_fd_);
-  if (db_fd_ >= 0) close(db_fd_);
+SqliteStore::~SqliteStore() = default;
+
+namespace {
+
+// The file SQLite's VFS has open for `db`: its log (SQLITE_FCNTL_JOURNAL_POINTER; in WAL mode,
+// the WAL) or its main database file (SQLITE_FCNTL_FILE_POINTER).
+absl::StatusOr<sqlite3_file*> VfsFile(sqlite::Database& db, int op, absl::string_view what) {
+  sqlite3_file* file = nullptr;
+  const int rc = sqlite3_file_control(db.raw(), "main", op, &file);
+  if (rc != SQLITE_OK) return sqlite::ErrorStatus(db.raw(), rc, what);
+  if (file == nullptr || file->pMethods == nullptr) {
+    return MarkStoreFailure(absl::InternalError(absl::StrCat(what, ": the file is not open")));
+  }
+  return file;
 }
 
+// Syncs a file through its VFS; a failure is a store failure naming `what`.
+absl::Status SyncVfsFile(sqlite3_file* file, absl::string_view what) {
+  const int rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) {
+    return MarkStoreFailure(absl::InternalError(
+        absl::StrCat("sync of ", what, " failed: ", sqlite3_errstr(rc), " (sqlite code ", rc, ")")));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status SqliteStore::OpenWalForSync(const std::string& data_dir) {
-  // A connection in WAL mode has the log open (and created) after its first transaction, which
-  // the migration check above was.
-  const std::string wal = path_ + "-wal";
-  wal_fd_ = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
-  if (wal_fd_ < 0) {
-    return absl::InternalError(absl::StrCat("cannot open ", wal, ": ", std::strerror(errno)));
-  }
-  db_fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (db_fd_ < 0) {
-    return absl::InternalError(absl::StrCat("cannot open ", path_, ": ", std::strerror(errno)));
-  }
+  absl::MutexLock lock(&sync_mu_);
+  ASSIGN_OR_RETURN(syncer_, sqlite::Database::Open(path_, /*read_only=*/true));
+  // A connection opens the log with its first read transaction, and keeps it open.
+  RETURN_IF_ERROR(syncer_->Exec("SELECT count(*) FROM sqlite_master"));
+  ASSIGN_OR_RETURN(log_file_, VfsFile(*syncer_, SQLITE_FCNTL_JOURNAL_POINTER, path_ + "-wal"));
   // The log's directory entry must be durable too (the file may be new).
   const int dir = open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) {
@@ -466,10 +484,8 @@ absl::Status SqliteStore::OpenWalForSync(const std::string& data_dir) {
 }
 
 absl::Status SqliteStore::SyncLog() {
-  if (fdatasync(wal_fd_) != 0) {
-    return absl::InternalError(absl::StrCat("fdatasync ", path_, "-wal: ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  absl::MutexLock lock(&sync_mu_);
+  return SyncVfsFile(log_file_, path_ + "-wal");
 }
 
 absl::Status SqliteStore::PrepareWriterStatements() {
@@ -518,16 +534,16 @@ absl::StatusOr<Store::LogPages> SqliteStore::CheckpointWal() {
   int copied_frames = 0;
   const int rc = sqlite3_wal_checkpoint_v2(checkpointer_->raw(), "main",
                                            SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
-  if (rc != SQLITE_OK) {
-    return absl::InternalError(
-        absl::StrCat("wal checkpoint: ", sqlite3_errmsg(checkpointer_->raw())));
-  }
+  if (rc == SQLITE_BUSY) return LogPages();  // Another checkpoint holds the log: nothing done.
+  if (rc != SQLITE_OK) return sqlite::ErrorStatus(checkpointer_->raw(), rc, "wal checkpoint");
   // SQLite syncs the database file only after a pass during which the writer committed nothing,
   // which a pass racing the writer rarely is; the pages it copied would pile up in the page
   // cache, and the next such pass (the one the writer waits for) would flush them all. Flush
   // them now (a no-op when SQLite just did).
-  if (copied_frames > 0 && fdatasync(db_fd_) != 0) {
-    return absl::InternalError(absl::StrCat("fdatasync ", path_, ": ", std::strerror(errno)));
+  if (copied_frames > 0) {
+    ASSIGN_OR_RETURN(sqlite3_file * db_file,
+                     VfsFile(*checkpointer_, SQLITE_FCNTL_FILE_POINTER, path_));
+    RETURN_IF_ERROR(SyncVfsFile(db_file, path_));
   }
   return LogPages{log_frames, copied_frames};
 }
@@ -535,7 +551,8 @@ absl::StatusOr<Store::LogPages> SqliteStore::CheckpointWal() {
 absl::Status SqliteStore::Begin() { return begin_.Run(); }
 
 absl::Status SqliteStore::Commit() {
-  absl::Status s = keys_->SliceDue() ? MergeSlice() : absl::OkStatus();
+  absl::Status s = InTransaction("commit");
+  if (s.ok() && keys_->SliceDue()) s = MergeSlice();
   if (s.ok()) s = commit_.Run();
   if (!s.ok()) {
     Rollback();
@@ -568,12 +585,25 @@ void SqliteStore::Rollback() {
   PrepareWriterStatements().IgnoreError();
 }
 
+absl::Status SqliteStore::InTransaction(absl::string_view what) const {
+  // SQLite rolls the whole transaction back by itself after some errors (SQLITE_FULL, IOERR,
+  // NOMEM, ...). A SAVEPOINT after that would open an autocommit transaction of its own, and the
+  // batch's next ops would commit one by one: refuse instead.
+  if (sqlite3_get_autocommit(writer_->raw()) != 0) {
+    return MarkStoreFailure(absl::InternalError(absl::StrCat(
+        what, ": the batch transaction is gone (SQLite rolled it back after an error)")));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteStore::BeginOp() {
   op_new_services_.clear();
+  RETURN_IF_ERROR(InTransaction("begin op"));
   return savepoint_.Run();
 }
 
 absl::Status SqliteStore::EndOp(bool keep) {
+  RETURN_IF_ERROR(InTransaction("end op"));
   if (keep) {
     op_new_services_.clear();
     return release_.Run();

@@ -111,10 +111,11 @@ class SqliteStore final : public Store {
         reader_(std::move(reader)) {}
 
   absl::Status PrepareWriterStatements();
+  // OK while the writer's batch transaction is open; a store failure naming `what` otherwise.
+  absl::Status InTransaction(absl::string_view what) const;
   // Writes the next slice of a key merge into the open batch (see KeyIndex::BeforeCommit).
   absl::Status MergeSlice();
-  // Opens the WAL file for SyncLog and the database file for CheckpointWal, and makes the WAL's
-  // directory entry durable.
+  // Opens SyncLog's connection and its log file, and makes the log's directory entry durable.
   absl::Status OpenWalForSync(const std::string& data_dir);
   // The id of `service` in `services`, inserted on first use.
   absl::StatusOr<int64_t> ServiceId(absl::string_view service);
@@ -139,12 +140,14 @@ class SqliteStore final : public Store {
   sqlite::Statement insert_, update_, update_dropping_payload_, insert_service_, save_circuit_;
   sqlite::Statement begin_, commit_, savepoint_, release_, rollback_to_;
 
-  // The WAL file, opened once more for SyncLog's fdatasync (which syncs the file, whichever
-  // descriptor names it). SQLite keeps the WAL while any connection is open, so this stays the
-  // file the writer appends to.
-  int wal_fd_ = -1;
-  // The database file, opened once more to flush what checkpoints copied into it.
-  int db_fd_ = -1;
+  // SyncLog's own connection (read-only, used by the syncer thread alone) and the log file as
+  // SQLite's VFS has it open for that connection: SyncLog syncs it through the VFS (xSync), which
+  // makes every write to the log durable, whichever connection made it, and lets a test VFS see
+  // every sync. SQLite keeps the log file while any connection is open, so this stays the file
+  // the writer appends to.
+  absl::Mutex sync_mu_;
+  std::unique_ptr<sqlite::Database> syncer_ ABSL_GUARDED_BY(sync_mu_);
+  sqlite3_file* log_file_ ABSL_GUARDED_BY(sync_mu_) = nullptr;
 
   absl::Mutex checkpoint_mu_;
   std::unique_ptr<sqlite::Database> checkpointer_ ABSL_GUARDED_BY(checkpoint_mu_);

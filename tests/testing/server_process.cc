@@ -68,7 +68,15 @@ std::pair<int, std::string> RunRetryd(const std::string& dir,
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::string& dir, const std::string& config_json, std::vector<std::string> extra_args) {
+  return StartBinary("", {}, dir, config_json, std::move(extra_args));
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
+    std::string binary, std::vector<std::string> env, const std::string& dir,
+    const std::string& config_json, std::vector<std::string> extra_args) {
   std::unique_ptr<ServerProcess> p(new ServerProcess());
+  p->binary_ = std::move(binary);
+  p->env_ = std::move(env);
   p->dir_ = dir;
   p->log_path_ = dir + "/retryd.log";
   p->args_ = {"--data-dir", dir + "/data", "--grpc-addr", "127.0.0.1:0"};
@@ -94,7 +102,7 @@ ServerProcess::~ServerProcess() { Kill(); }
 std::string ServerProcess::log() const { return ReadFile(log_path_); }
 
 absl::Status ServerProcess::Launch() {
-  const char* bin = getenv("RETRYD_BIN");
+  const char* bin = binary_.empty() ? getenv("RETRYD_BIN") : binary_.c_str();
   if (bin == nullptr) return absl::FailedPreconditionError("RETRYD_BIN is not set");
   const size_t log_offset = ReadFile(log_path_).size();
   pid_t pid = fork();
@@ -105,6 +113,7 @@ absl::Status ServerProcess::Launch() {
       dup2(fd, STDERR_FILENO);
       dup2(fd, STDOUT_FILENO);
     }
+    for (std::string& kv : env_) putenv(kv.data());
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(bin));
     for (std::string& a : args_) argv.push_back(a.data());
@@ -177,6 +186,27 @@ absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
 absl::Status ServerProcess::Restart() {
   if (pid_ > 0) return absl::FailedPreconditionError("still running");
   return Launch();
+}
+
+void ServerProcess::UseBinary(std::string binary, std::vector<std::string> env) {
+  binary_ = std::move(binary);
+  env_ = std::move(env);
+}
+
+absl::StatusOr<int> ServerProcess::WaitForExit(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("not running");
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int wstatus = 0;
+    if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+      return absl::InternalError(absl::StrCat("retryd died from signal ", WTERMSIG(wstatus)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  Kill();
+  return absl::DeadlineExceededError("retryd did not exit by itself; killed");
 }
 
 std::unique_ptr<v1::RetryService::Stub> ServerProcess::RetryStub() const {

@@ -39,6 +39,11 @@ class ServerProcess {
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::string& dir, const std::string& config_json = "",
       std::vector<std::string> extra_args = {});
+  // Start() with another binary than $RETRYD_BIN (empty: $RETRYD_BIN) and extra environment
+  // variables ("NAME=value") for it.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartBinary(
+      std::string binary, std::vector<std::string> env, const std::string& dir,
+      const std::string& config_json = "", std::vector<std::string> extra_args = {});
   ~ServerProcess();
 
   // "127.0.0.1:<port>" of the running process.
@@ -59,6 +64,12 @@ class ServerProcess {
   // Starts again with the same dir, config and arguments (after Kill or Terminate). The port
   // changes.
   absl::Status Restart();
+  // The binary (instead of $RETRYD_BIN; empty: $RETRYD_BIN again) and the extra environment
+  // ("NAME=value") of the next Restart.
+  void UseBinary(std::string binary, std::vector<std::string> env = {});
+  // Waits up to `timeout` for the process to exit by itself; its exit code, or an error if it
+  // died from a signal (or was killed at the timeout).
+  absl::StatusOr<int> WaitForExit(absl::Duration timeout);
 
   std::unique_ptr<v1::RetryService::Stub> RetryStub() const;
   std::unique_ptr<v1::AdminService::Stub> AdminStub() const;
@@ -68,6 +79,8 @@ class ServerProcess {
   absl::Status Launch();
 
   std::string dir_;
+  std::string binary_;            // Empty: $RETRYD_BIN.
+  std::vector<std::string> env_;  // Added to the child's environment.
   std::vector<std::string> args_;
   std::string log_path_;
   pid_t pid_ = -1;

@@ -253,7 +253,7 @@ TEST_F(EngineSyncDeathTest, AFailedSyncStopsTheProcessWithoutAnswering) {
         absl::SleepFor(absl::Seconds(10));
         std::_Exit(0);
       },
-      "store_sync_failed");
+      "store_failed");
 }
 
 }  // namespace
