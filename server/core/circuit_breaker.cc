@@ -44,6 +44,7 @@ void CircuitBreaker::Restore(const CircuitRecord& record) {
   const std::string service = record_.service;
   record_ = record;
   record_.service = service;
+  record_.windows.clear();
   if (!spec_.enabled && record_.state != CircuitState::kClosed) {
     // The policy no longer enables the breaker: its automatic state can only be CLOSED.
     record_.state = CircuitState::kClosed;
@@ -54,6 +55,59 @@ void CircuitBreaker::Restore(const CircuitRecord& record) {
 }
 
 CircuitRecord CircuitBreaker::Record() const { return record_; }
+
+CircuitBreaker::Windows CircuitBreaker::SaveWindows() const {
+  Windows w;
+  w.retry_failures = retry_failures_.Save();
+  w.first_failures = first_failures_.Save();
+  w.recorded_failures = recorded_failures_.Save();
+  w.successes = successes_.Save();
+  w.trials = trials_;
+  w.trial_successes = trial_successes_;
+  w.drained = drained_;
+  return w;
+}
+
+bool CircuitBreaker::LoadWindows(const Windows& w) {
+  bool exact = retry_failures_.Load(w.retry_failures);
+  exact = first_failures_.Load(w.first_failures) && exact;
+  exact = recorded_failures_.Load(w.recorded_failures) && exact;
+  exact = successes_.Load(w.successes) && exact;
+  trials_ = w.trials;
+  trial_successes_ = w.trial_successes;
+  drained_ = w.drained;
+  return exact;
+}
+
+void CircuitBreaker::Checkpoint() {
+  if (!saved_.has_value()) {
+    saved_.emplace(Saved{record_, retry_failures_, first_failures_, recorded_failures_,
+                         successes_, trials_, trial_successes_, drained_});
+    return;
+  }
+  Saved& s = *saved_;
+  s.record = record_;
+  s.retry_failures = retry_failures_;
+  s.first_failures = first_failures_;
+  s.recorded_failures = recorded_failures_;
+  s.successes = successes_;
+  s.trials = trials_;
+  s.trial_successes = trial_successes_;
+  s.drained = drained_;
+}
+
+void CircuitBreaker::Undo() {
+  if (!saved_.has_value()) return;
+  const Saved& s = *saved_;
+  record_ = s.record;
+  retry_failures_ = s.retry_failures;
+  first_failures_ = s.first_failures;
+  recorded_failures_ = s.recorded_failures;
+  successes_ = s.successes;
+  trials_ = s.trials;
+  trial_successes_ = s.trial_successes;
+  drained_ = s.drained;
+}
 
 bool CircuitBreaker::Advance(absl::Time now) {
   if (record_.override_mode != CircuitOverride::kAuto) return false;

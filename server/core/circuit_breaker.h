@@ -19,14 +19,17 @@
 // (trials first), from FORCE_CLOSED as CLOSED with an empty window. A breaker whose policy has
 // `enabled = false` stays CLOSED unless forced.
 //
-// What survives a restart is CircuitRecord (state, since, next probe, open duration, override);
-// the window and the trials in flight start afresh.
+// What survives a restart is CircuitRecord (state, since, next probe, open duration, override)
+// and the Windows (the failure-rate window's counts and the HALF_OPEN trials handed out with
+// their outcomes so far), stored with every batch that changes them, so a restart resumes the
+// breaker exactly: no second set of trials, and the window counts what it counted before.
 //
 // Pure: the time is a parameter. Not thread-safe (owned by the engine's writer thread).
 #ifndef RETRYD_SERVER_CORE_CIRCUIT_BREAKER_H_
 #define RETRYD_SERVER_CORE_CIRCUIT_BREAKER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +63,10 @@ struct CircuitRecord {
   std::string override_note;
   std::string override_peer;
   absl::Time override_at = absl::InfinitePast();
+  // The service's guard windows: the breaker's Windows and the retry budget's, encoded as
+  // server/core/guard_state.h says; opaque to the store. Empty: none stored (the windows start
+  // empty, as they did before schema version 7).
+  std::string windows;
 };
 
 // What readers see (GetCircuit, Lease, ListServices).
@@ -79,10 +86,31 @@ class CircuitBreaker {
   // A CLOSED breaker since `now`.
   CircuitBreaker(const CircuitSpec& spec, absl::Time now);
 
-  // Takes over a stored state (start-up). Trials and the window start empty.
+  // Takes over a stored state (start-up). Trials and the window start empty (LoadWindows
+  // restores them).
   void Restore(const CircuitRecord& record);
-  // The state to store (service left empty).
+  // The state to store (service and windows left empty).
   CircuitRecord Record() const;
+
+  // What a restart needs beyond the record: the window's counts and the HALF_OPEN trials.
+  struct Windows {
+    SlidingCounter::Buckets retry_failures;
+    SlidingCounter::Buckets first_failures;
+    SlidingCounter::Buckets recorded_failures;
+    SlidingCounter::Buckets successes;
+    std::vector<int64_t> trials;  // Envelope ids leased as trials, in lease order.
+    int64_t trial_successes = 0;
+    bool drained = false;
+  };
+  Windows SaveWindows() const;
+  // Takes over stored windows (after Restore). A counter saved with another window length (the
+  // policy changed) starts empty; returns false when one did.
+  bool LoadWindows(const Windows& windows);
+
+  // Undo, for an op that changed the breaker and then failed: Checkpoint() copies the whole
+  // state (no allocation once warm), Undo() returns to the last checkpoint.
+  void Checkpoint();
+  void Undo();
 
   // Applies the time-driven transition (OPEN → HALF_OPEN at next_probe_at). Returns true when
   // the state changed (the caller stores Record()).
@@ -144,6 +172,19 @@ class CircuitBreaker {
   std::vector<int64_t> trials_;
   int64_t trial_successes_ = 0;
   bool drained_ = false;
+
+  // The state at the last Checkpoint().
+  struct Saved {
+    CircuitRecord record;
+    SlidingCounter retry_failures;
+    SlidingCounter first_failures;
+    SlidingCounter recorded_failures;
+    SlidingCounter successes;
+    std::vector<int64_t> trials;
+    int64_t trial_successes;
+    bool drained;
+  };
+  std::optional<Saved> saved_;
 };
 
 }  // namespace retryd

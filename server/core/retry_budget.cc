@@ -44,7 +44,7 @@ int64_t RetryBudget::Remaining(absl::Time now) {
   return std::max<int64_t>(0, allowance - fullest);
 }
 
-BudgetGrant RetryBudget::Acquire(absl::Time now, absl::Time wanted) {
+BudgetGrant RetryBudget::Acquire(absl::Time now, absl::Time wanted, absl::Time deadline) {
   Trim(now);
   const absl::Time t = std::max(now, wanted);
   const int64_t slot = SlotOf(t);
@@ -79,6 +79,10 @@ BudgetGrant RetryBudget::Acquire(absl::Time now, absl::Time wanted) {
     at = SlotStart(s);
   }
   if (s >= horizon) return grant;
+  if (at > deadline) {
+    grant.past_deadline = true;
+    return grant;
+  }
   Book(s, 1);
   last_deferred_at_ = at;
   grant.granted = true;
@@ -103,6 +107,52 @@ void RetryBudget::Restore(absl::Time now, absl::Time at) {
 void RetryBudget::ClearBookings() {
   ledger_.clear();
   last_deferred_at_ = absl::InfinitePast();
+}
+
+RetryBudget::Windows RetryBudget::SaveWindows() const {
+  Windows w;
+  w.successes = successes_.Save();
+  w.outcome_failures = outcome_failures_.Save();
+  w.first_failures = first_failures_.Save();
+  w.last_deferred_at = last_deferred_at_;
+  return w;
+}
+
+bool RetryBudget::LoadWindows(const Windows& w) {
+  bool exact = successes_.Load(w.successes);
+  exact = outcome_failures_.Load(w.outcome_failures) && exact;
+  exact = first_failures_.Load(w.first_failures) && exact;
+  last_deferred_at_ = w.last_deferred_at;
+  return exact;
+}
+
+void RetryBudget::Checkpoint() {
+  if (saved_.has_value()) {
+    saved_->successes = successes_;
+    saved_->outcome_failures = outcome_failures_;
+    saved_->first_failures = first_failures_;
+    saved_->last_deferred_at = last_deferred_at_;
+  } else {
+    saved_.emplace(Saved{successes_, outcome_failures_, first_failures_, last_deferred_at_});
+  }
+  journal_.clear();
+  journaling_ = true;
+}
+
+void RetryBudget::Undo() {
+  if (!journaling_) return;
+  journaling_ = false;
+  for (auto it = journal_.rbegin(); it != journal_.rend(); ++it) Book(it->first, -it->second);
+  journal_.clear();
+  successes_ = saved_->successes;
+  outcome_failures_ = saved_->outcome_failures;
+  first_failures_ = saved_->first_failures;
+  last_deferred_at_ = saved_->last_deferred_at;
+}
+
+void RetryBudget::Forget() {
+  journaling_ = false;
+  journal_.clear();
 }
 
 int64_t RetryBudget::BookedInSlot(absl::Time t) const { return Count(SlotOf(t)); }
@@ -131,6 +181,7 @@ void RetryBudget::Book(int64_t slot, int64_t delta) {
   }
   while (slot - base_ >= static_cast<int64_t>(ledger_.size())) ledger_.push_back(0);
   ledger_[slot - base_] += static_cast<int32_t>(delta);
+  if (journaling_) journal_.emplace_back(slot, delta);
 }
 
 void RetryBudget::Trim(absl::Time now) {

@@ -20,12 +20,20 @@
 //     that soon is refused (the caller dead-letters it with BUDGET_EXHAUSTED), and a retry wanted
 //     beyond that horizon (a long Retry-After) passes unbooked.
 //
+// What survives a restart: the first-attempt window and the pacing of deferrals (Windows, stored
+// with every batch that changes them), and the bookings of the retries still scheduled (rebuilt
+// from the schedule with Restore). The bookings of retries that already ran are not kept: for up
+// to one window after a restart those runs do not count against the allowance.
+//
 // Pure: the time is a parameter. Not thread-safe (owned by the engine's writer thread).
 #ifndef RETRYD_SERVER_CORE_RETRY_BUDGET_H_
 #define RETRYD_SERVER_CORE_RETRY_BUDGET_H_
 
 #include <cstdint>
 #include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "server/core/policy.h"
@@ -42,6 +50,9 @@ struct BudgetGrant {
   absl::Time at = absl::InfinitePast();
   // True when `at` is later than wanted because the budget was spent.
   bool deferred = false;
+  // Refused because the deferral would have passed the deadline given to Acquire (the caller
+  // dead-letters it with DEADLINE_EXCEEDED). Nothing was booked.
+  bool past_deadline = false;
 };
 
 class RetryBudget {
@@ -66,13 +77,34 @@ class RetryBudget {
   int64_t Remaining(absl::Time now);
 
   // Books one retry wanted at `wanted` (earlier than `now` counts as `now`). See the file comment.
-  BudgetGrant Acquire(absl::Time now, absl::Time wanted);
+  // A deferral later than `deadline` is refused (past_deadline) and changes nothing.
+  BudgetGrant Acquire(absl::Time now, absl::Time wanted,
+                      absl::Time deadline = absl::InfiniteFuture());
   // Undoes an Acquire that was granted at `at` (the decision was not kept).
   void Release(absl::Time now, absl::Time at);
   // Books a retry that is already scheduled at `at`, without checking room (start-up rebuild).
   void Restore(absl::Time now, absl::Time at);
   // Forgets every booking (the schedule is being rebuilt).
   void ClearBookings();
+
+  // What a restart keeps beyond the schedule: the first-attempt window and the pacing.
+  struct Windows {
+    SlidingCounter::Buckets successes;
+    SlidingCounter::Buckets outcome_failures;  // From RecordOutcomes.
+    SlidingCounter::Buckets first_failures;    // From ReportFailure.
+    absl::Time last_deferred_at = absl::InfinitePast();
+  };
+  Windows SaveWindows() const;
+  // Takes over stored windows. A counter saved with another window length (the policy changed)
+  // starts empty; returns false when one did.
+  bool LoadWindows(const Windows& windows);
+
+  // Undo, for an op that changed the budget and then failed: Checkpoint() copies the windows and
+  // pacing and starts journaling the ledger's changes; Undo() returns to the checkpoint; Forget()
+  // keeps the changes. Either ends the journal.
+  void Checkpoint();
+  void Undo();
+  void Forget();
 
   // Retries booked in the slot holding `t` (for tests and diagnostics).
   int64_t BookedInSlot(absl::Time t) const;
@@ -101,6 +133,17 @@ class RetryBudget {
   // When the latest deferred retry was booked to run; the next one runs at least one emission
   // interval (window / allowance) later.
   absl::Time last_deferred_at_ = absl::InfinitePast();
+
+  // Undo (see Checkpoint): the state at the checkpoint, and the ledger's changes since.
+  struct Saved {
+    SlidingCounter successes;
+    SlidingCounter outcome_failures;
+    SlidingCounter first_failures;
+    absl::Time last_deferred_at;
+  };
+  std::optional<Saved> saved_;
+  bool journaling_ = false;
+  std::vector<std::pair<int64_t, int64_t>> journal_;  // (slot, delta), oldest first.
 };
 
 }  // namespace retryd

@@ -3,6 +3,11 @@
 // to scheduling decisions, feeds outcomes to the breaker, and keeps a snapshot of every circuit
 // for readers on other threads.
 //
+// Every change belongs to an op: the engine brackets each op (each savepoint of its batch) with
+// BeginOp/EndOp, and the changes of an op that is not kept are undone, so the guards never hold
+// what the store does not. The services changed by kept ops are taken (TakeChanged) at the end of
+// the batch and their Record()s, windows included, are stored in its transaction.
+//
 // Threading: everything but Snapshot() belongs to the engine's writer thread. Snapshot() is
 // thread-safe and sees the state as of the last Publish().
 #ifndef RETRYD_SERVER_CORE_SERVICE_GUARDS_H_
@@ -17,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/circuit_breaker.h"
@@ -47,8 +53,6 @@ class ServiceGuards {
   // budget refuses it. Other decisions are left alone.
   void ApplyBudget(const std::string& service, const Policy& policy, absl::Time first_seen_at,
                    absl::Time now, Decision* d);
-  // Gives back the budget a kept-no-longer SCHEDULED decision took (e.g. a duplicate).
-  void ReleaseRetry(const std::string& service, absl::Time now, const Decision& d);
   // A (non-duplicate) first failure: a first attempt for the budget.
   void RecordFirstFailure(const std::string& service, absl::Time now);
   // RecordOutcomes: first attempts for the budget and for the breaker's window. Returns true
@@ -72,7 +76,7 @@ class ServiceGuards {
                 const std::vector<int64_t>& envelope_ids, bool drained);
   bool SetOverride(const std::string& service, absl::Time now, CircuitOverride mode,
                    std::string note, std::string peer);
-  // The record to store for `service`.
+  // The record to store for `service`, its encoded windows (guard_state.h) included.
   CircuitRecord Record(const std::string& service);
   CircuitView Circuit(const std::string& service, absl::Time now);
 
@@ -81,12 +85,29 @@ class ServiceGuards {
   // Applies every due time-driven transition; appends the services whose record changed.
   void AdvanceAll(absl::Time now, std::vector<std::string>* changed);
 
+  // ---- Ops and storing ----
+
+  // Starts an op: from here to EndOp, the first change to a service's guards saves them first.
+  void BeginOp();
+  // Ends the op: keep = its changes stand (and are taken by the next TakeChanged); otherwise
+  // every service it changed is put back as it was (one it created is forgotten).
+  void EndOp(bool keep);
+  // Undoes the current op's changes so far; the op goes on. For an op that succeeds without
+  // keeping what it decided (a first failure that turns out to be a duplicate gives back the
+  // retry the budget booked for it, pacing included).
+  void UndoOp();
+  // The services whose guards kept ops changed since the last call (sorted): the engine stores
+  // Record() of each in the batch's transaction.
+  std::vector<std::string> TakeChanged();
+
   // ---- Rebuild (start-up, and after a failed commit) ----
 
-  // Forgets every budget booking, and restores the stored circuits' records.
-  void ClearBookings();
+  // Forgets every service.
+  void Reset();
   void RestoreScheduled(const std::string& service, absl::Time now, absl::Time next_retry_at);
-  void RestoreCircuit(const CircuitRecord& record);
+  // Restores a stored record and its windows. DATA_LOSS when the windows cannot be decoded: the
+  // record is restored and the windows start empty.
+  absl::Status RestoreCircuit(const CircuitRecord& record);
 
   // ---- Readers ----
 
@@ -104,10 +125,14 @@ class ServiceGuards {
     const Policy* policy;
     std::optional<RetryBudget> budget;  // Absent when the policy has no budget.
     CircuitBreaker circuit;
+    bool in_op = false;  // Changed by the current op (saved first, or created by it).
   };
 
   Entry& Get(const std::string& service, absl::Time now);
   const Entry* Find(const std::string& service) const;
+  // Get, for a change: in an op, saves the entry before its first change (for an undo); outside
+  // one, marks it changed.
+  Entry& Change(const std::string& service, absl::Time now);
   // Marks a service's circuit for the next Publish and tracks pending transitions.
   void Touch(const std::string& service, const Entry& entry);
 
@@ -117,6 +142,12 @@ class ServiceGuards {
   // Services whose circuit has a time-driven transition pending.
   absl::flat_hash_set<std::string> pending_;
   absl::flat_hash_set<std::string> dirty_;
+  // Changed by kept ops (or outside ops), not yet taken for storing.
+  absl::flat_hash_set<std::string> changed_;
+  // The current op: whether one is open, the services it changed, and those it created.
+  bool in_op_ = false;
+  std::vector<std::string> op_changed_;
+  absl::flat_hash_set<std::string> op_created_;
 
   mutable absl::Mutex snapshot_mu_;
   absl::flat_hash_map<std::string, CircuitView> snapshot_ ABSL_GUARDED_BY(snapshot_mu_);

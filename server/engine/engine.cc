@@ -83,7 +83,8 @@ class Engine::ReportFailureOp final : public Engine::Op {
       ASSIGN_OR_RETURN(std::optional<Envelope> existing,
                        engine.store_->FindByKey(e.service, e.message_id, false));
       if (!existing.has_value()) return inserted;
-      engine.guards_.ReleaseRetry(e.service, now, decision);
+      // The decision is not kept: the retry the budget booked for it goes back, pacing included.
+      engine.guards_.UndoOp();
       decision_ = DuplicateDecision(*existing);
       if (auto* o = engine.options_.observer) o->OnDuplicateFailure(*existing);
       LogEvent(LogLevel::kDebug, "duplicate_failure")
@@ -92,11 +93,8 @@ class Engine::ReportFailureOp final : public Engine::Op {
           .Int("attempt", existing->attempt);
       return absl::OkStatus();
     }
-    if (!inserted.ok()) {
-      engine.guards_.ReleaseRetry(e.service, now, decision);
-      return inserted;
-    }
-    RETURN_IF_ERROR(engine.OnFirstFailure(e, decision, now));
+    if (!inserted.ok()) return inserted;  // The op's guard changes are undone with it.
+    engine.OnFirstFailure(e, decision, now);
     decision_ = decision;
     engine.Schedule(e);
     LogDecision(e, decision_, failure_);
@@ -115,8 +113,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
     e.lease_token.clear();  // Completed: the token is no longer usable.
     decision_ = engine.DecideFailure(e, e.attempt + 1, failure_, now);
     RETURN_IF_ERROR(engine.store_->Update(e));
-    RETURN_IF_ERROR(
-        engine.OnLeasedOutcome(e.service, e.id, /*success=*/false, decision_.error_class, now));
+    engine.OnLeasedOutcome(e.service, e.id, /*success=*/false, decision_.error_class, now);
     engine.RemoveLease(e.id, e.service);
     engine.Schedule(e);
     LogDecision(e, decision_, failure_);
@@ -156,7 +153,7 @@ class Engine::LeaseOp final : public Engine::Op {
     ServiceState& svc = engine.Service(args_.service);
     const int64_t now_us = absl::ToUnixMicros(now);
     // The circuit caps the count: nothing while OPEN, the trials left while HALF_OPEN.
-    ASSIGN_OR_RETURN(const int64_t allowance, engine.LeaseAllowance(args_.service, now));
+    const int64_t allowance = engine.LeaseAllowance(args_.service, now);
     const int64_t max_items = std::min<int64_t>(args_.max_messages, allowance);
     std::vector<HeapEntry> popped;
     int64_t bytes = 0;
@@ -204,7 +201,7 @@ class Engine::LeaseOp final : public Engine::Op {
     std::vector<int64_t> ids;
     for (const LeasedItem& item : items_) ids.push_back(item.envelope.id);
     if (engine.guards_.OnLeased(args_.service, now, ids, drained)) {
-      RETURN_IF_ERROR(engine.SaveCircuit(args_.service));
+      engine.LogCircuit(args_.service);
     }
     if (items_.empty()) {
       parked = args_.wait_until > now;
@@ -260,8 +257,7 @@ class Engine::ReportSuccessOp final : public Engine::Op {
     e.updated_at = now;
     e.lease_token.clear();
     RETURN_IF_ERROR(engine.store_->UpdateDroppingPayload(e));
-    RETURN_IF_ERROR(engine.OnLeasedOutcome(e.service, e.id, /*success=*/true,
-                                           ErrorClass::kUnspecified, now));
+    engine.OnLeasedOutcome(e.service, e.id, /*success=*/true, ErrorClass::kUnspecified, now);
     engine.RemoveLease(e.id, e.service);
     if (auto* o = engine.options_.observer) o->OnRetrySucceeded(e, e.attempt + 1);
     // Debug: one line per request is too much for the hot path at info.
@@ -388,11 +384,19 @@ absl::Status Engine::Reload() {
   // Collect first, then heapify each service at once: O(n) instead of n pushes.
   absl::flat_hash_map<std::string, std::vector<HeapEntry>> scheduled;
   std::vector<HeapEntry> expiries;
-  // The budgets' bookings are the schedule itself; the circuits are stored.
+  // The guards are stored (circuits with their windows, budgets' windows); the budgets' bookings
+  // are the schedule itself.
   const absl::Time now = clock_->Now();
-  guards_.ClearBookings();
+  guards_.Reset();
   ASSIGN_OR_RETURN(std::vector<CircuitRecord> circuits, store_->LoadCircuits());
-  for (const CircuitRecord& c : circuits) guards_.RestoreCircuit(c);
+  for (const CircuitRecord& c : circuits) {
+    const absl::Status restored = guards_.RestoreCircuit(c);
+    if (!restored.ok()) {
+      LogEvent(LogLevel::kError, "guard_state_unreadable")
+          .Str("service", c.service)
+          .Str("error", restored.ToString());
+    }
+  }
   RETURN_IF_ERROR(store_->ForEachLive([&](const LiveRow& row) {
     const int64_t at = absl::ToUnixMicros(row.at);
     if (row.state == EnvelopeState::kScheduled) {
@@ -411,6 +415,7 @@ absl::Status Engine::Reload() {
   ASSIGN_OR_RETURN(std::vector<ServiceCounts> counts, store_->CountByService());
   for (const ServiceCounts& c : counts) Service(c.service).dead = c.dead;
   for (auto& [name, svc] : services_) dirty_stats_[name] = true;
+  guards_.Publish(now);  // GetCircuit answers the restored circuits from the start.
   PublishStats();
   return absl::OkStatus();
 }
@@ -697,8 +702,11 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       if (!deleted.ok()) StopOnStoreFailure("housekeeping", deleted.status());
       next_housekeeping_ = now + options_.housekeeping_interval;
     }
+    // The guards the batch changed go into its transaction: one row per service.
+    const absl::Status saved = SaveGuards();
+    if (!saved.ok()) StopOnStoreFailure("save_guards", saved);
     const absl::Time applied = clock_->Now();
-    absl::Status commit = store_->Commit();
+    const absl::Status commit = store_->Commit();
     const absl::Time commit_done = clock_->Now();
     if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
     if (auto* o = options_.observer) {
@@ -751,10 +759,12 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
 absl::Status Engine::ApplyOp(Op& op, absl::Time now) {
   const absl::Status begin = store_->BeginOp();
   if (!begin.ok()) StopOnStoreFailure("begin_op", begin);
+  guards_.BeginOp();
   const absl::Status s = op.Apply(*this, now);
   if (IsStoreFailure(s)) StopOnStoreFailure("apply", s);
   const absl::Status end = store_->EndOp(s.ok());
   if (!end.ok()) StopOnStoreFailure("end_op", end);
+  guards_.EndOp(s.ok());  // An op that failed leaves the guards as if it never ran.
   return s;
 }
 
@@ -795,6 +805,7 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
     if (it == leases_.end() || it->second.expires_us != entry.first) continue;  // Stale.
     ++expired;
     absl::Status s = store_->BeginOp();
+    guards_.BeginOp();
     absl::StatusOr<std::optional<Envelope>> found =
         s.ok() ? store_->FindById(entry.second, false) : absl::StatusOr<std::optional<Envelope>>(s);
     Decision d;
@@ -808,7 +819,7 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
       // The token is kept, so a late report is told the lease expired.
       d = DecideFailure(*e, e->attempt + 1, failure, now);
       s = store_->Update(*e);
-      if (s.ok()) s = OnLeasedOutcome(e->service, e->id, false, ErrorClass::kTransient, now);
+      if (s.ok()) OnLeasedOutcome(e->service, e->id, false, ErrorClass::kTransient, now);
       if (s.ok()) {
         LogDecision(*e, d, failure);
         if (auto* o = options_.observer) o->OnDecision(*e, failure, d, true);
@@ -820,6 +831,7 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
     if (!s.ok()) StopOnStoreFailure("lease_expiry", s);
     const absl::Status end = store_->EndOp(/*keep=*/true);
     if (!end.ok()) StopOnStoreFailure("lease_expiry", end);
+    guards_.EndOp(/*keep=*/true);
     const std::string service = it->second.service;
     RemoveLease(entry.second, service);
     if (e.has_value()) {

@@ -178,7 +178,8 @@ class Engine {
   using GuardViewsCallback = std::function<void(std::map<std::string, GuardView>)>;
 
   // Batched first-attempt counts: first attempts for the budget, successes for the circuit's
-  // window. Kept in memory only (see README "How backoff, budget and circuit work together").
+  // window. Stored with the batch, like every guard change (see README "How backoff, budget and
+  // circuit work together").
   void RecordOutcomes(std::string service, int64_t successes, int64_t failures,
                       DoneCallback done);
   // Sets a circuit override; stored with the caller's note and peer (from `audit`) and the
@@ -269,17 +270,23 @@ class Engine {
   Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
   void ExpireLeases(absl::Time now, int* changed);
 
-  // Guard hooks (engine_guards.cc), called inside an op's savepoint.
+  // Guard hooks (engine_guards.cc), called inside an op's savepoint (between guards_.BeginOp
+  // and guards_.EndOp, so that an op that is not kept leaves the guards as they were). What they
+  // change is stored by SaveGuards at the end of the batch.
   // A non-duplicate first failure: counts it for the budget and the circuit.
-  absl::Status OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now);
+  void OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now);
   // A leased envelope's outcome (`success`, or a failure of class `error_class`).
-  absl::Status OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
-                               ErrorClass error_class, absl::Time now);
-  // How many envelopes of `service` Lease may hand out now (stores a due HALF_OPEN).
-  absl::StatusOr<int64_t> LeaseAllowance(const std::string& service, absl::Time now);
-  // Stores every due time-driven circuit transition (OPEN → HALF_OPEN), in its own savepoint.
+  void OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
+                       ErrorClass error_class, absl::Time now);
+  // How many envelopes of `service` Lease may hand out now (applies a due HALF_OPEN).
+  int64_t LeaseAllowance(const std::string& service, absl::Time now);
+  // Applies every due time-driven circuit transition (OPEN → HALF_OPEN).
   void AdvanceCircuits(absl::Time now);
-  absl::Status SaveCircuit(const std::string& service);
+  // Logs a change of `service`'s circuit state.
+  void LogCircuit(const std::string& service);
+  // Stores the guards of every service the batch's kept ops changed (one row each), in the
+  // batch's transaction, so that they are durable exactly when the batch is.
+  absl::Status SaveGuards();
   void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done, bool force_empty);
 
   Store* const store_;

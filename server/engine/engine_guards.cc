@@ -1,7 +1,9 @@
 // The engine's side of the retry budget and the circuit breaker: the requests that only concern
 // them (RecordOutcomes, SetCircuitOverride, the views), and the hooks the other requests call.
 // The guards' logic lives in server/core (ServiceGuards, RetryBudget, CircuitBreaker); this file
-// only sequences it with the store on the writer thread.
+// only sequences it with the store on the writer thread: ops change the guards in memory (undone
+// with the op's savepoint if it is not kept), and SaveGuards stores what the batch changed in its
+// transaction, just before the commit.
 #include <utility>
 
 #include "server/engine/engine.h"
@@ -20,9 +22,8 @@ class Engine::RecordOutcomesOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    // Counters, unless the failures open the circuit.
     if (engine.guards_.RecordOutcomes(service_, now, successes_, failures_)) {
-      return engine.SaveCircuit(service_);
+      engine.LogCircuit(service_);  // The failures opened the circuit.
     }
     return absl::OkStatus();
   }
@@ -46,7 +47,7 @@ class Engine::SetCircuitOverrideOp final : public Engine::Op {
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
     engine.guards_.SetOverride(service_, now, mode_, audit_.note, audit_.peer);
-    RETURN_IF_ERROR(engine.SaveCircuit(service_));
+    engine.LogCircuit(service_);
     view_ = engine.guards_.Circuit(service_, now);
     audit_.time = now;
     audit_.method = "SetCircuitOverride";
@@ -89,7 +90,8 @@ class Engine::GuardViewsOp final : public Engine::Op {
     return absl::OkStatus();
   }
   void Finish(absl::Status status) override {
-    // The views are in memory; a failed commit of the batch does not change them.
+    // The views may show changes of the batch's other ops: after a failed commit, none.
+    if (!status.ok()) views_.clear();
     done_(std::move(views_));
   }
 
@@ -118,46 +120,44 @@ CircuitView Engine::Circuit(const std::string& service) const {
   return guards_.Snapshot(service, clock_->Now());
 }
 
-absl::Status Engine::SaveCircuit(const std::string& service) {
+void Engine::LogCircuit(const std::string& service) {
   const CircuitRecord record = guards_.Record(service);
   LogEvent(LogLevel::kInfo, "circuit_state")
       .Str("service", service)
       .Str("state", std::string(CircuitStateName(record.state)))
       .Str("override", std::string(CircuitOverrideName(record.override_mode)));
-  return store_->SaveCircuit(record);
 }
 
-absl::Status Engine::OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now) {
-  guards_.RecordFirstFailure(e.service, now);
-  if (guards_.OnFailure(e.service, now, d.error_class, /*envelope_id=*/0)) {
-    return SaveCircuit(e.service);
+absl::Status Engine::SaveGuards() {
+  for (const std::string& service : guards_.TakeChanged()) {
+    RETURN_IF_ERROR(store_->SaveCircuit(guards_.Record(service)));
   }
   return absl::OkStatus();
 }
 
-absl::Status Engine::OnLeasedOutcome(const std::string& service, int64_t envelope_id,
-                                     bool success, ErrorClass error_class, absl::Time now) {
-  const bool changed = success ? guards_.OnSuccess(service, now, envelope_id)
-                               : guards_.OnFailure(service, now, error_class, envelope_id);
-  return changed ? SaveCircuit(service) : absl::OkStatus();
+void Engine::OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now) {
+  guards_.RecordFirstFailure(e.service, now);
+  if (guards_.OnFailure(e.service, now, d.error_class, /*envelope_id=*/0)) LogCircuit(e.service);
 }
 
-absl::StatusOr<int64_t> Engine::LeaseAllowance(const std::string& service, absl::Time now) {
+void Engine::OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
+                             ErrorClass error_class, absl::Time now) {
+  const bool changed = success ? guards_.OnSuccess(service, now, envelope_id)
+                               : guards_.OnFailure(service, now, error_class, envelope_id);
+  if (changed) LogCircuit(service);
+}
+
+int64_t Engine::LeaseAllowance(const std::string& service, absl::Time now) {
   bool changed = false;
   const int64_t allowance = guards_.LeaseAllowance(service, now, &changed);
-  if (changed) RETURN_IF_ERROR(SaveCircuit(service));
+  if (changed) LogCircuit(service);
   return allowance;
 }
 
 void Engine::AdvanceCircuits(absl::Time now) {
   std::vector<std::string> changed;
-  guards_.AdvanceAll(now, &changed);
-  for (const std::string& service : changed) {
-    absl::Status s = store_->BeginOp();
-    if (s.ok()) s = SaveCircuit(service);
-    if (s.ok()) s = store_->EndOp(/*keep=*/true);
-    if (!s.ok()) StopOnStoreFailure("circuit_transition", s);
-  }
+  guards_.AdvanceAll(now, &changed);  // Outside any op: stored with the batch.
+  for (const std::string& service : changed) LogCircuit(service);
 }
 
 }  // namespace retryd

@@ -13,8 +13,9 @@
 namespace retryd {
 
 // One queued request. Apply runs on the writer thread inside the batch transaction, in its own
-// savepoint; it changes in-memory state only after its store writes succeeded. Finish answers the
-// caller once: with the commit's status, or with Apply's error.
+// savepoint; it changes in-memory state only after its store writes succeeded, but for the
+// guards, whose changes the engine undoes with the savepoint when the op fails. Finish answers
+// the caller once: with the commit's status, or with Apply's error.
 class Engine::Op {
  public:
   virtual ~Op() {

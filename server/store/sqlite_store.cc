@@ -152,6 +152,12 @@ const char* const kMigrations[] = {
         WHERE service_id = OLD.service_id AND message_id = OLD.message_id AND id = OLD.id;
     END;
     )sql",
+    // 6 -> 7: the guards' windows (the circuit's failure-rate window and HALF_OPEN trials, the
+    // retry budget's first-attempt window), encoded as server/core/guard_state.h says, in the
+    // circuit's row, rewritten with every batch that changes them. Empty: none stored yet.
+    R"sql(
+    ALTER TABLE circuits ADD COLUMN windows BLOB NOT NULL DEFAULT x'';
+    )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kNumMigrations == SqliteStore::kSchemaVersion);
@@ -506,8 +512,8 @@ absl::Status SqliteStore::PrepareWriterStatements() {
   ASSIGN_OR_RETURN(insert_service_, writer_->Prepare("INSERT INTO services (name) VALUES (?)"));
   ASSIGN_OR_RETURN(save_circuit_, writer_->Prepare(
       "INSERT OR REPLACE INTO circuits (service, state, since, next_probe_at, open_duration_us, "
-      "override_mode, override_note, override_peer, override_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      "override_mode, override_note, override_peer, override_at, windows) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   ASSIGN_OR_RETURN(begin_, writer_->Prepare("BEGIN IMMEDIATE"));
   ASSIGN_OR_RETURN(commit_, writer_->Prepare("COMMIT"));
   ASSIGN_OR_RETURN(savepoint_, writer_->Prepare("SAVEPOINT op"));
@@ -770,13 +776,14 @@ absl::Status SqliteStore::SaveCircuit(const CircuitRecord& r) {
   s.BindText(7, r.override_note);
   s.BindText(8, r.override_peer);
   s.BindInt(9, ToStoredMicros(r.override_at));
+  s.BindBlobUncopied(10, r.windows);
   return s.Run();
 }
 
 absl::StatusOr<std::vector<CircuitRecord>> SqliteStore::LoadCircuits() {
   ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
       "SELECT service, state, since, next_probe_at, open_duration_us, override_mode, "
-      "override_note, override_peer, override_at FROM circuits ORDER BY service"));
+      "override_note, override_peer, override_at, windows FROM circuits ORDER BY service"));
   std::vector<CircuitRecord> out;
   while (true) {
     ASSIGN_OR_RETURN(bool has, s.Step());
@@ -791,6 +798,7 @@ absl::StatusOr<std::vector<CircuitRecord>> SqliteStore::LoadCircuits() {
     r.override_note = s.ColumnText(6);
     r.override_peer = s.ColumnText(7);
     r.override_at = FromStoredMicros(s.ColumnInt(8));
+    r.windows = s.ColumnBlob(9);
     out.push_back(std::move(r));
   }
   return out;

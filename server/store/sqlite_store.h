@@ -35,7 +35,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   struct Options {
     KeyIndex::Options keys;

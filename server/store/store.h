@@ -168,7 +168,8 @@ class Store {
   // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`; returns how many.
   virtual absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) = 0;
 
-  // Stores a service's circuit (state and override), replacing the previous record.
+  // Stores a service's circuit (state, override, and the guards' windows as opaque bytes),
+  // replacing the previous record.
   [[nodiscard]] virtual absl::Status SaveCircuit(const CircuitRecord& record) = 0;
   // Every stored circuit (start-up rebuild).
   virtual absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() = 0;

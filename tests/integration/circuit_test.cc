@@ -1,7 +1,8 @@
 // The circuit breaker on the real retryd binary: a simulated outage opens it at the threshold,
 // leases stop (nothing lost), parked long-polls wake for the trials once it turns HALF_OPEN,
 // successful trials close it, a failed trial re-opens it for twice as long; overrides; a kill -9
-// keeps an OPEN circuit and an override; bad SetCircuitOverride requests change nothing.
+// keeps an OPEN circuit and an override, and HALF_OPEN's trials (no second set is admitted);
+// bad SetCircuitOverride requests change nothing.
 #include <memory>
 #include <string>
 #include <thread>
@@ -295,6 +296,34 @@ TEST_F(CircuitTest, KillNineKeepsAnOpenCircuitAndAnOverride) {
   EXPECT_EQ(trials.envelopes_size(), 3);
   // The override is still in force long after the automatic open duration.
   EXPECT_EQ(Circuit("billing").state(), v1::OPEN);
+}
+
+TEST_F(CircuitTest, KillNineDuringHalfOpenAdmitsNoSecondSetOfTrials) {
+  OpenByOutage("orders");
+  v1::LeaseResponse trials;
+  ASSERT_TRUE(LeaseSome(*retry_, "orders", 10, absl::Seconds(6), &trials,
+                        /*visibility=*/absl::Seconds(120))
+                  .ok());
+  ASSERT_EQ(trials.envelopes_size(), 3);
+  ASSERT_TRUE(Succeed(*retry_, trials.envelopes(0)).ok());
+  server_->Kill();
+  ASSERT_TRUE(server_->Restart().ok());
+  ConnectStubs();
+
+  // The trials handed out before the crash are still the trials: no second set goes out.
+  EXPECT_EQ(Circuit("orders").state(), v1::HALF_OPEN);
+  v1::LeaseResponse none;
+  ASSERT_TRUE(LeaseSome(*retry_, "orders", 10, absl::ZeroDuration(), &none).ok());
+  EXPECT_EQ(none.envelopes_size(), 0);
+  EXPECT_EQ(none.circuit_state(), v1::HALF_OPEN);
+  // Their outcomes count, before the crash and after it: the last two close the circuit.
+  ASSERT_TRUE(Succeed(*retry_, trials.envelopes(1)).ok());
+  EXPECT_EQ(Circuit("orders").state(), v1::HALF_OPEN);
+  ASSERT_TRUE(Succeed(*retry_, trials.envelopes(2)).ok());
+  EXPECT_EQ(Circuit("orders").state(), v1::CLOSED);
+  v1::LeaseResponse rest;
+  ASSERT_TRUE(LeaseSome(*retry_, "orders", 10, absl::ZeroDuration(), &rest).ok());
+  EXPECT_EQ(rest.envelopes_size(), 7);
 }
 
 TEST_F(CircuitTest, BadOverridesAreRejectedAndChangeNothing) {

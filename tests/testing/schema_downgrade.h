@@ -6,12 +6,18 @@
 
 namespace retryd::testing {
 
+// 7 -> 6: no guard windows in the circuits' rows.
+#define RETRYD_UNDO_SCHEMA_7 "ALTER TABLE circuits DROP COLUMN windows; "
+
+inline constexpr char kDowngradeToSchemaSix[] = RETRYD_UNDO_SCHEMA_7 "PRAGMA user_version = 6";
+
 // 6 -> 5: the unique key index on envelopes instead of envelope_keys and the watermark.
 #define RETRYD_UNDO_SCHEMA_6                                                               \
   "DROP TRIGGER envelopes_drop_key; DROP TABLE key_merge; DROP TABLE envelope_keys; "      \
   "CREATE UNIQUE INDEX envelopes_by_key ON envelopes(service_id, message_id); "
 
-inline constexpr char kDowngradeToSchemaFive[] = RETRYD_UNDO_SCHEMA_6 "PRAGMA user_version = 5";
+inline constexpr char kDowngradeToSchemaFive[] =
+    RETRYD_UNDO_SCHEMA_7 RETRYD_UNDO_SCHEMA_6 "PRAGMA user_version = 5";
 
 // 5 -> 4: one (state, service_id, sort_at) index over every row, no scheduled index.
 #define RETRYD_UNDO_SCHEMA_5                                                               \
@@ -19,11 +25,11 @@ inline constexpr char kDowngradeToSchemaFive[] = RETRYD_UNDO_SCHEMA_6 "PRAGMA us
   "CREATE INDEX envelopes_by_state ON envelopes(state, service_id, sort_at); "
 
 inline constexpr char kDowngradeToSchemaFour[] =
-    RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5 "PRAGMA user_version = 4";
+    RETRYD_UNDO_SCHEMA_7 RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5 "PRAGMA user_version = 4";
 
-// 6 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
+// 7 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
 inline constexpr char kDowngradeToSchemaOne[] =
-    RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5
+    RETRYD_UNDO_SCHEMA_7 RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5
     "DROP TABLE audit_events; DROP TABLE replays; "
     "DROP INDEX envelopes_dead_by_time; DROP INDEX envelopes_dead_by_fingerprint; "
     "DROP INDEX envelopes_dead_by_code; ALTER TABLE envelopes DROP COLUMN fingerprint; "
@@ -31,6 +37,7 @@ inline constexpr char kDowngradeToSchemaOne[] =
 
 #undef RETRYD_UNDO_SCHEMA_5
 #undef RETRYD_UNDO_SCHEMA_6
+#undef RETRYD_UNDO_SCHEMA_7
 
 }  // namespace retryd::testing
 

@@ -64,11 +64,16 @@ TEST(ServiceGuardsTest, BudgetDefersDeadLettersOrPassesDecisions) {
     g.ApplyBudget("free", policies.Resolve("free"), At(0), At(0), &free);
     EXPECT_EQ(free.next_retry_at, At(2));
   }
-  // Released budget is available again (second 2 shares no window with the deferral at 62).
-  g.ReleaseRetry("orders", At(0), first);
+  // An op that is not kept gives back what it booked, its place in the pacing included: the
+  // next deferral goes where the undone one went (122 s, one window after 62), not after it.
+  g.BeginOp();
+  Decision undone = Scheduled(At(2), At(0));
+  g.ApplyBudget("orders", p, At(0), At(0), &undone);
+  EXPECT_EQ(undone.next_retry_at, At(122));
+  g.EndOp(/*keep=*/false);
   Decision third = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &third);
-  EXPECT_EQ(third.next_retry_at, At(2));
+  EXPECT_EQ(third.next_retry_at, At(122));
 }
 
 TEST(ServiceGuardsTest, SpentBudgetDeadLettersInDeadLetterMode) {
@@ -99,6 +104,23 @@ TEST(ServiceGuardsTest, DeferralPastTheDeadlineIsDeadlineExceeded) {
   Decision third = Scheduled(At(62), At(0));
   g.ApplyBudget("orders", p, At(0), At(40), &third);
   EXPECT_EQ(third.next_retry_at, At(62));
+}
+
+TEST(ServiceGuardsTest, RefusedDeferralDoesNotPaceTheNext) {
+  const PolicySet policies = Policies(BudgetExhaustedAction::kDefer, absl::Seconds(300));
+  ServiceGuards g(&policies, At(0));
+  const Policy& p = policies.Resolve("orders");
+  Decision first = Scheduled(At(2), At(0));
+  g.ApplyBudget("orders", p, At(0), At(0), &first);
+  // First seen 280 s ago: a deferral to 62 s passes its deadline (20 s).
+  Decision late = Scheduled(At(2), At(0));
+  g.ApplyBudget("orders", p, At(-280), At(0), &late);
+  EXPECT_EQ(late.reason, DeadLetterReason::kDeadlineExceeded);
+  // The refused deferral took no place in the pacing: the next one runs at 62 s, not 122 s.
+  Decision next = Scheduled(At(2), At(0));
+  g.ApplyBudget("orders", p, At(0), At(0), &next);
+  EXPECT_EQ(next.kind, DecisionKind::kScheduled);
+  EXPECT_EQ(next.next_retry_at, At(62));
 }
 
 TEST(ServiceGuardsTest, CircuitTransitionsArePendingAndPublished) {
@@ -133,6 +155,99 @@ TEST(ServiceGuardsTest, CircuitTransitionsArePendingAndPublished) {
   ASSERT_EQ(views.count("orders"), 1u);
   EXPECT_EQ(views.at("orders").circuit.state, CircuitState::kClosed);
   EXPECT_EQ(views.at("orders").budget_remaining, 1);
+}
+
+TEST(ServiceGuardsTest, AnOpNotKeptLeavesTheGuardsAsIfItNeverRan) {
+  const PolicySet policies = Policies(BudgetExhaustedAction::kDefer, absl::ZeroDuration());
+  ServiceGuards g(&policies, At(0));
+  const Policy& p = policies.Resolve("orders");
+  g.RecordOutcomes("orders", At(0), 1, 0);
+  Decision kept = Scheduled(At(2), At(0));
+  g.ApplyBudget("orders", p, At(0), At(0), &kept);
+  EXPECT_EQ(g.TakeChanged(), std::vector<std::string>{"orders"});
+  const CircuitRecord before = g.Record("orders");
+
+  // An op that books a retry, counts failures that open the circuit, and touches a new service,
+  // then fails (its savepoint rolled back).
+  g.BeginOp();
+  Decision undone = Scheduled(At(2), At(1));
+  g.ApplyBudget("orders", p, At(1), At(1), &undone);
+  g.RecordFirstFailure("orders", At(1));
+  EXPECT_TRUE(g.OnFailure("orders", At(1), ErrorClass::kTransient, 0));
+  EXPECT_TRUE(g.RecordOutcomes("billing", At(1), 0, 5));
+  g.EndOp(/*keep=*/false);
+
+  EXPECT_TRUE(g.TakeChanged().empty());  // Nothing to store.
+  const CircuitRecord after = g.Record("orders");
+  EXPECT_EQ(after.state, CircuitState::kClosed);
+  EXPECT_EQ(after.windows, before.windows);  // Windows, trials and pacing as they were.
+  EXPECT_EQ(g.NextTransition(), absl::InfiniteFuture());
+  EXPECT_EQ(g.Views(At(1)).count("billing"), 0u);  // Forgotten.
+  g.Publish(At(1));
+  EXPECT_EQ(g.Snapshot("orders", At(1)).state, CircuitState::kClosed);
+  // The undone retry's place is free again, in the ledger and in the pacing.
+  Decision next = Scheduled(At(2), At(1));
+  g.ApplyBudget("orders", p, At(1), At(1), &next);
+  EXPECT_EQ(next.next_retry_at, At(62));
+
+  // The same op kept: its changes stand and are taken for storing.
+  g.BeginOp();
+  EXPECT_TRUE(g.OnFailure("orders", At(1), ErrorClass::kTransient, 0));
+  g.EndOp(/*keep=*/true);
+  EXPECT_EQ(g.TakeChanged(), std::vector<std::string>{"orders"});
+  EXPECT_EQ(g.Record("orders").state, CircuitState::kOpen);
+}
+
+TEST(ServiceGuardsTest, RestoredServicesResumeTheirWindowsAndTrials) {
+  Policy p;
+  p.name = "default";
+  p.budget.enabled = true;
+  p.budget.ratio = 0.5;
+  p.budget.min_retries_per_window = 1;
+  p.circuit.enabled = true;
+  p.circuit.minimum_calls = 5;
+  p.circuit.half_open_trials = 2;
+  p.circuit.open_duration = absl::Seconds(30);
+  const PolicySet policies = *PolicySet::Create({p});
+  ServiceGuards g(&policies, At(0));
+  for (int i = 0; i < 4; ++i) g.OnFailure("window", At(1), ErrorClass::kTransient, 0);
+  g.RecordOutcomes("budget", At(1), 20, 0);
+  for (int i = 0; i < 5; ++i) g.OnFailure("trials", At(1), ErrorClass::kTransient, 0);
+  bool changed = false;
+  EXPECT_EQ(g.LeaseAllowance("trials", At(31), &changed), 2);
+  g.OnLeased("trials", At(31), {7, 8}, /*drained=*/false);
+  g.OnSuccess("trials", At(32), 7);
+
+  ServiceGuards restarted(&policies, At(40));
+  for (const std::string& service : g.TakeChanged()) {
+    ASSERT_TRUE(restarted.RestoreCircuit(g.Record(service)).ok()) << service;
+  }
+  EXPECT_TRUE(restarted.TakeChanged().empty());  // Restored, not changed.
+  // 4 failures of minimum_calls 5 before: the fifth trips it.
+  EXPECT_TRUE(restarted.OnFailure("window", At(41), ErrorClass::kTransient, 0));
+  EXPECT_EQ(restarted.Record("window").state, CircuitState::kOpen);
+  // 20 first attempts before: 10 retries allowed, not the floor of 1.
+  EXPECT_EQ(restarted.Views(At(41)).at("budget").budget_remaining, 10);
+  // Both trials are out: no more; the other one's success closes it.
+  EXPECT_EQ(restarted.LeaseAllowance("trials", At(41), &changed), 0);
+  EXPECT_FALSE(restarted.MayLease("trials", At(41)));
+  EXPECT_TRUE(restarted.OnSuccess("trials", At(42), 8));
+  EXPECT_EQ(restarted.Record("trials").state, CircuitState::kClosed);
+}
+
+TEST(ServiceGuardsTest, UnreadableWindowsRestoreTheRecordAlone) {
+  const PolicySet policies = Policies(BudgetExhaustedAction::kDefer, absl::ZeroDuration());
+  ServiceGuards g(&policies, At(0));
+  CircuitRecord r;
+  r.service = "orders";
+  r.state = CircuitState::kOpen;
+  r.since = At(0);
+  r.next_probe_at = At(30);
+  r.open_duration = absl::Seconds(30);
+  r.windows = "\x07garbage";
+  EXPECT_EQ(g.RestoreCircuit(r).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(g.Record("orders").state, CircuitState::kOpen);
+  EXPECT_EQ(g.NextTransition(), At(30));
 }
 
 }  // namespace

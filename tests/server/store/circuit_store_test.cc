@@ -1,6 +1,6 @@
-// SqliteStore's circuits table on real SQLite files: every field round-trips, a save replaces,
-// a rolled-back batch leaves nothing, records survive a reopen, and a version-1 database is
-// migrated with its envelopes kept.
+// SqliteStore's circuits table on real SQLite files: every field round-trips (the guards' encoded
+// windows included), a save replaces, a rolled-back batch leaves nothing, records survive a
+// reopen, and version-1 and version-6 databases are migrated with their rows kept.
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +34,7 @@ CircuitRecord Open(const std::string& service) {
   r.override_note = "ticket OPS-7: \"vendor\" fix — deploying";
   r.override_peer = "ipv4:127.0.0.1:5555";
   r.override_at = kT0 + absl::Microseconds(7);
+  r.windows = std::string("\x01\x00\xff\x7f windows", 12);  // Opaque bytes, NULs included.
   return r;
 }
 
@@ -47,6 +48,7 @@ void ExpectSame(const CircuitRecord& a, const CircuitRecord& b) {
   EXPECT_EQ(a.override_note, b.override_note);
   EXPECT_EQ(a.override_peer, b.override_peer);
   EXPECT_EQ(a.override_at, b.override_at);
+  EXPECT_EQ(a.windows, b.windows);
 }
 
 class CircuitStoreTest : public ::testing::Test {
@@ -146,6 +148,27 @@ TEST_F(CircuitStoreTest, VersionOneDatabaseIsMigrated) {
   absl::StatusOr<std::optional<Envelope>> kept = store_->Get("orders", "m-1");
   ASSERT_THAT(kept, IsOk());
   EXPECT_TRUE(kept->has_value());
+}
+
+TEST_F(CircuitStoreTest, VersionSixDatabaseKeepsItsCircuitsWithoutWindows) {
+  CircuitRecord before = Open("orders");
+  Save(before);
+  store_.reset();
+  {
+    absl::StatusOr<std::unique_ptr<sqlite::Database>> db =
+        sqlite::Database::Open(dir_ + "/retryd.db", /*read_only=*/false);
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaSix), IsOk());
+  }
+  Reopen();
+  std::vector<CircuitRecord> all = Load();
+  ASSERT_EQ(all.size(), 1u);
+  before.windows.clear();  // None stored before version 7: the windows start empty.
+  ExpectSame(all[0], before);
+  Save(Open("orders"));
+  all = Load();
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSame(all[0], Open("orders"));
 }
 
 }  // namespace

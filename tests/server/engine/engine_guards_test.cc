@@ -1,0 +1,281 @@
+// The guards across a restart: an engine over a real SQLite store in a temp dir, stopped and
+// started again on the same data with a fake clock. The circuit's window, its HALF_OPEN trials
+// and their outcomes, and the budget's first-attempt window resume exactly; a first failure that
+// turns out to be a duplicate gives back everything the budget did for it.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "server/core/policy.h"
+#include "server/core/policy_set.h"
+#include "server/engine/engine.h"
+#include "server/store/sqlite_store.h"
+#include "server/util/clock.h"
+#include "server/util/random.h"
+#include "tests/testing/server_process.h"
+
+namespace retryd {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1700000040);
+
+absl::Time At(double seconds) { return kT0 + absl::Seconds(seconds); }
+
+class FakeClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Set(absl::Time t) {
+    absl::MutexLock lock(&mu_);
+    now_ = t;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Time now_ = kT0;
+};
+
+BackoffSpec OneSecond() {
+  return BackoffSpec{absl::Seconds(1), 1.0, absl::Seconds(1), JitterKind::kNone, 0};
+}
+
+// default: a circuit (5 calls, 50 %, open 10 s doubling, 2 trials), no budget.
+// budget: a budget of half the first attempts, at least 1 a minute, DEAD_LETTER past it.
+// paced: a budget of 1 a minute whatever the first attempts, DEFER past it.
+PolicySet Policies() {
+  Policy circuit;
+  circuit.name = "default";
+  circuit.max_attempts = 10;
+  circuit.backoff = OneSecond();
+  circuit.circuit.enabled = true;
+  circuit.circuit.minimum_calls = 5;
+  circuit.circuit.open_duration = absl::Seconds(10);
+  circuit.circuit.max_open_duration = absl::Seconds(60);
+  circuit.circuit.half_open_trials = 2;
+  Policy budget;
+  budget.name = "budget";
+  budget.max_attempts = 10;
+  budget.backoff = OneSecond();
+  budget.budget.enabled = true;
+  budget.budget.ratio = 0.5;
+  budget.budget.min_retries_per_window = 1;
+  budget.budget.when_exhausted = BudgetExhaustedAction::kDeadLetter;
+  Policy paced = budget;
+  paced.name = "paced";
+  paced.budget.ratio = 0;
+  paced.budget.when_exhausted = BudgetExhaustedAction::kDefer;
+  absl::StatusOr<PolicySet> set = PolicySet::Create({circuit, budget, paced});
+  EXPECT_TRUE(set.ok()) << set.status();
+  return *std::move(set);
+}
+
+Envelope Env(const std::string& service, const std::string& message_id) {
+  Envelope e;
+  e.service = service;
+  e.message_id = message_id;
+  e.payload = "p";
+  return e;
+}
+
+Failure Transient() {
+  Failure f;
+  f.error_code = "UPSTREAM_TIMEOUT";
+  f.error_class = ErrorClass::kTransient;
+  return f;
+}
+
+class EngineGuardsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    Start();
+  }
+  void TearDown() override {
+    Stop();
+    testing::RemoveTree(dir_);
+  }
+
+  void Start() {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(dir_ + "/data");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    absl::StatusOr<std::unique_ptr<Engine>> engine =
+        Engine::Start(store_.get(), &policies_, &clock_, &rng_, EngineOptions());
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+  }
+  void Stop() {
+    if (engine_ != nullptr) engine_->Stop();
+    engine_.reset();
+    store_.reset();
+  }
+  // Stops the engine, closes the store, and starts both again on the same data at `at`.
+  void Restart(absl::Time at) {
+    Stop();
+    clock_.Set(at);
+    Start();
+  }
+
+  absl::StatusOr<Decision> Report(const std::string& service, const std::string& message_id) {
+    absl::StatusOr<Decision> out;
+    absl::Notification done;
+    engine_->ReportFailure(Env(service, message_id), Transient(), "",
+                           [&](absl::StatusOr<Decision> d) {
+                             out = std::move(d);
+                             done.Notify();
+                           });
+    done.WaitForNotification();
+    return out;
+  }
+  std::vector<LeasedItem> Lease(const std::string& service, absl::Duration visibility) {
+    absl::StatusOr<std::vector<LeasedItem>> out;
+    absl::Notification done;
+    LeaseArgs args;
+    args.service = service;
+    args.max_messages = 10;
+    args.visibility_timeout = visibility;
+    engine_->Lease(args, [&](absl::StatusOr<std::vector<LeasedItem>> items) {
+      out = std::move(items);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *std::move(out) : std::vector<LeasedItem>();
+  }
+  absl::Status Succeed(const std::string& service, const std::string& token) {
+    absl::Status out;
+    absl::Notification done;
+    engine_->ReportSuccess(service, token, [&](absl::Status s) {
+      out = s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return out;
+  }
+  absl::Status RecordOutcomes(const std::string& service, int64_t successes, int64_t failures) {
+    absl::Status out;
+    absl::Notification done;
+    engine_->RecordOutcomes(service, successes, failures, [&](absl::Status s) {
+      out = s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return out;
+  }
+  std::map<std::string, GuardView> Views() {
+    std::map<std::string, GuardView> out;
+    absl::Notification done;
+    engine_->GuardViews([&](std::map<std::string, GuardView> views) {
+      out = std::move(views);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return out;
+  }
+  // Five TRANSIENT first failures of `service` at At(0): the circuit opens at the fifth.
+  void OpenCircuit(const std::string& service) {
+    for (int i = 1; i <= 5; ++i) {
+      ASSERT_TRUE(Report(service, "m" + std::to_string(i)).ok());
+    }
+    ASSERT_EQ(engine_->Circuit(service).state, CircuitState::kOpen);
+    ASSERT_EQ(engine_->Circuit(service).next_probe_at, At(10));
+  }
+
+  std::string dir_;
+  PolicySet policies_ = Policies();
+  FakeClock clock_;
+  MtRandom rng_{7};
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineGuardsTest, FailureWindowSurvivesARestart) {
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(Report("orders", "m" + std::to_string(i)).ok());
+  EXPECT_EQ(engine_->Circuit("orders").state, CircuitState::kClosed);  // 4 of minimum_calls 5.
+  Restart(At(5));
+  EXPECT_EQ(engine_->Circuit("orders").failure_rate, 1.0);  // 4 of 4, below minimum_calls.
+  ASSERT_TRUE(Report("orders", "m5").ok());
+  const CircuitView v = engine_->Circuit("orders");
+  EXPECT_EQ(v.state, CircuitState::kOpen);  // The fifth failure, the first after the restart.
+  EXPECT_EQ(v.since, At(5));
+  EXPECT_EQ(v.failure_rate, 1.0);
+}
+
+TEST_F(EngineGuardsTest, HalfOpenTrialsSurviveARestart) {
+  OpenCircuit("orders");
+  clock_.Set(At(11));
+  const std::vector<LeasedItem> trials = Lease("orders", absl::Seconds(30));
+  ASSERT_EQ(trials.size(), 2u);  // half_open_trials of the five due.
+  EXPECT_EQ(engine_->Circuit("orders").state, CircuitState::kHalfOpen);
+  ASSERT_TRUE(Succeed("orders", trials[0].lease_token).ok());
+
+  Restart(At(12));
+  EXPECT_EQ(engine_->Circuit("orders").state, CircuitState::kHalfOpen);
+  // Both trials are still out: no second set.
+  EXPECT_TRUE(Lease("orders", absl::Seconds(30)).empty());
+  EXPECT_EQ(engine_->Circuit("orders").state, CircuitState::kHalfOpen);
+  // The trial leased before the restart counts, with the one that succeeded before it.
+  ASSERT_TRUE(Succeed("orders", trials[1].lease_token).ok());
+  EXPECT_EQ(engine_->Circuit("orders").state, CircuitState::kClosed);
+  EXPECT_EQ(Lease("orders", absl::Seconds(30)).size(), 3u);
+}
+
+TEST_F(EngineGuardsTest, TrialWhoseLeaseExpiredOverARestartReopens) {
+  OpenCircuit("orders");
+  clock_.Set(At(11));
+  ASSERT_EQ(Lease("orders", absl::Seconds(5)).size(), 2u);
+
+  // Back at 20 s: the trials' leases expired while the server was down, which fails them.
+  Restart(At(20));
+  EXPECT_TRUE(Lease("orders", absl::Seconds(5)).empty());
+  const CircuitView v = engine_->Circuit("orders");
+  EXPECT_EQ(v.state, CircuitState::kOpen);
+  EXPECT_EQ(v.since, At(20));
+  EXPECT_EQ(v.next_probe_at, At(40));  // Twice the open duration.
+}
+
+TEST_F(EngineGuardsTest, BudgetWindowSurvivesARestart) {
+  ASSERT_TRUE(RecordOutcomes("budget", 10, 0).ok());
+  EXPECT_EQ(Views().at("budget").budget_remaining, 5);
+  Restart(At(5));
+  // Ten first attempts seen before the restart: still 5 retries, not the floor of 1.
+  EXPECT_EQ(Views().at("budget").budget_remaining, 5);
+  for (int i = 1; i <= 3; ++i) {
+    absl::StatusOr<Decision> d = Report("budget", "m" + std::to_string(i));
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(d->kind, DecisionKind::kScheduled) << i;
+  }
+  // A minute after the outcomes, they are out of the window.
+  Restart(At(61));
+  EXPECT_EQ(Views().at("budget").budget_remaining, 0);  // 3 first failures: floor 1, 3 booked.
+}
+
+TEST_F(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
+  absl::StatusOr<Decision> first = Report("paced", "m1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->next_retry_at, At(1));
+  absl::StatusOr<Decision> second = Report("paced", "m2");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->next_retry_at, At(61));  // Deferred a window: one retry a minute.
+  absl::StatusOr<Decision> again = Report("paced", "m2");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->next_retry_at, At(61));
+  // The duplicate was deferred to 121 s before it was found out; that deferral is given back,
+  // and the next one is paced after m2's, not after it.
+  absl::StatusOr<Decision> third = Report("paced", "m3");
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->next_retry_at, At(121));
+}
+
+}  // namespace
+}  // namespace retryd
