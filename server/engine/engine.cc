@@ -769,8 +769,14 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
 // envelopes still inside the window are never read (SqliteStore::DeleteSucceededBefore).
 absl::Status Engine::ForgetSucceeded(absl::Time now, int ops) {
   const int limit = std::max(options_.forget_min_slice, options_.forget_slice_per_op * ops);
-  ASSIGN_OR_RETURN(const int64_t deleted,
-                   store_->DeleteSucceededBefore(now - options_.dedupe_window, limit));
+  absl::StatusOr<int64_t> deleted_or =
+      store_->DeleteSucceededBefore(now - options_.dedupe_window, limit);
+  if (!deleted_or.ok()) {
+    return absl::Status(deleted_or.status().code(),
+                        absl::StrCat("forgetting succeeded envelopes: ",
+                                     deleted_or.status().message()));
+  }
+  const int64_t deleted = *deleted_or;
   figures_.forgotten += deleted;
   if (deleted >= limit) {
     next_housekeeping_ = now;
@@ -778,9 +784,14 @@ absl::Status Engine::ForgetSucceeded(absl::Time now, int ops) {
   }
   // Caught up: every succeeded envelope left completed at or after the cutoff, and one that
   // succeeds from now on completes no earlier than now.
-  ASSIGN_OR_RETURN(const absl::Time oldest, store_->OldestSucceededAt());
+  absl::StatusOr<absl::Time> oldest = store_->OldestSucceededAt();
+  if (!oldest.ok()) {
+    return absl::Status(oldest.status().code(),
+                        absl::StrCat("finding the oldest succeeded envelope: ",
+                                     oldest.status().message()));
+  }
   next_housekeeping_ = std::min(
-      std::max(std::min(oldest, now) + options_.dedupe_window, now + options_.forget_granularity),
+      std::max(std::min(*oldest, now) + options_.dedupe_window, now + options_.forget_granularity),
       now + options_.housekeeping_interval);
   return absl::OkStatus();
 }
