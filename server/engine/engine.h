@@ -54,9 +54,8 @@ struct EngineOptions {
   int max_expirations_per_batch = 1000;
   // A housekeeping pass deletes at most max(forget_min_slice, forget_slice_per_op × requests in
   // its batch) expired succeeded envelopes: a batch holds at most one success per request, so
-  // passes in consecutive batches delete at least as fast as envelopes succeed, and twice as fast
-  // while there is a backlog; the slice grows with the batch, so it costs each request in it
-  // about the same (a few microseconds per row), never a long stall.
+  // passes in consecutive batches can delete up to twice as fast as envelopes succeed; the slice
+  // grows with the batch, so it costs each request in it about the same, never a long stall.
   int forget_min_slice = 64;
   int forget_slice_per_op = 2;
   // Once a pass has deleted every expired envelope, the next waits until the oldest one left
