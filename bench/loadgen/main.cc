@@ -7,7 +7,8 @@
 //   preload         ReportFailure of --count envelopes whose Retry-After makes them fall due
 //                   uniformly over [offset, offset + spread] after the preload started.
 //   cycle           preloads due envelopes for a while, then each in-flight slot loops
-//                   Lease + ReportSuccess: cycles per second.
+//                   Lease + ReportSuccess: cycles per second. With --refill each cycle first
+//                   reports a new first failure, so the pool never runs dry (sustained load).
 //   drain-lateness  long-polling workers lease and complete what falls due; lateness = arrival of
 //                   the Lease response - the envelope's next_retry_at.
 //   ready           waits for a just-started server (log line, TCP, health, one RPC) and reports
@@ -520,22 +521,27 @@ int RunPreload(const ClientFlags& cf, const EnvelopeSpec& spec, int64_t count,
 
 class CycleRun {
  public:
+  // With `refill` set, each cycle starts with a ReportFailure of a new envelope of that spec
+  // (due at once under the service's tiny backoff), so the pool stays as large as the preload
+  // made it and the cycles can go on for as long as the window lasts.
   CycleRun(std::vector<std::shared_ptr<grpc::Channel>> channels, int concurrency,
            std::string service, int batch, absl::Duration rpc_timeout,
-           Steady::time_point window_start, Steady::time_point window_end)
+           Steady::time_point window_start, Steady::time_point window_end,
+           std::optional<EnvelopeSpec> refill = std::nullopt)
       : service_(std::move(service)),
         batch_(batch),
+        refill_(std::move(refill)),
         rpc_timeout_(rpc_timeout),
         window_start_(window_start),
         window_end_(window_end),
         latch_(concurrency) {
     for (auto& ch : channels) stubs_.push_back(v1::RetryService::NewStub(ch));
     for (int i = 0; i < concurrency; ++i) {
-      slots_.push_back(std::make_unique<Slot>(this, stubs_[i % stubs_.size()].get()));
+      slots_.push_back(std::make_unique<Slot>(this, stubs_[i % stubs_.size()].get(), i));
     }
   }
   void Start() {
-    for (auto& s : slots_) s->Lease();
+    for (auto& s : slots_) s->Next();
   }
   void Stop() { stop_.store(true); }
   void Wait() { latch_.Wait(); }
@@ -559,26 +565,55 @@ class CycleRun {
   }
   int64_t Leases() const { return leases_.load(); }
   int64_t EmptyLeases() const { return empty_leases_.load(); }
+  int64_t Refills() const { return refills_.load(); }
   const ErrorCounts& Errors() const { return errors_; }
 
  private:
   struct Slot {
-    Slot(CycleRun* run, v1::RetryService::Stub* stub) : run(run), stub(stub) {
+    Slot(CycleRun* run, v1::RetryService::Stub* stub, int index)
+        : run(run), stub(stub), rng(0xC1C1E5EEDULL + static_cast<uint64_t>(index)) {
       latencies.reserve(1 << 15);
       done_at.reserve(1 << 15);
+      if (run->refill_.has_value()) {
+        maker = std::make_unique<FailureRequestMaker>(*run->refill_, rng);
+      }
     }
 
-    void Lease() {
+    // Starts the next cycle (its latency is measured from here).
+    void Next() {
       if (run->stop_.load(std::memory_order_relaxed)) {
         run->latch_.Done();
         return;
       }
+      t0 = Steady::now();
+      if (maker != nullptr) {
+        Refill();
+      } else {
+        Lease();
+      }
+    }
+
+    void Refill() {
+      ctx = std::make_unique<grpc::ClientContext>();
+      ctx->set_deadline(absl::ToChronoTime(absl::Now() + run->rpc_timeout_));
+      refill_resp.Clear();
+      stub->async()->ReportFailure(ctx.get(), maker->Refresh(rng), &refill_resp,
+                                   [this](grpc::Status status) {
+                                     if (status.ok()) {
+                                       run->refills_.fetch_add(1, std::memory_order_relaxed);
+                                     } else {
+                                       run->errors_.Add(status);
+                                     }
+                                     Lease();
+                                   });
+    }
+
+    void Lease() {
       ctx = std::make_unique<grpc::ClientContext>();
       ctx->set_deadline(absl::ToChronoTime(absl::Now() + run->rpc_timeout_));
       lease_req.set_service(run->service_);
       lease_req.set_max_messages(run->batch_);
       lease_resp.Clear();
-      t0 = Steady::now();
       stub->async()->Lease(ctx.get(), &lease_req, &lease_resp,
                            [this](grpc::Status status) { OnLease(status); });
     }
@@ -588,7 +623,14 @@ class CycleRun {
       if (!status.ok()) {
         run->errors_.Add(status);
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        Lease();
+        Next();
+        return;
+      }
+      if (lease_resp.envelopes_size() == 0 && maker != nullptr) {
+        // Nothing due this instant (a refill is due 1 ms after it was decided): refill again,
+        // which leaves one more in the pool.
+        run->empty_leases_.fetch_add(1, std::memory_order_relaxed);
+        Next();
         return;
       }
       if (lease_resp.envelopes_size() == 0) {
@@ -625,12 +667,15 @@ class CycleRun {
       if (++next < lease_resp.envelopes_size()) {
         Success();
       } else {
-        Lease();
+        Next();
       }
     }
 
     CycleRun* run;
     v1::RetryService::Stub* stub;
+    std::mt19937_64 rng;
+    std::unique_ptr<FailureRequestMaker> maker;  // Set with --refill.
+    v1::ReportFailureResponse refill_resp;
     std::unique_ptr<grpc::ClientContext> ctx;
     v1::LeaseRequest lease_req;
     v1::LeaseResponse lease_resp;
@@ -644,6 +689,7 @@ class CycleRun {
 
   const std::string service_;
   const int batch_;
+  const std::optional<EnvelopeSpec> refill_;
   const absl::Duration rpc_timeout_;
   const Steady::time_point window_start_;
   const Steady::time_point window_end_;
@@ -654,12 +700,13 @@ class CycleRun {
   std::atomic<int64_t> exhausted_at_{Steady::time_point::max().time_since_epoch().count()};
   std::atomic<int64_t> leases_{0};
   std::atomic<int64_t> empty_leases_{0};
+  std::atomic<int64_t> refills_{0};
   ErrorCounts errors_;
 };
 
 int RunCycle(const ClientFlags& cf, const EnvelopeSpec& spec, int batch, int64_t preload_count,
              const std::string& preload_time_s, const std::string& duration_s,
-             const std::string& warmup_s) {
+             const std::string& warmup_s, bool refill) {
   const absl::Duration duration = ParseDurationFlag("duration", duration_s);
   const absl::Duration warmup = ParseDurationFlag("warmup", warmup_s);
   const absl::Duration rpc_timeout = ParseDurationFlag("rpc-timeout", cf.rpc_timeout);
@@ -681,7 +728,7 @@ int RunCycle(const ClientFlags& cf, const EnvelopeSpec& spec, int batch, int64_t
   const Steady::time_point window_start = start + absl::ToChronoNanoseconds(warmup);
   const Steady::time_point window_end = window_start + absl::ToChronoNanoseconds(duration);
   CycleRun run(channels, cf.concurrency, spec.service, batch, rpc_timeout, window_start,
-               window_end);
+               window_end, refill ? std::optional<EnvelopeSpec>(spec) : std::nullopt);
   run.Start();
   std::thread stopper([&] {
     while (Steady::now() < window_end) {
@@ -705,6 +752,8 @@ int RunCycle(const ClientFlags& cf, const EnvelopeSpec& spec, int batch, int64_t
            {"concurrency", cf.concurrency},
            {"batch", batch},
            {"payload_bytes", spec.payload_bytes},
+           {"refill", refill},
+           {"refills", run.Refills()},
            {"preload", preload},
            {"warmup_s", absl::ToDoubleSeconds(warmup)},
            {"duration_s", window},
@@ -1361,6 +1410,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   cycle->add_option("--service", spec.service,
                     "service with a tiny backoff policy (default bench)");
+  bool refill = false;
+  cycle->add_flag("--refill", refill,
+                  "each cycle first reports a new first failure (ReportFailure + Lease + "
+                  "ReportSuccess), so the pool never runs dry: sustained successes for as long "
+                  "as --duration");
 
   int workers = 8;
   int drain_batch = 32;
@@ -1429,7 +1483,9 @@ int main(int argc, char** argv) {
 
   if (*submit) return RunSubmit(cf, spec, duration, warmup);
   if (*preload) return RunPreload(cf, spec, count, offset, spread, max_time);
-  if (*cycle) return RunCycle(cf, spec, batch, preload_count, preload_time, duration, warmup);
+  if (*cycle) {
+    return RunCycle(cf, spec, batch, preload_count, preload_time, duration, warmup, refill);
+  }
   if (*drain) {
     return RunDrain(cf, drain_service, workers, drain_batch, wait_time, visibility,
                     drain_duration, settle, expect);

@@ -364,7 +364,6 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const Policy
                                                       EngineOptions options) {
   std::unique_ptr<Engine> engine(new Engine(store, policies, clock, rng, options));
   RETURN_IF_ERROR(engine->Reload());
-  engine->next_housekeeping_ = clock->Now();
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
   engine->syncer_ = std::thread([e = engine.get()] { e->SyncLoop(); });
   engine->checkpointer_ = std::thread([e = engine.get()] { e->CheckpointLoop(); });
@@ -381,6 +380,9 @@ absl::Status Engine::Reload() {
   }
   leases_.clear();
   lease_expiry_ = MinHeap();
+  // The next batch looks for succeeded envelopes to forget: the store may hold expired ones
+  // (the server was down, or a batch that deleted some was not committed).
+  next_housekeeping_ = clock_->Now();
   // Collect first, then heapify each service at once: O(n) instead of n pushes.
   absl::flat_hash_map<std::string, std::vector<HeapEntry>> scheduled;
   std::vector<HeapEntry> expiries;
@@ -697,10 +699,8 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     AdvanceCircuits(now);
     ServeWaiters(now, &committed, /*force_empty=*/false);
     if (housekeeping_due) {
-      absl::StatusOr<int64_t> deleted =
-          store_->DeleteSucceededBefore(now - options_.dedupe_window, 1000);
-      if (!deleted.ok()) StopOnStoreFailure("housekeeping", deleted.status());
-      next_housekeeping_ = now + options_.housekeeping_interval;
+      const absl::Status forgot = ForgetSucceeded(now, static_cast<int>(ops.size()));
+      if (!forgot.ok()) StopOnStoreFailure("housekeeping", forgot);
     }
     // The guards the batch changed go into its transaction: one row per service.
     const absl::Status saved = SaveGuards();
@@ -724,6 +724,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
           .Double("apply_ms_per_batch", absl::ToDoubleMilliseconds(figures_.apply) / figures_.batches)
           .Double("commit_ms_per_batch",
                   absl::ToDoubleMilliseconds(figures_.commit) / figures_.batches)
+          .Int("forgotten", figures_.forgotten)
           .Int("checkpoint_pauses", figures_.pauses)
           .Double("checkpoint_paused_ms", absl::ToDoubleMilliseconds(figures_.paused));
       figures_ = WriterFigures();
@@ -766,6 +767,56 @@ absl::Status Engine::ApplyOp(Op& op, absl::Time now) {
   if (!end.ok()) StopOnStoreFailure("end_op", end);
   guards_.EndOp(s.ok());  // An op that failed leaves the guards as if it never ran.
   return s;
+}
+
+// Forgetting succeeded envelopes. An envelope that succeeded is kept for the dedupe window, so
+// that a late duplicate of its failure is answered `duplicate = true`, and deleted afterwards, its
+// key with it. Deleting must keep pace with the highest success rate the writer can take, or the
+// tables and indexes grow for as long as the server runs; and it must not stall the writer, which
+// every request waits for. So it runs inside ordinary batches, a slice each:
+//   - A pass deletes up to max(forget_min_slice, forget_slice_per_op × requests in the batch) of
+//     the envelopes that completed before `now - dedupe_window`. A batch holds at most one
+//     success per request, so passes in consecutive batches under a steady load delete at least
+//     as fast as envelopes succeed, and a backlog (after a restart, or a burst of successes
+//     leaving the window together) shrinks by at least one envelope per request per batch.
+//   - A pass that deleted a full slice may have left more: the next batch runs another pass.
+//     With nothing queued the writer runs it at once, a slice per transaction, so that a
+//     request arriving meanwhile waits for one slice at most, and a backlog left by a busier
+//     past drains as fast as the writer can go while it has nothing else to do.
+//   - A pass that deleted less than its slice has caught up: the next is due when the oldest
+//     succeeded envelope left (with none left: one succeeding now) leaves the window, but no
+//     earlier than forget_granularity from now, so that envelopes expiring batch after batch are
+//     deleted in slices rather than a few per pass, and no later than housekeeping_interval.
+//     An idle server wakes up for it on its own (NextWake).
+// In the store each pass costs the rows it deletes plus an index seek per service, and the
+// envelopes still inside the window are never read (SqliteStore::DeleteSucceededBefore).
+absl::Status Engine::ForgetSucceeded(absl::Time now, int ops) {
+  const int limit = std::max(options_.forget_min_slice, options_.forget_slice_per_op * ops);
+  absl::StatusOr<int64_t> deleted_or =
+      store_->DeleteSucceededBefore(now - options_.dedupe_window, limit);
+  if (!deleted_or.ok()) {
+    return absl::Status(deleted_or.status().code(),
+                        absl::StrCat("forgetting succeeded envelopes: ",
+                                     deleted_or.status().message()));
+  }
+  const int64_t deleted = *deleted_or;
+  figures_.forgotten += deleted;
+  if (deleted >= limit) {
+    next_housekeeping_ = now;
+    return absl::OkStatus();
+  }
+  // Caught up: every succeeded envelope left completed at or after the cutoff, and one that
+  // succeeds from now on completes no earlier than now.
+  absl::StatusOr<absl::Time> oldest = store_->OldestSucceededAt();
+  if (!oldest.ok()) {
+    return absl::Status(oldest.status().code(),
+                        absl::StrCat("finding the oldest succeeded envelope: ",
+                                     oldest.status().message()));
+  }
+  next_housekeeping_ = std::min(
+      std::max(std::min(*oldest, now) + options_.dedupe_window, now + options_.forget_granularity),
+      now + options_.housekeeping_interval);
+  return absl::OkStatus();
 }
 
 void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done,

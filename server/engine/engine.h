@@ -58,7 +58,9 @@ inline constexpr int kStoreFailureExitCode = 74;
 struct EngineOptions {
   // A Lease response stops growing past this many bytes (but holds at least one envelope).
   int64_t max_lease_response_bytes = 3670016;
-  // How long succeeded envelopes are remembered for duplicate detection.
+  // How long succeeded envelopes are remembered for duplicate detection. Afterwards they are
+  // forgotten (deleted, with their keys) by housekeeping passes that keep pace with the success
+  // rate; see Engine::ForgetSucceeded and the three settings below it.
   absl::Duration dedupe_window = absl::Hours(24);
   // Most requests accepted and not yet answered; past it Submit refuses with RESOURCE_EXHAUSTED.
   int64_t max_pending_requests = 100000;
@@ -66,7 +68,19 @@ struct EngineOptions {
   int max_batch = 1024;
   // Most expired leases re-decided in one transaction.
   int max_expirations_per_batch = 1000;
-  // How often forgotten succeeded envelopes are deleted.
+  // A housekeeping pass deletes at most max(forget_min_slice, forget_slice_per_op × requests in
+  // its batch) expired succeeded envelopes: a batch holds at most one success per request, so
+  // passes in consecutive batches can delete up to twice as fast as envelopes succeed; the slice
+  // grows with the batch, so it costs each request in it about the same, never a long stall.
+  int forget_min_slice = 64;
+  int forget_slice_per_op = 2;
+  // Once a pass has deleted every expired envelope, the next waits until the oldest one left
+  // leaves the window, but at least this long, so that envelopes that expire one batch after
+  // another are deleted a slice at a time rather than one batch's worth per pass. A succeeded
+  // envelope is therefore forgotten up to about this long after its window ended.
+  absl::Duration forget_granularity = absl::Milliseconds(100);
+  // The longest wait between two housekeeping passes, whatever the stored times say (a wall clock
+  // stepped back makes envelopes look younger than they are).
   absl::Duration housekeeping_interval = absl::Minutes(1);
   // How often committed data is checkpointed from the log into the store's main file, off the
   // writer's thread (when something was committed since). Often, so that each pass writes little:
@@ -269,6 +283,10 @@ class Engine {
   // Applies a policy decision to `e` (attempt, history, state).
   Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
   void ExpireLeases(absl::Time now, int* changed);
+  // A housekeeping pass inside the open batch of `ops` requests: deletes the next slice of
+  // succeeded envelopes whose dedupe window has passed, and sets when the next pass is due.
+  // A store error is the batch's error (it is not committed).
+  [[nodiscard]] absl::Status ForgetSucceeded(absl::Time now, int ops);
 
   // Guard hooks (engine_guards.cc), called inside an op's savepoint (between guards_.BeginOp
   // and guards_.EndOp, so that an op that is not kept leaves the guards as they were). What they
@@ -299,6 +317,7 @@ class Engine {
   absl::flat_hash_map<std::string, ServiceState> services_;
   absl::flat_hash_map<int64_t, LeaseInfo> leases_;
   MinHeap lease_expiry_;
+  // When the next housekeeping pass is due (ForgetSucceeded).
   absl::Time next_housekeeping_ = absl::InfinitePast();
   absl::flat_hash_map<std::string, bool> dirty_stats_;
   // Budgets and circuits (writer thread, but for its thread-safe Snapshot()).
@@ -309,6 +328,7 @@ class Engine {
     int64_t ops = 0;
     absl::Duration apply = absl::ZeroDuration();
     absl::Duration commit = absl::ZeroDuration();
+    int64_t forgotten = 0;  // Succeeded envelopes deleted by housekeeping.
     int64_t pauses = 0;  // For the checkpointer's last pass.
     absl::Duration paused = absl::ZeroDuration();
     absl::Time since = absl::InfinitePast();

@@ -519,6 +519,8 @@ absl::Status SqliteStore::PrepareWriterStatements() {
   ASSIGN_OR_RETURN(savepoint_, writer_->Prepare("SAVEPOINT op"));
   ASSIGN_OR_RETURN(release_, writer_->Prepare("RELEASE op"));
   ASSIGN_OR_RETURN(rollback_to_, writer_->Prepare("ROLLBACK TO op"));
+  ASSIGN_OR_RETURN(delete_succeeded_, writer_->Prepare(DeleteSucceededSqlForTest()));
+  ASSIGN_OR_RETURN(oldest_succeeded_, writer_->Prepare(OldestSucceededSqlForTest()));
   ASSIGN_OR_RETURN(sqlite::Statement services, writer_->Prepare("SELECT id, name FROM services"));
   while (true) {
     ASSIGN_OR_RETURN(bool row, services.Step());
@@ -731,16 +733,44 @@ absl::Status SqliteStore::RunUpdate(sqlite::Statement& s, const Envelope& e) {
   return absl::OkStatus();
 }
 
+// Succeeded envelopes sit in the (state, service_id, sort_at) index by service, then completion
+// time. A `state = 4 AND sort_at < ?` across services can seek only on the state: it reads the
+// index from the first service on, through all of that service's envelopes still inside the
+// window before it reaches an expired one of the next, so once the first service is caught up
+// every pass reads a whole window of its successes (with 500 000 of them, 80 ms against 1 ms).
+// Both statements therefore walk the services (CROSS JOIN keeps them the outer loop) and seek
+// each one's range. The state is a literal so that the partial index applies; INDEXED BY makes
+// a schema that no longer has the index an error at prepare time rather than a table scan.
+std::string SqliteStore::DeleteSucceededSqlForTest() {
+  return absl::StrCat(
+      "DELETE FROM envelopes WHERE id IN (SELECT e.id FROM services s CROSS JOIN envelopes e "
+      "INDEXED BY envelopes_by_state WHERE e.state = ", static_cast<int>(EnvelopeState::kSucceeded),
+      " AND e.service_id = s.id AND e.sort_at < ?1 LIMIT ?2)");
+}
+
+std::string SqliteStore::OldestSucceededSqlForTest() {
+  return absl::StrCat(
+      "SELECT min((SELECT e.sort_at FROM envelopes e INDEXED BY envelopes_by_state "
+      "WHERE e.state = ", static_cast<int>(EnvelopeState::kSucceeded),
+      " AND e.service_id = s.id ORDER BY e.sort_at LIMIT 1)) FROM services s");
+}
+
 absl::StatusOr<int64_t> SqliteStore::DeleteSucceededBefore(absl::Time cutoff, int limit) {
-  // The state is a literal so that the partial (state, service_id, sort_at) index applies.
-  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(absl::StrCat(
-      "DELETE FROM envelopes WHERE id IN (SELECT id FROM envelopes "
-      "WHERE state = ", static_cast<int>(EnvelopeState::kSucceeded),
-      " AND sort_at < ? LIMIT ?)")));
-  s.BindInt(1, ToStoredMicros(cutoff));
-  s.BindInt(2, limit);
-  RETURN_IF_ERROR(s.Run());
+  delete_succeeded_.BindInt(1, ToStoredMicros(cutoff));
+  delete_succeeded_.BindInt(2, limit);
+  RETURN_IF_ERROR(delete_succeeded_.Run());
   return static_cast<int64_t>(writer_->Changes());
+}
+
+absl::StatusOr<absl::Time> SqliteStore::OldestSucceededAt() {
+  absl::StatusOr<bool> row = oldest_succeeded_.Step();
+  absl::Time oldest = absl::InfiniteFuture();
+  if (row.ok() && *row && !oldest_succeeded_.ColumnIsNull(0)) {
+    oldest = FromStoredMicros(oldest_succeeded_.ColumnInt(0));
+  }
+  oldest_succeeded_.Reset();
+  if (!row.ok()) return row.status();
+  return oldest;
 }
 
 absl::Status SqliteStore::ForEachLive(const std::function<void(const LiveRow&)>& fn) {

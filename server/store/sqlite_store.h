@@ -61,6 +61,7 @@ class SqliteStore final : public Store {
   absl::Status Update(const Envelope& e) override;
   absl::Status UpdateDroppingPayload(const Envelope& e) override;
   absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) override;
+  absl::StatusOr<absl::Time> OldestSucceededAt() override;
   absl::Status ForEachLive(const std::function<void(const LiveRow&)>& fn) override;
   absl::Status SaveCircuit(const CircuitRecord& record) override;
   absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() override;
@@ -97,6 +98,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<LogPages> CheckpointWal() override;
 
   const std::string& path() const { return path_; }
+  // The SQL of DeleteSucceededBefore and OldestSucceededAt, for tests of their query plans.
+  static std::string DeleteSucceededSqlForTest();
+  static std::string OldestSucceededSqlForTest();
   // The key index (for tests).
   const KeyIndex& keys() const { return *keys_; }
 
@@ -139,6 +143,7 @@ class SqliteStore final : public Store {
 
   sqlite::Statement insert_, update_, update_dropping_payload_, insert_service_, save_circuit_;
   sqlite::Statement begin_, commit_, savepoint_, release_, rollback_to_;
+  sqlite::Statement delete_succeeded_, oldest_succeeded_;
 
   // SyncLog's own connection (read-only, used by the syncer thread alone) and the log file as
   // SQLite's VFS has it open for that connection: SyncLog syncs it through the VFS (xSync), which

@@ -165,8 +165,14 @@ class Store {
   // Update() that also drops the payload, in one row write: the envelope succeeded, and only its
   // key (for duplicate detection) and history are still needed.
   [[nodiscard]] virtual absl::Status UpdateDroppingPayload(const Envelope& e) = 0;
-  // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`; returns how many.
+  // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`, and their keys, so that
+  // a later first failure with such a key starts a new envelope; returns how many. Its cost is
+  // the rows deleted plus an index seek per service: succeeded envelopes completed since
+  // `cutoff` are not read, however many there are.
   virtual absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) = 0;
+  // When the SUCCEEDED envelope that completed first did (as the batch sees it);
+  // InfiniteFuture when there is none. An index seek per service.
+  virtual absl::StatusOr<absl::Time> OldestSucceededAt() = 0;
 
   // Stores a service's circuit (state, override, and the guards' windows as opaque bytes),
   // replacing the previous record.

@@ -40,6 +40,7 @@ class ForwardingStore : public Store {
   absl::StatusOr<int64_t> DeleteSucceededBefore(absl::Time cutoff, int limit) override {
     return inner_->DeleteSucceededBefore(cutoff, limit);
   }
+  absl::StatusOr<absl::Time> OldestSucceededAt() override { return inner_->OldestSucceededAt(); }
   absl::Status SaveCircuit(const CircuitRecord& record) override {
     return inner_->SaveCircuit(record);
   }

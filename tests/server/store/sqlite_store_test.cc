@@ -48,6 +48,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using testing::IsOk;
 using testing::MakeTempDir;
@@ -1168,6 +1169,88 @@ TEST_F(SqliteStoreTest, DeleteSucceededBeforeHonorsTheLimit) {
   ListQuery q;
   q.state = EnvelopeState::kSucceeded;
   EXPECT_THAT(ListAll(q), IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, DeleteSucceededBeforeReachesEveryServicePastTheYoungRowsOfAnother) {
+  // "a" comes first in the index; its rows are all inside the window.
+  for (int i = 0; i < 50; ++i) {
+    Put(MakeEnvelope("a", absl::StrCat("young", i), EnvelopeState::kSucceeded, At(1000 + i)));
+  }
+  Put(MakeEnvelope("b", "old1", EnvelopeState::kSucceeded, At(10)));
+  Put(MakeEnvelope("b", "old2", EnvelopeState::kSucceeded, At(20)));
+  Put(MakeEnvelope("c", "old3", EnvelopeState::kSucceeded, At(30)));
+
+  ASSERT_THAT(store_->Begin(), IsOk());
+  absl::StatusOr<int64_t> deleted = store_->DeleteSucceededBefore(At(1000), /*limit=*/2);
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(*deleted, 2);
+  deleted = store_->DeleteSucceededBefore(At(1000), /*limit=*/2);
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(*deleted, 1);
+  ASSERT_THAT(store_->Commit(), IsOk());
+  EXPECT_FALSE(ReaderHas("b", "old1"));
+  EXPECT_FALSE(ReaderHas("b", "old2"));
+  EXPECT_FALSE(ReaderHas("c", "old3"));
+  EXPECT_TRUE(ReaderHas("a", "young0"));
+}
+
+TEST_F(SqliteStoreTest, OldestSucceededAtIsTheEarliestCompletionOfAnyService) {
+  ASSERT_THAT(store_->Begin(), IsOk());
+  absl::StatusOr<absl::Time> none = store_->OldestSucceededAt();
+  ASSERT_THAT(none, IsOk());
+  EXPECT_EQ(*none, absl::InfiniteFuture());
+  ASSERT_THAT(store_->Commit(), IsOk());
+
+  Put(MakeEnvelope("a", "late", EnvelopeState::kSucceeded, At(300)));
+  Put(MakeEnvelope("b", "early", EnvelopeState::kSucceeded, At(200)));
+  Put(MakeEnvelope("b", "later", EnvelopeState::kSucceeded, At(400)));
+  Put(MakeEnvelope("a", "dead", EnvelopeState::kDeadLettered, At(1)));
+  Put(MakeEnvelope("a", "leased", EnvelopeState::kLeased, At(2)));
+  Put(MakeEnvelope("c", "scheduled", EnvelopeState::kScheduled, At(3)));
+
+  ASSERT_THAT(store_->Begin(), IsOk());
+  absl::StatusOr<absl::Time> oldest = store_->OldestSucceededAt();
+  ASSERT_THAT(oldest, IsOk());
+  EXPECT_EQ(*oldest, At(200));
+  // Inside the batch it sees the batch's own deletes.
+  ASSERT_THAT(store_->DeleteSucceededBefore(At(250), 10), IsOk());
+  oldest = store_->OldestSucceededAt();
+  ASSERT_THAT(oldest, IsOk());
+  EXPECT_EQ(*oldest, At(300));
+  ASSERT_THAT(store_->Commit(), IsOk());
+}
+
+TEST_F(SqliteStoreTest, ForgettingSucceededRowsSeeksEachServiceAndScansNoEnvelopes) {
+  auto db = sqlite::Database::Open(db_path(), /*read_only=*/true);
+  ASSERT_THAT(db, IsOk());
+  auto plan = [&](const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2((*db)->raw(), ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &stmt,
+                                 nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg((*db)->raw());
+    std::string details;
+    while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+      details += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+      details += "; ";
+    }
+    sqlite3_finalize(stmt);
+    return details;
+  };
+  // The services table is the outer loop; in each service only the expired range is read
+  // (a seek on the state alone would read every succeeded row of the first services).
+  const std::string deletes = plan(SqliteStore::DeleteSucceededSqlForTest());
+  EXPECT_THAT(deletes, HasSubstr("SCAN s; "));
+  EXPECT_THAT(deletes, HasSubstr("SEARCH e USING COVERING INDEX envelopes_by_state "
+                                 "(state=? AND service_id=? AND sort_at<?)"));
+  EXPECT_THAT(deletes, HasSubstr("SEARCH envelopes USING INTEGER PRIMARY KEY (rowid=?)"));
+  EXPECT_THAT(deletes, Not(HasSubstr("SCAN e")));
+  EXPECT_THAT(deletes, Not(HasSubstr("SCAN envelopes")));
+  const std::string oldest = plan(SqliteStore::OldestSucceededSqlForTest());
+  EXPECT_THAT(oldest, HasSubstr("SEARCH e USING COVERING INDEX envelopes_by_state "
+                                "(state=? AND service_id=?)"));
+  EXPECT_THAT(oldest, Not(HasSubstr("SCAN e")));
+  EXPECT_THAT(oldest, Not(HasSubstr("TEMP B-TREE")));
 }
 
 }  // namespace
