@@ -18,6 +18,8 @@ absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view what) {
       return absl::UnavailableError(msg);
     case SQLITE_CONSTRAINT:
       return absl::AlreadyExistsError(msg);
+    case SQLITE_INTERRUPT:  // A progress handler stopped a statement that ran too long.
+      return absl::DeadlineExceededError(msg);
     default:
       return absl::InternalError(msg);
   }

@@ -15,8 +15,9 @@
 
 namespace retryd::sqlite {
 
-// Maps a SQLite result code to a Status: BUSY/LOCKED/IOERR/FULL → UNAVAILABLE,
-// CONSTRAINT → ALREADY_EXISTS, anything else → INTERNAL. `what` prefixes the message.
+// Maps a SQLite result code to a Status: BUSY/LOCKED/IOERR/FULL/CANTOPEN → UNAVAILABLE,
+// CONSTRAINT → ALREADY_EXISTS, INTERRUPT → DEADLINE_EXCEEDED, anything else → INTERNAL. `what`
+// prefixes the message.
 absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view what);
 
 // A prepared statement. Not thread-safe; reset by Reset() or by the next Bind after Step.
