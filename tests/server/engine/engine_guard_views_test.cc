@@ -93,7 +93,7 @@ class EngineGuardViewsTest : public ::testing::Test {
   }
 
   absl::StatusOr<CircuitView> ForceOpen() {
-    Answer<CircuitView> a;
+    Answer<CircuitView>& a = force_open_;
     AuditRecord audit;
     audit.identity = "test";
     engine_->SetCircuitOverride("billing", CircuitOverride::kForceOpen, audit, a.Callback());
@@ -112,7 +112,7 @@ class EngineGuardViewsTest : public ::testing::Test {
     engine_->ReportFailure(Env("m1"), Transient(), "", first->Callback());
     engine_->ReportFailure(Env("m2"), Transient(), "", second->Callback());
     EXPECT_TRUE(store_->WaitForOps(before + 2, kWait));
-    Answer<Decision> refused;
+    Answer<Decision>& refused = refused_;
     engine_->ReportFailure(Env("m3"), Transient(), "", refused.Callback());
     EXPECT_TRUE(refused.done.WaitForNotificationWithTimeout(kWait));
     EXPECT_THAT(refused.value.status(),
@@ -126,14 +126,18 @@ class EngineGuardViewsTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> sqlite_;
   std::unique_ptr<testing::GatedSyncStore> store_;
   std::unique_ptr<Engine> engine_;
+  // Answers the engine gives after a failed assertion returned are given during TearDown.
+  Answer<Decision> m1_, m2_, refused_;
+  Answer<CircuitView> force_open_;
+  Answer<std::map<std::string, GuardView>> views_;
+  Answer<CircuitView> forced_;
 };
 
 TEST_F(EngineGuardViewsTest, ViewsAreAnsweredTrulyWhileWorkerRequestsAreRefusedForLoad) {
   ASSERT_THAT(ForceOpen().status(), IsOk());
-  Answer<Decision> m1, m2;
-  const int64_t ops = FillThePendingLimit(&m1, &m2);
+  const int64_t ops = FillThePendingLimit(&m1_, &m2_);
 
-  Answer<std::map<std::string, GuardView>> views;
+  Answer<std::map<std::string, GuardView>>& views = views_;
   engine_->GuardViews(views.Callback());
   // Taken by the writer (not refused), and answered with its batch once the log is synced.
   ASSERT_TRUE(store_->WaitForOps(ops + 1, kWait));
@@ -146,16 +150,15 @@ TEST_F(EngineGuardViewsTest, ViewsAreAnsweredTrulyWhileWorkerRequestsAreRefusedF
   EXPECT_EQ(billing.circuit.override_mode, CircuitOverride::kForceOpen);
   // Two retries booked of the 10 the window allows.
   EXPECT_EQ(billing.budget_remaining, 8);
-  ASSERT_TRUE(m1.done.WaitForNotificationWithTimeout(kWait));
-  ASSERT_TRUE(m2.done.WaitForNotificationWithTimeout(kWait));
-  EXPECT_THAT(m1.value.status(), IsOk());
-  EXPECT_THAT(m2.value.status(), IsOk());
+  ASSERT_TRUE(m1_.done.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(m2_.done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_THAT(m1_.value.status(), IsOk());
+  EXPECT_THAT(m2_.value.status(), IsOk());
 }
 
 TEST_F(EngineGuardViewsTest, AnOperatorCanForceACircuitWhileWorkerRequestsAreRefusedForLoad) {
-  Answer<Decision> m1, m2;
-  const int64_t ops = FillThePendingLimit(&m1, &m2);
-  Answer<CircuitView> forced;
+  const int64_t ops = FillThePendingLimit(&m1_, &m2_);
+  Answer<CircuitView>& forced = forced_;
   AuditRecord audit;
   audit.identity = "test";
   engine_->SetCircuitOverride("billing", CircuitOverride::kForceOpen, audit, forced.Callback());
@@ -169,10 +172,9 @@ TEST_F(EngineGuardViewsTest, AnOperatorCanForceACircuitWhileWorkerRequestsAreRef
 TEST_F(EngineGuardViewsTest, AStoppedEngineAnswersUnavailableInsteadOfNoViews) {
   ASSERT_THAT(ForceOpen().status(), IsOk());
   engine_->Stop();
-  Answer<std::map<std::string, GuardView>> views;
-  engine_->GuardViews(views.Callback());
-  ASSERT_TRUE(views.done.WaitForNotificationWithTimeout(kWait));
-  EXPECT_THAT(views.value.status(),
+  engine_->GuardViews(views_.Callback());
+  ASSERT_TRUE(views_.done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_THAT(views_.value.status(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
 }
 

@@ -102,15 +102,15 @@ class AdminServiceTest : public ::testing::Test {
   }
 
   void ForceOpen() {
-    absl::Notification done;
+    auto done = std::make_shared<absl::Notification>();
     AuditRecord audit;
     audit.identity = "test";
     engine_->SetCircuitOverride("billing", CircuitOverride::kForceOpen, audit,
-                                [&done](absl::StatusOr<CircuitView> v) {
+                                [done](absl::StatusOr<CircuitView> v) {
                                   EXPECT_TRUE(v.ok()) << v.status();
-                                  done.Notify();
+                                  done->Notify();
                                 });
-    ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
+    ASSERT_TRUE(done->WaitForNotificationWithTimeout(kWait));
   }
 
   std::string dir_;
@@ -130,21 +130,25 @@ TEST_F(AdminServiceTest, ListServicesShowsTheRealCircuitsAndBudgetsAtThePendingL
   // Two first failures wait for the held log sync; they fill the pending-requests limit.
   const int64_t before = store_->ops();
   store_->Hold();
-  absl::Notification m1, m2, m3;
-  absl::Status refused;
-  engine_->ReportFailure(Env("m1"), Transient(), "", [&m1](absl::StatusOr<Decision>) {
-    m1.Notify();
+  // Shared with the callbacks, which the engine may call after a failed assertion returned.
+  struct Answers {
+    absl::Notification m1, m2, m3;
+    absl::Status refused;
+  };
+  auto answers = std::make_shared<Answers>();
+  engine_->ReportFailure(Env("m1"), Transient(), "", [answers](absl::StatusOr<Decision>) {
+    answers->m1.Notify();
   });
-  engine_->ReportFailure(Env("m2"), Transient(), "", [&m2](absl::StatusOr<Decision>) {
-    m2.Notify();
+  engine_->ReportFailure(Env("m2"), Transient(), "", [answers](absl::StatusOr<Decision>) {
+    answers->m2.Notify();
   });
   ASSERT_TRUE(store_->WaitForOps(before + 2, kWait));
-  engine_->ReportFailure(Env("m3"), Transient(), "", [&](absl::StatusOr<Decision> d) {
-    refused = d.status();
-    m3.Notify();
+  engine_->ReportFailure(Env("m3"), Transient(), "", [answers](absl::StatusOr<Decision> d) {
+    answers->refused = d.status();
+    answers->m3.Notify();
   });
-  ASSERT_TRUE(m3.WaitForNotificationWithTimeout(kWait));
-  ASSERT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  ASSERT_TRUE(answers->m3.WaitForNotificationWithTimeout(kWait));
+  ASSERT_EQ(answers->refused.code(), absl::StatusCode::kResourceExhausted) << answers->refused;
 
   v1::ListServicesResponse resp;
   grpc::Status status;
@@ -162,8 +166,8 @@ TEST_F(AdminServiceTest, ListServicesShowsTheRealCircuitsAndBudgetsAtThePendingL
   EXPECT_EQ(billing.circuit_state(), v1::OPEN);
   EXPECT_EQ(billing.budget_remaining(), 8);  // Two retries booked of the window's 10.
   EXPECT_EQ(billing.scheduled(), 2);
-  ASSERT_TRUE(m1.WaitForNotificationWithTimeout(kWait));
-  ASSERT_TRUE(m2.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(answers->m1.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(answers->m2.WaitForNotificationWithTimeout(kWait));
 }
 
 TEST_F(AdminServiceTest, ListServicesAnswersUnavailableOnceTheEngineStops) {
