@@ -241,7 +241,8 @@ Metrics::Metrics(std::string version)
                                .Name("retryd_gauge_read_failures_total")
                                .Help("Scrapes that left out gauges because their source "
                                      "(engine: circuits and budgets; store: the oldest "
-                                     "dead-letter age) could not be read.")
+                                     "dead-letter age; replays: replay progress) could not be "
+                                     "read.")
                                .Register(*registry_)),
       replay_matched_(BuildGauge()
                           .Name("retryd_replay_matched_envelopes")
@@ -254,8 +255,7 @@ Metrics::Metrics(std::string version)
       replays_running_(BuildGauge()
                            .Name("retryd_replays_running")
                            .Help("Replays not yet finished (pending or running).")
-                           .Register(*registry_)
-                           .Add({})),
+                           .Register(*registry_)),
       build_info_(BuildGauge()
                       .Name("retryd_build_info")
                       .Help("Always 1; the version label says which retryd is running.")
@@ -264,7 +264,11 @@ Metrics::Metrics(std::string version)
       commit_batch_all_(commit_batch_.Add({}, BatchBuckets())),
       sync_seconds_all_(sync_seconds_.Add({}, CommitBuckets())) {
   build_info_.Add({{"version", std::move(version)}}).Set(1);
-  for (const char* source : {"engine", "store"}) gauge_read_failures_.Add({{"source", source}});
+  for (const char* source : {"engine", "store", "replays"}) {
+    gauge_read_failures_.Add({{"source", source}});
+  }
+  absl::MutexLock lock(&mu_);
+  replays_running_value_ = &replays_running_.Add({});
 }
 
 Metrics::~Metrics() = default;
@@ -467,7 +471,8 @@ void Metrics::AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcom
 
 void Metrics::SetReplays(const std::vector<ReplayFigures>& running) {
   absl::MutexLock lock(&mu_);
-  replays_running_.Set(static_cast<double>(running.size()));
+  if (replays_running_value_ == nullptr) replays_running_value_ = &replays_running_.Add({});
+  replays_running_value_->Set(static_cast<double>(running.size()));
   absl::flat_hash_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> kept;
   for (const ReplayFigures& r : running) {
     auto it = replays_.find(r.name);
@@ -487,6 +492,17 @@ void Metrics::SetReplays(const std::vector<ReplayFigures>& running) {
     replay_handled_.Remove(g.second);
   }
   replays_ = std::move(kept);
+}
+
+void Metrics::ClearReplays() {
+  absl::MutexLock lock(&mu_);
+  if (replays_running_value_ != nullptr) replays_running_.Remove(replays_running_value_);
+  replays_running_value_ = nullptr;
+  for (auto& [name, g] : replays_) {
+    replay_matched_.Remove(g.first);
+    replay_handled_.Remove(g.second);
+  }
+  replays_.clear();
 }
 
 void Metrics::OnDeadLettersRemoved(const std::string& service, const char* cause, int64_t n) {

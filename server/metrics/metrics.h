@@ -14,7 +14,7 @@
 //              retryd_replay_envelopes_total{service,outcome}
 //              retryd_dead_letters_removed_total{service,cause}  retention trims and purges
 //              retryd_gauge_read_failures_total{source}   scrapes that left out gauges whose
-//                                                         source (engine|store) failed to answer
+//                                                         source (engine|store|replays) failed
 //   histograms retryd_retry_success_attempts{service}          attempt number of the success
 //              retryd_dispatch_lateness_seconds{service}       lease time - next_retry_at
 //              retryd_grpc_server_handling_seconds{grpc_service,grpc_method,grpc_code}
@@ -143,13 +143,17 @@ class Metrics final : public EngineObserver, public DlqObserver {
   // must not pass for a current one. The next Set* call creates them again.
   void ClearGuards();
   // Adds one to retryd_gauge_read_failures_total{source}: a scrape left out the gauges that come
-  // from `source` ("engine": circuits and budgets; "store": the oldest dead-letter age).
+  // from `source` ("engine": circuits and budgets; "store": the oldest dead-letter age;
+  // "replays": the replay progress gauges).
   void CountGaugeReadFailure(absl::string_view source);
   // Adds `n` to retryd_replay_envelopes_total{service,outcome}.
   void AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcome, int64_t n);
   // Sets retryd_replays_running and the per-replay progress gauges to `running` (the unfinished
   // replays); series of replays no longer in it are removed.
   void SetReplays(const std::vector<ReplayFigures>& running);
+  // Removes retryd_replays_running and the per-replay progress series: the replays could not be
+  // read for this scrape. The next SetReplays creates them again.
+  void ClearReplays();
 
   // ---- DlqObserver (any thread) ----
   void OnDeadLettersRemoved(const std::string& service, const char* cause, int64_t n) override;
@@ -189,7 +193,7 @@ class Metrics final : public EngineObserver, public DlqObserver {
   prometheus::Family<prometheus::Counter>& gauge_read_failures_;
   prometheus::Family<prometheus::Gauge>& replay_matched_;
   prometheus::Family<prometheus::Gauge>& replay_handled_;
-  prometheus::Gauge& replays_running_;
+  prometheus::Family<prometheus::Gauge>& replays_running_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Histogram& commit_seconds_all_;
   prometheus::Histogram& commit_batch_all_;
@@ -201,6 +205,8 @@ class Metrics final : public EngineObserver, public DlqObserver {
   // Per unfinished replay: its matched and handled gauges.
   absl::flat_hash_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> replays_
       ABSL_GUARDED_BY(mu_);
+  // The retryd_replays_running series; null while left out (ClearReplays).
+  prometheus::Gauge* replays_running_value_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace retryd
