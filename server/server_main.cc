@@ -279,11 +279,18 @@ int Serve(const Setup& setup) {
   Metrics::GaugeSource gauges =
       MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get(), &metrics);
   metrics.SetGaugeSource([gauges = std::move(gauges), &replays, &metrics] {
-    std::vector<ReplayFigures> running;
-    for (const ReplayProgress& r : replays.Progress()) {
-      running.push_back({r.name, r.matched, r.replayed + r.skipped_blocked_schema});
+    // A failed scan of the replays leaves their gauges out of the scrape (not the last counts).
+    absl::StatusOr<std::vector<ReplayProgress>> progress = replays.Progress();
+    if (progress.ok()) {
+      std::vector<ReplayFigures> running;
+      for (const ReplayProgress& r : *progress) {
+        running.push_back({r.name, r.matched, r.replayed + r.skipped_blocked_schema});
+      }
+      metrics.SetReplays(running);
+    } else {
+      metrics.ClearReplays();
+      metrics.CountGaugeReadFailure("replays");
     }
-    metrics.SetReplays(running);
     return gauges();
   });
   // Counters of the configured and stored services start at 0, so increase() sees their first

@@ -274,7 +274,7 @@ absl::StatusOr<std::vector<v1::Replay>> ReplayRunner::ListReplays(int64_t before
   return out;
 }
 
-std::vector<ReplayProgress> ReplayRunner::Progress() const {
+absl::StatusOr<std::vector<ReplayProgress>> ReplayRunner::Progress() const {
   absl::MutexLock lock(&mu_);
   return progress_;
 }
@@ -292,6 +292,8 @@ void ReplayRunner::Loop() {
         store_->ListReplaysInStates({v1::REPLAY_PENDING, v1::REPLAY_RUNNING});
     if (!active.ok()) {
       LogEvent(LogLevel::kWarn, "replay_scan_failed").Str("error", active.status().ToString());
+      absl::MutexLock lock(&mu_);
+      progress_ = active.status();
       continue;
     }
     std::vector<ReplayProgress> progress;

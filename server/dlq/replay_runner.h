@@ -74,8 +74,10 @@ class ReplayRunner {
   // replay.max_per_second among the policies the filter may reach.
   double EffectiveRate(const v1::StartReplayRequest& req) const;
 
-  // Unfinished replays and their counts (metrics: retryd_replay_* gauges).
-  std::vector<ReplayProgress> Progress() const;
+  // Unfinished replays and their counts (metrics: retryd_replay_* gauges), as of the runner's
+  // last scan of the store; the scan's error when it failed (or has not run yet), so that a
+  // caller does not show the counts of an older scan as current.
+  absl::StatusOr<std::vector<ReplayProgress>> Progress() const;
 
   // Test/ops knob: how often the runner ticks.
   static constexpr absl::Duration kTick = absl::Milliseconds(20);
@@ -102,7 +104,8 @@ class ReplayRunner {
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<ReplayProgress> progress_ ABSL_GUARDED_BY(mu_);
+  absl::StatusOr<std::vector<ReplayProgress>> progress_ ABSL_GUARDED_BY(mu_) =
+      absl::UnavailableError("the replay runner has not read the replays yet");
   absl::flat_hash_map<int64_t, Pace> pace_;  // Runner thread only.
   std::thread thread_;
 };

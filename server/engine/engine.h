@@ -189,7 +189,8 @@ class Engine {
   // ---- Retry budget and circuit breaker (engine_guards.cc) ----
 
   using CircuitCallback = std::function<void(absl::StatusOr<CircuitView>)>;
-  using GuardViewsCallback = std::function<void(std::map<std::string, GuardView>)>;
+  using GuardViewsCallback =
+      std::function<void(absl::StatusOr<std::map<std::string, GuardView>>)>;
 
   // Batched first-attempt counts: first attempts for the budget, successes for the circuit's
   // window. Stored with the batch, like every guard change (see README "How backoff, budget and
@@ -199,9 +200,14 @@ class Engine {
   // Sets a circuit override; stored with the caller's note and peer (from `audit`) and the
   // time, and recorded in the audit log in the same transaction (method, target, detail, time
   // and result are filled in here). Answers the circuit after the change, once committed.
+  // Operator work: never refused for load (max_pending_requests); UNAVAILABLE once stopping.
   void SetCircuitOverride(std::string service, CircuitOverride mode, AuditRecord audit,
                           CircuitCallback done);
-  // Every known service's circuit and budget left, computed on the writer thread.
+  // Every known service's circuit and budget left, computed on the writer thread and answered
+  // with its batch. An operator read: never refused for load (max_pending_requests), as an
+  // overview is most needed when the server is overloaded. UNAVAILABLE once the engine is
+  // stopping, or when the batch's commit failed (the views may describe what was undone); the
+  // caller then has no views, and must say so rather than show defaults.
   void GuardViews(GuardViewsCallback done);
   // Thread-safe, immediate: a service's circuit as of the last batch.
   CircuitView Circuit(const std::string& service) const;

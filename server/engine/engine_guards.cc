@@ -90,8 +90,12 @@ class Engine::GuardViewsOp final : public Engine::Op {
     return absl::OkStatus();
   }
   void Finish(absl::Status status) override {
-    // The views may show changes of the batch's other ops: after a failed commit, none.
-    if (!status.ok()) views_.clear();
+    // Not applied (the engine is stopping): there are no views to give, and a caller must not
+    // make some up.
+    if (!status.ok()) {
+      done_(std::move(status));
+      return;
+    }
     done_(std::move(views_));
   }
 
@@ -108,12 +112,16 @@ void Engine::RecordOutcomes(std::string service, int64_t successes, int64_t fail
 
 void Engine::SetCircuitOverride(std::string service, CircuitOverride mode, AuditRecord audit,
                                 CircuitCallback done) {
+  // Operator work, like RunInTransaction: forcing a circuit open is how an operator sheds load.
   Submit(std::make_unique<SetCircuitOverrideOp>(std::move(service), mode, std::move(audit),
-                                                std::move(done)));
+                                                std::move(done)),
+         /*limited=*/false);
 }
 
 void Engine::GuardViews(GuardViewsCallback done) {
-  Submit(std::make_unique<GuardViewsOp>(std::move(done)));
+  // An operator read (ListServices, a metrics scrape): the pending-requests limit protects the
+  // store from worker traffic, and the overview is wanted most when that limit is hit.
+  Submit(std::make_unique<GuardViewsOp>(std::move(done)), /*limited=*/false);
 }
 
 CircuitView Engine::Circuit(const std::string& service) const {

@@ -16,6 +16,10 @@ namespace retryd {
 
 // The pointers must outlive the returned function's use. With `metrics`, each call also sets
 // the circuit state, override and budget-remaining gauges of every service the engine knows.
+// What cannot be read for a scrape is left out of it, never reported as 0 or as an earlier
+// value: without the engine's guards the circuit and budget series are removed, without the
+// store the oldest dead-letter ages; with `metrics`, each such scrape adds one to
+// retryd_gauge_read_failures_total{source="engine"|"store"}.
 Metrics::GaugeSource MakeGaugeSource(Engine* engine, Store* store, const PolicySet* policies,
                                      const Clock* clock, Metrics* metrics = nullptr);
 

@@ -143,7 +143,9 @@ class Metrics::GaugeCollector final : public prometheus::Collectable {
       AddGauge(scheduled, g.service, static_cast<double>(g.scheduled));
       AddGauge(leased, g.service, static_cast<double>(g.leased));
       AddGauge(dead, g.service, static_cast<double>(g.dead));
-      AddGauge(oldest, g.service, absl::ToDoubleSeconds(g.oldest_dead_age));
+      if (g.oldest_dead_age.has_value()) {
+        AddGauge(oldest, g.service, absl::ToDoubleSeconds(*g.oldest_dead_age));
+      }
       AddGauge(escalation, g.service, absl::ToDoubleSeconds(g.escalation_age));
     }
     std::vector<prometheus::MetricFamily> out;
@@ -235,6 +237,13 @@ Metrics::Metrics(std::string version)
                                 .Help("Dead letters deleted, by cause retention (the policy's "
                                       "dead_letter.retention passed) or purge (an operator).")
                                 .Register(*registry_)),
+      gauge_read_failures_(BuildCounter()
+                               .Name("retryd_gauge_read_failures_total")
+                               .Help("Scrapes that left out gauges because their source "
+                                     "(engine: circuits and budgets; store: the oldest "
+                                     "dead-letter age; replays: replay progress) could not be "
+                                     "read.")
+                               .Register(*registry_)),
       replay_matched_(BuildGauge()
                           .Name("retryd_replay_matched_envelopes")
                           .Help("Dead letters an unfinished replay matched when it started.")
@@ -246,8 +255,7 @@ Metrics::Metrics(std::string version)
       replays_running_(BuildGauge()
                            .Name("retryd_replays_running")
                            .Help("Replays not yet finished (pending or running).")
-                           .Register(*registry_)
-                           .Add({})),
+                           .Register(*registry_)),
       build_info_(BuildGauge()
                       .Name("retryd_build_info")
                       .Help("Always 1; the version label says which retryd is running.")
@@ -256,6 +264,11 @@ Metrics::Metrics(std::string version)
       commit_batch_all_(commit_batch_.Add({}, BatchBuckets())),
       sync_seconds_all_(sync_seconds_.Add({}, CommitBuckets())) {
   build_info_.Add({{"version", std::move(version)}}).Set(1);
+  for (const char* source : {"engine", "store", "replays"}) {
+    gauge_read_failures_.Add({{"source", source}});
+  }
+  absl::MutexLock lock(&mu_);
+  replays_running_value_ = &replays_running_.Add({});
 }
 
 Metrics::~Metrics() = default;
@@ -290,8 +303,9 @@ int Metrics::port() const {
 }
 
 std::string Metrics::Scrape() const {
-  std::vector<prometheus::MetricFamily> families = registry_->Collect();
-  for (auto& f : gauges_->Collect()) families.push_back(std::move(f));
+  // In the exposer's order: the gauge source first, as it also sets registry gauges.
+  std::vector<prometheus::MetricFamily> families = gauges_->Collect();
+  for (auto& f : registry_->Collect()) families.push_back(std::move(f));
   return prometheus::TextSerializer().Serialize(families);
 }
 
@@ -422,6 +436,26 @@ void Metrics::SetBudgetRemaining(absl::string_view service, double remaining) {
   s.budget_remaining->Set(remaining);
 }
 
+void Metrics::ClearGuards() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, s] : services_) {
+    for (Gauge*& g : s->circuit_state) {
+      if (g != nullptr) circuit_state_.Remove(g);
+      g = nullptr;
+    }
+    for (Gauge*& g : s->circuit_override) {
+      if (g != nullptr) circuit_override_.Remove(g);
+      g = nullptr;
+    }
+    if (s->budget_remaining != nullptr) budget_remaining_.Remove(s->budget_remaining);
+    s->budget_remaining = nullptr;
+  }
+}
+
+void Metrics::CountGaugeReadFailure(absl::string_view source) {
+  gauge_read_failures_.Add({{"source", std::string(source)}}).Increment();
+}
+
 void Metrics::AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcome, int64_t n) {
   absl::MutexLock lock(&mu_);
   ServiceHandles& s = Service(service);
@@ -437,7 +471,8 @@ void Metrics::AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcom
 
 void Metrics::SetReplays(const std::vector<ReplayFigures>& running) {
   absl::MutexLock lock(&mu_);
-  replays_running_.Set(static_cast<double>(running.size()));
+  if (replays_running_value_ == nullptr) replays_running_value_ = &replays_running_.Add({});
+  replays_running_value_->Set(static_cast<double>(running.size()));
   absl::flat_hash_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> kept;
   for (const ReplayFigures& r : running) {
     auto it = replays_.find(r.name);
@@ -457,6 +492,17 @@ void Metrics::SetReplays(const std::vector<ReplayFigures>& running) {
     replay_handled_.Remove(g.second);
   }
   replays_ = std::move(kept);
+}
+
+void Metrics::ClearReplays() {
+  absl::MutexLock lock(&mu_);
+  if (replays_running_value_ != nullptr) replays_running_.Remove(replays_running_value_);
+  replays_running_value_ = nullptr;
+  for (auto& [name, g] : replays_) {
+    replay_matched_.Remove(g.first);
+    replay_handled_.Remove(g.second);
+  }
+  replays_.clear();
 }
 
 void Metrics::OnDeadLettersRemoved(const std::string& service, const char* cause, int64_t n) {

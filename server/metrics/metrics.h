@@ -13,6 +13,8 @@
 //              retryd_lease_expirations_total{service}
 //              retryd_replay_envelopes_total{service,outcome}
 //              retryd_dead_letters_removed_total{service,cause}  retention trims and purges
+//              retryd_gauge_read_failures_total{source}   scrapes that left out gauges whose
+//                                                         source (engine|store|replays) failed
 //   histograms retryd_retry_success_attempts{service}          attempt number of the success
 //              retryd_dispatch_lateness_seconds{service}       lease time - next_retry_at
 //              retryd_grpc_server_handling_seconds{grpc_service,grpc_method,grpc_code}
@@ -37,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,8 +69,9 @@ struct ServiceGauges {
   int64_t scheduled = 0;
   int64_t leased = 0;
   int64_t dead = 0;
-  // Age of the oldest dead letter; ZeroDuration when there is none.
-  absl::Duration oldest_dead_age = absl::ZeroDuration();
+  // Age of the oldest dead letter; ZeroDuration when there is none; nullopt when it could not be
+  // read for this scrape (its sample is then left out, not shown as 0).
+  std::optional<absl::Duration> oldest_dead_age = absl::ZeroDuration();
   // The service's policy's dead_letter.escalation_age (alert threshold).
   absl::Duration escalation_age = absl::ZeroDuration();
 };
@@ -134,11 +138,22 @@ class Metrics final : public EngineObserver, public DlqObserver {
   void SetCircuitOverride(absl::string_view service, CircuitOverride mode);
   // Sets retryd_retry_budget_remaining{service}: retries the budget still allows in its window.
   void SetBudgetRemaining(absl::string_view service, double remaining);
+  // Removes every retryd_circuit_state, retryd_circuit_override and retryd_retry_budget_remaining
+  // series: the guards could not be read for this scrape, and a value left from an earlier one
+  // must not pass for a current one. The next Set* call creates them again.
+  void ClearGuards();
+  // Adds one to retryd_gauge_read_failures_total{source}: a scrape left out the gauges that come
+  // from `source` ("engine": circuits and budgets; "store": the oldest dead-letter age;
+  // "replays": the replay progress gauges).
+  void CountGaugeReadFailure(absl::string_view source);
   // Adds `n` to retryd_replay_envelopes_total{service,outcome}.
   void AddReplayEnvelopes(absl::string_view service, ReplayOutcome outcome, int64_t n);
   // Sets retryd_replays_running and the per-replay progress gauges to `running` (the unfinished
   // replays); series of replays no longer in it are removed.
   void SetReplays(const std::vector<ReplayFigures>& running);
+  // Removes retryd_replays_running and the per-replay progress series: the replays could not be
+  // read for this scrape. The next SetReplays creates them again.
+  void ClearReplays();
 
   // ---- DlqObserver (any thread) ----
   void OnDeadLettersRemoved(const std::string& service, const char* cause, int64_t n) override;
@@ -175,9 +190,10 @@ class Metrics final : public EngineObserver, public DlqObserver {
   prometheus::Family<prometheus::Gauge>& circuit_override_;
   prometheus::Family<prometheus::Gauge>& budget_remaining_;
   prometheus::Family<prometheus::Counter>& dead_letters_removed_;
+  prometheus::Family<prometheus::Counter>& gauge_read_failures_;
   prometheus::Family<prometheus::Gauge>& replay_matched_;
   prometheus::Family<prometheus::Gauge>& replay_handled_;
-  prometheus::Gauge& replays_running_;
+  prometheus::Family<prometheus::Gauge>& replays_running_;
   prometheus::Family<prometheus::Gauge>& build_info_;
   prometheus::Histogram& commit_seconds_all_;
   prometheus::Histogram& commit_batch_all_;
@@ -189,6 +205,8 @@ class Metrics final : public EngineObserver, public DlqObserver {
   // Per unfinished replay: its matched and handled gauges.
   absl::flat_hash_map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> replays_
       ABSL_GUARDED_BY(mu_);
+  // The retryd_replays_running series; null while left out (ClearReplays).
+  prometheus::Gauge* replays_running_value_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace retryd

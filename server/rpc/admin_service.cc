@@ -39,8 +39,17 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
   // runs on the writer thread, so the store was read before).
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto stored = std::make_shared<std::vector<ServiceCounts>>(std::move(*counts));
-  engine_->GuardViews([this, reactor, resp, stored](std::map<std::string, GuardView> guards) {
-    FillServices(*stored, guards, resp);
+  engine_->GuardViews([this, reactor, resp, stored](
+                          absl::StatusOr<std::map<std::string, GuardView>> guards) {
+    if (!guards.ok()) {
+      // Without the engine's views there is no true circuit or budget to show: say so, rather
+      // than answer every circuit CLOSED with a full budget.
+      reactor->Finish(ToGrpcStatus(absl::Status(
+          guards.status().code(),
+          absl::StrCat("circuits and budgets cannot be read: ", guards.status().message()))));
+      return;
+    }
+    FillServices(*stored, *guards, resp);
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -84,7 +93,8 @@ void AdminServiceImpl::FillServices(const std::vector<ServiceCounts>& counts,
       s->set_circuit_state(static_cast<v1::CircuitState>(guard->second.circuit.state));
       s->set_budget_remaining(guard->second.budget_remaining);
     } else {
-      // Never seen by the engine: a CLOSED circuit and an untouched budget.
+      // Not in the engine's (complete) views: the engine never used this service's guards, so
+      // its circuit is CLOSED and its budget untouched.
       s->set_circuit_state(v1::CLOSED);
       s->set_budget_remaining(policy.budget.enabled ? policy.budget.min_retries_per_window : -1);
     }

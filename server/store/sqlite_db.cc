@@ -19,6 +19,8 @@ absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view what) {
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
       return MarkStoreFailure(absl::UnavailableError(msg));
+    case SQLITE_INTERRUPT:  // A progress handler stopped a read that ran too long.
+      return absl::DeadlineExceededError(msg);
     default:
       return MarkStoreFailure(absl::InternalError(msg));
   }

@@ -16,8 +16,9 @@
 namespace retryd::sqlite {
 
 // Maps a SQLite result code to a Status: CONSTRAINT → ALREADY_EXISTS (an answer about the data);
-// BUSY/LOCKED/IOERR/FULL/CANTOPEN → UNAVAILABLE and anything else → INTERNAL, both marked as
-// store failures (store_failure.h). `what` prefixes the message.
+// INTERRUPT → DEADLINE_EXCEEDED (a read stopped for running too long); BUSY/LOCKED/IOERR/FULL/
+// CANTOPEN → UNAVAILABLE and anything else → INTERNAL, both marked as store failures
+// (store_failure.h). `what` prefixes the message.
 absl::Status ErrorStatus(sqlite3* db, int rc, absl::string_view what);
 
 // A prepared statement. Not thread-safe; reset by Reset() or by the next Bind after Step.

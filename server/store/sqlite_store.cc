@@ -430,10 +430,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   RETURN_IF_ERROR(writer->Exec("PRAGMA temp_store=MEMORY"));
   RETURN_IF_ERROR(Migrate(*writer));
   ASSIGN_OR_RETURN(std::unique_ptr<KeyIndex> keys, KeyIndex::Load(writer.get(), options.keys));
-  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> reader,
-                   sqlite::Database::Open(path, /*read_only=*/true));
+  ASSIGN_OR_RETURN(std::unique_ptr<ReaderPool> readers, ReaderPool::Open(path, options.readers));
   std::unique_ptr<SqliteStore> store(
-      new SqliteStore(path, std::move(writer), std::move(reader), std::move(keys)));
+      new SqliteStore(path, std::move(writer), std::move(readers), std::move(keys)));
   RETURN_IF_ERROR(store->PrepareWriterStatements());
   RETURN_IF_ERROR(store->OpenWalForSync(data_dir));
   // The migrations committed without a sync.
@@ -836,16 +835,16 @@ absl::StatusOr<std::vector<CircuitRecord>> SqliteStore::LoadCircuits() {
 
 absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view service,
                                                         absl::string_view message_id) {
-  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   ASSIGN_OR_RETURN(sqlite::Statement service_id,
-                   reader_->Prepare("SELECT id FROM services WHERE name = ?"));
+                   reader->Prepare("SELECT id FROM services WHERE name = ?"));
   service_id.BindText(1, service);
   ASSIGN_OR_RETURN(bool known, service_id.Step());
   if (!known) return std::optional<Envelope>();
   // A key written since the last merge is in memory only; the row itself confirms it (the entry
   // may belong to an insert that is not committed yet, or was undone).
   if (std::optional<int64_t> id = keys_->PendingId(service_id.ColumnInt(0), message_id)) {
-    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(SelectSql(
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(SelectSql(
         true, "WHERE e.id = ? AND e.service_id = ? AND e.message_id = ?")));
     s.BindInt(1, *id);
     s.BindInt(2, service_id.ColumnInt(0));
@@ -853,7 +852,7 @@ absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view servi
     ASSIGN_OR_RETURN(std::optional<Envelope> e, ReadOne(s, /*with_payload=*/true));
     if (e.has_value()) return e;
   }
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(SelectSql(
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(SelectSql(
       true, "WHERE e.id = (SELECT id FROM envelope_keys WHERE service_id = ? AND message_id = ?)")));
   s.BindInt(1, service_id.ColumnInt(0));
   s.BindText(2, message_id);
@@ -861,8 +860,8 @@ absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view servi
 }
 
 absl::StatusOr<std::vector<ServiceCounts>> SqliteStore::CountByService() {
-  absl::MutexLock lock(&read_mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(
       "SELECT s.name, "
       " (SELECT count(*) FROM envelopes WHERE state = 1 AND service_id = s.id), "
       " (SELECT count(*) FROM envelopes WHERE state = 2 AND service_id = s.id), "
@@ -885,8 +884,8 @@ absl::StatusOr<std::vector<ServiceCounts>> SqliteStore::CountByService() {
 }
 
 absl::StatusOr<ListPage> SqliteStore::List(const ListQuery& q) {
-  absl::MutexLock lock(&read_mu_);
-  return ListOn(*reader_, q);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
+  return ListOn(reader.db(), q);
 }
 
 absl::StatusOr<ListPage> SqliteStore::ListOn(sqlite::Database& db, const ListQuery& q) {
@@ -916,9 +915,9 @@ absl::StatusOr<ListPage> SqliteStore::ListOn(sqlite::Database& db, const ListQue
 }
 
 absl::StatusOr<int64_t> SqliteStore::CountDeadLetters(const EnvelopeFilter& filter) {
-  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   SqlArgs args;
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
       "SELECT count(*) FROM envelopes e", IndexHint(EnvelopeState::kDeadLettered, filter),
       " WHERE ", FilterWhere(EnvelopeState::kDeadLettered, filter, &args))));
   args.BindAll(s);
@@ -928,7 +927,7 @@ absl::StatusOr<int64_t> SqliteStore::CountDeadLetters(const EnvelopeFilter& filt
 
 absl::StatusOr<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(
     const GroupQuery& q) {
-  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   SqlArgs args;
   std::string sql = absl::StrCat(
       "SELECT e.fingerprint, count(*) AS n, min(e.sort_at), max(e.sort_at), max(e.id) "
@@ -940,7 +939,7 @@ absl::StatusOr<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(
                     args.Text(q.after->fingerprint), ")");
   }
   absl::StrAppend(&sql, " ORDER BY n DESC, e.fingerprint LIMIT ", args.Int(q.limit));
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(sql));
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(sql));
   args.BindAll(s);
   std::vector<FailureGroupRow> groups;
   std::vector<int64_t> sample_ids;
@@ -955,7 +954,7 @@ absl::StatusOr<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(
     sample_ids.push_back(s.ColumnInt(4));
     groups.push_back(std::move(g));
   }
-  ASSIGN_OR_RETURN(sqlite::Statement sample, reader_->Prepare(SelectSql(false, "WHERE e.id = ?")));
+  ASSIGN_OR_RETURN(sqlite::Statement sample, reader->Prepare(SelectSql(false, "WHERE e.id = ?")));
   for (size_t i = 0; i < groups.size(); ++i) {
     sample.BindInt(1, sample_ids[i]);
     ASSIGN_OR_RETURN(std::optional<Envelope> e, ReadOne(sample, false));
@@ -966,13 +965,13 @@ absl::StatusOr<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(
 
 absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_view service,
                                                                 absl::Time since) {
-  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   EnvelopeFilter filter;
   filter.service = std::string(service);
   DeadLetterStatsRow out;
   {
     SqlArgs args;
-    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
         "SELECT s.name, c.dead_reason, c.n FROM (SELECT e.service_id, e.dead_reason, "
         "count(*) AS n FROM envelopes e INDEXED BY envelopes_dead_by_code WHERE ",
         FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
@@ -992,7 +991,7 @@ absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_vie
   }
   {
     SqlArgs args;
-    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
         "SELECT e.error_code, count(*) AS n FROM envelopes e INDEXED BY envelopes_dead_by_code "
         "WHERE ",
         FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
@@ -1007,7 +1006,7 @@ absl::StatusOr<DeadLetterStatsRow> SqliteStore::DeadLetterStats(absl::string_vie
   {
     SqlArgs args;
     const std::string where = FilterWhere(EnvelopeState::kDeadLettered, filter, &args);
-    ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+    ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
         "SELECT (SELECT min(e.sort_at) FROM envelopes e", IndexHint(EnvelopeState::kDeadLettered, filter),
         " WHERE ", where, "), (SELECT count(*) FROM envelopes e",
         IndexHint(EnvelopeState::kDeadLettered, filter), " WHERE ", where, " AND e.sort_at >= ",
@@ -1212,8 +1211,8 @@ absl::StatusOr<std::optional<ReplayRow>> SqliteStore::FindReplayByRequestId(
 }
 
 absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t before_id, int limit) {
-  absl::MutexLock lock(&read_mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
       kAuditColumns, "WHERE id < ? ORDER BY id DESC LIMIT ?")));
   s.BindInt(1, before_id > 0 ? before_id : INT64_MAX);
   s.BindInt(2, limit);
@@ -1227,16 +1226,16 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t before_i
 }
 
 absl::StatusOr<std::optional<ReplayRow>> SqliteStore::GetReplay(int64_t id) {
-  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   ASSIGN_OR_RETURN(sqlite::Statement s,
-                   reader_->Prepare(absl::StrCat(kReplayColumns, "WHERE id = ?")));
+                   reader->Prepare(absl::StrCat(kReplayColumns, "WHERE id = ?")));
   s.BindInt(1, id);
   return OneReplay(s);
 }
 
 absl::StatusOr<std::vector<ReplayRow>> SqliteStore::ListReplays(int64_t before_id, int limit) {
-  absl::MutexLock lock(&read_mu_);
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(absl::StrCat(
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
       kReplayColumns, "WHERE id < ? ORDER BY id DESC LIMIT ?")));
   s.BindInt(1, before_id > 0 ? before_id : INT64_MAX);
   s.BindInt(2, limit);
@@ -1245,13 +1244,13 @@ absl::StatusOr<std::vector<ReplayRow>> SqliteStore::ListReplays(int64_t before_i
 
 absl::StatusOr<std::vector<ReplayRow>> SqliteStore::ListReplaysInStates(
     const std::vector<int>& states) {
-  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   SqlArgs args;
   std::vector<int64_t> values(states.begin(), states.end());
   std::string sql = absl::StrCat(kReplayColumns, "WHERE 1");
   AppendIn(&sql, "state", values, &args);
   absl::StrAppend(&sql, " ORDER BY id");
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader_->Prepare(sql));
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(sql));
   args.BindAll(s);
   return AllReplays(s);
 }

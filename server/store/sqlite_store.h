@@ -15,8 +15,11 @@
 // `circuits` holds one row per service whose circuit left its initial state: the breaker's state
 // and its operator override (with the override's note, peer and time).
 //
-// Threading: the write side runs on one thread at a time (see Store); the read side has its own
-// connection behind a mutex.
+// Threading: the write side runs on one thread at a time (see Store). The read side borrows a
+// connection from a small pool of read-only ones (see reader_pool.h) for each call, so reads run
+// side by side and beside the writer; each read call is its own short transactions (no read keeps
+// a snapshot across calls: listings page by keyset), and a read that finds every connection busy
+// for ReaderPool::Options::wait answers UNAVAILABLE.
 #ifndef RETRYD_SERVER_STORE_SQLITE_STORE_H_
 #define RETRYD_SERVER_STORE_SQLITE_STORE_H_
 
@@ -27,6 +30,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "server/store/key_index.h"
+#include "server/store/reader_pool.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/store.h"
 
@@ -39,6 +43,8 @@ class SqliteStore final : public Store {
 
   struct Options {
     KeyIndex::Options keys;
+    // The read side's connections, their wait and time limits.
+    ReaderPool::Options readers;
   };
 
   // Opens (creating if needed) `<data_dir>/retryd.db`, creating `data_dir` too, and migrates the
@@ -103,16 +109,19 @@ class SqliteStore final : public Store {
   static std::string OldestSucceededSqlForTest();
   // The key index (for tests).
   const KeyIndex& keys() const { return *keys_; }
+  // Borrows one of the read side's connections, as a read would (for tests: hold it to keep a
+  // read transaction open, or to keep the connection from other reads).
+  absl::StatusOr<ReaderPool::Reader> AcquireReaderForTest() { return readers_->Acquire(); }
 
   ~SqliteStore() override;
 
  private:
   SqliteStore(std::string path, std::unique_ptr<sqlite::Database> writer,
-              std::unique_ptr<sqlite::Database> reader, std::unique_ptr<KeyIndex> keys)
+              std::unique_ptr<ReaderPool> readers, std::unique_ptr<KeyIndex> keys)
       : path_(std::move(path)),
         writer_(std::move(writer)),
         keys_(std::move(keys)),
-        reader_(std::move(reader)) {}
+        readers_(std::move(readers)) {}
 
   absl::Status PrepareWriterStatements();
   // OK while the writer's batch transaction is open; a store failure naming `what` otherwise.
@@ -157,8 +166,8 @@ class SqliteStore final : public Store {
   absl::Mutex checkpoint_mu_;
   std::unique_ptr<sqlite::Database> checkpointer_ ABSL_GUARDED_BY(checkpoint_mu_);
 
-  absl::Mutex read_mu_;
-  std::unique_ptr<sqlite::Database> reader_ ABSL_GUARDED_BY(read_mu_);
+  // The read side (thread-safe).
+  const std::unique_ptr<ReaderPool> readers_;
 };
 
 }  // namespace retryd

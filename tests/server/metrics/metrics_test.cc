@@ -228,6 +228,13 @@ TEST(MetricsTest, CircuitBudgetAndReplaySetters) {
   EXPECT_THAT(m.Scrape(), Not(HasSubstr("replays/1")));
   m.SetReplays({});
   EXPECT_EQ(Value(m, "retryd_replays_running"), 0);
+  // Replays that could not be read for a scrape are left out, not shown as 0 or as before.
+  m.SetReplays({{"replays/3", 5, 1}});
+  m.ClearReplays();
+  EXPECT_EQ(Value(m, "retryd_replays_running"), -1);
+  EXPECT_THAT(m.Scrape(), Not(HasSubstr("replays/3")));
+  m.SetReplays({});
+  EXPECT_EQ(Value(m, "retryd_replays_running"), 0);
 
   // What leaves the dead-letter queue without a replay is counted by cause.
   m.OnDeadLettersRemoved("billing", "retention", 5);
