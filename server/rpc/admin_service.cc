@@ -35,8 +35,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
   if (!counts.ok()) return FinishNow(ctx, counts.status());
-  // Budgets and circuits live on the engine's writer thread: ask it, then answer (the callback
-  // runs on the writer thread, so the store was read before).
+  // Budgets and circuits live on the engine's writer thread: ask it, then answer. The store is
+  // read first; the callback runs on the engine's syncer thread once the views' batch is durable
+  // (or on this thread when the engine refuses the request).
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto stored = std::make_shared<std::vector<ServiceCounts>>(std::move(*counts));
   engine_->GuardViews([this, reactor, resp, stored](
