@@ -174,8 +174,9 @@ class EngineGuardsTest : public ::testing::Test {
   std::map<std::string, GuardView> Views() {
     std::map<std::string, GuardView> out;
     absl::Notification done;
-    engine_->GuardViews([&](std::map<std::string, GuardView> views) {
-      out = std::move(views);
+    engine_->GuardViews([&](absl::StatusOr<std::map<std::string, GuardView>> views) {
+      EXPECT_TRUE(views.ok()) << views.status();
+      if (views.ok()) out = *std::move(views);
       done.Notify();
     });
     done.WaitForNotification();
