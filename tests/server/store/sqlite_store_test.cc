@@ -1265,16 +1265,19 @@ ino_t Inode(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-// The inodes of the files this process has open read-only under `path` (SyncLog's descriptor;
-// SQLite opens the WAL read-write).
-std::vector<ino_t> ReadOnlyOpenInodes(const std::string& path) {
+// The distinct inodes of the files this process has open under `path` (every connection's
+// handle of the WAL, SyncLog's connection's among them), a deleted file of that name included
+// (a handle left on a log that was replaced shows up as a second inode).
+std::vector<ino_t> OpenInodes(const std::string& path) {
   std::vector<ino_t> inodes;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
     std::error_code ec;
-    if (std::filesystem::read_symlink(entry.path(), ec).string() != path || ec) continue;
+    const std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (ec || (target != path && target != path + " (deleted)")) continue;
     const int fd = std::stoi(entry.path().filename().string());
     struct stat st;
-    if ((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY && fstat(fd, &st) == 0) {
+    if (fstat(fd, &st) == 0 &&
+        std::find(inodes.begin(), inodes.end(), st.st_ino) == inodes.end()) {
       inodes.push_back(st.st_ino);
     }
   }
@@ -1309,7 +1312,7 @@ TEST_F(SqliteStoreTest, ACompleteCheckpointBetweenCommitsStartsTheWalOverInTheSa
   const std::string wal = std::filesystem::canonical(db_path() + "-wal").string();
   const ino_t wal_inode = Inode(wal);
   ASSERT_NE(wal_inode, 0u);
-  EXPECT_EQ(ReadOnlyOpenInodes(wal), std::vector<ino_t>{wal_inode});
+  EXPECT_EQ(OpenInodes(wal), std::vector<ino_t>{wal_inode});
   for (int round = 0; round < 5; ++round) {
     ASSERT_NO_FATAL_FAILURE(CommitMany(*store_, absl::StrCat("r", round, "-"), 300));
     absl::StatusOr<Store::LogPages> before = store_->CheckpointWal();
@@ -1324,7 +1327,7 @@ TEST_F(SqliteStoreTest, ACompleteCheckpointBetweenCommitsStartsTheWalOverInTheSa
   // One round is about 7 MB of WAL; five without the restarts would be 33 MB.
   EXPECT_LT(std::filesystem::file_size(wal), 12u << 20);
   EXPECT_EQ(Inode(wal), wal_inode);
-  EXPECT_EQ(ReadOnlyOpenInodes(wal), std::vector<ino_t>{wal_inode});
+  EXPECT_EQ(OpenInodes(wal), std::vector<ino_t>{wal_inode});
   EXPECT_THAT(store_->SyncLog(), IsOk());
 }
 
