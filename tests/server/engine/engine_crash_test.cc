@@ -18,6 +18,7 @@
 #include "server/store/store_failure.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
+#include "tests/testing/engine_requests.h"
 #include "tests/testing/forwarding_store.h"
 #include "tests/testing/server_process.h"
 
@@ -72,21 +73,6 @@ class FailingStore final : public testing::ForwardingStore {
   Call armed_ ABSL_GUARDED_BY(mu_) = Call::kNone;
 };
 
-Envelope Env(const std::string& message_id) {
-  Envelope e;
-  e.service = "billing";
-  e.message_id = message_id;
-  e.payload = "p";
-  return e;
-}
-
-Failure Fail() {
-  Failure f;
-  f.error_code = "UPSTREAM_TIMEOUT";
-  f.error_class = ErrorClass::kTransient;
-  return f;
-}
-
 class EngineCrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -119,7 +105,7 @@ class EngineCrashTest : public ::testing::Test {
   absl::Status Report(const std::string& message_id) {
     absl::Notification answered;
     absl::Status status = absl::DeadlineExceededError("not answered");
-    engine_->ReportFailure(Env(message_id), Fail(), "", [&](absl::StatusOr<Decision> d) {
+    engine_->ReportFailure(testing::BillingEnvelope(message_id), testing::TransientFailure(), "", [&](absl::StatusOr<Decision> d) {
       status = d.status();
       answered.Notify();
     });

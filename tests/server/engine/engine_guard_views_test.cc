@@ -19,6 +19,7 @@
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
+#include "tests/testing/engine_requests.h"
 #include "tests/testing/gated_sync_store.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
@@ -31,21 +32,6 @@ using testing::IsOk;
 using testing::StatusIs;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
-
-Envelope Env(const std::string& message_id) {
-  Envelope e;
-  e.service = "billing";
-  e.message_id = message_id;
-  e.payload = "p";
-  return e;
-}
-
-Failure Transient() {
-  Failure f;
-  f.error_code = "UPSTREAM_TIMEOUT";
-  f.error_class = ErrorClass::kTransient;
-  return f;
-}
 
 // What an asynchronous engine call answered, once it did.
 template <typename T>
@@ -109,11 +95,11 @@ class EngineGuardViewsTest : public ::testing::Test {
   int64_t FillThePendingLimit(Answer<Decision>* first, Answer<Decision>* second) {
     const int64_t before = store_->ops();
     store_->Hold();
-    engine_->ReportFailure(Env("m1"), Transient(), "", first->Callback());
-    engine_->ReportFailure(Env("m2"), Transient(), "", second->Callback());
+    engine_->ReportFailure(testing::BillingEnvelope("m1"), testing::TransientFailure(), "", first->Callback());
+    engine_->ReportFailure(testing::BillingEnvelope("m2"), testing::TransientFailure(), "", second->Callback());
     EXPECT_TRUE(store_->WaitForOps(before + 2, kWait));
     Answer<Decision>& refused = refused_;
-    engine_->ReportFailure(Env("m3"), Transient(), "", refused.Callback());
+    engine_->ReportFailure(testing::BillingEnvelope("m3"), testing::TransientFailure(), "", refused.Callback());
     EXPECT_TRUE(refused.done.WaitForNotificationWithTimeout(kWait));
     EXPECT_THAT(refused.value.status(),
                 StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("overloaded")));

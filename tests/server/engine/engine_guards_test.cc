@@ -19,6 +19,7 @@
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
+#include "tests/testing/engine_requests.h"
 #include "tests/testing/server_process.h"
 
 namespace retryd {
@@ -86,13 +87,6 @@ Envelope Env(const std::string& service, const std::string& message_id) {
   return e;
 }
 
-Failure Transient() {
-  Failure f;
-  f.error_code = "UPSTREAM_TIMEOUT";
-  f.error_class = ErrorClass::kTransient;
-  return f;
-}
-
 class EngineGuardsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -128,7 +122,7 @@ class EngineGuardsTest : public ::testing::Test {
   absl::StatusOr<Decision> Report(const std::string& service, const std::string& message_id) {
     absl::StatusOr<Decision> out;
     absl::Notification done;
-    engine_->ReportFailure(Env(service, message_id), Transient(), "",
+    engine_->ReportFailure(Env(service, message_id), testing::TransientFailure(), "",
                            [&](absl::StatusOr<Decision> d) {
                              out = std::move(d);
                              done.Notify();

@@ -23,6 +23,7 @@
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/random.h"
+#include "tests/testing/engine_requests.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/forwarding_store.h"
 #include "tests/testing/server_process.h"
@@ -83,13 +84,6 @@ class BatchLog final : public EngineObserver {
   mutable absl::Mutex mu_;
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
 };
-
-Failure Fail() {
-  Failure f;
-  f.error_code = "UPSTREAM_TIMEOUT";
-  f.error_class = ErrorClass::kTransient;
-  return f;
-}
 
 class EngineHousekeepingTest : public ::testing::Test {
  protected:
@@ -162,7 +156,7 @@ class EngineHousekeepingTest : public ::testing::Test {
       e.service = "billing";
       e.message_id = ids[i];
       e.payload = "payload";
-      engine_->ReportFailure(std::move(e), Fail(), "",
+      engine_->ReportFailure(std::move(e), testing::TransientFailure(), "",
                              [&answers, &pending, i](absl::StatusOr<Decision> d) {
                                answers[i] = std::move(d);
                                pending.DecrementCount();

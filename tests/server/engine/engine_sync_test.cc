@@ -18,6 +18,7 @@
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
+#include "tests/testing/engine_requests.h"
 #include "tests/testing/forwarding_store.h"
 #include "tests/testing/server_process.h"
 
@@ -56,21 +57,6 @@ class GatedSyncStore final : public testing::ForwardingStore {
   bool fail_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-Envelope Env(const std::string& message_id) {
-  Envelope e;
-  e.service = "billing";
-  e.message_id = message_id;
-  e.payload = "p";
-  return e;
-}
-
-Failure Fail() {
-  Failure f;
-  f.error_code = "UPSTREAM_TIMEOUT";
-  f.error_class = ErrorClass::kTransient;
-  return f;
-}
-
 class EngineSyncTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -98,7 +84,7 @@ class EngineSyncTest : public ::testing::Test {
 
   // Reports a first failure of `message_id`; `answered` is notified with the answer's status.
   void Report(const std::string& message_id, absl::Notification* answered, absl::Status* status) {
-    engine_->ReportFailure(Env(message_id), Fail(), "",
+    engine_->ReportFailure(testing::BillingEnvelope(message_id), testing::TransientFailure(), "",
                            [answered, status](absl::StatusOr<Decision> d) {
                              *status = d.status();
                              answered->Notify();
@@ -185,7 +171,7 @@ TEST_F(EngineSyncTest, CommitsTheNextBatchWhileTheLastIsSyncingAndAnswersInCommi
   std::vector<std::string> order;
   absl::Notification both;
   auto report = [&](const std::string& id) {
-    engine_->ReportFailure(Env(id), Fail(), "", [&, id](absl::StatusOr<Decision> d) {
+    engine_->ReportFailure(testing::BillingEnvelope(id), testing::TransientFailure(), "", [&, id](absl::StatusOr<Decision> d) {
       EXPECT_TRUE(d.ok()) << d.status();
       absl::MutexLock lock(&order_mu);
       order.push_back(id);

@@ -23,6 +23,7 @@
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
+#include "tests/testing/engine_requests.h"
 #include "tests/testing/gated_sync_store.h"
 #include "tests/testing/server_process.h"
 
@@ -32,21 +33,6 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
-
-Envelope Env(const std::string& message_id) {
-  Envelope e;
-  e.service = "billing";
-  e.message_id = message_id;
-  e.payload = "p";
-  return e;
-}
-
-Failure Transient() {
-  Failure f;
-  f.error_code = "UPSTREAM_TIMEOUT";
-  f.error_class = ErrorClass::kTransient;
-  return f;
-}
 
 class AdminServiceTest : public ::testing::Test {
  protected:
@@ -136,14 +122,14 @@ TEST_F(AdminServiceTest, ListServicesShowsTheRealCircuitsAndBudgetsAtThePendingL
     absl::Status refused;
   };
   auto answers = std::make_shared<Answers>();
-  engine_->ReportFailure(Env("m1"), Transient(), "", [answers](absl::StatusOr<Decision>) {
+  engine_->ReportFailure(testing::BillingEnvelope("m1"), testing::TransientFailure(), "", [answers](absl::StatusOr<Decision>) {
     answers->m1.Notify();
   });
-  engine_->ReportFailure(Env("m2"), Transient(), "", [answers](absl::StatusOr<Decision>) {
+  engine_->ReportFailure(testing::BillingEnvelope("m2"), testing::TransientFailure(), "", [answers](absl::StatusOr<Decision>) {
     answers->m2.Notify();
   });
   ASSERT_TRUE(store_->WaitForOps(before + 2, kWait));
-  engine_->ReportFailure(Env("m3"), Transient(), "", [answers](absl::StatusOr<Decision> d) {
+  engine_->ReportFailure(testing::BillingEnvelope("m3"), testing::TransientFailure(), "", [answers](absl::StatusOr<Decision> d) {
     answers->refused = d.status();
     answers->m3.Notify();
   });
