@@ -169,6 +169,10 @@ void ServerProcess::Kill() {
 absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("not running");
   kill(pid_, SIGTERM);
+  return WaitOrKill(timeout, "retryd did not exit after SIGTERM; killed");
+}
+
+absl::StatusOr<int> ServerProcess::WaitOrKill(absl::Duration timeout, const char* killed) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     int wstatus = 0;
@@ -180,7 +184,7 @@ absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   Kill();
-  return absl::DeadlineExceededError("retryd did not exit after SIGTERM; killed");
+  return absl::DeadlineExceededError(killed);
 }
 
 absl::Status ServerProcess::Restart() {
@@ -195,18 +199,7 @@ void ServerProcess::UseBinary(std::string binary, std::vector<std::string> env) 
 
 absl::StatusOr<int> ServerProcess::WaitForExit(absl::Duration timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("not running");
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    int wstatus = 0;
-    if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
-      pid_ = -1;
-      if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
-      return absl::InternalError(absl::StrCat("retryd died from signal ", WTERMSIG(wstatus)));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  Kill();
-  return absl::DeadlineExceededError("retryd did not exit by itself; killed");
+  return WaitOrKill(timeout, "retryd did not exit by itself; killed");
 }
 
 std::unique_ptr<v1::RetryService::Stub> ServerProcess::RetryStub() const {

@@ -77,6 +77,9 @@ class ServerProcess {
  private:
   ServerProcess() = default;
   absl::Status Launch();
+  // Reaps the process once it exits (its exit code, or an error if a signal ended it); kills it
+  // after `timeout` with the error `killed`.
+  absl::StatusOr<int> WaitOrKill(absl::Duration timeout, const char* killed);
 
   std::string dir_;
   std::string binary_;            // Empty: $RETRYD_BIN.
