@@ -13,6 +13,7 @@
 #include "server/engine/engine_op.h"
 #include "server/store/store_failure.h"
 #include "server/util/log.h"
+#include "server/util/secure_random.h"
 #include "server/util/status_macros.h"
 #include "server/util/thread_name.h"
 #include "server/util/time_conversion.h"
@@ -32,6 +33,12 @@ int64_t WireSize(const Envelope& e) {
 
 // Logs a decision once it is written: dead letters at warn, schedules at debug (hot path).
 void LogDecision(const Envelope& e, const Decision& d, const Failure& failure);
+
+absl::Status LeaseExpired() {
+  return absl::FailedPreconditionError(
+      "lease_token: the lease expired (LEASE_EXPIRED); the envelope was decided again and will "
+      "be leased anew");
+}
 
 absl::Status LeaseNotFound() {
   return absl::FailedPreconditionError(
@@ -103,7 +110,9 @@ class Engine::ReportFailureOp final : public Engine::Op {
   }
 
   absl::Status ApplyLeased(Engine& engine, absl::Time now) {
-    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_, [this](const std::string& service) {
+                       return service == envelope_.service;
+                     }));
     if (e.service != envelope_.service ||
         (!envelope_.message_id.empty() && e.message_id != envelope_.message_id)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -179,7 +188,12 @@ class Engine::LeaseOp final : public Engine::Op {
       popped.push_back(entry);
       const absl::Time due = e.next_retry_at;
       e.state = EnvelopeState::kLeased;
-      e.lease_token = engine.NewLeaseToken(e);
+      absl::StatusOr<std::string> token = engine.NewLeaseToken(e);
+      if (!token.ok()) {
+        status = token.status();
+        break;
+      }
+      e.lease_token = *std::move(token);
       e.lease_expires_at = now + args_.visibility_timeout;
       e.updated_at = now;
       status = engine.store_->Update(e);
@@ -247,7 +261,9 @@ class Engine::ReportSuccessOp final : public Engine::Op {
       : service_(std::move(service)), token_(std::move(token)), done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_, [this](const std::string& service) {
+                       return service == service_;
+                     }));
     if (e.service != service_) {
       return absl::FailedPreconditionError(
           "lease_token: the lease belongs to another service (LEASE_MISMATCH)");
@@ -287,7 +303,7 @@ class Engine::ExtendLeaseOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_));
+    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_, may_act_for_));
     if (may_act_for_ && !may_act_for_(e.service)) {
       return absl::PermissionDeniedError(
           "lease_token: the lease belongs to a service this token may not act for "
@@ -928,13 +944,15 @@ void Engine::RemoveLease(int64_t id, const std::string& service) {
   if (leases_.erase(id) > 0) Service(service).leased--;
 }
 
-std::string Engine::NewLeaseToken(const Envelope& e) {
-  // "<id>.<attempts made>.<128 random bits>": the id finds the row; the attempt tells a token
-  // that was superseded (its lease expired and the envelope moved on) from one never issued.
-  return absl::StrFormat("%d.%d.%016x%016x", e.id, e.attempt, rng_->Next64(), rng_->Next64());
+absl::StatusOr<std::string> Engine::NewLeaseToken(const Envelope& e) {
+  // "<id>.<attempts made>.<128 bits from the CSPRNG>": the id finds the row; the attempt tells a
+  // token that was superseded (its lease expired and the envelope moved on) from one never
+  // issued. The secret part never comes from rng_, whose jitter a worker can observe.
+  ASSIGN_OR_RETURN(std::string secret, SecureRandomHex(16));
+  return absl::StrCat(e.id, ".", e.attempt, ".", secret);
 }
 
-absl::StatusOr<Envelope> Engine::LoadLeased(const std::string& token) {
+absl::StatusOr<Envelope> Engine::LoadLeased(const std::string& token, const ServiceCheck& may_see) {
   const std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   int64_t id = 0;
   int attempt = 0;
@@ -944,15 +962,16 @@ absl::StatusOr<Envelope> Engine::LoadLeased(const std::string& token) {
   }
   ASSIGN_OR_RETURN(std::optional<Envelope> e, store_->FindById(id, false));
   if (!e.has_value()) return LeaseNotFound();
-  const bool current = e->lease_token == token;
-  const bool superseded = !current && attempt < e->attempt;
-  if ((current && e->state != EnvelopeState::kLeased) || superseded) {
-    return absl::FailedPreconditionError(
-        "lease_token: the lease expired (LEASE_EXPIRED); the envelope was decided again and "
-        "will be leased anew");
+  if (ConstantTimeEquals(e->lease_token, token)) {
+    // The caller holds the token this envelope was last leased under.
+    if (e->state != EnvelopeState::kLeased) return LeaseExpired();
+    return std::move(*e);
   }
-  if (!current) return LeaseNotFound();
-  return std::move(*e);
+  // Any other token tells nothing about an envelope of a service the caller may not see: the
+  // same answer as for an id that does not exist.
+  if (may_see && !may_see(e->service)) return LeaseNotFound();
+  if (attempt < e->attempt) return LeaseExpired();
+  return LeaseNotFound();
 }
 
 Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now) {

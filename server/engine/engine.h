@@ -282,10 +282,13 @@ class Engine {
   void Schedule(const Envelope& e);
   void AddLease(const Envelope& e);
   void RemoveLease(int64_t id, const std::string& service);
-  std::string NewLeaseToken(const Envelope& e);
+  // A new lease token for `e` (its secret part from the CSPRNG).
+  absl::StatusOr<std::string> NewLeaseToken(const Envelope& e);
   // Loads the envelope a lease token names; FAILED_PRECONDITION unless it is leased under exactly
-  // this token.
-  absl::StatusOr<Envelope> LoadLeased(const std::string& token);
+  // this token (compared in constant time). For any other token the answer is LEASE_NOT_FOUND
+  // for an envelope whose service `may_see` refuses (when set), as for an id that does not
+  // exist; LEASE_EXPIRED is told only for services the caller may see.
+  absl::StatusOr<Envelope> LoadLeased(const std::string& token, const ServiceCheck& may_see);
   // Applies a policy decision to `e` (attempt, history, state).
   Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
   void ExpireLeases(absl::Time now, int* changed);
