@@ -20,6 +20,7 @@
 #include "server/util/clock.h"
 #include "server/util/random.h"
 #include "tests/testing/engine_requests.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/server_process.h"
 
 namespace retryd {
@@ -28,22 +29,6 @@ namespace {
 const absl::Time kT0 = absl::FromUnixSeconds(1700000040);
 
 absl::Time At(double seconds) { return kT0 + absl::Seconds(seconds); }
-
-class FakeClock final : public Clock {
- public:
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Set(absl::Time t) {
-    absl::MutexLock lock(&mu_);
-    now_ = t;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ = kT0;
-};
 
 BackoffSpec OneSecond() {
   return BackoffSpec{absl::Seconds(1), 1.0, absl::Seconds(1), JitterKind::kNone, 0};
@@ -187,7 +172,7 @@ class EngineGuardsTest : public ::testing::Test {
 
   std::string dir_;
   PolicySet policies_ = Policies();
-  FakeClock clock_;
+  testing::FakeClock clock_{kT0};
   MtRandom rng_{7};
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<Engine> engine_;
