@@ -1,7 +1,8 @@
 """The consumer process of the Kafka end-to-end test (test_kafka_e2e.py), killed with -9 mid-stream.
 
 ``kafka_proc.py BOOTSTRAP TOPIC GROUP TARGET SERVICE JOURNAL``: a retryd.kafka.KafkaConsumer and
-its retry Worker in one process. Record values are their index i: i % 50 == 0 fails permanently,
+its retry Worker in one process. Record values are their index i; every 100th (i % 100 == 99)
+takes 1 s, the others 10 ms. i % 50 == 0 fails permanently,
 else i % 7 == 0 fails transiently on every read from Kafka (attempt 1) and succeeds on its retry
 through retryd; every other record succeeds. Each event is one line appended to JOURNAL with a
 single write(2), so lines survive a SIGKILL whole:
@@ -11,6 +12,7 @@ single write(2), so lines survive a SIGKILL whole:
 import os
 import sys
 import threading
+import time
 
 import retryd
 from retryd import kafka
@@ -25,6 +27,9 @@ def main() -> None:
 
     def handle(rec: kafka.Record) -> None:
         i = int(rec.value)
+        # 10 ms a record, 1 s for every 100th: records finish out of order, later ones pass a
+        # slow one, and the kill lands mid-stream with slow records in flight.
+        time.sleep(1.0 if i % 100 == 99 and rec.attempt == 1 else 0.01)
         if i % 50 == 0:
             note("fail", i, rec.attempt)
             raise retryd.PermanentError("poison record", error_code="POISON")
