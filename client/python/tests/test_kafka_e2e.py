@@ -82,12 +82,13 @@ def produce(bootstrap: str, topic: str):
         assert err is None, err
         where[int(msg.value())] = (msg.partition(), msg.offset())
 
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "log_level": 0})
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     for i in range(RECORDS):
         p.produce(topic, value=str(i).encode(), key=str(i).encode(), partition=i % PARTITIONS,
                   on_delivery=delivered)
         p.poll(0)
     assert p.flush(60) == 0
+    getattr(p, "close", lambda: None)()  # confluent-kafka >= 2.10; older ones close when collected
     assert len(where) == RECORDS
     return where
 
