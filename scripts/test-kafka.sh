@@ -48,7 +48,7 @@ vpy="$venv/bin/python"
 "$vpy" -m pip install -q "$repo/client/python[test,kafka]"
 
 echo "== pytest (client/python: Kafka)"
-(cd "$repo/client/python" && "$vpy" -m pytest -q -s -p no:cacheprovider tests/test_kafka_e2e.py tests/test_offsets.py)
+(cd "$repo/client/python" && "$vpy" -m pytest -q -s -p no:cacheprovider tests/test_kafka_e2e.py tests/test_kafka_records.py tests/test_offsets.py)
 
 # --- Go -----------------------------------------------------------------------------------------
 echo "== go vet + go test (client/go/kafka)"
