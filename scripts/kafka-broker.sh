@@ -2,7 +2,7 @@
 # A single-node Apache Kafka broker (KRaft mode, broker and controller in one JVM) on loopback, for
 # tests. Debian 12 has no Kafka package: the broker's jars come from Maven Central
 # (org.apache.kafka:kafka_2.13 and kafka-tools with their dependencies, fetched once with
-# `mvn dependency:copy-dependencies` into $BUILD_DIR/kafka/lib) and run on the machine's Java 17
+# `mvn dependency:copy-dependencies` into $BUILD_DIR/kafka-VERSION/lib) and run on the machine's Java 17
 # (scripts/install-deps.sh kafka installs openjdk-17-jre-headless and maven).
 #
 #   scripts/kafka-broker.sh fetch          download the jars (no-op when present)
@@ -44,8 +44,9 @@ fetch() {
 POM
   rm -rf "$lib"
   local t=$SECONDS
-  (cd "$home" && timeout 900 mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DoutputDirectory=lib) \
-    || die "mvn could not fetch Kafka $KAFKA_VERSION from Maven Central"
+  (cd "$home" && timeout 900 mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DoutputDirectory=lib \
+     >"$home/mvn.log" 2>&1) \
+    || die "mvn could not fetch Kafka $KAFKA_VERSION from Maven Central: $(tail -n 20 "$home/mvn.log")"
   touch "$lib/.complete"
   echo "kafka-broker: fetched $(ls "$lib" | wc -l) jars in $((SECONDS - t)) s"
 }

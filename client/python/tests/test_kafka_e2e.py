@@ -93,6 +93,12 @@ def produce(bootstrap: str, topic: str):
     return where
 
 
+def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
+    del admin  # its handle would otherwise log reconnects after the broker stops
+
+
 def committed(bootstrap: str, group: str, topic: str):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
@@ -126,8 +132,7 @@ def dead_letter_ids(server, service):
 
 def test_kill_9_mid_stream_loses_no_failure(broker, server, service, tmp_path):
     topic, group = "orders-" + uuid.uuid4().hex[:8], "g-" + uuid.uuid4().hex[:8]
-    admin = AdminClient({"bootstrap.servers": broker})
-    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
+    create_topic(broker, topic)
     where = produce(broker, topic)
     mid = {i: f"{topic}/{p}/{o}" for i, (p, o) in where.items()}
     permanent = {i for i in range(RECORDS) if i % 50 == 0}
