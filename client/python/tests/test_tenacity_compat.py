@@ -200,3 +200,26 @@ def test_stop_before_delay_is_the_policy_deadline(tc_server):
         assert d.kind == DecisionKind.SCHEDULED  # 15 s + 10 s < 30 s
         d, _, _ = report(c, "tc-deadline", "old", retryd.TransientError("t"), 1, now - dt.timedelta(seconds=25))
         assert d.kind == DecisionKind.DEAD_LETTERED and d.reason == DeadLetterReason.DEADLINE_EXCEEDED
+
+
+def test_example_config_starts_the_real_server_and_retries_as_printed(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "tenacity_policy.py"
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=60, check=True)
+    assert "retry 1: after 0.5 s" in out.stderr and "retry 4: after 4 s" in out.stderr
+    assert "ConnectionResetError is reported as ConnectionError" in out.stderr
+    config = json.loads(out.stdout)
+    s = RetrydServer({"metricsAddr": "off", "shutdownGrace": "2s", **config})
+    try:
+        with retryd.Client(target=s.target) as c:
+            spec = tc.PolicySpec(config["policies"][0], [(TimeoutError, retryd.ErrorClass.TRANSIENT),
+                                                         (ConnectionError, retryd.ErrorClass.TRANSIENT)])
+            d, _, _ = report(c, "billing", "a", spec.failure(ConnectionResetError("reset")), 4)
+            assert d.kind == DecisionKind.SCHEDULED and d.delay == pytest.approx(4.0, abs=1e-3)
+            d, _, _ = report(c, "billing", "b", spec.failure(ValueError("bad")))
+            assert d.reason == DeadLetterReason.NON_RETRYABLE
+    finally:
+        s.stop()
