@@ -138,8 +138,9 @@ class KafkaConsumer:
         failure: turns a handler's exception into a :class:`retryd.Failure`
             (default :func:`retryd.failure_from_exception`).
         concurrency: handler threads.
-        max_in_flight: records handed out and not finished, across partitions; polling pauses
-            at this many.
+        max_in_flight: records handed out and not finished, across partitions; polling stops
+            at this many (if handlers then hold it longer than ``max.poll.interval.ms``, default
+            5 min, the group hands the partitions to another member and they are read again).
         commit_interval: seconds between commits (a commit is also made on stop and revocation).
         report_backoff_max: a failure retryd could not take (unreachable) is re-sent with
             backoff up to this many seconds; its offset stays uncommitted meanwhile.
