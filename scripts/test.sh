@@ -2,7 +2,8 @@
 # Sets up a fresh Debian 12 machine, builds everything, and runs every test suite: the C++ unit
 # and integration tests (ctest; integration tests start the real retryd on free loopback ports),
 # then the Python (pytest) and Go (go test) client libraries against the same binary, then the
-# packaging checks and the image. Each stage prints how long it took.
+# Celery and fleet-breaker integrations (ElasticMQ from Maven Central), then the packaging checks
+# and the image. Each stage prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -19,6 +20,9 @@ stage "build" bash scripts/build.sh -DRETRYD_BUILD_TESTS=ON
 stage "ctest" ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j2 --timeout 300
 # The Python and Go client libraries against the real retryd binary just built.
 stage "client tests" bash scripts/test-clients.sh
+# Celery on SQS (ElasticMQ from Maven Central, a real worker, the retryd bridge) through a
+# downstream outage, and the fleet-wide pybreaker/gobreaker breakers shared through retryd.
+stage "celery tests" bash scripts/test-celery.sh
 # Packaging: every program the scripts call is installed by install-deps.sh, the Dockerfile
 # matches CI's build, the runtime stage installs every library the binaries load, the Helm chart
 # lints, renders and asserts (helm from the Go module proxy), and the image is built for real
