@@ -231,3 +231,43 @@ def test_outage_held_by_circuit_then_paced_replay(elasticmq, tmp_path):
             if proc:
                 stop(*proc)
         server.stop()
+
+
+def test_first_failure_waits_for_an_unavailable_retryd(elasticmq, tmp_path):
+    """retryd is down when 5 tasks fail: each task keeps its report pending (retryd_report_patience)
+    instead of acknowledging a failure nobody holds, and hands it over once retryd is up."""
+    import celery_tasks
+    from brokers import free_port
+
+    port = free_port()
+    queue = "retryd-" + uuid.uuid4().hex[:8]
+    down, execlog = tmp_path / "mail-down", tmp_path / "executions.jsonl"
+    down.touch()
+    env = dict(os.environ, RETRYD_TEST_BROKER_URL=f"sqs://x:x@127.0.0.1:{elasticmq.port}",
+               RETRYD_TEST_QUEUE=queue, RETRYD_TEST_SERVICE="mail-late", RETRYD_ADDR=f"127.0.0.1:{port}",
+               RETRYD_TEST_DOWN=str(down), RETRYD_TEST_EXECLOG=str(execlog),
+               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    app = celery_tasks.make_app(env["RETRYD_TEST_BROKER_URL"], queue, "mail-late", env["RETRYD_ADDR"])
+    worker = spawn([sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--pool", "threads",
+                    "-c", "8", "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle",
+                    "-l", "INFO"], env, tmp_path / "worker.log")
+    server = None
+    try:
+        ids = [app.send_task("send_email", args=[n, "x@example.com"]).id for n in range(5)]
+        wait_for("5 first attempts", lambda: len(read_log(execlog)) == 5, 60)
+        time.sleep(3)  # the reports wait for retryd
+        server = RetrydServer(POLICY, grpc_addr=f"127.0.0.1:{port}")
+
+        def handed_over():
+            try:
+                return all(server.get_envelope("mail-late", i).state == epb.SCHEDULED for i in ids)
+            except Exception:  # noqa: BLE001 - NOT_FOUND until the report lands
+                return False
+        wait_for("the failures in retryd", handed_over, 60)
+        time.sleep(1)
+        assert len(read_log(execlog)) == 5, "a task ran again: its message was requeued"
+        assert "requeueing" not in (tmp_path / "worker.log").read_text()
+    finally:
+        stop(*worker)
+        if server:
+            server.stop()

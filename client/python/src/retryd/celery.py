@@ -35,8 +35,15 @@ from celery.exceptions import Reject
 from kombu.utils import json as kjson
 
 from retryd.client import Client
-from retryd.errors import LeaseLostError, PermanentError, RetrydError, TransientError
-from retryd.types import Envelope, LeasedEnvelope
+from retryd.errors import (
+    DeadlineExceededError,
+    LeaseLostError,
+    PermanentError,
+    RetrydError,
+    TransientError,
+    UnavailableError,
+)
+from retryd.types import Decision, Envelope, LeasedEnvelope
 
 log = logging.getLogger("retryd.celery")
 
@@ -148,13 +155,19 @@ class RetrydTask(celery.Task):
       key of the work); None uses the task id.
     * ``retryd_visibility_timeout``: seconds a retry's lease is extended by while it runs (30).
     * ``retryd_outcomes_interval``: at most one ``RecordOutcomes`` per this many seconds (1.0).
+    * ``retryd_report_patience``: seconds a first failure's report is retried while retryd is
+      unavailable (30; keep it under the broker's visibility timeout).
 
     The client comes from ``app.conf.retryd_addr`` / ``app.conf.retryd_token``, else
     ``$RETRYD_ADDR`` / ``$RETRYD_TOKEN``. A first attempt that fails is reported and the task
-    returns None (the message is acknowledged); if retryd cannot take the failure the task
-    raises :class:`celery.exceptions.Reject` with ``requeue=True``, so the broker delivers the
-    message again (the report is idempotent). ``acks_late`` is on: a worker that dies mid-task
-    leaves the message to the broker.
+    returns None (the message is acknowledged). If retryd stays unavailable for
+    ``retryd_report_patience`` the task raises :class:`celery.exceptions.Reject` with
+    ``requeue=True`` and the broker delivers the message again (the report is idempotent on
+    ``message_id``); on SQS kombu requeues by sending a copy, and the original also comes back
+    after its visibility timeout, so the task can then run twice. If retryd refuses the failure
+    for good (a bad field, a payload over its limit, auth) the task raises the original
+    exception (Celery logs it and acknowledges). ``acks_late`` is on: a worker that dies
+    mid-task leaves the message to the broker.
     """
 
     abstract = True
@@ -163,6 +176,7 @@ class RetrydTask(celery.Task):
     retryd_key: Optional[Callable[[Any, Any], str]] = None
     retryd_visibility_timeout: float = 30.0
     retryd_outcomes_interval: float = 1.0
+    retryd_report_patience: float = 30.0
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -208,15 +222,30 @@ class RetrydTask(celery.Task):
                 source=f"celery:{self.name}",
                 headers={"celery_task_id": request.id},
             )
-            try:
-                d = client.report_failure(env, exc)
-            except RetrydError as err:
-                log.error("retryd: could not hand %s[%s] to retryd (%s); requeueing", self.name, request.id, err)
-                raise Reject(f"retryd unavailable: {err}", requeue=True) from exc
+            d = self._hand_over(client, env, exc, request.id)
             log.info("retryd: %s[%s] failed (%r): %s", self.name, request.id, exc, d.kind.name)
             return None
         _outcomes.add(client, service, True, self.retryd_outcomes_interval)
         return result
+
+    def _hand_over(self, client: Client, env: Envelope, exc: BaseException, task_id: str) -> Decision:
+        """Reports a first failure, retrying while retryd is unavailable for up to
+        ``retryd_report_patience`` seconds; then the message goes back to the broker."""
+        deadline = time.monotonic() + self.retryd_report_patience
+        pause = 0.2
+        while True:
+            try:
+                return client.report_failure(env, exc)
+            except (UnavailableError, DeadlineExceededError) as err:
+                if time.monotonic() + pause > deadline:
+                    log.error("retryd: could not hand %s[%s] to retryd (%s); requeueing", self.name, task_id, err)
+                    raise Reject(f"retryd unavailable: {err}", requeue=True) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+            except RetrydError as err:
+                # Refused for good (bad field, payload too large, auth): requeueing would loop.
+                log.error("retryd: %s[%s] refused by retryd (%s); failing the task", self.name, task_id, err)
+                raise exc from err
 
     def _run_retry(self, token: str, request: Any, args: Any, kwargs: Any) -> Any:
         client = self.retryd_client()
