@@ -56,7 +56,8 @@ echo "== pytest: Celery on SQS, pybreaker fleet breaker"
 report="$build/celery-report.json"
 rm -f "$report"
 (cd "$repo/client/python" && RETRYD_REQUIRE_CELERY=1 RETRYD_CELERY_REPORT="$report" \
-  "$vpy" -m pytest -q -p no:cacheprovider tests/test_celery_sqs.py tests/test_pybreaker_storage.py)
+  "$vpy" -m pytest -q -p no:cacheprovider tests/test_celery_unit.py tests/test_celery_sqs.py \
+    tests/test_pybreaker_storage.py)
 echo "celery incident counts: $(tr -d '\n' < "$report")"
 echo "== examples compile (examples/celery, examples/pybreaker_fleet.py)"
 "$vpy" -m py_compile "$repo/examples/celery/tasks.py" "$repo/examples/celery/send.py" \
