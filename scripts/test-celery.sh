@@ -11,8 +11,8 @@
 #   bash scripts/test-celery.sh            # expects the server built (bash scripts/build.sh)
 #
 # Installs what it needs: `scripts/install-deps.sh celery` (the clients' packages, Java 17,
-# Maven), then the virtualenv build/pyenv (as scripts/test-clients.sh makes it) with the retryd
-# package and its extras, celery[sqs] (boto3, pycurl) and pybreaker.
+# Maven), then the virtualenv build/pyenv (scripts/client-pyenv.sh, shared with test-clients.sh)
+# with the retryd package and its extras, celery[sqs] (boto3, pycurl) and pybreaker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -33,18 +33,7 @@ for tool in go java mvn; do
 done
 
 # --- Python: the virtualenv of scripts/test-clients.sh, plus the integrations' packages --------
-PYTHON="${PYTHON:-python3}"
-venv="$build/pyenv"
-if [[ ! -x "$venv/bin/python" ]]; then
-  if ! "$PYTHON" -m venv "$venv" 2>/dev/null; then
-    rm -rf "$venv"
-    /usr/bin/python3 -m venv "$venv"
-  fi
-fi
-vpy="$venv/bin/python"
-"$vpy" -m pip install -q --upgrade pip
-"$vpy" -m pip install -q --force-reinstall --no-deps "$repo/client/python"
-"$vpy" -m pip install -q "$repo/client/python[test,celery,pybreaker]" "celery[sqs]>=5.3"
+vpy="$(BUILD_DIR="$build" bash scripts/client-pyenv.sh "$repo/client/python[test,celery,pybreaker]" "celery[sqs]>=5.3")"
 
 echo "== ElasticMQ (Maven Central)"
 t=$(date +%s)
