@@ -16,7 +16,7 @@ if [[ ! -f "$stamp" ]]; then
   type -P mvn >/dev/null || { echo "fetch-elasticmq: mvn missing (bash scripts/install-deps.sh celery)" >&2; exit 1; }
   rm -rf "$out/lib"
   mkdir -p "$out"
-  mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
     -DoutputDirectory="$out/lib" -Dmaven.repo.local="$out/m2" >&2
   touch "$stamp"
 fi
