@@ -8,7 +8,7 @@
 #   scripts/install-deps.sh build     compilers, headers and tools to build retryd and retryctl
 #                                     and run the unit tests (the Dockerfile's builder stage)
 #   scripts/install-deps.sh test      everything scripts/test.sh runs (default): build + clients
-#                                     + packaging + image + kafka, and sqlite3, procps
+#                                     + packaging + image + kafka + celery, and sqlite3, procps
 #                                     (integration tests)
 #   scripts/install-deps.sh clients   the client tests (scripts/test-clients.sh): python3-venv and
 #                                     pip for the virtualenv, protoc for the Go stubs check, and
@@ -22,6 +22,9 @@
 #                                     the broker (scripts/kafka-broker.sh fetches its jars from
 #                                     Maven Central), python3-venv and pip, Go as for clients
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
+#   scripts/install-deps.sh celery    the Celery and fleet-breaker tests (scripts/test-celery.sh):
+#                                     the clients' packages, Java 17 and Maven to fetch and run
+#                                     ElasticMQ (the SQS-compatible broker) from Maven Central
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
 #                                     redis-benchmark), procps and python3
 #   scripts/install-deps.sh list MODE  prints MODE's package names, one a line, installs nothing
@@ -52,6 +55,9 @@ image_pkgs=(
 kafka_pkgs=(
   openjdk-17-jre-headless maven python3 python3-venv python3-pip
 )
+celery_pkgs=(
+  openjdk-17-jre-headless maven
+)
 bench_pkgs=(
   redis-server redis-tools procps python3
 )
@@ -74,20 +80,21 @@ fi
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${client_pkgs[@]}" "${packaging_pkgs[@]}"
-              "${image_pkgs[@]}" "${kafka_pkgs[@]}") ;;
+              "${image_pkgs[@]}" "${kafka_pkgs[@]}" "${celery_pkgs[@]}") ;;
   clients) pkgs=("${client_pkgs[@]}") ;;
   packaging) pkgs=("${packaging_pkgs[@]}") ;;
   image) pkgs=("${image_pkgs[@]}") ;;
   kafka) pkgs=("${kafka_pkgs[@]}") ;;
+  celery) pkgs=("${client_pkgs[@]}" "${celery_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test|clients|packaging|image|kafka|bench|runtime | list MODE | list-runtime" >&2
+  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|bench|runtime | list MODE | list-runtime" >&2
      exit 2 ;;
 esac
 # The client tests need a Go toolchain. A machine of this project's kind has one in
 # /usr/local/go (the Go module proxy brings the version go.mod asks for); elsewhere Debian's
 # golang-go is the fallback.
-if [[ "$mode" = test || "$mode" = clients || "$mode" = kafka ]] && ! type -P go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+if [[ "$mode" = test || "$mode" = clients || "$mode" = kafka || "$mode" = celery ]] && ! type -P go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
   pkgs+=(golang-go)
 fi
 # Each name once, in first-seen order.

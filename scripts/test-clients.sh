@@ -7,9 +7,10 @@
 # On a fresh Debian 12 it installs what it needs: Debian's packages with
 # `scripts/install-deps.sh clients` (python3-venv and pip, protoc for the generated-code check,
 # golang-go when the machine has no Go of its own; go.mod asks for Go 1.23, which Go >= 1.21
-# fetches itself through the module proxy), then a virtualenv in build/pyenv with the retryd
-# package installed from client/python (pip generates the gRPC stubs from proto/ with
-# grpcio-tools at build time), pytest and the optional requests/httpx.
+# fetches itself through the module proxy), then a virtualenv in build/pyenv
+# (scripts/client-pyenv.sh) with the retryd package installed from client/python (pip generates
+# the gRPC stubs from proto/ with grpcio-tools at build time), pytest and the optional
+# requests/httpx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -30,20 +31,7 @@ for tool in go protoc; do
 done
 
 # --- Python -------------------------------------------------------------------------------------
-PYTHON="${PYTHON:-python3}"
-venv="$repo/$BUILD_DIR/pyenv"
-if [[ ! -x "$venv/bin/python" ]]; then
-  # The default python3 may be a pyenv build; Debian's, with python3-venv, is the fallback.
-  if ! "$PYTHON" -m venv "$venv" 2>/dev/null; then
-    rm -rf "$venv"
-    /usr/bin/python3 -m venv "$venv"
-  fi
-fi
-vpy="$venv/bin/python"
-"$vpy" -m pip install -q --upgrade pip
-# A regular (non-editable) install: exercises the build hook that generates the stubs.
-"$vpy" -m pip install -q --force-reinstall --no-deps "$repo/client/python"
-"$vpy" -m pip install -q "$repo/client/python[test]" requests httpx
+vpy="$(bash scripts/client-pyenv.sh "$repo/client/python[test]" requests httpx)"
 
 echo "== pytest (client/python)"
 (cd "$repo/client/python" && "$vpy" -m pytest -q -p no:cacheprovider)

@@ -2,7 +2,8 @@
 # Sets up a fresh Debian 12 machine, builds everything, and runs every test suite: the C++ unit
 # and integration tests (ctest; integration tests start the real retryd on free loopback ports),
 # then the Python (pytest) and Go (go test) client libraries against the same binary, then the
-# Kafka integrations against a real broker, then the packaging checks and the image. Each stage prints how long it took.
+# Kafka integrations against a real broker, the Celery and fleet-breaker integrations (ElasticMQ
+# from Maven Central), then the packaging checks and the image. Each stage prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -22,6 +23,9 @@ stage "client tests" bash scripts/test-clients.sh
 # Kafka: the Python and Go consumer helpers against a real Kafka broker (KRaft, jars from Maven
 # Central run on Java 17) and the real retryd, with a consumer killed with -9 mid-stream.
 stage "kafka tests" bash scripts/test-kafka.sh
+# Celery on SQS (ElasticMQ from Maven Central, a real worker, the retryd bridge) through a
+# downstream outage, and the fleet-wide pybreaker/gobreaker breakers shared through retryd.
+stage "celery tests" bash scripts/test-celery.sh
 # Packaging: every program the scripts call is installed by install-deps.sh, the Dockerfile
 # matches CI's build, the runtime stage installs every library the binaries load, the Helm chart
 # lints, renders and asserts (helm from the Go module proxy), and the image is built for real

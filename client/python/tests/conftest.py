@@ -41,7 +41,7 @@ FAST_POLICY = {
 class RetrydServer:
     """A retryd process started for a test, stopped with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, grpc_addr: str = "127.0.0.1:0") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="retryd-pytest-"))
         cfg = self.dir / "retryd.json"
         cfg.write_text(json.dumps(config))
@@ -51,7 +51,7 @@ class RetrydServer:
             pytest.fail(f"retryd binary not found at {binary} (set RETRYD_BIN)")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [binary, "--data-dir", str(self.dir / "data"), "--grpc-addr", "127.0.0.1:0",
+            [binary, "--data-dir", str(self.dir / "data"), "--grpc-addr", grpc_addr,
              "--metrics-addr", "127.0.0.1:0", "--config", str(cfg)],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
