@@ -257,5 +257,29 @@ TEST_F(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
   EXPECT_EQ(third->next_retry_at, At(121));
 }
 
+// A Lease or a circuit read that finds nothing changes nothing: names nobody reported become
+// no service of the counts (ListServices, the gauges) nor of the guards' views, and no entry the
+// writer keeps; a service a failure made is unaffected.
+TEST_F(EngineGuardsTest, LeaseAndCircuitOfUnknownServicesChangeNothing) {
+  ASSERT_TRUE(Report("orders", "m1").ok());
+  const auto stats = engine_->Stats();
+  const auto views = Views();
+  ASSERT_TRUE(stats.contains("orders"));
+  for (int i = 0; i < 500; ++i) {
+    const std::string name = "nobody-" + std::to_string(i);
+    EXPECT_TRUE(Lease(name, absl::Seconds(30)).empty());
+    EXPECT_EQ(engine_->Circuit(name).state, CircuitState::kClosed);
+  }
+  const auto after = engine_->Stats();
+  EXPECT_EQ(after.size(), stats.size());
+  for (const auto& [name, unused] : after) EXPECT_TRUE(stats.contains(name)) << name;
+  const auto views_after = Views();
+  EXPECT_EQ(views_after.size(), views.size());
+  for (const auto& [name, unused] : views_after) EXPECT_TRUE(views.contains(name)) << name;
+  // The service a failure made still leases.
+  clock_.Set(At(2));
+  EXPECT_EQ(Lease("orders", absl::Seconds(30)).size(), 1u);
+}
+
 }  // namespace
 }  // namespace retryd
