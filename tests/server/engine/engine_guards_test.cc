@@ -245,16 +245,18 @@ TEST_F(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
   EXPECT_EQ(first->next_retry_at, At(1));
   absl::StatusOr<Decision> second = Report("paced", "m2");
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->next_retry_at, At(61));  // Deferred a window: one retry a minute.
+  // Deferred past every 60 s window that may hold m1's retry (one of its second 1 to 61):
+  // one retry a minute.
+  EXPECT_EQ(second->next_retry_at, At(62));
   absl::StatusOr<Decision> again = Report("paced", "m2");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->duplicate);
-  EXPECT_EQ(again->next_retry_at, At(61));
-  // The duplicate was deferred to 121 s before it was found out; that deferral is given back,
-  // and the next one is paced after m2's, not after it.
+  EXPECT_EQ(again->next_retry_at, At(62));
+  // The duplicate was deferred to 123 s (61 one-second slots later) before it was found out;
+  // that deferral is given back, and the next one is paced after m2's, not after it.
   absl::StatusOr<Decision> third = Report("paced", "m3");
   ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(third->next_retry_at, At(121));
+  EXPECT_EQ(third->next_retry_at, At(123));
 }
 
 // A Lease or a circuit read that finds nothing changes nothing: names nobody reported become
