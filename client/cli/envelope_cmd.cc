@@ -122,6 +122,12 @@ std::string FormatEnvelopeDetail(const retryd::v1::Envelope& e, const std::strin
       {"Created", FormatTimestamp(e.created_at())},
       {"Updated", FormatTimestamp(e.updated_at())},
   };
+  // A replay started a new retry life: its deadline counts from then, not from first seen.
+  if (e.has_retry_life_started_at() &&
+      (e.retry_life_started_at().seconds() != e.first_seen_at().seconds() ||
+       e.retry_life_started_at().nanos() != e.first_seen_at().nanos())) {
+    fields.emplace_back("Retry life from", FormatTimestamp(e.retry_life_started_at()));
+  }
   if (e.has_next_retry_at()) fields.emplace_back("Next retry", FormatTimestamp(e.next_retry_at()));
   if (e.has_lease_expires_at()) {
     fields.emplace_back("Lease expires", FormatTimestamp(e.lease_expires_at()));

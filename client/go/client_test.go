@@ -73,6 +73,11 @@ func TestFullCycle(t *testing.T) {
 	if err := c.ReportSuccess(ctx, svc, le.LeaseToken); !retryd.IsLeaseLost(err) {
 		t.Fatalf("spent token: %v", err)
 	}
+	// A late duplicate tells the envelope as it is: succeeded, with no made-up next retry time.
+	late, err := c.ReportFailure(ctx, env, errors.New("late"), "")
+	if err != nil || !late.Duplicate || late.State != retrydv1.EnvelopeState_SUCCEEDED || !late.NextRetryAt.IsZero() {
+		t.Fatalf("late duplicate: %+v %v", late, err)
+	}
 }
 
 func TestExhaustionToDLQ(t *testing.T) {

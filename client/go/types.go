@@ -42,7 +42,10 @@ type Envelope struct {
 	NextRetryAt    time.Time
 	LastError      *Failure
 	LeaseExpiresAt time.Time
-	Raw            *retrydv1.Envelope
+	// RetryLifeStartedAt is when the current retry life began: FirstSeenAt, or the replay that
+	// reset the attempts (max_retry_duration counts from here).
+	RetryLifeStartedAt time.Time
+	Raw                *retrydv1.Envelope
 }
 
 // Failure is what went wrong this time.
@@ -145,6 +148,7 @@ func envelopeFromProto(pb *retrydv1.Envelope) *Envelope {
 		LeaseExpiresAt: tsTime(pb.GetLeaseExpiresAt()),
 		Raw:            pb,
 	}
+	e.RetryLifeStartedAt = tsTime(pb.GetRetryLifeStartedAt())
 	if le := pb.GetLastError(); le != nil {
 		e.LastError = failureFromProto(le)
 	}

@@ -69,6 +69,7 @@ void EnvelopeToProto(const Envelope& e, bool with_payload, v1::Envelope* out) {
   for (const AttemptRecord& r : e.history) AttemptRecordToProto(r, out->add_history());
   TimeToProto(e.created_at, out->mutable_created_at());
   TimeToProto(e.updated_at, out->mutable_updated_at());
+  TimeToProto(RetryLifeStart(e), out->mutable_retry_life_started_at());
 }
 
 Envelope WorkerEnvelopeFromProto(const v1::Envelope& e) {
@@ -90,7 +91,11 @@ void DecisionToProto(const Decision& d, v1::Decision* out) {
   out->set_kind(static_cast<v1::DecisionKind>(d.kind));
   out->set_reason(static_cast<v1::DeadLetterReason>(d.reason));
   if (d.kind == DecisionKind::kScheduled) {
-    TimeToProto(d.next_retry_at, out->mutable_next_retry_at());
+    // Present only when a retry is pending at a time (never a made-up 1970 for a duplicate of a
+    // leased or succeeded envelope).
+    if (d.next_retry_at != absl::InfinitePast()) {
+      TimeToProto(d.next_retry_at, out->mutable_next_retry_at());
+    }
     DurationToProto(d.delay, out->mutable_delay());
   }
   out->set_attempt(d.attempt);
@@ -107,6 +112,9 @@ std::string EncodeEnvelopeDetails(const Envelope& e) {
   for (const auto& [k, v] : e.headers) (*blob.mutable_headers())[k] = v;
   FailureToProto(e.last_error, blob.mutable_last_error());
   for (const AttemptRecord& r : e.history) AttemptRecordToProto(r, blob.add_history());
+  if (e.retry_life_started_at != absl::InfinitePast()) {
+    TimeToProto(e.retry_life_started_at, blob.mutable_retry_life_started_at());
+  }
   return blob.SerializeAsString();
 }
 
@@ -121,6 +129,9 @@ bool DecodeEnvelopeDetails(const std::string& blob, Envelope* e) {
   e->last_error = FailureFromProto(parsed.last_error());
   e->history.clear();
   for (const auto& r : parsed.history()) e->history.push_back(AttemptRecordFromProto(r));
+  e->retry_life_started_at = parsed.has_retry_life_started_at()
+                                 ? TimeFromProto(parsed.retry_life_started_at())
+                                 : absl::InfinitePast();
   return true;
 }
 

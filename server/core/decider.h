@@ -13,8 +13,9 @@ namespace retryd {
 struct DecideInput {
   // Attempts made, this failure included; values below 1 count as 1.
   int attempt = 1;
-  // When the envelope was first seen; the origin of p.max_retry_duration. Must be finite when
-  // the policy has a deadline.
+  // When the envelope's retry life began (RetryLifeStart: its first_seen_at, or the replay that
+  // started a new life); the origin of p.max_retry_duration. Must be finite when the policy has
+  // a deadline.
   absl::Time first_seen_at = absl::UnixEpoch();
   // The delay chosen before this attempt; zero if none (feeds DECORRELATED jitter).
   absl::Duration previous_delay = absl::ZeroDuration();

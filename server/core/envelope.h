@@ -85,7 +85,17 @@ struct Envelope {
   ErrorClass last_error_class = ErrorClass::kUnspecified;  // Class after classification.
   absl::Time created_at = absl::UnixEpoch();
   absl::Time updated_at = absl::UnixEpoch();
+  // When the current retry life began, if not at first_seen_at: the last replay that reset the
+  // envelope's attempts. InfinitePast: never replayed so (see RetryLifeStart).
+  absl::Time retry_life_started_at = absl::InfinitePast();
 };
+
+// When `e`'s current retry life began: first_seen_at, or the last replay that reset its
+// attempts. The policy's max_retry_duration counts from here.
+inline absl::Time RetryLifeStart(const Envelope& e) {
+  return e.retry_life_started_at == absl::InfinitePast() ? e.first_seen_at
+                                                         : e.retry_life_started_at;
+}
 
 // retryd's answer to a failure.
 struct Decision {

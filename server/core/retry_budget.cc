@@ -33,12 +33,12 @@ int64_t RetryBudget::Remaining(absl::Time now) {
   Trim(now);
   const int64_t allowance = Allowance(now);
   const int64_t slot = SlotOf(now);
-  // The fullest window containing `slot` decides.
+  // The fullest run of slots containing `slot` decides.
   int64_t sum = 0;
-  for (int64_t j = slot - kSlotsPerWindow + 1; j <= slot; ++j) sum += Count(j);
+  for (int64_t j = slot - kSlotsChecked + 1; j <= slot; ++j) sum += Count(j);
   int64_t fullest = sum;
-  for (int64_t j = slot + 1; j < slot + kSlotsPerWindow; ++j) {
-    sum += Count(j) - Count(j - kSlotsPerWindow);
+  for (int64_t j = slot + 1; j < slot + kSlotsChecked; ++j) {
+    sum += Count(j) - Count(j - kSlotsChecked);
     fullest = std::max(fullest, sum);
   }
   return std::max<int64_t>(0, allowance - fullest);
@@ -65,10 +65,11 @@ BudgetGrant RetryBudget::Acquire(absl::Time now, absl::Time wanted, absl::Time d
   // With no allowance at all (a floor of 0 and no first attempts) nothing can be deferred to.
   if (spec_.when_exhausted == BudgetExhaustedAction::kDeadLetter || allowance <= 0) return grant;
 
-  // Deferred: paced one emission interval (window / allowance) after the previous deferral, and
-  // no earlier than the first later slot that has room in every window containing it.
+  // Deferred: paced one emission interval (kSlotsChecked slots / allowance, the rate every run
+  // of slots can hold) after the previous deferral, and no earlier than the first later slot that
+  // has room in every run containing it.
   const int64_t interval_us =
-      std::max<int64_t>(1, absl::ToInt64Microseconds(spec_.window) / allowance);
+      std::max<int64_t>(1, slot_us_ * int64_t{kSlotsChecked} / allowance);
   absl::Time at = SlotStart(slot + 1);
   if (last_deferred_at_ != absl::InfinitePast()) {
     at = std::max(at, last_deferred_at_ + absl::Microseconds(interval_us));
@@ -99,7 +100,7 @@ void RetryBudget::Release(absl::Time now, absl::Time at) {
 
 void RetryBudget::Restore(absl::Time now, absl::Time at) {
   const int64_t slot = SlotOf(at);
-  if (slot < SlotOf(now) - kSlotsPerWindow + 1) return;  // Already out of every window.
+  if (slot < SlotOf(now) - kSlotsChecked + 1) return;  // Already out of every window.
   if (slot >= SlotOf(now) + int64_t{kMaxWindowsAhead} * kSlotsPerWindow) return;
   Book(slot, 1);
 }
@@ -185,8 +186,8 @@ void RetryBudget::Book(int64_t slot, int64_t delta) {
 }
 
 void RetryBudget::Trim(absl::Time now) {
-  // A slot older than the oldest window that contains `now` can no longer matter.
-  const int64_t keep_from = SlotOf(now) - kSlotsPerWindow + 1;
+  // A slot older than the oldest run of slots that contains `now` can no longer matter.
+  const int64_t keep_from = SlotOf(now) - kSlotsChecked + 1;
   while (!ledger_.empty() && base_ < keep_from) {
     ledger_.pop_front();
     ++base_;
@@ -197,10 +198,10 @@ void RetryBudget::Trim(absl::Time now) {
 bool RetryBudget::Fits(int64_t slot, int64_t allowance) const {
   if (allowance <= 0) return false;
   int64_t sum = 0;
-  for (int64_t j = slot - kSlotsPerWindow + 1; j <= slot; ++j) sum += Count(j);
+  for (int64_t j = slot - kSlotsChecked + 1; j <= slot; ++j) sum += Count(j);
   if (sum >= allowance) return false;
-  for (int64_t j = slot + 1; j < slot + kSlotsPerWindow; ++j) {
-    sum += Count(j) - Count(j - kSlotsPerWindow);
+  for (int64_t j = slot + 1; j < slot + kSlotsChecked; ++j) {
+    sum += Count(j) - Count(j - kSlotsChecked);
     if (sum >= allowance) return false;
   }
   return true;

@@ -8,14 +8,18 @@
 //   successes + max(failures from RecordOutcomes, first failures from ReportFailure).
 //
 // The budget books each retry at the time it will run (its next_retry_at) in a ledger of
-// sub-intervals ("slots", window / 60 each). A retry may be booked in slot s only while every
-// window of 60 consecutive slots that contains s holds fewer than the allowance, so no window ever
-// runs more retries than the budget allows, however the retries were decided.
+// sub-intervals ("slots", window / 60 each). The window slides: any interval of the window's
+// length, wherever it starts, runs at most the allowance. Such an interval touches at most 61
+// consecutive slots (it starts inside one and ends inside the 61st), so a retry may be booked in
+// slot s only while every run of 61 consecutive slots that contains s holds fewer than the
+// allowance, however the retries were decided. (Counting 61 slots where a window spans 60 is what
+// the slots' coarseness costs: the sustained rate is the allowance per 61/60 of a window, 1.6 %
+// below the allowance per window.)
 //   - A retry whose wanted slot has room is booked there: bursts within the budget pass unchanged.
 //   - Otherwise the budget is spent. DEFER moves the retry to the first later time that has room
-//     in every window and is at least one emission interval (window / allowance) after the
-//     previous deferred retry, so deferred retries go out evenly at the budget's rate (allowance
-//     per window) instead of bunching at the edge of the next window. DEAD_LETTER refuses it.
+//     in every run of slots and is at least one emission interval (61 slots / allowance) after
+//     the previous deferred retry, so deferred retries go out evenly at the budget's rate instead
+//     of bunching at the edge of the next window. DEAD_LETTER refuses it.
 //   - The ledger reaches at most kMaxWindowsAhead windows ahead: a deferral that finds no room
 //     that soon is refused (the caller dead-letters it with BUDGET_EXHAUSTED), and a retry wanted
 //     beyond that horizon (a long Retry-After) passes unbooked.
@@ -59,6 +63,9 @@ class RetryBudget {
  public:
   // Slots (sub-intervals) per window.
   static constexpr int kSlotsPerWindow = 60;
+  // Consecutive slots an interval of the window's length can touch: every run of this many slots
+  // holds at most the allowance.
+  static constexpr int kSlotsChecked = kSlotsPerWindow + 1;
   // How far ahead, in windows, the ledger books.
   static constexpr int kMaxWindowsAhead = 240;
 
@@ -118,7 +125,7 @@ class RetryBudget {
   void Book(int64_t slot, int64_t delta);
   // Drops ledger slots too old to matter at `now`.
   void Trim(absl::Time now);
-  // True when one more retry in `slot` keeps every window of kSlotsPerWindow slots containing it
+  // True when one more retry in `slot` keeps every run of kSlotsChecked slots containing it
   // below `allowance`.
   bool Fits(int64_t slot, int64_t allowance) const;
 

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/util/log.h"
 #include "server/util/status_macros.h"
 
@@ -16,12 +18,30 @@ struct PurgeJob {
   EnvelopeFilter filter;
   AuditRecord audit;  // audit.id != 0 once the first chunk recorded it.
   DlqCounters* counters = nullptr;
-  std::function<void(absl::StatusOr<int64_t>)> done;
+  std::shared_ptr<RunningPurges> running;
+  RunningPurges::Done done;
   int64_t total = 0;
   int64_t last_chunk = 0;
   std::vector<std::pair<std::string, int64_t>> last_chunk_by_service;
   bool answered_from_earlier = false;
+  bool joined = false;      // Answered by the running purge it repeats (`done` moved there).
+  bool registered = false;  // In `running` under its request_id until it ends.
 };
+
+// The fields in which a purge request differs from the earlier one recorded with its request_id;
+// empty when it is the same request.
+std::string Differences(const AuditRecord& earlier, const AuditRecord& now) {
+  std::vector<std::string> fields;
+  if (earlier.filter != now.filter) fields.push_back("filter");
+  if (earlier.note != now.note) fields.push_back("note");
+  return absl::StrJoin(fields, " and ");
+}
+
+// Answers the purge's own call and every call that joined it.
+void Answer(const std::shared_ptr<PurgeJob>& job, const absl::StatusOr<int64_t>& result) {
+  if (job->registered) job->running->End(job->audit.request_id, result);
+  job->done(result);
+}
 
 void Finish(const std::shared_ptr<PurgeJob>& job) {
   if (job->total > 0 && !job->answered_from_earlier) {
@@ -31,7 +51,7 @@ void Finish(const std::shared_ptr<PurgeJob>& job) {
         .Str("request_id", job->audit.request_id)
         .Str("peer", job->audit.peer);
   }
-  job->done(job->total);
+  Answer(job, job->total);
 }
 
 void NextChunk(std::shared_ptr<PurgeJob> job) {
@@ -43,8 +63,18 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
           ASSIGN_OR_RETURN(std::optional<AuditRecord> earlier,
                            txn.store().FindAudit(job->audit.method, job->audit.request_id));
           if (earlier.has_value()) {
-            job->total = earlier->affected_count;  // A retried call: answered, not purged again.
+            const std::string differences = Differences(*earlier, job->audit);
+            if (!differences.empty()) {
+              return absl::AlreadyExistsError(absl::StrCat(
+                  "request_id: \"", job->audit.request_id,
+                  "\" was already used by another PurgeDeadLetters request (its ", differences,
+                  " differ); send the same request again for its answer, or use a new "
+                  "request_id (REQUEST_ID_REUSED)"));
+            }
+            // A retried call: answered, not purged again; by the purge's end if it still runs.
+            job->total = earlier->affected_count;
             job->answered_from_earlier = true;
+            job->joined = job->running->Join(job->audit.request_id, job->done);
             return absl::OkStatus();
           }
         }
@@ -61,6 +91,11 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
           audit.affected_count = total;
           RETURN_IF_ERROR(txn.store().AppendAudit(&audit));
           job->audit.id = audit.id;
+          if (!job->audit.request_id.empty()) {
+            // Recorded: a retried call finds it, and waits for this purge's end.
+            job->running->Add(job->audit.request_id);
+            job->registered = true;
+          }
         } else if (job->last_chunk > 0) {
           RETURN_IF_ERROR(txn.store().UpdateAuditCount(job->audit.id, total));
         }
@@ -69,12 +104,15 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
       [job](absl::Status s) {
         if (!s.ok()) {
           // This chunk was rolled back; earlier ones are committed and audited with their count.
-          LogEvent(LogLevel::kError, "purge_failed")
-              .Int("purged", job->total)
-              .Str("error", s.ToString());
-          job->done(s);
+          if (!absl::IsAlreadyExists(s)) {
+            LogEvent(LogLevel::kError, "purge_failed")
+                .Int("purged", job->total)
+                .Str("error", s.ToString());
+          }
+          Answer(job, s);
           return;
         }
+        if (job->joined) return;  // The running purge answers it when it ends.
         if (job->answered_from_earlier) {
           Finish(job);
           return;
@@ -98,10 +136,37 @@ void NextChunk(std::shared_ptr<PurgeJob> job) {
 
 }  // namespace
 
+void RunningPurges::Add(const std::string& request_id) {
+  absl::MutexLock lock(&mu_);
+  waiting_.try_emplace(request_id);
+}
+
+bool RunningPurges::Join(const std::string& request_id, Done& done) {
+  absl::MutexLock lock(&mu_);
+  auto it = waiting_.find(request_id);
+  if (it == waiting_.end()) return false;
+  it->second.push_back(std::move(done));
+  return true;
+}
+
+void RunningPurges::End(const std::string& request_id, const absl::StatusOr<int64_t>& result) {
+  std::vector<Done> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiting_.find(request_id);
+    if (it == waiting_.end()) return;
+    waiting = std::move(it->second);
+    waiting_.erase(it);
+  }
+  for (Done& done : waiting) done(result);
+}
+
 void PurgeInChunks(Engine* engine, const EnvelopeFilter& filter, absl::Time started,
                    AuditRecord audit, DlqCounters* counters,
+                   std::shared_ptr<RunningPurges> running,
                    std::function<void(absl::StatusOr<int64_t>)> done) {
   auto job = std::make_shared<PurgeJob>();
+  job->running = std::move(running);
   job->engine = engine;
   job->filter = filter;
   job->filter.before = std::min(job->filter.before, started);

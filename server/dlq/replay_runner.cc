@@ -70,6 +70,26 @@ std::vector<int64_t> ParseIds(absl::string_view csv) {
   return ids;
 }
 
+// The fields in which a StartReplay request (`requested`, as the replay it would start) differs
+// from `existing`, recorded earlier under the same request_id; empty when it is the same request.
+std::string RequestDifferences(const v1::Replay& existing, const v1::Replay& requested) {
+  std::vector<std::string> fields;
+  if (existing.filter().SerializeAsString() != requested.filter().SerializeAsString()) {
+    fields.push_back("filter");
+  }
+  // A replay recorded before the requested pace was kept has only the pace applied.
+  const bool same_pace = existing.has_requested_max_per_second()
+                             ? existing.requested_max_per_second() ==
+                                   requested.requested_max_per_second()
+                             : existing.max_per_second() == requested.max_per_second();
+  if (!same_pace) fields.push_back("max_per_second");
+  if (existing.limit() != requested.limit()) fields.push_back("limit");
+  if (existing.canary_count() != requested.canary_count()) fields.push_back("canary_count");
+  if (existing.reset_attempts() != requested.reset_attempts()) fields.push_back("reset_attempts");
+  if (existing.note() != requested.note()) fields.push_back("note");
+  return absl::StrJoin(fields, ", ");
+}
+
 bool Blocked(const Policy& policy, const std::string& schema_version) {
   const auto& blocked = policy.replay.blocked_schema_versions;
   return std::find(blocked.begin(), blocked.end(), schema_version) != blocked.end();
@@ -153,6 +173,7 @@ void ReplayRunner::StartReplay(const v1::StartReplayRequest& req, AuditRecord au
   v1::Replay r;
   *r.mutable_filter() = req.filter();
   r.set_max_per_second(EffectiveRate(req));
+  r.set_requested_max_per_second(req.max_per_second());
   r.set_limit(req.limit());
   r.set_dry_run(req.dry_run());
   r.set_canary_count(req.canary_count());
@@ -197,7 +218,15 @@ void ReplayRunner::StartReplay(const v1::StartReplayRequest& req, AuditRecord au
           ASSIGN_OR_RETURN(std::optional<ReplayRow> existing,
                            txn.store().FindReplayByRequestId(key));
           if (existing.has_value()) {
-            ASSIGN_OR_RETURN(*result, Decode(*existing));
+            ASSIGN_OR_RETURN(v1::Replay earlier, Decode(*existing));
+            const std::string differences = RequestDifferences(earlier, r);
+            if (!differences.empty()) {
+              return absl::AlreadyExistsError(absl::StrCat(
+                  "request_id: \"", r.request_id(), "\" was already used by another StartReplay "
+                  "request (", earlier.name(), "; its ", differences, " differ); send the same "
+                  "request again for that replay, or use a new request_id (REQUEST_ID_REUSED)"));
+            }
+            *result = std::move(earlier);
             return absl::OkStatus();  // A retried call: the same replay, nothing new.
           }
         }
@@ -402,7 +431,11 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
         e.dead_lettered_at = absl::InfinitePast();
         e.last_decision = DecisionKind::kScheduled;
         e.max_attempts = policy.max_attempts;
-        if (r.reset_attempts()) e.attempt = 0;
+        if (r.reset_attempts()) {
+          // A new retry life: attempts from 0, and max_retry_duration from now.
+          e.attempt = 0;
+          e.retry_life_started_at = txn.now();
+        }
         e.updated_at = txn.now();
         RETURN_IF_ERROR(txn.store().Update(e));
         txn.Requeued(e);

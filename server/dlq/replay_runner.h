@@ -60,8 +60,9 @@ class ReplayRunner {
   void Stop();
 
   // `req` must be validated (ValidateStartReplay). `audit` carries identity, peer and note;
-  // the replay is created and audited in one transaction. A request_id already used answers
-  // the existing replay. `done` runs on the engine's syncer thread, once the change is durable.
+  // the replay is created and audited in one transaction. A request_id already used by the same
+  // request answers the existing replay as it is now; by a different request, ALREADY_EXISTS
+  // naming request_id. `done` runs on the engine's syncer thread, once the change is durable.
   void StartReplay(const v1::StartReplayRequest& req, AuditRecord audit, ReplayCallback done);
   // NOT_FOUND for an unknown id; FAILED_PRECONDITION if it already SUCCEEDED or FAILED; a
   // cancelled replay is answered as is.

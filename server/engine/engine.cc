@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
+#include "server/core/duplicate_decision.h"
 #include "server/engine/engine_op.h"
 #include "server/store/store_failure.h"
 #include "server/util/log.h"
@@ -130,19 +131,6 @@ class Engine::ReportFailureOp final : public Engine::Op {
     return absl::OkStatus();
   }
 
-  static Decision DuplicateDecision(const Envelope& e) {
-    Decision d;
-    d.kind = e.last_decision;
-    d.duplicate = true;
-    d.attempt = e.attempt;
-    d.error_class = e.last_error_class;
-    d.state = e.state;
-    if (e.state == EnvelopeState::kDeadLettered) d.reason = e.dead_letter_reason;
-    if (d.kind == DecisionKind::kScheduled && !e.history.empty()) d.delay = e.history.back().delay;
-    if (e.state == EnvelopeState::kScheduled) d.next_retry_at = e.next_retry_at;
-    return d;
-  }
-
   Envelope envelope_;
   Failure failure_;
   std::string token_;
@@ -159,7 +147,13 @@ class Engine::LeaseOp final : public Engine::Op {
     items_.clear();
     lateness_.clear();
     if (caller_gone()) return absl::CancelledError("the caller cancelled the lease");
-    ServiceState& svc = engine.Service(args_.service);
+    ServiceState* known = engine.FindKnownService(args_.service);
+    if (known == nullptr) {
+      // Nobody reported this service: nothing is due, and the lease makes no service exist.
+      parked = args_.wait_until > now;
+      return absl::OkStatus();
+    }
+    ServiceState& svc = *known;
     const int64_t now_us = absl::ToUnixMicros(now);
     // The circuit caps the count: nothing while OPEN, the trials left while HALF_OPEN.
     const int64_t allowance = engine.LeaseAllowance(args_.service, now);
@@ -707,7 +701,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
         failed.emplace_back(std::move(op), s);
       } else if (op->parked && !stop_parking) {
         auto* lease = static_cast<LeaseOp*>(op.release());
-        Service(lease->service()).waiters.emplace_back(lease);
+        services_[lease->service()].waiters.emplace_back(lease);  // Parked; not made known.
       } else {
         committed.push_back(std::move(op));
       }
@@ -759,7 +753,8 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   for (auto& op : committed) answers.push_back(Answer{std::move(op), absl::OkStatus()});
   for (auto& [op, status] : failed) answers.push_back(Answer{std::move(op), std::move(status)});
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
-  for (auto& [name, svc] : services_) {
+  for (auto svc_it = services_.begin(); svc_it != services_.end();) {
+    ServiceState& svc = svc_it->second;
     for (auto it = svc.waiters.begin(); it != svc.waiters.end();) {
       if (stop_parking || (*it)->wait_until() <= now || (*it)->caller_gone()) {
         answers.push_back(Answer{std::move(*it), absl::OkStatus(), /*empty_lease=*/true});
@@ -767,6 +762,12 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
       } else {
         ++it;
       }
+    }
+    // An entry that only held long-polls of a service nobody reported goes with them.
+    if (!svc.known && svc.waiters.empty()) {
+      services_.erase(svc_it++);
+    } else {
+      ++svc_it;
     }
   }
   PublishStats();
@@ -917,7 +918,16 @@ void Engine::ExpireLeases(absl::Time now, int* changed) {
 
 Engine::ServiceState& Engine::Service(const std::string& name) {
   dirty_stats_[name] = true;
-  return services_[name];
+  ServiceState& svc = services_[name];
+  svc.known = true;
+  return svc;
+}
+
+Engine::ServiceState* Engine::FindKnownService(const std::string& name) {
+  auto it = services_.find(name);
+  if (it == services_.end() || !it->second.known) return nullptr;
+  dirty_stats_[name] = true;
+  return &it->second;
 }
 
 void Engine::Schedule(const Envelope& e) {
@@ -978,11 +988,11 @@ Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure,
   const Policy& policy = policies_->Resolve(e.service);
   DecideInput input;
   input.attempt = attempt;
-  input.first_seen_at = e.first_seen_at;
+  input.first_seen_at = RetryLifeStart(e);  // A replay starts a new retry life.
   input.previous_delay = e.history.empty() ? absl::ZeroDuration() : e.history.back().delay;
   input.failure = failure;
   Decision d = Decide(policy, input, now, *rng_);
-  guards_.ApplyBudget(e.service, policy, e.first_seen_at, now, &d);
+  guards_.ApplyBudget(e.service, policy, input.first_seen_at, now, &d);
 
   e.attempt = d.attempt;
   e.max_attempts = policy.max_attempts;

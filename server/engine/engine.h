@@ -240,6 +240,9 @@ class Engine {
     int64_t leased = 0;
     int64_t dead = 0;
     std::deque<std::unique_ptr<LeaseOp>> waiters;  // Parked long-polls, oldest first.
+    // Made known by an envelope (Service()): counted in Stats(). An entry that only holds
+    // long-polls of a service nobody reported is not, and goes once they are answered.
+    bool known = false;
   };
   struct LeaseInfo {
     int64_t expires_us = 0;
@@ -278,7 +281,10 @@ class Engine {
   void SyncLoop();
 
   // Writer-thread helpers used by the ops.
+  // The state of a service an envelope makes known (created on first use; counted in Stats).
   ServiceState& Service(const std::string& name);
+  // The state of a known service, or nullptr: a Lease that finds nothing changes nothing.
+  ServiceState* FindKnownService(const std::string& name);
   void Schedule(const Envelope& e);
   void AddLease(const Envelope& e);
   void RemoveLease(int64_t id, const std::string& service);

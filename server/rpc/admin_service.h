@@ -6,6 +6,7 @@
 #define RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "server/auth/authorizer.h"
 #include "server/core/policy_set.h"
 #include "server/dlq/dlq_counters.h"
+#include "server/dlq/purge.h"
 #include "server/dlq/replay_runner.h"
 #include "server/engine/engine.h"
 #include "server/store/store.h"
@@ -93,6 +95,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const Authorizer* const auth_;
   ReplayRunner* replays_ = nullptr;
   DlqCounters* dlq_counters_ = nullptr;
+  // Purges with a request_id still running, so that a retried call waits for the one it repeats.
+  std::shared_ptr<RunningPurges> running_purges_ = std::make_shared<RunningPurges>();
 };
 
 }  // namespace retryd

@@ -197,7 +197,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
   const absl::Time started = clock_->Now() + absl::Microseconds(1);
   AuditRecord logged = audit;
   logged.filter.clear();  // Not logged; no need to keep a copy.
-  PurgeInChunks(engine_, *filter, started, std::move(audit), dlq_counters_,
+  PurgeInChunks(engine_, *filter, started, std::move(audit), dlq_counters_, running_purges_,
                 [reactor, resp, logged](absl::StatusOr<int64_t> purged) {
                   LogAudit(logged, logged.method, logged.target, purged.status(),
                            purged.ok() ? *purged : -1);

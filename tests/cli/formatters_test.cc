@@ -16,6 +16,7 @@ namespace retryd::cli {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // 2025-01-02T03:04:05Z
 constexpr int64_t kT0 = 1735787045;
@@ -245,6 +246,19 @@ Next retry:      2025-01-02T03:04:07Z
 
 Payload:  (empty)
 )");
+}
+
+// A replayed envelope's new retry life is shown; one that never was replayed (its life started
+// when it was first seen) shows nothing more.
+TEST(EnvelopeDetailTest, RetryLifeShownOnlyWhenAReplayStartedANewOne) {
+  retryd::v1::Envelope e;
+  e.set_service("orders");
+  e.set_message_id("o-1");
+  SetTs(e.mutable_first_seen_at(), kT0);
+  SetTs(e.mutable_retry_life_started_at(), kT0);
+  EXPECT_THAT(FormatEnvelopeDetail(e), Not(HasSubstr("Retry life from")));
+  SetTs(e.mutable_retry_life_started_at(), kT0 + 3600);
+  EXPECT_THAT(FormatEnvelopeDetail(e), HasSubstr("Retry life from:  2025-01-02T04:04:05Z\n"));
 }
 
 TEST(EnvelopeDetailTest, PayloadWrittenToFile) {

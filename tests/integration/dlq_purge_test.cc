@@ -1,6 +1,9 @@
 // Purge, retention and the audit log on the real retryd binary: dry runs change nothing, an
 // empty filter is refused without `all`, a retried request_id does not purge twice, counts
 // follow, every mutation is audited (newest first, paginated), retention trims are audited.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -213,6 +216,39 @@ TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
   EXPECT_EQ(ServiceSummaryOf(*admin_, "billing").dead(), 0);
 }
 
+// The same request_id with a different request is refused, naming request_id, and purges
+// nothing; the same request again still answers the original purge.
+TEST_F(DlqPurgeTest, RequestIdReusedForAnotherRequestIsRefused) {
+  StartServer(kFastPolicyConfig);
+  for (int i = 0; i < 3; ++i) DeadLetter("billing", absl::StrCat("b-", i));
+  for (int i = 0; i < 2; ++i) DeadLetter("orders", absl::StrCat("o-", i));
+  v1::PurgeDeadLettersRequest req;
+  req.mutable_filter()->set_service("billing");
+  req.set_note("OPS-1");
+  req.set_request_id("reused-1");
+  v1::PurgeDeadLettersResponse resp;
+  ASSERT_TRUE(Purge(req, &resp).ok());
+  EXPECT_EQ(resp.count(), 3);
+
+  v1::PurgeDeadLettersRequest other_filter = req;
+  other_filter.mutable_filter()->set_service("orders");
+  grpc::Status s = Purge(other_filter, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("request_id"));
+  EXPECT_THAT(s.error_message(), HasSubstr("filter"));
+  EXPECT_THAT(s.error_message(), HasSubstr("REQUEST_ID_REUSED"));
+  v1::PurgeDeadLettersRequest other_note = req;
+  other_note.set_note("OPS-2");
+  s = Purge(other_note, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("note"));
+  EXPECT_EQ(CountDead("orders"), 2);
+  EXPECT_EQ(Audit().size(), 1u);
+
+  ASSERT_TRUE(Purge(req, &resp).ok());
+  EXPECT_EQ(resp.count(), 3);
+}
+
 TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
   StartServer(kFastPolicyConfig);
   constexpr int kCount = 2500;  // Three chunks of at most 1000.
@@ -234,8 +270,26 @@ TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
   req.mutable_filter()->set_service("bulk");
   req.set_request_id("bulk-1");
   v1::PurgeDeadLettersResponse resp;
+  // Retried calls (same request_id, same request) keep arriving while the purge runs its
+  // chunks: each answers the purge's final count, never the count of the chunks done so far.
+  std::atomic<bool> purged{false};
+  std::vector<int64_t> retried_counts;
+  std::thread retrier([&] {
+    auto admin = server_->AdminStub();
+    while (!purged.load()) {
+      v1::PurgeDeadLettersResponse retried;
+      grpc::Status s = admin->PurgeDeadLetters(Context().get(), req, &retried);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      retried_counts.push_back(retried.count());
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
   ASSERT_TRUE(Purge(req, &resp).ok());
+  purged.store(true);
+  retrier.join();
   EXPECT_EQ(resp.count(), kCount);
+  ASSERT_FALSE(retried_counts.empty());
+  for (int64_t count : retried_counts) EXPECT_EQ(count, kCount);
   EXPECT_EQ(CountDead("bulk"), 0);
   EXPECT_EQ(CountDead("other"), 1);
   EXPECT_EQ(ServiceSummaryOf(*admin_, "bulk").dead(), 0);

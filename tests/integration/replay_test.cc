@@ -26,7 +26,9 @@ constexpr char kReplayConfig[] = R"json({
     {"name": "default", "maxAttempts": 3,
      "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"}},
     {"name": "paced", "replay": {"maxPerSecond": 20}},
-    {"name": "schemas", "replay": {"blockedSchemaVersions": ["v0"]}}
+    {"name": "schemas", "replay": {"blockedSchemaVersions": ["v0"]}},
+    {"name": "deadline", "maxRetryDuration": "600s",
+     "backoff": {"initial": "0.2s", "multiplier": 1, "max": "1s", "jitter": "NONE"}}
   ]
 })json";
 
@@ -310,6 +312,122 @@ TEST_F(ReplayTest, LimitAndRequestIdIdempotency) {
   ASSERT_EQ(list.replays_size(), 2);
   EXPECT_EQ(list.replays(0).request_id(), "replay-once");
   EXPECT_EQ(list.replays(1).request_id(), "replay-once");
+}
+
+// The same request_id with a different request is refused, naming request_id and the fields
+// that differ, and starts nothing; the same request again answers the first replay.
+TEST_F(ReplayTest, RequestIdReusedForAnotherRequestIsRefused) {
+  DeadLetters("reuse", 4);
+  v1::StartReplayRequest req;
+  req.mutable_filter()->set_service("reuse");
+  req.set_limit(1);
+  req.set_max_per_second(5);
+  req.set_note("INC-1");
+  req.set_request_id("replay-reused");
+  const v1::Replay first = Start(req);
+  ASSERT_FALSE(first.name().empty());
+
+  struct Change {
+    void (*apply)(v1::StartReplayRequest*);
+    const char* field;
+  };
+  const Change changes[] = {
+      {[](v1::StartReplayRequest* r) { r->mutable_filter()->set_service("other"); }, "filter"},
+      {[](v1::StartReplayRequest* r) { r->set_limit(2); }, "limit"},
+      {[](v1::StartReplayRequest* r) { r->set_max_per_second(6); }, "max_per_second"},
+      {[](v1::StartReplayRequest* r) { r->set_canary_count(1); }, "canary_count"},
+      {[](v1::StartReplayRequest* r) { r->set_reset_attempts(false); }, "reset_attempts"},
+      {[](v1::StartReplayRequest* r) { r->set_note("INC-2"); }, "note"},
+  };
+  for (const Change& change : changes) {
+    v1::StartReplayRequest other = req;
+    change.apply(&other);
+    v1::Replay r;
+    grpc::Status s = admin_->StartReplay(Context().get(), other, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << change.field;
+    EXPECT_THAT(s.error_message(), HasSubstr("request_id")) << change.field;
+    EXPECT_THAT(s.error_message(), HasSubstr(change.field));
+    EXPECT_THAT(s.error_message(), HasSubstr(first.name()));
+  }
+  // reset_attempts unset means true: the same request.
+  v1::StartReplayRequest explicit_reset = req;
+  explicit_reset.set_reset_attempts(true);
+  EXPECT_EQ(Start(explicit_reset).name(), first.name());
+  EXPECT_EQ(Start(req).name(), first.name());
+  v1::ListReplaysResponse list;
+  ASSERT_TRUE(admin_->ListReplays(Context().get(), v1::ListReplaysRequest(), &list).ok());
+  EXPECT_EQ(list.replays_size(), 1);
+}
+
+// A replay (reset_attempts, the default) starts a new retry life: max_retry_duration counts from
+// the replay, so the first failure after it is scheduled, not dead-lettered at once as
+// DEADLINE_EXCEEDED; first_seen_at stays as it was, retry_life_started_at tells the new start,
+// and both survive a kill -9. Without reset_attempts the old life (and its deadline) goes on.
+TEST_F(ReplayTest, ReplayStartsANewRetryLifeForTheDeadline) {
+  const absl::Time first_seen = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now())) -
+                                absl::Hours(1);
+  for (const char* id : {"life-1", "life-2"}) {
+    v1::ReportFailureRequest req = FirstFailure("deadline", id);
+    TimeToProto(first_seen, req.mutable_envelope()->mutable_first_seen_at());
+    v1::ReportFailureResponse resp;
+    ASSERT_TRUE(Report(*retry_, req, &resp).ok());
+    ASSERT_EQ(resp.decision().reason(), v1::DEADLINE_EXCEEDED);  // An hour old, 10 min allowed.
+  }
+  v1::StartReplayRequest req;
+  req.mutable_filter()->set_service("deadline");
+  req.mutable_filter()->add_message_ids("life-1");
+  const absl::Time replayed_after = absl::Now() - absl::Seconds(1);
+  const v1::Replay replay = Start(req);
+  ASSERT_EQ(WaitFor(replay.name(), v1::REPLAY_SUCCEEDED, absl::Seconds(10)).replayed(), 1);
+
+  v1::LeaseResponse leased = LeaseUntil(*retry_, "deadline", 1, absl::Seconds(5));
+  ASSERT_EQ(leased.envelopes_size(), 1);
+  EXPECT_EQ(leased.envelopes(0).envelope().attempt(), 0);
+  v1::ReportFailureResponse resp;
+  ASSERT_TRUE(Report(*retry_, LeasedFailure(leased.envelopes(0)), &resp).ok());
+  EXPECT_EQ(resp.decision().kind(), v1::DECISION_SCHEDULED) << resp.decision().DebugString();
+  EXPECT_EQ(resp.decision().attempt(), 1);
+
+  v1::Envelope stored;
+  ASSERT_TRUE(GetEnvelope(*admin_, "deadline", "life-1", &stored).ok());
+  EXPECT_EQ(ToTime(stored.first_seen_at()), first_seen);
+  const absl::Time life = ToTime(stored.retry_life_started_at());
+  EXPECT_GE(life, replayed_after);
+  EXPECT_LE(life, absl::Now());
+  // Never replayed: its retry life started when it was first seen.
+  v1::Envelope other;
+  ASSERT_TRUE(GetEnvelope(*admin_, "deadline", "life-2", &other).ok());
+  EXPECT_EQ(ToTime(other.retry_life_started_at()), first_seen);
+
+  server_->Kill();
+  ASSERT_TRUE(server_->Restart().ok());
+  ConnectStubs();
+  ASSERT_TRUE(GetEnvelope(*admin_, "deadline", "life-1", &stored).ok());
+  EXPECT_EQ(ToTime(stored.retry_life_started_at()), life);
+  EXPECT_EQ(ToTime(stored.first_seen_at()), first_seen);
+  leased = LeaseUntil(*retry_, "deadline", 1, absl::Seconds(5));
+  ASSERT_EQ(leased.envelopes_size(), 1);
+  ASSERT_TRUE(Report(*retry_, LeasedFailure(leased.envelopes(0)), &resp).ok());
+  EXPECT_EQ(resp.decision().kind(), v1::DECISION_SCHEDULED) << resp.decision().DebugString();
+  EXPECT_EQ(resp.decision().attempt(), 2);
+
+  // reset_attempts = false: the envelope goes on with its old life, deadline included.
+  v1::StartReplayRequest keep;
+  keep.mutable_filter()->set_service("deadline");
+  keep.mutable_filter()->add_message_ids("life-2");
+  keep.set_reset_attempts(false);
+  const v1::Replay kept = Start(keep);
+  ASSERT_EQ(WaitFor(kept.name(), v1::REPLAY_SUCCEEDED, absl::Seconds(10)).replayed(), 1);
+  leased = LeaseUntil(*retry_, "deadline", 2, absl::Seconds(5));
+  bool seen = false;
+  for (const v1::LeasedEnvelope& item : leased.envelopes()) {
+    if (item.envelope().message_id() != "life-2") continue;
+    seen = true;
+    EXPECT_EQ(item.envelope().attempt(), 1);
+    ASSERT_TRUE(Report(*retry_, LeasedFailure(item), &resp).ok());
+    EXPECT_EQ(resp.decision().reason(), v1::DEADLINE_EXCEEDED);
+  }
+  EXPECT_TRUE(seen);
 }
 
 TEST_F(ReplayTest, ListReplaysNewestFirstPaginated) {

@@ -2,9 +2,12 @@
 // when due -> success or failure with the token -> dead-lettered on exhaustion; PERMANENT at
 // once; duplicates; lease expiry and extension; long-polls.
 #include <memory>
-#include <thread>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -154,6 +157,104 @@ TEST_F(RetryFlowTest, DuplicateFirstFailureIsCountedOnce) {
   // Leasing hands it out once.
   v1::LeaseResponse leased = LeaseUntil(*retry_, "orders", 2, absl::Seconds(2));
   EXPECT_EQ(leased.envelopes_size(), 1);
+}
+
+// A duplicate describes the envelope as it is now, in every state, and never carries a time
+// that is not real (a present but zero next_retry_at reads as 1970-01-01 in every client).
+TEST_F(RetryFlowTest, DuplicateDescribesTheEnvelopeInEveryState) {
+  v1::ReportFailureResponse first;
+  ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "s-1"), &first).ok());
+  auto duplicate = [&]() {
+    v1::ReportFailureResponse dup;
+    EXPECT_TRUE(Report(*retry_, FirstFailure("orders", "s-1"), &dup).ok());
+    EXPECT_TRUE(dup.decision().duplicate());
+    EXPECT_EQ(dup.decision().attempt(), 1);
+    return dup.decision();
+  };
+  // Scheduled: its real next_retry_at.
+  v1::Decision d = duplicate();
+  EXPECT_EQ(d.kind(), v1::DECISION_SCHEDULED);
+  EXPECT_EQ(d.state(), v1::SCHEDULED);
+  ASSERT_TRUE(d.has_next_retry_at());
+  EXPECT_EQ(ToTime(d.next_retry_at()), ToTime(first.decision().next_retry_at()));
+
+  // Leased: its retry is under way; nothing is due at a time.
+  v1::LeaseResponse leased = LeaseUntil(*retry_, "orders", 1, absl::Seconds(5));
+  ASSERT_EQ(leased.envelopes_size(), 1);
+  d = duplicate();
+  EXPECT_EQ(d.kind(), v1::DECISION_SCHEDULED);
+  EXPECT_EQ(d.state(), v1::LEASED);
+  EXPECT_FALSE(d.has_next_retry_at()) << d.DebugString();
+
+  // Succeeded (within the dedupe window): no time either.
+  ASSERT_TRUE(Succeed(*retry_, leased.envelopes(0)).ok());
+  d = duplicate();
+  EXPECT_EQ(d.state(), v1::SUCCEEDED);
+  EXPECT_EQ(d.kind(), v1::DECISION_SCHEDULED);
+  EXPECT_FALSE(d.has_next_retry_at()) << d.DebugString();
+
+  // Dead-lettered: DEAD_LETTERED with its reason.
+  v1::ReportFailureRequest permanent = FirstFailure("orders", "s-2", "BAD_SIGNATURE");
+  permanent.mutable_failure()->set_error_class(v1::PERMANENT);
+  v1::ReportFailureResponse resp;
+  ASSERT_TRUE(Report(*retry_, permanent, &resp).ok());
+  ASSERT_TRUE(Report(*retry_, permanent, &resp).ok());
+  EXPECT_TRUE(resp.decision().duplicate());
+  EXPECT_EQ(resp.decision().kind(), v1::DECISION_DEAD_LETTERED);
+  EXPECT_EQ(resp.decision().state(), v1::DEAD_LETTERED);
+  EXPECT_EQ(resp.decision().reason(), v1::NON_RETRYABLE);
+  EXPECT_FALSE(resp.decision().has_next_retry_at());
+}
+
+// The services ListServices shows, in order.
+std::vector<std::string> ListedServices(v1::AdminService::Stub& admin) {
+  v1::ListServicesResponse resp;
+  EXPECT_TRUE(admin.ListServices(Context().get(), v1::ListServicesRequest(), &resp).ok());
+  std::vector<std::string> names;
+  for (const auto& s : resp.services()) names.push_back(s.service());
+  return names;
+}
+
+// The distinct `service="..."` label values on /metrics, sorted.
+std::set<std::string> MetricServices(int port) {
+  absl::StatusOr<std::string> body = HttpGet(port, "/metrics");
+  EXPECT_TRUE(body.ok()) << body.status();
+  std::set<std::string> names;
+  if (!body.ok()) return names;
+  const std::string key = "service=\"";
+  for (size_t at = body->find(key); at != std::string::npos; at = body->find(key, at)) {
+    at += key.size();
+    names.insert(body->substr(at, body->find('"', at) - at));
+  }
+  return names;
+}
+
+// A Lease (at once or long-polled) or a GetCircuit that finds nothing changes nothing: names
+// nobody reported do not become services of ListServices or of /metrics.
+TEST_F(RetryFlowTest, LeaseAndGetCircuitOfUnknownServicesChangeNothing) {
+  v1::ReportFailureResponse resp;
+  ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "u-1"), &resp).ok());
+  const std::vector<std::string> listed = ListedServices(*admin_);
+  const std::set<std::string> metered = MetricServices(server_->metrics_port());
+  ASSERT_THAT(listed, ::testing::ElementsAre("orders"));
+  ASSERT_TRUE(metered.count("orders"));
+
+  for (int i = 0; i < 200; ++i) {
+    const std::string name = absl::StrCat("nobody-", i, "-", absl::ToUnixNanos(absl::Now()));
+    v1::LeaseResponse leased;
+    // Every tenth waits a little (a parked long-poll), the others answer at once.
+    const absl::Duration wait = i % 10 == 0 ? absl::Milliseconds(50) : absl::ZeroDuration();
+    ASSERT_TRUE(LeaseSome(*retry_, name, 5, wait, &leased).ok());
+    EXPECT_EQ(leased.envelopes_size(), 0);
+    EXPECT_EQ(leased.circuit_state(), v1::CLOSED);
+    v1::GetCircuitRequest circuit_req;
+    circuit_req.set_service(name);
+    v1::GetCircuitResponse circuit;
+    ASSERT_TRUE(retry_->GetCircuit(Context().get(), circuit_req, &circuit).ok());
+    EXPECT_EQ(circuit.state(), v1::CLOSED);
+  }
+  EXPECT_EQ(ListedServices(*admin_), listed);
+  EXPECT_EQ(MetricServices(server_->metrics_port()), metered);
 }
 
 TEST_F(RetryFlowTest, WorkerAttemptCountIsKept) {

@@ -68,6 +68,7 @@ def test_full_cycle_first_failure_retry_fails_then_succeeds(server, client, serv
     # A late duplicate of the first failure is still answered duplicate.
     late = client.report_failure(env, "late")
     assert late.duplicate and late.state == EnvelopeState.SUCCEEDED
+    assert late.next_retry_at is None  # Nothing is due: no made-up time.
 
 
 def test_exhaustion_goes_to_dlq(server, client, service):

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -16,6 +17,19 @@ namespace {
 const absl::Time kT0 = absl::FromUnixSeconds(1700000040);
 
 absl::Time At(double seconds) { return kT0 + absl::Seconds(seconds); }
+
+// The most of `runs` that any interval [t, t + window) holds, wherever it starts (the fullest
+// one starts at one of the runs).
+int64_t FullestWindow(std::vector<absl::Time> runs, absl::Duration window) {
+  std::sort(runs.begin(), runs.end());
+  int64_t fullest = 0;
+  size_t end = 0;
+  for (size_t start = 0; start < runs.size(); ++start) {
+    while (end < runs.size() && runs[end] < runs[start] + window) ++end;
+    fullest = std::max<int64_t>(fullest, static_cast<int64_t>(end - start));
+  }
+  return fullest;
+}
 
 RetryBudgetSpec Spec(BudgetExhaustedAction action = BudgetExhaustedAction::kDefer,
                      int64_t min_retries = 10, double ratio = 0.2) {
@@ -77,8 +91,9 @@ TEST(RetryBudgetTest, RetriesWithinTheBudgetRunWhenWanted) {
 TEST(RetryBudgetTest, DeferredRetriesGoOutEvenlyAtTheBudgetRate) {
   RetryBudget b(Spec());
   for (int i = 0; i < 10; ++i) ASSERT_FALSE(b.Acquire(At(0), At(2)).deferred);
-  // Spent: the first deferral runs in the first slot no window of which holds second 2's ten
-  // retries (62), the next ones one emission interval (60 s / 10 = 6 s) apart.
+  // Spent: the first deferral runs in the first slot that no 60 s window shares with second 2's
+  // ten retries (63: a window ending in second 62 may start in second 2), the next ones one
+  // emission interval (61 slots / 10 = 6.1 s) apart.
   std::vector<absl::Time> deferred;
   for (int i = 0; i < 11; ++i) {
     const BudgetGrant g = b.Acquire(At(0), At(2));
@@ -86,8 +101,8 @@ TEST(RetryBudgetTest, DeferredRetriesGoOutEvenlyAtTheBudgetRate) {
     EXPECT_TRUE(g.deferred);
     deferred.push_back(g.at);
   }
-  const std::vector<absl::Time> want = {At(62), At(68), At(74),  At(80),  At(86), At(92),
-                                        At(98), At(104), At(110), At(116), At(122)};
+  std::vector<absl::Time> want;
+  for (int i = 0; i < 11; ++i) want.push_back(At(63) + absl::Milliseconds(6100) * i);
   EXPECT_EQ(deferred, want);
 }
 
@@ -96,10 +111,12 @@ TEST(RetryBudgetTest, DeadLetterModeRefusesOnceSpent) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(b.Acquire(At(0), At(2)).granted);
   EXPECT_FALSE(b.Acquire(At(0), At(2)).granted);
   EXPECT_FALSE(b.Acquire(At(0), At(50)).granted);  // Same window as second 2.
-  // Second 62 is in no window with second 2.
-  const BudgetGrant later = b.Acquire(At(0), At(62));
+  // A window holding second 62 may start in second 2 (at 2.5, say, up to 62.5).
+  EXPECT_FALSE(b.Acquire(At(0), At(62)).granted);
+  // Second 63 is in no window with second 2.
+  const BudgetGrant later = b.Acquire(At(0), At(63));
   EXPECT_TRUE(later.granted);
-  EXPECT_EQ(later.at, At(62));
+  EXPECT_EQ(later.at, At(63));
 }
 
 TEST(RetryBudgetTest, ReleaseGivesTheRetryBack) {
@@ -119,7 +136,7 @@ TEST(RetryBudgetTest, RestoredRetriesCountAfterARestart) {
   EXPECT_EQ(b.Remaining(At(0)), 0);
   const BudgetGrant g = b.Acquire(At(0), At(2));
   EXPECT_TRUE(g.deferred);
-  EXPECT_EQ(g.at, At(65));
+  EXPECT_EQ(g.at, At(66));
   b.ClearBookings();
   EXPECT_EQ(b.BookedInSlot(At(5)), 0);
   EXPECT_EQ(b.Remaining(At(0)), 10);
@@ -129,8 +146,10 @@ TEST(RetryBudgetTest, OldBookingsLeaveTheWindow) {
   RetryBudget b(Spec(BudgetExhaustedAction::kDeadLetter));
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(b.Acquire(At(0), At(0)).granted);
   EXPECT_EQ(b.Remaining(At(59)), 0);
-  EXPECT_EQ(b.Remaining(At(60)), 10);
-  EXPECT_TRUE(b.Acquire(At(60), At(60)).granted);
+  // The ledger knows second 0's retries by their slot only: a window from 0.9 s holds 60.5 s.
+  EXPECT_EQ(b.Remaining(At(60)), 0);
+  EXPECT_EQ(b.Remaining(At(61)), 10);
+  EXPECT_TRUE(b.Acquire(At(61), At(61)).granted);
 }
 
 TEST(RetryBudgetTest, BeyondTheHorizonPassesUnbookedAndDeferralsStopThere) {
@@ -162,7 +181,7 @@ TEST(RetryBudgetTest, StormIsCappedPerWindowAndTheRestPaced) {
   }
   EXPECT_EQ(immediate.size(), 3000u);
   EXPECT_EQ(deferred.size(), 7000u);
-  // Deferred ones start after the storm's window and are 60 s / 3000 = 20 ms apart.
+  // Deferred ones start after the storm's window and are 61 s / 3000 = 20.3 ms apart.
   EXPECT_GE(deferred.front(), At(61));
   for (size_t i = 1; i < deferred.size(); ++i) {
     ASSERT_GE(deferred[i] - deferred[i - 1], absl::Milliseconds(20)) << i;
@@ -186,6 +205,61 @@ TEST(RetryBudgetTest, StormIsCappedPerWindowAndTheRestPaced) {
   }
   // 7 000 at 50 per second take at least 140 s.
   EXPECT_GE(deferred.back() - deferred.front(), absl::Seconds(139));
+  std::vector<absl::Time> all = immediate;
+  all.insert(all.end(), deferred.begin(), deferred.end());
+  EXPECT_LE(FullestWindow(all, absl::Seconds(60)), 3000);
+}
+
+// The crafted case of issue 18: a window of 30 s (slots of 0.5 s) and a budget of 100. A hundred
+// retries late in slot 0 and a hundred at the start of slot 60 were both booked, and the 29.7 s
+// from 0.49 s held 200. Slot 60 shares a window with slot 0: its retries are deferred past it.
+TEST(RetryBudgetTest, AnyWindowOfTheConfiguredLengthHoldsTheBudget) {
+  RetryBudgetSpec spec = Spec(BudgetExhaustedAction::kDefer, /*min_retries=*/100, /*ratio=*/0);
+  spec.window = absl::Seconds(30);
+  RetryBudget b(spec);
+  std::vector<absl::Time> runs;
+  for (int i = 0; i < 100; ++i) {
+    const BudgetGrant g = b.Acquire(At(0), At(0.49));
+    ASSERT_TRUE(g.granted && !g.deferred);
+    runs.push_back(g.at);
+  }
+  for (int i = 0; i < 100; ++i) {
+    const BudgetGrant g = b.Acquire(At(0), At(30));
+    ASSERT_TRUE(g.granted);
+    EXPECT_TRUE(g.deferred) << i;
+    EXPECT_GE(g.at, At(30.5)) << i;
+    runs.push_back(g.at);
+  }
+  EXPECT_LE(FullestWindow(runs, absl::Seconds(30)), 100);
+  // DEAD_LETTER refuses the second hundred instead.
+  spec.when_exhausted = BudgetExhaustedAction::kDeadLetter;
+  RetryBudget refusing(spec);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(refusing.Acquire(At(0), At(0.49)).granted);
+  EXPECT_FALSE(refusing.Acquire(At(0), At(30)).granted);
+  EXPECT_TRUE(refusing.Acquire(At(0), At(30.5)).granted);
+}
+
+// Steady traffic with random wants, first attempts that rise and fall, and both modes: whatever
+// the budget granted, no interval of the window's length, wherever it starts, runs more than the
+// most the allowance ever was.
+TEST(RetryBudgetTest, RandomTrafficNeverOverfillsAnySlidingWindow) {
+  for (BudgetExhaustedAction action :
+       {BudgetExhaustedAction::kDefer, BudgetExhaustedAction::kDeadLetter}) {
+    RetryBudget b(Spec(action, /*min_retries=*/50, /*ratio=*/0.1));
+    std::mt19937_64 rng(42);
+    std::vector<absl::Time> runs;
+    int64_t most = 0;
+    for (int i = 0; i < 40000; ++i) {
+      const absl::Time now = At(0) + absl::Milliseconds(15 * i);  // 600 s in all.
+      if (rng() % 3 == 0) b.RecordFirstFailure(now);
+      most = std::max(most, b.Allowance(now));
+      const absl::Time wanted = now + absl::Microseconds(rng() % 20000000);  // Within 20 s.
+      const BudgetGrant g = b.Acquire(now, wanted);
+      if (g.granted) runs.push_back(g.at);
+    }
+    ASSERT_GT(runs.size(), 1000u);
+    EXPECT_LE(FullestWindow(runs, absl::Seconds(60)), most);
+  }
 }
 
 }  // namespace

@@ -52,8 +52,8 @@ TEST(ServiceGuardsTest, BudgetDefersDeadLettersOrPassesDecisions) {
   Decision second = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &second);
   EXPECT_EQ(second.kind, DecisionKind::kScheduled);
-  EXPECT_EQ(second.next_retry_at, At(62));
-  EXPECT_EQ(second.delay, absl::Seconds(62));
+  EXPECT_EQ(second.next_retry_at, At(63));  // No 60 s window holds both second 2 and 63.
+  EXPECT_EQ(second.delay, absl::Seconds(63));
   // A dead-letter decision is left alone; a service without a budget is not limited.
   Decision dead;
   dead.kind = DecisionKind::kDeadLettered;
@@ -65,15 +65,16 @@ TEST(ServiceGuardsTest, BudgetDefersDeadLettersOrPassesDecisions) {
     EXPECT_EQ(free.next_retry_at, At(2));
   }
   // An op that is not kept gives back what it booked, its place in the pacing included: the
-  // next deferral goes where the undone one went (122 s, one window after 62), not after it.
+  // next deferral goes where the undone one went (124 s, 61 one-second slots after 63), not
+  // after it.
   g.BeginOp();
   Decision undone = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &undone);
-  EXPECT_EQ(undone.next_retry_at, At(122));
+  EXPECT_EQ(undone.next_retry_at, At(124));
   g.EndOp(/*keep=*/false);
   Decision third = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &third);
-  EXPECT_EQ(third.next_retry_at, At(122));
+  EXPECT_EQ(third.next_retry_at, At(124));
 }
 
 TEST(ServiceGuardsTest, SpentBudgetDeadLettersInDeadLetterMode) {
@@ -97,13 +98,13 @@ TEST(ServiceGuardsTest, DeferralPastTheDeadlineIsDeadlineExceeded) {
   Decision first = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &first);
   Decision second = Scheduled(At(2), At(0));
-  g.ApplyBudget("orders", p, At(0), At(0), &second);  // Deferred to 62 s > 0 + 30 s.
+  g.ApplyBudget("orders", p, At(0), At(0), &second);  // Deferred to 63 s > 0 + 30 s.
   EXPECT_EQ(second.kind, DecisionKind::kDeadLettered);
   EXPECT_EQ(second.reason, DeadLetterReason::kDeadlineExceeded);
-  // Its booking was given back: second 62 is still free.
-  Decision third = Scheduled(At(62), At(0));
+  // Its booking was given back: second 63 is still free.
+  Decision third = Scheduled(At(63), At(0));
   g.ApplyBudget("orders", p, At(0), At(40), &third);
-  EXPECT_EQ(third.next_retry_at, At(62));
+  EXPECT_EQ(third.next_retry_at, At(63));
 }
 
 TEST(ServiceGuardsTest, RefusedDeferralDoesNotPaceTheNext) {
@@ -112,15 +113,15 @@ TEST(ServiceGuardsTest, RefusedDeferralDoesNotPaceTheNext) {
   const Policy& p = policies.Resolve("orders");
   Decision first = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &first);
-  // First seen 280 s ago: a deferral to 62 s passes its deadline (20 s).
+  // First seen 280 s ago: a deferral to 63 s passes its deadline (20 s).
   Decision late = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(-280), At(0), &late);
   EXPECT_EQ(late.reason, DeadLetterReason::kDeadlineExceeded);
-  // The refused deferral took no place in the pacing: the next one runs at 62 s, not 122 s.
+  // The refused deferral took no place in the pacing: the next one runs at 63 s, not 124 s.
   Decision next = Scheduled(At(2), At(0));
   g.ApplyBudget("orders", p, At(0), At(0), &next);
   EXPECT_EQ(next.kind, DecisionKind::kScheduled);
-  EXPECT_EQ(next.next_retry_at, At(62));
+  EXPECT_EQ(next.next_retry_at, At(63));
 }
 
 TEST(ServiceGuardsTest, CircuitTransitionsArePendingAndPublished) {
@@ -188,7 +189,7 @@ TEST(ServiceGuardsTest, AnOpNotKeptLeavesTheGuardsAsIfItNeverRan) {
   // The undone retry's place is free again, in the ledger and in the pacing.
   Decision next = Scheduled(At(2), At(1));
   g.ApplyBudget("orders", p, At(1), At(1), &next);
-  EXPECT_EQ(next.next_retry_at, At(62));
+  EXPECT_EQ(next.next_retry_at, At(63));
 
   // The same op kept: its changes stand and are taken for storing.
   g.BeginOp();

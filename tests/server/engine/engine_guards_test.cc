@@ -245,16 +245,42 @@ TEST_F(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
   EXPECT_EQ(first->next_retry_at, At(1));
   absl::StatusOr<Decision> second = Report("paced", "m2");
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->next_retry_at, At(61));  // Deferred a window: one retry a minute.
+  // Deferred past every 60 s window that may hold m1's retry (one of its second 1 to 61):
+  // one retry a minute.
+  EXPECT_EQ(second->next_retry_at, At(62));
   absl::StatusOr<Decision> again = Report("paced", "m2");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->duplicate);
-  EXPECT_EQ(again->next_retry_at, At(61));
-  // The duplicate was deferred to 121 s before it was found out; that deferral is given back,
-  // and the next one is paced after m2's, not after it.
+  EXPECT_EQ(again->next_retry_at, At(62));
+  // The duplicate was deferred to 123 s (61 one-second slots later) before it was found out;
+  // that deferral is given back, and the next one is paced after m2's, not after it.
   absl::StatusOr<Decision> third = Report("paced", "m3");
   ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(third->next_retry_at, At(121));
+  EXPECT_EQ(third->next_retry_at, At(123));
+}
+
+// A Lease or a circuit read that finds nothing changes nothing: names nobody reported become
+// no service of the counts (ListServices, the gauges) nor of the guards' views, and no entry the
+// writer keeps; a service a failure made is unaffected.
+TEST_F(EngineGuardsTest, LeaseAndCircuitOfUnknownServicesChangeNothing) {
+  ASSERT_TRUE(Report("orders", "m1").ok());
+  const auto stats = engine_->Stats();
+  const auto views = Views();
+  ASSERT_TRUE(stats.contains("orders"));
+  for (int i = 0; i < 500; ++i) {
+    const std::string name = "nobody-" + std::to_string(i);
+    EXPECT_TRUE(Lease(name, absl::Seconds(30)).empty());
+    EXPECT_EQ(engine_->Circuit(name).state, CircuitState::kClosed);
+  }
+  const auto after = engine_->Stats();
+  EXPECT_EQ(after.size(), stats.size());
+  for (const auto& [name, unused] : after) EXPECT_TRUE(stats.contains(name)) << name;
+  const auto views_after = Views();
+  EXPECT_EQ(views_after.size(), views.size());
+  for (const auto& [name, unused] : views_after) EXPECT_EQ(views.count(name), 1u) << name;
+  // The service a failure made still leases.
+  clock_.Set(At(2));
+  EXPECT_EQ(Lease("orders", absl::Seconds(30)).size(), 1u);
 }
 
 }  // namespace

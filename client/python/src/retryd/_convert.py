@@ -116,6 +116,9 @@ def envelope_from_pb(pb: envelope_pb2.Envelope) -> t.Envelope:
         lease_expires_at=ts_to_dt(pb.lease_expires_at, pb.HasField("lease_expires_at")),
         created_at=ts_to_dt(pb.created_at, pb.HasField("created_at")),
         updated_at=ts_to_dt(pb.updated_at, pb.HasField("updated_at")),
+        retry_life_started_at=ts_to_dt(
+            pb.retry_life_started_at, pb.HasField("retry_life_started_at")
+        ),
     )
 
 

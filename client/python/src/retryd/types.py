@@ -114,6 +114,9 @@ class Envelope:
     lease_expires_at: Optional[_dt.datetime] = None
     created_at: Optional[_dt.datetime] = None
     updated_at: Optional[_dt.datetime] = None
+    # When the current retry life began: first_seen_at, or the replay that reset the attempts
+    # (max_retry_duration counts from here).
+    retry_life_started_at: Optional[_dt.datetime] = None
 
 
 @dataclass(frozen=True)

@@ -1185,7 +1185,7 @@ type Replay struct {
 	DryRun bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// Envelopes replayed first; the rest wait for their outcomes.
 	CanaryCount int32 `protobuf:"varint,7,opt,name=canary_count,json=canaryCount,proto3" json:"canary_count,omitempty"`
-	// Replayed envelopes start again at attempt 0.
+	// Replayed envelopes start a new retry life (attempt 0, deadline from the replay).
 	ResetAttempts bool `protobuf:"varint,8,opt,name=reset_attempts,json=resetAttempts,proto3" json:"reset_attempts,omitempty"`
 	// The operator's note, as given.
 	Note string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
@@ -1207,9 +1207,12 @@ type Replay struct {
 	// Dry run only: up to 100 matching envelopes (no payloads).
 	Sample []*Envelope `protobuf:"bytes,19,rep,name=sample,proto3" json:"sample,omitempty"`
 	// The client's request id (idempotency key).
-	RequestId     string `protobuf:"bytes,20,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,20,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The pace the request asked for (0 = the policy's cap); `max_per_second` is the pace applied.
+	// Absent on replays recorded before it was kept.
+	RequestedMaxPerSecond *float64 `protobuf:"fixed64,21,opt,name=requested_max_per_second,json=requestedMaxPerSecond,proto3,oneof" json:"requested_max_per_second,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Replay) Reset() {
@@ -1382,6 +1385,13 @@ func (x *Replay) GetRequestId() string {
 	return ""
 }
 
+func (x *Replay) GetRequestedMaxPerSecond() float64 {
+	if x != nil && x.RequestedMaxPerSecond != nil {
+		return *x.RequestedMaxPerSecond
+	}
+	return 0
+}
+
 type StartReplayRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Which dead letters to replay.
@@ -1394,11 +1404,16 @@ type StartReplayRequest struct {
 	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// Replay this many first and continue only if none dead-letters again. 0 = no canary.
 	CanaryCount int32 `protobuf:"varint,5,opt,name=canary_count,json=canaryCount,proto3" json:"canary_count,omitempty"`
-	// Default true: replayed envelopes start again at attempt 0.
+	// Default true: replayed envelopes start a new retry life: attempt 0, and the policy's
+	// `max_retry_duration` counts from the replay (their `first_seen_at` is kept). False: they go
+	// on with their attempts and deadline.
 	ResetAttempts *bool `protobuf:"varint,6,opt,name=reset_attempts,json=resetAttempts,proto3,oneof" json:"reset_attempts,omitempty"`
 	// Free text recorded in the audit log. At most 1024 bytes.
 	Note string `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
-	// Client-chosen id: a retried call with the same id returns the same replay.
+	// Client-chosen id (at most 128 bytes): a retried call with the same id and the same request
+	// returns the same replay (as it is now, running or ended) and starts nothing. The same id with
+	// a different request (any field above but `dry_run`) is ALREADY_EXISTS (REQUEST_ID_REUSED),
+	// naming `request_id`. A dry run and a real replay keep apart: each may use the same id.
 	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1698,7 +1713,11 @@ type PurgeDeadLettersRequest struct {
 	Note string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
 	// Required to purge with an empty filter.
 	All bool `protobuf:"varint,4,opt,name=all,proto3" json:"all,omitempty"`
-	// Client-chosen id: a retried call with the same id does not purge twice.
+	// Client-chosen id (at most 128 bytes): a retried call with the same id and the same request
+	// (`filter` and `note`) purges nothing more and answers the count of the purge it repeats,
+	// once that purge has ended (a call that arrives while it runs waits for its end). The same id
+	// with a different request is ALREADY_EXISTS (REQUEST_ID_REUSED), naming `request_id`. Dry runs
+	// change nothing and are answered afresh.
 	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2282,7 +2301,7 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	" \x01(\tR\x0fsampleMessageId\"t\n" +
 	"\x19ListFailureGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.retryd.v1.FailureGroupR\x06groups\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb7\x06\n" +
 	"\x06Replay\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.retryd.v1.ReplayStateR\x05state\x12)\n" +
@@ -2308,7 +2327,9 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\x05error\x18\x12 \x01(\tR\x05error\x12+\n" +
 	"\x06sample\x18\x13 \x03(\v2\x13.retryd.v1.EnvelopeR\x06sample\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x14 \x01(\tR\trequestId\"\xa9\x02\n" +
+	"request_id\x18\x14 \x01(\tR\trequestId\x12<\n" +
+	"\x18requested_max_per_second\x18\x15 \x01(\x01H\x00R\x15requestedMaxPerSecond\x88\x01\x01B\x1b\n" +
+	"\x19_requested_max_per_second\"\xa9\x02\n" +
 	"\x12StartReplayRequest\x12)\n" +
 	"\x06filter\x18\x01 \x01(\v2\x11.retryd.v1.FilterR\x06filter\x12$\n" +
 	"\x0emax_per_second\x18\x02 \x01(\x01R\fmaxPerSecond\x12\x14\n" +
@@ -2531,6 +2552,7 @@ func file_retryd_v1_admin_service_proto_init() {
 	}
 	file_retryd_v1_config_proto_init()
 	file_retryd_v1_envelope_proto_init()
+	file_retryd_v1_admin_service_proto_msgTypes[16].OneofWrappers = []any{}
 	file_retryd_v1_admin_service_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -904,8 +904,9 @@ type Policy struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Attempts in all, the first included. Default 5; range 1..1000.
 	MaxAttempts *int32 `protobuf:"varint,2,opt,name=max_attempts,json=maxAttempts,proto3,oneof" json:"max_attempts,omitempty"`
-	// Stop retrying once the next attempt would fall after first_seen_at + this. Unset or 0 = no
-	// deadline; otherwise range 1 s..365 days.
+	// Stop retrying once the next attempt would fall after the start of the envelope's retry life
+	// + this: its first_seen_at, or the replay that reset its attempts (Envelope
+	// `retry_life_started_at`). Unset or 0 = no deadline; otherwise range 1 s..365 days.
 	MaxRetryDuration *durationpb.Duration `protobuf:"bytes,3,opt,name=max_retry_duration,json=maxRetryDuration,proto3" json:"max_retry_duration,omitempty"`
 	// For TRANSIENT failures. Default 2 s × 3, capped at 120 s, ±20 % proportional jitter.
 	Backoff *Backoff `protobuf:"bytes,4,opt,name=backoff,proto3" json:"backoff,omitempty"`

@@ -203,7 +203,8 @@ const (
 	DeadLetterReason_NON_RETRYABLE DeadLetterReason = 1
 	// `max_attempts` attempts were made.
 	DeadLetterReason_RETRY_EXHAUSTED DeadLetterReason = 2
-	// The next attempt would fall after `first_seen_at + max_retry_duration`.
+	// The next attempt would fall after `retry_life_started_at + max_retry_duration` (the
+	// envelope's first_seen_at unless a replay started a new retry life).
 	DeadLetterReason_DEADLINE_EXCEEDED DeadLetterReason = 3
 	// The service's retry budget was spent and its policy says DEAD_LETTER.
 	DeadLetterReason_BUDGET_EXHAUSTED DeadLetterReason = 4
@@ -323,7 +324,8 @@ type Envelope struct {
 	// Attempts already made by the worker, the failed one included. 0 is read as 1. Range 0..1000.
 	Attempt int32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// When the message was first seen. Optional (the server's clock when unset); may not be more
-	// than 5 minutes in the future. `max_retry_duration` counts from here.
+	// than 5 minutes in the future. `max_retry_duration` counts from here until a replay starts a
+	// new retry life (see `retry_life_started_at`).
 	FirstSeenAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=first_seen_at,json=firstSeenAt,proto3" json:"first_seen_at,omitempty"`
 	// The message itself. At most `limits.max_payload_bytes` (default 1 MiB; larger is
 	// RESOURCE_EXHAUSTED).
@@ -355,9 +357,13 @@ type Envelope struct {
 	// Server-owned: when retryd first recorded the envelope.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Server-owned: when the envelope last changed.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Server-owned: when its current retry life began: `first_seen_at`, or the time of the last
+	// replay that reset its attempts (`reset_attempts`, the default). `max_retry_duration` counts
+	// from here; `first_seen_at` keeps the time the message was first seen.
+	RetryLifeStartedAt *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=retry_life_started_at,json=retryLifeStartedAt,proto3" json:"retry_life_started_at,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Envelope) Reset() {
@@ -526,6 +532,13 @@ func (x *Envelope) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Envelope) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Envelope) GetRetryLifeStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetryLifeStartedAt
 	}
 	return nil
 }
@@ -705,24 +718,36 @@ func (x *AttemptRecord) GetDelay() *durationpb.Duration {
 }
 
 // retryd's answer to a failure.
+//
+// A duplicate (a re-sent first failure, `duplicate = true`) describes the envelope as it is now,
+// by its `state`:
+//
+//	SCHEDULED:     kind DECISION_SCHEDULED, `next_retry_at` its real due time;
+//	LEASED:        kind DECISION_SCHEDULED (its retry is under way), no `next_retry_at`;
+//	SUCCEEDED:     kind DECISION_SCHEDULED (its retry succeeded; remembered for the dedupe
+//	               window), no `next_retry_at`;
+//	DEAD_LETTERED: kind DECISION_DEAD_LETTERED with its `reason`.
 type Decision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// SCHEDULED or DEAD_LETTERED.
 	Kind DecisionKind `protobuf:"varint,1,opt,name=kind,proto3,enum=retryd.v1.DecisionKind" json:"kind,omitempty"`
 	// DECISION_DEAD_LETTERED only.
 	Reason DeadLetterReason `protobuf:"varint,2,opt,name=reason,proto3,enum=retryd.v1.DeadLetterReason" json:"reason,omitempty"`
-	// DECISION_SCHEDULED only: when the next attempt is due.
+	// When the next attempt is due: set only when the envelope waits for one (`state` SCHEDULED).
+	// Absent, never zero, when nothing is due at a time (a duplicate of a LEASED or SUCCEEDED
+	// envelope, or DECISION_DEAD_LETTERED).
 	NextRetryAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next_retry_at,json=nextRetryAt,proto3" json:"next_retry_at,omitempty"`
 	// Attempts made so far, the reported failure included.
 	Attempt int32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// True when this failure had already been recorded: the answer is the earlier decision and
-	// nothing was counted again.
+	// True when this failure had already been recorded: nothing was counted again, and the answer
+	// describes the envelope as it is now (see above).
 	Duplicate bool `protobuf:"varint,5,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	// The class the failure was decided with.
+	// The class the failure was decided with (for a duplicate: the latest failure's).
 	ErrorClass ErrorClass `protobuf:"varint,6,opt,name=error_class,json=errorClass,proto3,enum=retryd.v1.ErrorClass" json:"error_class,omitempty"`
 	// The envelope's current state (for a duplicate it may have moved on, e.g. SUCCEEDED).
 	State EnvelopeState `protobuf:"varint,7,opt,name=state,proto3,enum=retryd.v1.EnvelopeState" json:"state,omitempty"`
-	// The delay chosen (DECISION_SCHEDULED only).
+	// The delay chosen (DECISION_SCHEDULED only; for a duplicate, the delay last chosen while a
+	// retry is pending or running, zero once it succeeded or when a replay re-scheduled it).
 	Delay         *durationpb.Duration `protobuf:"bytes,8,opt,name=delay,proto3" json:"delay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -932,7 +957,7 @@ var File_retryd_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_retryd_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x18retryd/v1/envelope.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\a\n" +
+	"\x18retryd/v1/envelope.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\b\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1d\n" +
 	"\n" +
@@ -958,7 +983,8 @@ const file_retryd_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a:\n" +
+	"updated_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12M\n" +
+	"\x15retry_life_started_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12retryLifeStartedAt\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x01\n" +
@@ -1074,26 +1100,27 @@ var file_retryd_v1_envelope_proto_depIdxs = []int32{
 	11, // 8: retryd.v1.Envelope.lease_expires_at:type_name -> google.protobuf.Timestamp
 	11, // 9: retryd.v1.Envelope.created_at:type_name -> google.protobuf.Timestamp
 	11, // 10: retryd.v1.Envelope.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: retryd.v1.Failure.error_class:type_name -> retryd.v1.ErrorClass
-	12, // 12: retryd.v1.Failure.retry_after:type_name -> google.protobuf.Duration
-	11, // 13: retryd.v1.AttemptRecord.failed_at:type_name -> google.protobuf.Timestamp
-	0,  // 14: retryd.v1.AttemptRecord.error_class:type_name -> retryd.v1.ErrorClass
-	12, // 15: retryd.v1.AttemptRecord.delay:type_name -> google.protobuf.Duration
-	2,  // 16: retryd.v1.Decision.kind:type_name -> retryd.v1.DecisionKind
-	3,  // 17: retryd.v1.Decision.reason:type_name -> retryd.v1.DeadLetterReason
-	11, // 18: retryd.v1.Decision.next_retry_at:type_name -> google.protobuf.Timestamp
-	0,  // 19: retryd.v1.Decision.error_class:type_name -> retryd.v1.ErrorClass
-	1,  // 20: retryd.v1.Decision.state:type_name -> retryd.v1.EnvelopeState
-	12, // 21: retryd.v1.Decision.delay:type_name -> google.protobuf.Duration
-	0,  // 22: retryd.v1.Filter.error_classes:type_name -> retryd.v1.ErrorClass
-	3,  // 23: retryd.v1.Filter.reasons:type_name -> retryd.v1.DeadLetterReason
-	11, // 24: retryd.v1.Filter.after:type_name -> google.protobuf.Timestamp
-	11, // 25: retryd.v1.Filter.before:type_name -> google.protobuf.Timestamp
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	11, // 11: retryd.v1.Envelope.retry_life_started_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: retryd.v1.Failure.error_class:type_name -> retryd.v1.ErrorClass
+	12, // 13: retryd.v1.Failure.retry_after:type_name -> google.protobuf.Duration
+	11, // 14: retryd.v1.AttemptRecord.failed_at:type_name -> google.protobuf.Timestamp
+	0,  // 15: retryd.v1.AttemptRecord.error_class:type_name -> retryd.v1.ErrorClass
+	12, // 16: retryd.v1.AttemptRecord.delay:type_name -> google.protobuf.Duration
+	2,  // 17: retryd.v1.Decision.kind:type_name -> retryd.v1.DecisionKind
+	3,  // 18: retryd.v1.Decision.reason:type_name -> retryd.v1.DeadLetterReason
+	11, // 19: retryd.v1.Decision.next_retry_at:type_name -> google.protobuf.Timestamp
+	0,  // 20: retryd.v1.Decision.error_class:type_name -> retryd.v1.ErrorClass
+	1,  // 21: retryd.v1.Decision.state:type_name -> retryd.v1.EnvelopeState
+	12, // 22: retryd.v1.Decision.delay:type_name -> google.protobuf.Duration
+	0,  // 23: retryd.v1.Filter.error_classes:type_name -> retryd.v1.ErrorClass
+	3,  // 24: retryd.v1.Filter.reasons:type_name -> retryd.v1.DeadLetterReason
+	11, // 25: retryd.v1.Filter.after:type_name -> google.protobuf.Timestamp
+	11, // 26: retryd.v1.Filter.before:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_retryd_v1_envelope_proto_init() }
