@@ -40,6 +40,7 @@
 #include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 #include "server/core/policy_set.h"
+#include "server/core/scheduler.h"
 #include "server/core/service_guards.h"
 #include "server/engine/engine_observer.h"
 #include "server/store/store.h"
@@ -106,19 +107,6 @@ struct LeaseArgs {
   // True once the caller has gone away (e.g. cancelled its long-poll). A parked lease whose
   // caller is gone is dropped instead of served, so nothing is leased to nobody. Optional.
   std::function<bool()> cancelled;
-};
-
-struct LeasedItem {
-  Envelope envelope;  // Payload and history included.
-  std::string lease_token;
-  absl::Time lease_expires_at;
-};
-
-// Live counts of one service, as of the last committed batch.
-struct ServiceStats {
-  int64_t scheduled = 0;
-  int64_t leased = 0;
-  int64_t dead = 0;
 };
 
 class Engine;
@@ -231,21 +219,6 @@ class Engine {
   class FunctionOp;
   friend class EngineTxn;
 
-  // (time in unix micros, envelope id), smallest first.
-  using HeapEntry = std::pair<int64_t, int64_t>;
-  using MinHeap = std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>>;
-
-  struct ServiceState {
-    MinHeap schedule;  // Scheduled envelopes by next_retry_at.
-    int64_t leased = 0;
-    int64_t dead = 0;
-    std::deque<std::unique_ptr<LeaseOp>> waiters;  // Parked long-polls, oldest first.
-  };
-  struct LeaseInfo {
-    int64_t expires_us = 0;
-    std::string service;
-  };
-
   Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
          EngineOptions options);
 
@@ -277,20 +250,6 @@ class Engine {
   // The syncer thread: fsyncs the log, then answers every batch committed before the fsync.
   void SyncLoop();
 
-  // Writer-thread helpers used by the ops.
-  ServiceState& Service(const std::string& name);
-  void Schedule(const Envelope& e);
-  void AddLease(const Envelope& e);
-  void RemoveLease(int64_t id, const std::string& service);
-  // A new lease token for `e` (its secret part from the CSPRNG).
-  absl::StatusOr<std::string> NewLeaseToken(const Envelope& e);
-  // Loads the envelope a lease token names; FAILED_PRECONDITION unless it is leased under exactly
-  // this token (compared in constant time). For any other token the answer is LEASE_NOT_FOUND
-  // for an envelope whose service `may_see` refuses (when set), as for an id that does not
-  // exist; LEASE_EXPIRED is told only for services the caller may see.
-  absl::StatusOr<Envelope> LoadLeased(const std::string& token, const ServiceCheck& may_see);
-  // Applies a policy decision to `e` (attempt, history, state).
-  Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
   void ExpireLeases(absl::Time now, int* changed);
   // A housekeeping pass inside the open batch of `ops` requests: deletes the next slice of
   // succeeded envelopes whose dedupe window has passed, and sets when the next pass is due.
@@ -300,13 +259,6 @@ class Engine {
   // Guard hooks (engine_guards.cc), called inside an op's savepoint (between guards_.BeginOp
   // and guards_.EndOp, so that an op that is not kept leaves the guards as they were). What they
   // change is stored by SaveGuards at the end of the batch.
-  // A non-duplicate first failure: counts it for the budget and the circuit.
-  void OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now);
-  // A leased envelope's outcome (`success`, or a failure of class `error_class`).
-  void OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
-                       ErrorClass error_class, absl::Time now);
-  // How many envelopes of `service` Lease may hand out now (applies a due HALF_OPEN).
-  int64_t LeaseAllowance(const std::string& service, absl::Time now);
   // Applies every due time-driven circuit transition (OPEN → HALF_OPEN).
   void AdvanceCircuits(absl::Time now);
   // Logs a change of `service`'s circuit state.
@@ -314,7 +266,9 @@ class Engine {
   // Stores the guards of every service the batch's kept ops changed (one row each), in the
   // batch's transaction, so that they are durable exactly when the batch is.
   absl::Status SaveGuards();
-  void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done, bool force_empty);
+  // Serves the parked long-polls that have due work (Scheduler::ServeWaiters); the served ones
+  // join `done`, to be answered with the batch.
+  void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done);
 
   Store* const store_;
   const PolicySet* const policies_;
@@ -323,14 +277,12 @@ class Engine {
   const EngineOptions options_;
 
   // Writer-thread state (no lock: only the writer thread touches it after Start).
-  absl::flat_hash_map<std::string, ServiceState> services_;
-  absl::flat_hash_map<int64_t, LeaseInfo> leases_;
-  MinHeap lease_expiry_;
+  // The schedule, leases, parked long-polls, counts and guards.
+  Scheduler scheduler_;
   // When the next housekeeping pass is due (ForgetSucceeded).
   absl::Time next_housekeeping_ = absl::InfinitePast();
-  absl::flat_hash_map<std::string, bool> dirty_stats_;
-  // Budgets and circuits (writer thread, but for its thread-safe Snapshot()).
-  ServiceGuards guards_;
+  // scheduler_'s budgets and circuits (writer thread, but for its thread-safe Snapshot()).
+  ServiceGuards& guards_;
   // Writer figures since the last `writer_stats` log line (debug level, every 10 s).
   struct WriterFigures {
     int64_t batches = 0;

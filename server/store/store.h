@@ -21,6 +21,7 @@
 #include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 #include "server/core/filter.h"
+#include "server/core/scheduler.h"
 
 namespace retryd {
 
@@ -130,7 +131,9 @@ struct ReplayRow {
   std::string canary_ids;  // Comma-separated envelope ids of the canaries.
 };
 
-class Store {
+// The write side's envelope calls are SchedulerStore's (restated here to keep the contract in one
+// place).
+class Store : public SchedulerStore {
  public:
   virtual ~Store() = default;
 
