@@ -308,6 +308,7 @@ absl::Time Scheduler::NextWake(absl::Time now) const {
     }
     for (const auto& w : svc.waiters) wake = std::min(wake, absl::ToUnixMicros(w->wait_until()));
   }
+  if (wake == absl::ToUnixMicros(absl::InfiniteFuture())) return absl::InfiniteFuture();
   return absl::FromUnixMicros(wake);
 }
 

@@ -74,6 +74,7 @@ Envelope NewEnvelope(const std::string& service, const std::string& message_id) 
   e.service = service;
   e.message_id = message_id;
   e.payload = "payload of " + message_id;
+  e.first_seen_at = absl::InfinitePast();  // Not given: the first failure's time.
   return e;
 }
 
@@ -100,11 +101,14 @@ class SchedulerTest : public ::testing::Test {
 
   absl::Time T(double seconds) const { return t0_ + absl::Seconds(seconds); }
 
-  // A first failure of (service, message_id) now; its outcome.
+  // A first failure of (service, message_id) now, in an op as the engine applies it (an op
+  // that fails, or a duplicate, leaves the guards as they were); its outcome.
   FailureOutcome Fail(const std::string& service, const std::string& message_id,
                       Failure failure = Transient()) {
+    scheduler_.guards().BeginOp();
     absl::StatusOr<FailureOutcome> out =
         scheduler_.FirstFailure(NewEnvelope(service, message_id), failure, clock_.Now());
+    scheduler_.guards().EndOp(out.ok());
     EXPECT_THAT(out, IsOk());
     return out.ok() ? *std::move(out) : FailureOutcome();
   }
@@ -380,7 +384,11 @@ TEST_F(SchedulerTest, StaleForeignAndMismatchedTokensChangeNothing) {
   const auto not_found = StatusIs(absl::StatusCode::kFailedPrecondition,
                                   HasSubstr("LEASE_NOT_FOUND"));
   EXPECT_THAT(scheduler_.Succeed("billing", "garbage", T(3)), not_found);
-  EXPECT_THAT(scheduler_.Succeed("billing", "1.0.feedface", T(3)), not_found);
+  EXPECT_THAT(scheduler_.Succeed("billing", "1.7.feedface", T(3)), not_found);
+  // A token of an earlier attempt of a service the caller may see was superseded.
+  EXPECT_THAT(scheduler_.Succeed("billing", "1.0.feedface", T(3)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("LEASE_EXPIRED")));
+  EXPECT_THAT(scheduler_.Succeed("other", "1.0.feedface", T(3)), not_found);
   EXPECT_THAT(scheduler_.Succeed("billing", token + "0", T(3)), not_found);
   // Another service's caller learns nothing about this lease.
   EXPECT_THAT(scheduler_.Succeed("other", token + "0", T(3)), not_found);
