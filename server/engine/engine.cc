@@ -502,83 +502,101 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     stop_parking = stop_parking_;
   }
   const bool housekeeping_due = now >= next_housekeeping_;
-
-  std::vector<std::unique_ptr<Op>> committed;  // Applied; answered after the commit.
-  std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
+  Batch batch;
+  batch.requests = static_cast<int>(ops.size());
   if (!ops.empty() || housekeeping_due || scheduler_.WorkDue(now)) {
-    // Before BEGIN nothing was written and nothing in memory changed, so a failure here can be
-    // answered (the batch's requests may be retried) without stopping.
-    absl::Status begin = store_->Begin();
-    if (!begin.ok()) {
-      LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
-      const absl::Status answer = absl::UnavailableError(absl::StrCat(
-          "the store could not start a transaction; nothing was changed: ", begin.message()));
-      std::vector<Answer> answers;
-      for (auto& op : ops) answers.push_back(Answer{std::move(op), answer});
-      AnswerWhenDurable(std::move(answers));
-      return;
-    }
+    if (!BeginBatch(&ops)) return;
     // From here on, a store failure stops the process (StopOnStoreFailure): the batch may have
     // written some of its rows, SQLite may have rolled it back by itself, and the in-memory
     // schedule no longer matches the disk. Start-up recovery is the one recovery path.
-    int changed = 0;
-    ExpireLeases(now, &changed);
-    for (auto& op : ops) {
-      const absl::Status s = ApplyOp(*op, now);
-      if (!s.ok()) {
-        failed.emplace_back(std::move(op), s);
-      } else if (op->parked && !stop_parking) {
-        scheduler_.Park(std::unique_ptr<LeaseOp>(static_cast<LeaseOp*>(op.release())));
-      } else {
-        committed.push_back(std::move(op));
-      }
-    }
-    AdvanceCircuits(now);
-    ServeWaiters(now, &committed);
-    if (housekeeping_due) {
-      const absl::Status forgot = ForgetSucceeded(now, static_cast<int>(ops.size()));
-      if (!forgot.ok()) StopOnStoreFailure("housekeeping", forgot);
-    }
-    // The guards the batch changed go into its transaction: one row per service.
-    const absl::Status saved = SaveGuards();
-    if (!saved.ok()) StopOnStoreFailure("save_guards", saved);
-    const absl::Time applied = clock_->Now();
-    const absl::Status commit = store_->Commit();
-    const absl::Time commit_done = clock_->Now();
-    if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
-    if (auto* o = options_.observer) {
-      o->OnCommit(commit_done - applied, static_cast<int>(ops.size()), commit.ok());
-    }
-    figures_.batches++;
-    figures_.ops += static_cast<int64_t>(ops.size());
-    figures_.apply += applied - now;
-    figures_.commit += commit_done - applied;
-    if (figures_.since == absl::InfinitePast()) figures_.since = now;
-    if (commit_done - figures_.since >= absl::Seconds(10)) {
-      LogEvent(LogLevel::kInfo, "writer_stats")
-          .Int("batches", figures_.batches)
-          .Double("ops_per_batch", static_cast<double>(figures_.ops) / figures_.batches)
-          .Double("apply_ms_per_batch", absl::ToDoubleMilliseconds(figures_.apply) / figures_.batches)
-          .Double("commit_ms_per_batch",
-                  absl::ToDoubleMilliseconds(figures_.commit) / figures_.batches)
-          .Int("forgotten", figures_.forgotten)
-          .Int("checkpoint_pauses", figures_.pauses)
-          .Double("checkpoint_paused_ms", absl::ToDoubleMilliseconds(figures_.paused));
-      figures_ = WriterFigures();
-    }
-    // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own
-    // after some errors and not others): nothing of it may be answered, and the schedule in
-    // memory is the batch's, not the disk's.
-    if (!commit.ok()) StopOnStoreFailure("commit", commit);
+    ApplyBatch(now, std::move(ops), stop_parking, housekeeping_due, &batch);
+    CommitBatch(now, batch.requests);
   }
+  AnswerBatch(now, stop_parking, std::move(batch));
+}
+
+bool Engine::BeginBatch(std::vector<std::unique_ptr<Op>>* ops) {
+  // Before BEGIN nothing was written and nothing in memory changed, so a failure here can be
+  // answered (the batch's requests may be retried) without stopping.
+  const absl::Status begin = store_->Begin();
+  if (begin.ok()) return true;
+  LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
+  const absl::Status answer = absl::UnavailableError(absl::StrCat(
+      "the store could not start a transaction; nothing was changed: ", begin.message()));
+  std::vector<Answer> answers;
+  for (auto& op : *ops) answers.push_back(Answer{std::move(op), answer});
+  AnswerWhenDurable(std::move(answers));
+  return false;
+}
+
+void Engine::ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bool stop_parking,
+                        bool housekeeping_due, Batch* batch) {
+  int changed = 0;
+  ExpireLeases(now, &changed);
+  for (auto& op : ops) {
+    const absl::Status s = ApplyOp(*op, now);
+    if (!s.ok()) {
+      batch->failed.emplace_back(std::move(op), s);
+    } else if (op->parked && !stop_parking) {
+      scheduler_.Park(std::unique_ptr<LeaseOp>(static_cast<LeaseOp*>(op.release())));
+    } else {
+      batch->committed.push_back(std::move(op));
+    }
+  }
+  AdvanceCircuits(now);
+  ServeWaiters(now, &batch->committed);
+  if (housekeeping_due) {
+    const absl::Status forgot = ForgetSucceeded(now, batch->requests);
+    if (!forgot.ok()) StopOnStoreFailure("housekeeping", forgot);
+  }
+  // The guards the batch changed go into its transaction: one row per service.
+  const absl::Status saved = SaveGuards();
+  if (!saved.ok()) StopOnStoreFailure("save_guards", saved);
+}
+
+void Engine::CommitBatch(absl::Time now, int requests) {
+  const absl::Time applied = clock_->Now();
+  const absl::Status commit = store_->Commit();
+  const absl::Time commit_done = clock_->Now();
+  if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
+  if (auto* o = options_.observer) o->OnCommit(commit_done - applied, requests, commit.ok());
+  CountBatch(now, applied, commit_done, requests);
+  // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own
+  // after some errors and not others): nothing of it may be answered, and the schedule in
+  // memory is the batch's, not the disk's.
+  if (!commit.ok()) StopOnStoreFailure("commit", commit);
+}
+
+void Engine::CountBatch(absl::Time start, absl::Time applied, absl::Time committed,
+                        int requests) {
+  figures_.batches++;
+  figures_.ops += requests;
+  figures_.apply += applied - start;
+  figures_.commit += committed - applied;
+  if (figures_.since == absl::InfinitePast()) figures_.since = start;
+  if (committed - figures_.since < absl::Seconds(10)) return;
+  LogEvent(LogLevel::kInfo, "writer_stats")
+      .Int("batches", figures_.batches)
+      .Double("ops_per_batch", static_cast<double>(figures_.ops) / figures_.batches)
+      .Double("apply_ms_per_batch", absl::ToDoubleMilliseconds(figures_.apply) / figures_.batches)
+      .Double("commit_ms_per_batch", absl::ToDoubleMilliseconds(figures_.commit) / figures_.batches)
+      .Int("forgotten", figures_.forgotten)
+      .Int("checkpoint_pauses", figures_.pauses)
+      .Double("checkpoint_paused_ms", absl::ToDoubleMilliseconds(figures_.paused));
+  figures_ = WriterFigures();
+}
+
+void Engine::AnswerBatch(absl::Time now, bool stop_parking, Batch batch) {
   // Publish before answering: a caller that was told OK and then asks for the counts
   // (ListServices, GetCircuit, a metrics scrape) must see its change.
   guards_.Publish(now);
   PublishStats();
   std::vector<Answer> answers;
-  answers.reserve(committed.size() + failed.size());
-  for (auto& op : committed) answers.push_back(Answer{std::move(op), absl::OkStatus()});
-  for (auto& [op, status] : failed) answers.push_back(Answer{std::move(op), std::move(status)});
+  answers.reserve(batch.committed.size() + batch.failed.size());
+  for (auto& op : batch.committed) answers.push_back(Answer{std::move(op), absl::OkStatus()});
+  for (auto& [op, status] : batch.failed) {
+    answers.push_back(Answer{std::move(op), std::move(status)});
+  }
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
   for (std::unique_ptr<LeaseWaiter>& waiter : scheduler_.TakeEndedWaiters(now, stop_parking)) {
     answers.push_back(Answer{std::unique_ptr<Op>(static_cast<LeaseOp*>(waiter.release())),

@@ -228,9 +228,30 @@ class Engine {
   void WriterLoop();
   // Checkpoints the store's log in the background while there are new commits.
   void CheckpointLoop();
-  // Applies one batch of queued ops (plus due lease expiries and servable long-polls) in one
-  // transaction and answers them.
+  // Applies one batch of queued ops (plus due lease expiries, servable long-polls, circuit
+  // transitions and housekeeping) in one transaction and answers them: BeginBatch, ApplyBatch,
+  // CommitBatch, AnswerBatch.
   void RunBatch(std::vector<std::unique_ptr<Op>> ops);
+  // What a batch's requests came to: applied (answered OK once durable) or refused.
+  struct Batch {
+    int requests = 0;
+    std::vector<std::unique_ptr<Op>> committed;
+    std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
+  };
+  // Opens the batch's transaction. When the store refuses, nothing was written and nothing in
+  // memory changed: `ops` are answered UNAVAILABLE and false is returned.
+  bool BeginBatch(std::vector<std::unique_ptr<Op>>* ops);
+  // Inside the transaction: expires due leases, applies `ops` (parking long-polls that found
+  // nothing), advances circuits, serves waiters, runs a due housekeeping pass, stores the guards.
+  void ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bool stop_parking,
+                  bool housekeeping_due, Batch* batch);
+  // Commits (a failed commit stops the process) and tells the observer.
+  void CommitBatch(absl::Time now, int requests);
+  // Adds a batch to the writer figures, logged every 10 s.
+  void CountBatch(absl::Time start, absl::Time applied, absl::Time committed, int requests);
+  // Publishes counts and circuits, then hands the batch's answers, and those of long-polls whose
+  // wait is over (all when `stop_parking`), to the syncer.
+  void AnswerBatch(absl::Time now, bool stop_parking, Batch batch);
   absl::Time NextWake(absl::Time now) const;
   // Builds the in-memory state from the store (start-up recovery).
   absl::Status Reload();
