@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
+#include "server/engine/commit_pipeline.h"
 #include "server/engine/engine_op.h"
 #include "server/store/store_failure.h"
 #include "server/util/log.h"
@@ -240,9 +241,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const Policy
                                                       EngineOptions options) {
   std::unique_ptr<Engine> engine(new Engine(store, policies, clock, rng, options));
   RETURN_IF_ERROR(engine->Reload());
+  CommitPipelineOptions pipeline;
+  pipeline.checkpoint_interval = options.checkpoint_interval;
+  pipeline.log_restart_pages = options.log_restart_pages;
+  pipeline.observer = options.observer;
+  engine->pipeline_ = std::make_unique<CommitPipeline>(store, clock, pipeline,
+                                                       [e = engine.get()] { e->WakeWriter(); });
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
-  engine->syncer_ = std::thread([e = engine.get()] { e->SyncLoop(); });
-  engine->checkpointer_ = std::thread([e = engine.get()] { e->CheckpointLoop(); });
   return engine;
 }
 
@@ -342,53 +347,21 @@ void Engine::Stop() {
     stopped_ = true;
   }
   if (writer_.joinable()) writer_.join();
-  {
-    absl::MutexLock lock(&sync_mu_);
-    writer_finished_ = true;
-  }
-  if (syncer_.joinable()) syncer_.join();
-  {
-    absl::MutexLock lock(&mu_);
-    writer_done_ = true;
-  }
-  if (checkpointer_.joinable()) checkpointer_.join();
+  if (pipeline_ != nullptr) pipeline_->Stop();
 }
 
-void Engine::AnswerWhenDurable(std::vector<Answer> answers) {
-  if (answers.empty()) return;
-  absl::MutexLock lock(&sync_mu_);
-  if (to_answer_.empty()) {
-    to_answer_ = std::move(answers);
-  } else {
-    for (Answer& a : answers) to_answer_.push_back(std::move(a));
-  }
+void Engine::WakeWriter() {
+  absl::MutexLock lock(&mu_);
+  kick_ = true;
 }
 
-void Engine::SyncLoop() {
-  NameThisThread("retryd-syncer");
-  while (true) {
-    std::vector<Answer> answers;
-    {
-      absl::MutexLock lock(&sync_mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_) {
-        return !to_answer_.empty() || writer_finished_;
-      };
-      sync_mu_.Await(absl::Condition(&ready));
-      if (to_answer_.empty()) return;  // The writer is done and everything is answered.
-      answers.swap(to_answer_);
-    }
-    // Everything in `answers` was committed before this fsync began, so it covers them all.
-    const absl::Time start = clock_->Now();
-    const absl::Status synced = store_->SyncLog();
-    if (!synced.ok()) {
-      // After a failed fsync the kernel may have dropped the unwritten pages, and a later fsync
-      // can succeed without them: nothing since the last good sync may be acknowledged, and
-      // only a restart, which recovers from what is on disk, tells what was kept (PostgreSQL
-      // does the same since 2018).
-      StopOnStoreFailure(absl::StrCat("sync (", answers.size(), " answers withheld)"), synced);
-    }
-    if (auto* o = options_.observer) o->OnSync(clock_->Now() - start);
-    for (Answer& a : answers) {
+// A committed batch's answers, given by the commit pipeline's syncer once it is durable.
+class Engine::BatchAnswers final : public CommitPipeline::Answers {
+ public:
+  explicit BatchAnswers(std::vector<Engine::Answer> answers) : answers_(std::move(answers)) {}
+  size_t size() const override { return answers_.size(); }
+  void Finish() override {
+    for (Engine::Answer& a : answers_) {
       if (a.empty_lease) {
         static_cast<LeaseOp*>(a.op.get())->FinishEmpty();
       } else {
@@ -396,61 +369,14 @@ void Engine::SyncLoop() {
       }
     }
   }
-}
 
-void Engine::CheckpointLoop() {
-  NameThisThread("retryd-ckpt");
-  // The paused pass should copy about this many pages at most (a few ms of copying and fsync).
-  constexpr int64_t kPausedPassPages = 256;
-  int64_t checkpointed = 0;
-  // A failed checkpoint is fatal too: if the database file's sync failed, SQLite may still count
-  // the copied pages as checkpointed and let the writer restart the log over them.
-  auto checkpoint = [this]() -> Store::LogPages {
-    absl::StatusOr<Store::LogPages> pages = store_->CheckpointWal();
-    if (!pages.ok()) StopOnStoreFailure("checkpoint", pages.status());
-    return *pages;
-  };
-  // An idle server is checked less often (the first pass after it wakes copies a little more).
-  const absl::Duration idle_interval =
-      std::max(options_.checkpoint_interval, absl::Milliseconds(50));
-  bool idle = false;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return writer_done_; };
-      mu_.AwaitWithTimeout(absl::Condition(&done),
-                           idle ? idle_interval : options_.checkpoint_interval);
-      if (writer_done_) break;
-    }
-    const int64_t commits = commits_.load(std::memory_order_relaxed);
-    idle = commits == checkpointed;
-    if (idle) continue;
-    checkpointed = commits;
-    Store::LogPages pages = checkpoint();
-    if (pages.total <= options_.log_restart_pages) continue;
-    // The writer commits faster than a checkpoint copies, so the log never empties by itself:
-    // catch up until a pass finds little new, then pause the writer between two batches, copy
-    // the little that came since, and its next batch starts the log over from the beginning.
-    // (The pause is that last pass: a few ms every few hundred ms at full load.)
-    for (int i = 0; i < 4; ++i) {
-      const int64_t before = pages.total;
-      pages = checkpoint();
-      if (pages.total - before <= kPausedPassPages) break;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      pause_requested_ = true;
-      auto paused = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return writer_paused_ || writer_done_;
-      };
-      mu_.Await(absl::Condition(&paused));
-    }
-    checkpoint();
-    absl::MutexLock lock(&mu_);
-    pause_requested_ = false;
-  }
-  // A last checkpoint after the writer's final commit keeps the log short for the next start.
-  checkpoint();
+ private:
+  std::vector<Engine::Answer> answers_;
+};
+
+void Engine::AnswerWhenDurable(std::vector<Answer> answers) {
+  if (answers.empty()) return;
+  pipeline_->WhenDurable(std::make_unique<BatchAnswers>(std::move(answers)));
 }
 
 void Engine::WriterLoop() {
@@ -462,21 +388,20 @@ void Engine::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || stopping_ || kick_ || pause_requested_;
+        return !queue_.empty() || stopping_ || kick_ || pipeline_->PauseRequested();
       };
       const absl::Duration timeout = wake - clock_->Now();
       if (timeout > absl::ZeroDuration()) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), std::min(timeout, absl::Seconds(1)));
       }
-      if (pause_requested_) {
-        const absl::Time start = clock_->Now();
-        writer_paused_ = true;
-        auto resumed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pause_requested_; };
-        mu_.Await(absl::Condition(&resumed));
-        writer_paused_ = false;
-        figures_.pauses++;
-        figures_.paused += clock_->Now() - start;
-      }
+    }
+    // Between two batches: the checkpointer may want the log to start over.
+    if (pipeline_->PauseRequested()) {
+      figures_.pauses++;
+      figures_.paused += pipeline_->PauseIfRequested();
+    }
+    {
+      absl::MutexLock lock(&mu_);
       kick_ = false;
       const size_t n = std::min<size_t>(queue_.size(), options_.max_batch);
       ops.reserve(n);
@@ -558,7 +483,7 @@ void Engine::CommitBatch(absl::Time now, int requests) {
   const absl::Time applied = clock_->Now();
   const absl::Status commit = store_->Commit();
   const absl::Time commit_done = clock_->Now();
-  if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
+  if (commit.ok()) pipeline_->Committed();
   if (auto* o = options_.observer) o->OnCommit(commit_done - applied, requests, commit.ok());
   CountBatch(now, applied, commit_done, requests);
   // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own

@@ -42,6 +42,7 @@
 #include "server/core/policy_set.h"
 #include "server/core/scheduler.h"
 #include "server/core/service_guards.h"
+#include "server/engine/commit_pipeline.h"
 #include "server/engine/engine_observer.h"
 #include "server/store/store.h"
 #include "server/util/clock.h"
@@ -226,8 +227,8 @@ class Engine {
   // max_pending_requests are already unanswered.
   void Submit(std::unique_ptr<Op> op, bool limited = true);
   void WriterLoop();
-  // Checkpoints the store's log in the background while there are new commits.
-  void CheckpointLoop();
+  // Wakes the writer (the commit pipeline wants it to pause).
+  void WakeWriter();
   // Applies one batch of queued ops (plus due lease expiries, servable long-polls, circuit
   // transitions and housekeeping) in one transaction and answers them: BeginBatch, ApplyBatch,
   // CommitBatch, AnswerBatch.
@@ -266,10 +267,9 @@ class Engine {
     absl::Status status;
     bool empty_lease = false;  // A long-poll whose wait is over: answered with no envelopes.
   };
-  // Hands a committed batch's answers to the syncer.
+  class BatchAnswers;
+  // Hands a committed batch's answers to the commit pipeline, which gives them once durable.
   void AnswerWhenDurable(std::vector<Answer> answers);
-  // The syncer thread: fsyncs the log, then answers every batch committed before the fsync.
-  void SyncLoop();
 
   void ExpireLeases(absl::Time now, int* changed);
   // A housekeeping pass inside the open batch of `ops` requests: deletes the next slice of
@@ -323,23 +323,14 @@ class Engine {
   bool stop_parking_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // The writer made its last commit.
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
-  // The checkpointer asks the writer to pause between batches; the writer says it has.
-  bool pause_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool writer_paused_ ABSL_GUARDED_BY(mu_) = false;
 
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);
 
-  absl::Mutex sync_mu_;
-  std::vector<Answer> to_answer_ ABSL_GUARDED_BY(sync_mu_);  // Committed, not yet synced.
-  bool writer_finished_ ABSL_GUARDED_BY(sync_mu_) = false;
-
-  std::atomic<int64_t> commits_{0};
+  // The syncer and the checkpointer (started before the writer, stopped after it).
+  std::unique_ptr<CommitPipeline> pipeline_;
   std::thread writer_;
-  std::thread syncer_;
-  std::thread checkpointer_;
 };
 
 }  // namespace retryd
