@@ -1,10 +1,12 @@
-// Engine: retryd's state machine over a Store. It owns the in-memory schedule (a min-heap of
-// next_retry_at per service), the lease table, and the parked long-polls, and it applies every
-// mutation on one writer thread in batches: all requests queued while the previous batch was
-// being applied share the next transaction (group commit), and each is answered only after that
-// transaction is durable. Durability is a pipeline stage of its own: once a batch is committed,
-// the syncer thread fsyncs the log and answers the batch, while the writer already applies the
-// next one; the log is append-only, so one fsync makes every earlier commit durable too.
+// Engine: runs retryd's state machine over a Store. The transitions and the in-memory state they
+// change (the schedule, a min-heap of next_retry_at per service; the lease table; the parked
+// long-polls; the guards) are the Scheduler's (server/core/scheduler.h); the engine applies every
+// mutation through it on one writer thread in batches: all requests queued while the previous
+// batch was being applied share the next transaction (group commit), and each is answered only
+// after that transaction is durable. Durability is a pipeline stage of its own (CommitPipeline,
+// commit_pipeline.h): once a batch is committed, the syncer thread fsyncs the log and answers the
+// batch, while the writer already applies the next one; the log is append-only, so one fsync makes
+// every earlier commit durable too.
 //
 // Crash-only: a store failure (store_failure.h) after a batch began writing, or a failed sync or
 // checkpoint, stops the process with kStoreFailureExitCode before anything more is answered, and
@@ -21,11 +23,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <queue>
 #include <string>
 #include <thread>
 #include <utility>
