@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
-#include "server/core/duplicate_decision.h"
+#include "server/engine/commit_pipeline.h"
 #include "server/engine/engine_op.h"
 #include "server/store/store_failure.h"
 #include "server/util/log.h"
@@ -22,30 +22,8 @@
 namespace retryd {
 namespace {
 
-// A rough wire size of a leased envelope, for the response byte cap.
-int64_t WireSize(const Envelope& e) {
-  int64_t size = 256 + e.service.size() + e.message_id.size() + e.payload.size() +
-                 e.trace_id.size() + e.content_type.size() + e.source.size() +
-                 e.last_error.message.size();
-  for (const auto& [k, v] : e.headers) size += k.size() + v.size() + 8;
-  for (const auto& r : e.history) size += 64 + r.error_code.size() + r.message.size();
-  return size;
-}
-
 // Logs a decision once it is written: dead letters at warn, schedules at debug (hot path).
 void LogDecision(const Envelope& e, const Decision& d, const Failure& failure);
-
-absl::Status LeaseExpired() {
-  return absl::FailedPreconditionError(
-      "lease_token: the lease expired (LEASE_EXPIRED); the envelope was decided again and will "
-      "be leased anew");
-}
-
-absl::Status LeaseNotFound() {
-  return absl::FailedPreconditionError(
-      "lease_token: unknown lease (LEASE_NOT_FOUND): it was never issued, or was already "
-      "completed");
-}
 
 }  // namespace
 
@@ -80,54 +58,30 @@ class Engine::ReportFailureOp final : public Engine::Op {
 
  private:
   absl::Status ApplyFirst(Engine& engine, absl::Time now) {
-    // Decide as if new and insert; the insert itself tells a duplicate (the common case pays
-    // one index descent, not a lookup and an insert).
-    Envelope e = std::move(envelope_);  // Applied once: the op keeps no copy of the payload.
-    if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
-    e.created_at = now;
-    const Decision decision = engine.DecideFailure(e, std::max(e.attempt, 1), failure_, now);
-    const absl::Status inserted = engine.store_->Insert(&e);
-    if (absl::IsAlreadyExists(inserted)) {
-      ASSIGN_OR_RETURN(std::optional<Envelope> existing,
-                       engine.store_->FindByKey(e.service, e.message_id, false));
-      if (!existing.has_value()) return inserted;
-      // The decision is not kept: the retry the budget booked for it goes back, pacing included.
-      engine.guards_.UndoOp();
-      decision_ = DuplicateDecision(*existing);
-      if (auto* o = engine.options_.observer) o->OnDuplicateFailure(*existing);
+    // Applied once: the op keeps no copy of the payload.
+    ASSIGN_OR_RETURN(FailureOutcome out,
+                     engine.scheduler_.FirstFailure(std::move(envelope_), failure_, now));
+    decision_ = out.decision;
+    if (out.duplicate) {
+      if (auto* o = engine.options_.observer) o->OnDuplicateFailure(out.envelope);
       LogEvent(LogLevel::kDebug, "duplicate_failure")
-          .Str("service", existing->service)
-          .Str("message_id", existing->message_id)
-          .Int("attempt", existing->attempt);
+          .Str("service", out.envelope.service)
+          .Str("message_id", out.envelope.message_id)
+          .Int("attempt", out.envelope.attempt);
       return absl::OkStatus();
     }
-    if (!inserted.ok()) return inserted;  // The op's guard changes are undone with it.
-    engine.OnFirstFailure(e, decision, now);
-    decision_ = decision;
-    engine.Schedule(e);
-    LogDecision(e, decision_, failure_);
-    if (auto* o = engine.options_.observer) o->OnDecision(e, failure_, decision_, false);
+    LogDecision(out.envelope, decision_, failure_);
+    if (auto* o = engine.options_.observer) o->OnDecision(out.envelope, failure_, decision_, false);
     return absl::OkStatus();
   }
 
   absl::Status ApplyLeased(Engine& engine, absl::Time now) {
-    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_, [this](const std::string& service) {
-                       return service == envelope_.service;
-                     }));
-    if (e.service != envelope_.service ||
-        (!envelope_.message_id.empty() && e.message_id != envelope_.message_id)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "lease_token: the lease is for another envelope (LEASE_MISMATCH): envelope.service "
-          "and envelope.message_id must name the leased envelope"));
-    }
-    e.lease_token.clear();  // Completed: the token is no longer usable.
-    decision_ = engine.DecideFailure(e, e.attempt + 1, failure_, now);
-    RETURN_IF_ERROR(engine.store_->Update(e));
-    engine.OnLeasedOutcome(e.service, e.id, /*success=*/false, decision_.error_class, now);
-    engine.RemoveLease(e.id, e.service);
-    engine.Schedule(e);
-    LogDecision(e, decision_, failure_);
-    if (auto* o = engine.options_.observer) o->OnDecision(e, failure_, decision_, false);
+    ASSIGN_OR_RETURN(FailureOutcome out,
+                     engine.scheduler_.LeasedFailure(token_, envelope_.service,
+                                                     envelope_.message_id, failure_, now));
+    decision_ = out.decision;
+    LogDecision(out.envelope, decision_, failure_);
+    if (auto* o = engine.options_.observer) o->OnDecision(out.envelope, failure_, decision_, false);
     return absl::OkStatus();
   }
 
@@ -138,87 +92,25 @@ class Engine::ReportFailureOp final : public Engine::Op {
   Decision decision_;
 };
 
-class Engine::LeaseOp final : public Engine::Op {
+class Engine::LeaseOp final : public Engine::Op, public LeaseWaiter {
  public:
   LeaseOp(LeaseArgs args, LeaseCallback done) : args_(std::move(args)), done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
     parked = false;
     items_.clear();
-    lateness_.clear();
     if (caller_gone()) return absl::CancelledError("the caller cancelled the lease");
-    ServiceState* known = engine.FindKnownService(args_.service);
-    if (known == nullptr) {
-      // Nobody reported this service: nothing is due, and the lease makes no service exist.
-      parked = args_.wait_until > now;
-      return absl::OkStatus();
-    }
-    ServiceState& svc = *known;
-    const int64_t now_us = absl::ToUnixMicros(now);
-    // The circuit caps the count: nothing while OPEN, the trials left while HALF_OPEN.
-    const int64_t allowance = engine.LeaseAllowance(args_.service, now);
-    const int64_t max_items = std::min<int64_t>(args_.max_messages, allowance);
-    std::vector<HeapEntry> popped;
-    int64_t bytes = 0;
-    absl::Status status;
-    while (static_cast<int64_t>(items_.size()) < max_items && !svc.schedule.empty() &&
-           svc.schedule.top().first <= now_us) {
-      const HeapEntry entry = svc.schedule.top();
-      absl::StatusOr<std::optional<Envelope>> found = engine.store_->FindById(entry.second, true);
-      if (!found.ok()) {
-        status = found.status();
-        break;
-      }
-      // An entry whose row moved on is stale: drop it.
-      if (!found->has_value() || (*found)->state != EnvelopeState::kScheduled ||
-          absl::ToUnixMicros((*found)->next_retry_at) != entry.first) {
-        svc.schedule.pop();
-        continue;
-      }
-      Envelope& e = **found;
-      const int64_t size = WireSize(e);
-      if (!items_.empty() && bytes + size > engine.options_.max_lease_response_bytes) break;
-      svc.schedule.pop();
-      popped.push_back(entry);
-      const absl::Time due = e.next_retry_at;
-      e.state = EnvelopeState::kLeased;
-      absl::StatusOr<std::string> token = engine.NewLeaseToken(e);
-      if (!token.ok()) {
-        status = token.status();
-        break;
-      }
-      e.lease_token = *std::move(token);
-      e.lease_expires_at = now + args_.visibility_timeout;
-      e.updated_at = now;
-      status = engine.store_->Update(e);
-      if (!status.ok()) break;
-      bytes += size;
-      lateness_.push_back(now - due);
-      items_.push_back(LeasedItem{std::move(e), "", absl::InfinitePast()});
-      items_.back().lease_token = items_.back().envelope.lease_token;
-      items_.back().lease_expires_at = items_.back().envelope.lease_expires_at;
-    }
-    if (!status.ok()) {
-      for (const HeapEntry& entry : popped) svc.schedule.push(entry);
-      items_.clear();
-      lateness_.clear();
-      return status;
-    }
-    // In HALF_OPEN, a lease that found no more due envelopes ends the wait for further trials.
-    const bool drained = svc.schedule.empty() || svc.schedule.top().first > now_us;
-    std::vector<int64_t> ids;
-    for (const LeasedItem& item : items_) ids.push_back(item.envelope.id);
-    if (engine.guards_.OnLeased(args_.service, now, ids, drained)) {
-      engine.LogCircuit(args_.service);
-    }
+    ASSIGN_OR_RETURN(LeaseGrant grant,
+                     engine.scheduler_.Lease(args_.service, args_.max_messages,
+                                             args_.visibility_timeout, now));
+    items_ = std::move(grant.items);
     if (items_.empty()) {
       parked = args_.wait_until > now;
       return absl::OkStatus();
     }
     for (size_t i = 0; i < items_.size(); ++i) {
       const LeasedItem& item = items_[i];
-      engine.AddLease(item.envelope);
-      if (auto* o = engine.options_.observer) o->OnLeased(item.envelope, lateness_[i]);
+      if (auto* o = engine.options_.observer) o->OnLeased(item.envelope, grant.lateness[i]);
       LogEvent(LogLevel::kDebug, "lease_granted")
           .Str("service", item.envelope.service)
           .Str("message_id", item.envelope.message_id)
@@ -238,15 +130,14 @@ class Engine::LeaseOp final : public Engine::Op {
 
   // Answers a parked long-poll with an empty list.
   void FinishEmpty() { done_(std::vector<LeasedItem>()); }
-  bool caller_gone() const { return args_.cancelled && args_.cancelled(); }
-  absl::Time wait_until() const { return args_.wait_until; }
-  const std::string& service() const { return args_.service; }
+  bool caller_gone() const override { return args_.cancelled && args_.cancelled(); }
+  absl::Time wait_until() const override { return args_.wait_until; }
+  const std::string& service() const override { return args_.service; }
 
  private:
   LeaseArgs args_;
   LeaseCallback done_;
   std::vector<LeasedItem> items_;
-  std::vector<absl::Duration> lateness_;
 };
 
 class Engine::ReportSuccessOp final : public Engine::Op {
@@ -255,20 +146,7 @@ class Engine::ReportSuccessOp final : public Engine::Op {
       : service_(std::move(service)), token_(std::move(token)), done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_, [this](const std::string& service) {
-                       return service == service_;
-                     }));
-    if (e.service != service_) {
-      return absl::FailedPreconditionError(
-          "lease_token: the lease belongs to another service (LEASE_MISMATCH)");
-    }
-    e.state = EnvelopeState::kSucceeded;
-    e.completed_at = now;
-    e.updated_at = now;
-    e.lease_token.clear();
-    RETURN_IF_ERROR(engine.store_->UpdateDroppingPayload(e));
-    engine.OnLeasedOutcome(e.service, e.id, /*success=*/true, ErrorClass::kUnspecified, now);
-    engine.RemoveLease(e.id, e.service);
+    ASSIGN_OR_RETURN(const Envelope e, engine.scheduler_.Succeed(service_, token_, now));
     if (auto* o = engine.options_.observer) o->OnRetrySucceeded(e, e.attempt + 1);
     // Debug: one line per request is too much for the hot path at info.
     LogEvent(LogLevel::kDebug, "retry_succeeded")
@@ -297,17 +175,7 @@ class Engine::ExtendLeaseOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    ASSIGN_OR_RETURN(Envelope e, engine.LoadLeased(token_, may_act_for_));
-    if (may_act_for_ && !may_act_for_(e.service)) {
-      return absl::PermissionDeniedError(
-          "lease_token: the lease belongs to a service this token may not act for "
-          "(SERVICE_NOT_ALLOWED)");
-    }
-    e.lease_expires_at = now + visibility_;
-    e.updated_at = now;
-    RETURN_IF_ERROR(engine.store_->Update(e));
-    engine.AddLease(e);
-    expires_ = e.lease_expires_at;
+    ASSIGN_OR_RETURN(expires_, engine.scheduler_.Extend(token_, visibility_, may_act_for_, now));
     return absl::OkStatus();
   }
 
@@ -345,13 +213,10 @@ class Engine::FunctionOp final : public Engine::Op {
 
 Store& EngineTxn::store() const { return *engine_.store_; }
 
-void EngineTxn::Requeued(const Envelope& e) {
-  engine_.Service(e.service).dead--;
-  engine_.Schedule(e);
-}
+void EngineTxn::Requeued(const Envelope& e) { engine_.scheduler_.Requeued(e); }
 
 void EngineTxn::DeadLettersRemoved(const std::string& service, int64_t n) {
-  engine_.Service(service).dead -= n;
+  engine_.scheduler_.DeadLettersRemoved(service, n);
 }
 
 void Engine::RunInTransaction(TxnFunction apply, DoneCallback done) {
@@ -367,39 +232,35 @@ Engine::Engine(Store* store, const PolicySet* policies, const Clock* clock, Rand
       clock_(clock),
       rng_(rng),
       options_(options),
-      guards_(policies, clock->Now()) {}
+      scheduler_(store, policies, rng, clock->Now(), options.max_lease_response_bytes,
+                 [this](const std::string& service) { LogCircuit(service); }),
+      guards_(scheduler_.guards()) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const PolicySet* policies,
                                                       const Clock* clock, Random* rng,
                                                       EngineOptions options) {
   std::unique_ptr<Engine> engine(new Engine(store, policies, clock, rng, options));
   RETURN_IF_ERROR(engine->Reload());
+  CommitPipelineOptions pipeline;
+  pipeline.checkpoint_interval = options.checkpoint_interval;
+  pipeline.log_restart_pages = options.log_restart_pages;
+  pipeline.observer = options.observer;
+  engine->pipeline_ = std::make_unique<CommitPipeline>(store, clock, pipeline,
+                                                       [e = engine.get()] { e->WakeWriter(); });
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
-  engine->syncer_ = std::thread([e = engine.get()] { e->SyncLoop(); });
-  engine->checkpointer_ = std::thread([e = engine.get()] { e->CheckpointLoop(); });
   return engine;
 }
 
 Engine::~Engine() { Stop(); }
 
 absl::Status Engine::Reload() {
-  for (auto& [name, svc] : services_) {
-    svc.schedule = MinHeap();
-    svc.leased = 0;
-    svc.dead = 0;
-  }
-  leases_.clear();
-  lease_expiry_ = MinHeap();
+  scheduler_.Reset();
   // The next batch looks for succeeded envelopes to forget: the store may hold expired ones
   // (the server was down, or a batch that deleted some was not committed).
   next_housekeeping_ = clock_->Now();
-  // Collect first, then heapify each service at once: O(n) instead of n pushes.
-  absl::flat_hash_map<std::string, std::vector<HeapEntry>> scheduled;
-  std::vector<HeapEntry> expiries;
   // The guards are stored (circuits with their windows, budgets' windows); the budgets' bookings
   // are the schedule itself.
   const absl::Time now = clock_->Now();
-  guards_.Reset();
   ASSIGN_OR_RETURN(std::vector<CircuitRecord> circuits, store_->LoadCircuits());
   for (const CircuitRecord& c : circuits) {
     const absl::Status restored = guards_.RestoreCircuit(c);
@@ -410,23 +271,15 @@ absl::Status Engine::Reload() {
     }
   }
   RETURN_IF_ERROR(store_->ForEachLive([&](const LiveRow& row) {
-    const int64_t at = absl::ToUnixMicros(row.at);
     if (row.state == EnvelopeState::kScheduled) {
-      guards_.RestoreScheduled(row.service, now, row.at);
-      scheduled[row.service].emplace_back(at, row.id);
+      scheduler_.RestoreScheduled(row.service, row.id, row.at, now);
     } else {
-      leases_[row.id] = LeaseInfo{at, row.service};
-      Service(row.service).leased++;
-      expiries.emplace_back(at, row.id);
+      scheduler_.RestoreLeased(row.service, row.id, row.at);
     }
   }));
-  for (auto& [name, entries] : scheduled) {
-    Service(name).schedule = MinHeap(std::greater<HeapEntry>(), std::move(entries));
-  }
-  lease_expiry_ = MinHeap(std::greater<HeapEntry>(), std::move(expiries));
+  scheduler_.FinishRestore();
   ASSIGN_OR_RETURN(std::vector<ServiceCounts> counts, store_->CountByService());
-  for (const ServiceCounts& c : counts) Service(c.service).dead = c.dead;
-  for (auto& [name, svc] : services_) dirty_stats_[name] = true;
+  for (const ServiceCounts& c : counts) scheduler_.RestoreDead(c.service, c.dead);
   guards_.Publish(now);  // GetCircuit answers the restored circuits from the start.
   PublishStats();
   return absl::OkStatus();
@@ -494,53 +347,21 @@ void Engine::Stop() {
     stopped_ = true;
   }
   if (writer_.joinable()) writer_.join();
-  {
-    absl::MutexLock lock(&sync_mu_);
-    writer_finished_ = true;
-  }
-  if (syncer_.joinable()) syncer_.join();
-  {
-    absl::MutexLock lock(&mu_);
-    writer_done_ = true;
-  }
-  if (checkpointer_.joinable()) checkpointer_.join();
+  if (pipeline_ != nullptr) pipeline_->Stop();
 }
 
-void Engine::AnswerWhenDurable(std::vector<Answer> answers) {
-  if (answers.empty()) return;
-  absl::MutexLock lock(&sync_mu_);
-  if (to_answer_.empty()) {
-    to_answer_ = std::move(answers);
-  } else {
-    for (Answer& a : answers) to_answer_.push_back(std::move(a));
-  }
+void Engine::WakeWriter() {
+  absl::MutexLock lock(&mu_);
+  kick_ = true;
 }
 
-void Engine::SyncLoop() {
-  NameThisThread("retryd-syncer");
-  while (true) {
-    std::vector<Answer> answers;
-    {
-      absl::MutexLock lock(&sync_mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_) {
-        return !to_answer_.empty() || writer_finished_;
-      };
-      sync_mu_.Await(absl::Condition(&ready));
-      if (to_answer_.empty()) return;  // The writer is done and everything is answered.
-      answers.swap(to_answer_);
-    }
-    // Everything in `answers` was committed before this fsync began, so it covers them all.
-    const absl::Time start = clock_->Now();
-    const absl::Status synced = store_->SyncLog();
-    if (!synced.ok()) {
-      // After a failed fsync the kernel may have dropped the unwritten pages, and a later fsync
-      // can succeed without them: nothing since the last good sync may be acknowledged, and
-      // only a restart, which recovers from what is on disk, tells what was kept (PostgreSQL
-      // does the same since 2018).
-      StopOnStoreFailure(absl::StrCat("sync (", answers.size(), " answers withheld)"), synced);
-    }
-    if (auto* o = options_.observer) o->OnSync(clock_->Now() - start);
-    for (Answer& a : answers) {
+// A committed batch's answers, given by the commit pipeline's syncer once it is durable.
+class Engine::BatchAnswers final : public CommitPipeline::Answers {
+ public:
+  explicit BatchAnswers(std::vector<Engine::Answer> answers) : answers_(std::move(answers)) {}
+  size_t size() const override { return answers_.size(); }
+  void Finish() override {
+    for (Engine::Answer& a : answers_) {
       if (a.empty_lease) {
         static_cast<LeaseOp*>(a.op.get())->FinishEmpty();
       } else {
@@ -548,61 +369,14 @@ void Engine::SyncLoop() {
       }
     }
   }
-}
 
-void Engine::CheckpointLoop() {
-  NameThisThread("retryd-ckpt");
-  // The paused pass should copy about this many pages at most (a few ms of copying and fsync).
-  constexpr int64_t kPausedPassPages = 256;
-  int64_t checkpointed = 0;
-  // A failed checkpoint is fatal too: if the database file's sync failed, SQLite may still count
-  // the copied pages as checkpointed and let the writer restart the log over them.
-  auto checkpoint = [this]() -> Store::LogPages {
-    absl::StatusOr<Store::LogPages> pages = store_->CheckpointWal();
-    if (!pages.ok()) StopOnStoreFailure("checkpoint", pages.status());
-    return *pages;
-  };
-  // An idle server is checked less often (the first pass after it wakes copies a little more).
-  const absl::Duration idle_interval =
-      std::max(options_.checkpoint_interval, absl::Milliseconds(50));
-  bool idle = false;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return writer_done_; };
-      mu_.AwaitWithTimeout(absl::Condition(&done),
-                           idle ? idle_interval : options_.checkpoint_interval);
-      if (writer_done_) break;
-    }
-    const int64_t commits = commits_.load(std::memory_order_relaxed);
-    idle = commits == checkpointed;
-    if (idle) continue;
-    checkpointed = commits;
-    Store::LogPages pages = checkpoint();
-    if (pages.total <= options_.log_restart_pages) continue;
-    // The writer commits faster than a checkpoint copies, so the log never empties by itself:
-    // catch up until a pass finds little new, then pause the writer between two batches, copy
-    // the little that came since, and its next batch starts the log over from the beginning.
-    // (The pause is that last pass: a few ms every few hundred ms at full load.)
-    for (int i = 0; i < 4; ++i) {
-      const int64_t before = pages.total;
-      pages = checkpoint();
-      if (pages.total - before <= kPausedPassPages) break;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      pause_requested_ = true;
-      auto paused = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return writer_paused_ || writer_done_;
-      };
-      mu_.Await(absl::Condition(&paused));
-    }
-    checkpoint();
-    absl::MutexLock lock(&mu_);
-    pause_requested_ = false;
-  }
-  // A last checkpoint after the writer's final commit keeps the log short for the next start.
-  checkpoint();
+ private:
+  std::vector<Engine::Answer> answers_;
+};
+
+void Engine::AnswerWhenDurable(std::vector<Answer> answers) {
+  if (answers.empty()) return;
+  pipeline_->WhenDurable(std::make_unique<BatchAnswers>(std::move(answers)));
 }
 
 void Engine::WriterLoop() {
@@ -614,21 +388,20 @@ void Engine::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || stopping_ || kick_ || pause_requested_;
+        return !queue_.empty() || stopping_ || kick_ || pipeline_->PauseRequested();
       };
       const absl::Duration timeout = wake - clock_->Now();
       if (timeout > absl::ZeroDuration()) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), std::min(timeout, absl::Seconds(1)));
       }
-      if (pause_requested_) {
-        const absl::Time start = clock_->Now();
-        writer_paused_ = true;
-        auto resumed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pause_requested_; };
-        mu_.Await(absl::Condition(&resumed));
-        writer_paused_ = false;
-        figures_.pauses++;
-        figures_.paused += clock_->Now() - start;
-      }
+    }
+    // Between two batches: the checkpointer may want the log to start over.
+    if (pipeline_->PauseRequested()) {
+      figures_.pauses++;
+      figures_.paused += pipeline_->PauseIfRequested();
+    }
+    {
+      absl::MutexLock lock(&mu_);
       kick_ = false;
       const size_t n = std::min<size_t>(queue_.size(), options_.max_batch);
       ops.reserve(n);
@@ -643,17 +416,7 @@ void Engine::WriterLoop() {
 }
 
 absl::Time Engine::NextWake(absl::Time now) const {
-  int64_t wake = absl::ToUnixMicros(next_housekeeping_);
-  if (!lease_expiry_.empty()) wake = std::min(wake, lease_expiry_.top().first);
-  wake = std::min(wake, absl::ToUnixMicros(guards_.NextTransition()));
-  for (const auto& [name, svc] : services_) {
-    if (svc.waiters.empty()) continue;
-    if (!svc.schedule.empty() && guards_.MayLease(name, now)) {
-      wake = std::min(wake, svc.schedule.top().first);
-    }
-    for (const auto& w : svc.waiters) wake = std::min(wake, absl::ToUnixMicros(w->wait_until()));
-  }
-  return absl::FromUnixMicros(wake);
+  return std::min(next_housekeeping_, scheduler_.NextWake(now));
 }
 
 void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
@@ -663,112 +426,106 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     absl::MutexLock lock(&mu_);
     stop_parking = stop_parking_;
   }
-  const bool expiry_due =
-      !lease_expiry_.empty() && lease_expiry_.top().first <= absl::ToUnixMicros(now);
   const bool housekeeping_due = now >= next_housekeeping_;
-  bool waiters_servable = false;
-  for (const auto& [name, svc] : services_) {
-    if (!svc.waiters.empty() && !svc.schedule.empty() &&
-        svc.schedule.top().first <= absl::ToUnixMicros(now) && guards_.MayLease(name, now)) {
-      waiters_servable = true;
-    }
-  }
-  const bool circuits_due = guards_.NextTransition() <= now;
-
-  std::vector<std::unique_ptr<Op>> committed;  // Applied; answered after the commit.
-  std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
-  if (!ops.empty() || expiry_due || housekeeping_due || waiters_servable || circuits_due) {
-    // Before BEGIN nothing was written and nothing in memory changed, so a failure here can be
-    // answered (the batch's requests may be retried) without stopping.
-    absl::Status begin = store_->Begin();
-    if (!begin.ok()) {
-      LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
-      const absl::Status answer = absl::UnavailableError(absl::StrCat(
-          "the store could not start a transaction; nothing was changed: ", begin.message()));
-      std::vector<Answer> answers;
-      for (auto& op : ops) answers.push_back(Answer{std::move(op), answer});
-      AnswerWhenDurable(std::move(answers));
-      return;
-    }
+  Batch batch;
+  batch.requests = static_cast<int>(ops.size());
+  if (!ops.empty() || housekeeping_due || scheduler_.WorkDue(now)) {
+    if (!BeginBatch(&ops)) return;
     // From here on, a store failure stops the process (StopOnStoreFailure): the batch may have
     // written some of its rows, SQLite may have rolled it back by itself, and the in-memory
     // schedule no longer matches the disk. Start-up recovery is the one recovery path.
-    int changed = 0;
-    ExpireLeases(now, &changed);
-    for (auto& op : ops) {
-      const absl::Status s = ApplyOp(*op, now);
-      if (!s.ok()) {
-        failed.emplace_back(std::move(op), s);
-      } else if (op->parked && !stop_parking) {
-        auto* lease = static_cast<LeaseOp*>(op.release());
-        services_[lease->service()].waiters.emplace_back(lease);  // Parked; not made known.
-      } else {
-        committed.push_back(std::move(op));
-      }
-    }
-    AdvanceCircuits(now);
-    ServeWaiters(now, &committed, /*force_empty=*/false);
-    if (housekeeping_due) {
-      const absl::Status forgot = ForgetSucceeded(now, static_cast<int>(ops.size()));
-      if (!forgot.ok()) StopOnStoreFailure("housekeeping", forgot);
-    }
-    // The guards the batch changed go into its transaction: one row per service.
-    const absl::Status saved = SaveGuards();
-    if (!saved.ok()) StopOnStoreFailure("save_guards", saved);
-    const absl::Time applied = clock_->Now();
-    const absl::Status commit = store_->Commit();
-    const absl::Time commit_done = clock_->Now();
-    if (commit.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
-    if (auto* o = options_.observer) {
-      o->OnCommit(commit_done - applied, static_cast<int>(ops.size()), commit.ok());
-    }
-    figures_.batches++;
-    figures_.ops += static_cast<int64_t>(ops.size());
-    figures_.apply += applied - now;
-    figures_.commit += commit_done - applied;
-    if (figures_.since == absl::InfinitePast()) figures_.since = now;
-    if (commit_done - figures_.since >= absl::Seconds(10)) {
-      LogEvent(LogLevel::kInfo, "writer_stats")
-          .Int("batches", figures_.batches)
-          .Double("ops_per_batch", static_cast<double>(figures_.ops) / figures_.batches)
-          .Double("apply_ms_per_batch", absl::ToDoubleMilliseconds(figures_.apply) / figures_.batches)
-          .Double("commit_ms_per_batch",
-                  absl::ToDoubleMilliseconds(figures_.commit) / figures_.batches)
-          .Int("forgotten", figures_.forgotten)
-          .Int("checkpoint_pauses", figures_.pauses)
-          .Double("checkpoint_paused_ms", absl::ToDoubleMilliseconds(figures_.paused));
-      figures_ = WriterFigures();
-    }
-    // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own
-    // after some errors and not others): nothing of it may be answered, and the schedule in
-    // memory is the batch's, not the disk's.
-    if (!commit.ok()) StopOnStoreFailure("commit", commit);
+    ApplyBatch(now, std::move(ops), stop_parking, housekeeping_due, &batch);
+    CommitBatch(now, batch.requests);
   }
+  AnswerBatch(now, stop_parking, std::move(batch));
+}
+
+bool Engine::BeginBatch(std::vector<std::unique_ptr<Op>>* ops) {
+  // Before BEGIN nothing was written and nothing in memory changed, so a failure here can be
+  // answered (the batch's requests may be retried) without stopping.
+  const absl::Status begin = store_->Begin();
+  if (begin.ok()) return true;
+  LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
+  const absl::Status answer = absl::UnavailableError(absl::StrCat(
+      "the store could not start a transaction; nothing was changed: ", begin.message()));
+  std::vector<Answer> answers;
+  for (auto& op : *ops) answers.push_back(Answer{std::move(op), answer});
+  AnswerWhenDurable(std::move(answers));
+  return false;
+}
+
+void Engine::ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bool stop_parking,
+                        bool housekeeping_due, Batch* batch) {
+  int changed = 0;
+  ExpireLeases(now, &changed);
+  for (auto& op : ops) {
+    const absl::Status s = ApplyOp(*op, now);
+    if (!s.ok()) {
+      batch->failed.emplace_back(std::move(op), s);
+    } else if (op->parked && !stop_parking) {
+      scheduler_.Park(std::unique_ptr<LeaseOp>(static_cast<LeaseOp*>(op.release())));
+    } else {
+      batch->committed.push_back(std::move(op));
+    }
+  }
+  AdvanceCircuits(now);
+  ServeWaiters(now, &batch->committed);
+  if (housekeeping_due) {
+    const absl::Status forgot = ForgetSucceeded(now, batch->requests);
+    if (!forgot.ok()) StopOnStoreFailure("housekeeping", forgot);
+  }
+  // The guards the batch changed go into its transaction: one row per service.
+  const absl::Status saved = SaveGuards();
+  if (!saved.ok()) StopOnStoreFailure("save_guards", saved);
+}
+
+void Engine::CommitBatch(absl::Time now, int requests) {
+  const absl::Time applied = clock_->Now();
+  const absl::Status commit = store_->Commit();
+  const absl::Time commit_done = clock_->Now();
+  if (commit.ok()) pipeline_->Committed();
+  if (auto* o = options_.observer) o->OnCommit(commit_done - applied, requests, commit.ok());
+  CountBatch(now, applied, commit_done, requests);
+  // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own
+  // after some errors and not others): nothing of it may be answered, and the schedule in
+  // memory is the batch's, not the disk's.
+  if (!commit.ok()) StopOnStoreFailure("commit", commit);
+}
+
+void Engine::CountBatch(absl::Time start, absl::Time applied, absl::Time committed,
+                        int requests) {
+  figures_.batches++;
+  figures_.ops += requests;
+  figures_.apply += applied - start;
+  figures_.commit += committed - applied;
+  if (figures_.since == absl::InfinitePast()) figures_.since = start;
+  if (committed - figures_.since < absl::Seconds(10)) return;
+  LogEvent(LogLevel::kInfo, "writer_stats")
+      .Int("batches", figures_.batches)
+      .Double("ops_per_batch", static_cast<double>(figures_.ops) / figures_.batches)
+      .Double("apply_ms_per_batch", absl::ToDoubleMilliseconds(figures_.apply) / figures_.batches)
+      .Double("commit_ms_per_batch", absl::ToDoubleMilliseconds(figures_.commit) / figures_.batches)
+      .Int("forgotten", figures_.forgotten)
+      .Int("checkpoint_pauses", figures_.pauses)
+      .Double("checkpoint_paused_ms", absl::ToDoubleMilliseconds(figures_.paused));
+  figures_ = WriterFigures();
+}
+
+void Engine::AnswerBatch(absl::Time now, bool stop_parking, Batch batch) {
   // Publish before answering: a caller that was told OK and then asks for the counts
   // (ListServices, GetCircuit, a metrics scrape) must see its change.
   guards_.Publish(now);
   PublishStats();
   std::vector<Answer> answers;
-  answers.reserve(committed.size() + failed.size());
-  for (auto& op : committed) answers.push_back(Answer{std::move(op), absl::OkStatus()});
-  for (auto& [op, status] : failed) answers.push_back(Answer{std::move(op), std::move(status)});
+  answers.reserve(batch.committed.size() + batch.failed.size());
+  for (auto& op : batch.committed) answers.push_back(Answer{std::move(op), absl::OkStatus()});
+  for (auto& [op, status] : batch.failed) {
+    answers.push_back(Answer{std::move(op), std::move(status)});
+  }
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
-  for (auto svc_it = services_.begin(); svc_it != services_.end();) {
-    ServiceState& svc = svc_it->second;
-    for (auto it = svc.waiters.begin(); it != svc.waiters.end();) {
-      if (stop_parking || (*it)->wait_until() <= now || (*it)->caller_gone()) {
-        answers.push_back(Answer{std::move(*it), absl::OkStatus(), /*empty_lease=*/true});
-        it = svc.waiters.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    // An entry that only held long-polls of a service nobody reported goes with them.
-    if (!svc.known && svc.waiters.empty()) {
-      services_.erase(svc_it++);
-    } else {
-      ++svc_it;
-    }
+  for (std::unique_ptr<LeaseWaiter>& waiter : scheduler_.TakeEndedWaiters(now, stop_parking)) {
+    answers.push_back(Answer{std::unique_ptr<Op>(static_cast<LeaseOp*>(waiter.release())),
+                             absl::OkStatus(), /*empty_lease=*/true});
   }
   PublishStats();
   AnswerWhenDurable(std::move(answers));
@@ -836,193 +593,52 @@ absl::Status Engine::ForgetSucceeded(absl::Time now, int ops) {
   return absl::OkStatus();
 }
 
-void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done,
-                          bool /*force_empty*/) {
-  const int64_t now_us = absl::ToUnixMicros(now);
-  for (auto& [name, svc] : services_) {
-    while (!svc.waiters.empty() && !svc.schedule.empty() && svc.schedule.top().first <= now_us &&
-           guards_.MayLease(name, now)) {
-      std::unique_ptr<LeaseOp> waiter = std::move(svc.waiters.front());
-      svc.waiters.pop_front();
-      if (waiter->caller_gone()) {
-        waiter->Finish(absl::CancelledError("the caller cancelled the lease"));
-        continue;
-      }
-      const absl::Status s = ApplyOp(*waiter, now);
-      if (!s.ok()) {
-        waiter->Finish(s);
-      } else if (waiter->parked) {
-        // Only stale entries were due; wait on.
-        svc.waiters.push_front(std::move(waiter));
-        break;
-      } else {
-        done->push_back(std::move(waiter));
-      }
+void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done) {
+  scheduler_.ServeWaiters(now, [&](std::unique_ptr<LeaseWaiter> w) -> std::unique_ptr<LeaseWaiter> {
+    std::unique_ptr<LeaseOp> waiter(static_cast<LeaseOp*>(w.release()));
+    if (waiter->caller_gone()) {
+      waiter->Finish(absl::CancelledError("the caller cancelled the lease"));
+      return nullptr;
     }
-  }
+    const absl::Status s = ApplyOp(*waiter, now);
+    if (!s.ok()) {
+      waiter->Finish(s);
+    } else if (waiter->parked) {
+      return waiter;  // Only stale entries were due; wait on.
+    } else {
+      done->push_back(std::move(waiter));
+    }
+    return nullptr;
+  });
 }
 
 void Engine::ExpireLeases(absl::Time now, int* changed) {
-  const int64_t now_us = absl::ToUnixMicros(now);
-  int expired = 0;
-  while (!lease_expiry_.empty() && lease_expiry_.top().first <= now_us &&
-         expired < options_.max_expirations_per_batch) {
-    const HeapEntry entry = lease_expiry_.top();
-    lease_expiry_.pop();
-    auto it = leases_.find(entry.second);
-    if (it == leases_.end() || it->second.expires_us != entry.first) continue;  // Stale.
-    ++expired;
-    absl::Status s = store_->BeginOp();
+  for (int expired = 0; expired < options_.max_expirations_per_batch; ++expired) {
+    const std::optional<int64_t> id = scheduler_.NextExpired(now);
+    if (!id.has_value()) break;
+    // Each expiry in its own savepoint, like an op; every call here is a store call, so any
+    // error is a store failure.
+    const absl::Status begin = store_->BeginOp();
+    if (!begin.ok()) StopOnStoreFailure("lease_expiry", begin);
     guards_.BeginOp();
-    absl::StatusOr<std::optional<Envelope>> found =
-        s.ok() ? store_->FindById(entry.second, false) : absl::StatusOr<std::optional<Envelope>>(s);
-    Decision d;
-    std::optional<Envelope> e;
-    if (found.ok() && found->has_value() && (*found)->state == EnvelopeState::kLeased) {
-      e = std::move(**found);
-      Failure failure;
-      failure.error_code = "LEASE_EXPIRED";
-      failure.error_class = ErrorClass::kTransient;
-      failure.message = "the lease expired before the worker reported an outcome";
-      // The token is kept, so a late report is told the lease expired.
-      d = DecideFailure(*e, e->attempt + 1, failure, now);
-      s = store_->Update(*e);
-      if (s.ok()) OnLeasedOutcome(e->service, e->id, false, ErrorClass::kTransient, now);
-      if (s.ok()) {
-        LogDecision(*e, d, failure);
-        if (auto* o = options_.observer) o->OnDecision(*e, failure, d, true);
-      }
-    } else if (!found.ok()) {
-      s = found.status();
-    }
-    // Every call above is a store call: any error is a store failure.
-    if (!s.ok()) StopOnStoreFailure("lease_expiry", s);
+    absl::StatusOr<std::optional<FailureOutcome>> out = scheduler_.ExpireLease(*id, now);
+    if (!out.ok()) StopOnStoreFailure("lease_expiry", out.status());
     const absl::Status end = store_->EndOp(/*keep=*/true);
     if (!end.ok()) StopOnStoreFailure("lease_expiry", end);
     guards_.EndOp(/*keep=*/true);
-    const std::string service = it->second.service;
-    RemoveLease(entry.second, service);
-    if (e.has_value()) {
-      ++*changed;
-      Schedule(*e);
-      LogEvent(LogLevel::kWarn, "lease_expired")
-          .Str("service", e->service)
-          .Str("message_id", e->message_id)
-          .Str("trace_id", e->trace_id)
-          .Int("attempt", e->attempt)
-          .Str("error_code", "LEASE_EXPIRED")
-          .Str("decision", d.kind == DecisionKind::kScheduled ? "scheduled" : "dead_lettered");
-    }
+    if (!out->has_value()) continue;  // The row was no longer leased: the lease just ended.
+    const FailureOutcome& o = **out;
+    ++*changed;
+    LogDecision(o.envelope, o.decision, o.failure);
+    if (auto* obs = options_.observer) obs->OnDecision(o.envelope, o.failure, o.decision, true);
+    LogEvent(LogLevel::kWarn, "lease_expired")
+        .Str("service", o.envelope.service)
+        .Str("message_id", o.envelope.message_id)
+        .Str("trace_id", o.envelope.trace_id)
+        .Int("attempt", o.envelope.attempt)
+        .Str("error_code", "LEASE_EXPIRED")
+        .Str("decision", o.decision.kind == DecisionKind::kScheduled ? "scheduled" : "dead_lettered");
   }
-}
-
-Engine::ServiceState& Engine::Service(const std::string& name) {
-  dirty_stats_[name] = true;
-  ServiceState& svc = services_[name];
-  svc.known = true;
-  return svc;
-}
-
-Engine::ServiceState* Engine::FindKnownService(const std::string& name) {
-  auto it = services_.find(name);
-  if (it == services_.end() || !it->second.known) return nullptr;
-  dirty_stats_[name] = true;
-  return &it->second;
-}
-
-void Engine::Schedule(const Envelope& e) {
-  ServiceState& svc = Service(e.service);
-  if (e.state == EnvelopeState::kScheduled) {
-    svc.schedule.emplace(absl::ToUnixMicros(e.next_retry_at), e.id);
-  } else if (e.state == EnvelopeState::kDeadLettered) {
-    svc.dead++;
-  }
-}
-
-void Engine::AddLease(const Envelope& e) {
-  const int64_t at = absl::ToUnixMicros(e.lease_expires_at);
-  auto [it, inserted] = leases_.try_emplace(e.id, LeaseInfo{at, e.service});
-  if (inserted) {
-    Service(e.service).leased++;
-  } else {
-    it->second.expires_us = at;
-  }
-  lease_expiry_.emplace(at, e.id);
-}
-
-void Engine::RemoveLease(int64_t id, const std::string& service) {
-  if (leases_.erase(id) > 0) Service(service).leased--;
-}
-
-absl::StatusOr<std::string> Engine::NewLeaseToken(const Envelope& e) {
-  // "<id>.<attempts made>.<128 bits from the CSPRNG>": the id finds the row; the attempt tells a
-  // token that was superseded (its lease expired and the envelope moved on) from one never
-  // issued. The secret part never comes from rng_, whose jitter a worker can observe.
-  ASSIGN_OR_RETURN(std::string secret, SecureRandomHex(16));
-  return absl::StrCat(e.id, ".", e.attempt, ".", secret);
-}
-
-absl::StatusOr<Envelope> Engine::LoadLeased(const std::string& token, const ServiceCheck& may_see) {
-  const std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
-  int64_t id = 0;
-  int attempt = 0;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &id) ||
-      !absl::SimpleAtoi(parts[1], &attempt)) {
-    return LeaseNotFound();
-  }
-  ASSIGN_OR_RETURN(std::optional<Envelope> e, store_->FindById(id, false));
-  if (!e.has_value()) return LeaseNotFound();
-  if (ConstantTimeEquals(e->lease_token, token)) {
-    // The caller holds the token this envelope was last leased under.
-    if (e->state != EnvelopeState::kLeased) return LeaseExpired();
-    return std::move(*e);
-  }
-  // Any other token tells nothing about an envelope of a service the caller may not see: the
-  // same answer as for an id that does not exist.
-  if (may_see && !may_see(e->service)) return LeaseNotFound();
-  if (attempt < e->attempt) return LeaseExpired();
-  return LeaseNotFound();
-}
-
-Decision Engine::DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now) {
-  const Policy& policy = policies_->Resolve(e.service);
-  DecideInput input;
-  input.attempt = attempt;
-  input.first_seen_at = RetryLifeStart(e);  // A replay starts a new retry life.
-  input.previous_delay = e.history.empty() ? absl::ZeroDuration() : e.history.back().delay;
-  input.failure = failure;
-  Decision d = Decide(policy, input, now, *rng_);
-  guards_.ApplyBudget(e.service, policy, input.first_seen_at, now, &d);
-
-  e.attempt = d.attempt;
-  e.max_attempts = policy.max_attempts;
-  e.last_error = failure;
-  e.last_error.error_class = d.error_class;
-  e.last_error_class = d.error_class;
-  e.last_decision = d.kind;
-  e.updated_at = now;
-  AttemptRecord record;
-  record.attempt = d.attempt;
-  record.failed_at = now;
-  record.error_code = failure.error_code;
-  record.error_class = d.error_class;
-  record.message = failure.message;
-  record.delay = d.kind == DecisionKind::kScheduled ? d.delay : absl::ZeroDuration();
-  e.history.push_back(std::move(record));
-  if (e.history.size() > static_cast<size_t>(kMaxHistory)) {
-    e.history.erase(e.history.begin(), e.history.end() - kMaxHistory);
-  }
-  if (d.kind == DecisionKind::kScheduled) {
-    e.state = EnvelopeState::kScheduled;
-    e.next_retry_at = d.next_retry_at;
-    e.dead_letter_reason = DeadLetterReason::kNone;
-  } else {
-    e.state = EnvelopeState::kDeadLettered;
-    e.dead_letter_reason = d.reason;
-    e.dead_lettered_at = now;
-  }
-  d.state = e.state;
-  return d;
 }
 
 namespace {
@@ -1053,13 +669,10 @@ void LogDecision(const Envelope& e, const Decision& d, const Failure& failure) {
 }  // namespace
 
 void Engine::PublishStats() {
-  if (dirty_stats_.empty()) return;
+  std::vector<std::pair<std::string, ServiceStats>> changed = scheduler_.TakeChangedStats();
+  if (changed.empty()) return;
   absl::MutexLock lock(&stats_mu_);
-  for (const auto& [name, unused] : dirty_stats_) {
-    const ServiceState& svc = services_[name];
-    stats_[name] = ServiceStats{static_cast<int64_t>(svc.schedule.size()), svc.leased, svc.dead};
-  }
-  dirty_stats_.clear();
+  for (auto& [name, stats] : changed) stats_[name] = stats;
 }
 
 }  // namespace retryd

@@ -1,10 +1,12 @@
-// Engine: retryd's state machine over a Store. It owns the in-memory schedule (a min-heap of
-// next_retry_at per service), the lease table, and the parked long-polls, and it applies every
-// mutation on one writer thread in batches: all requests queued while the previous batch was
-// being applied share the next transaction (group commit), and each is answered only after that
-// transaction is durable. Durability is a pipeline stage of its own: once a batch is committed,
-// the syncer thread fsyncs the log and answers the batch, while the writer already applies the
-// next one; the log is append-only, so one fsync makes every earlier commit durable too.
+// Engine: runs retryd's state machine over a Store. The transitions and the in-memory state they
+// change (the schedule, a min-heap of next_retry_at per service; the lease table; the parked
+// long-polls; the guards) are the Scheduler's (server/core/scheduler.h); the engine applies every
+// mutation through it on one writer thread in batches: all requests queued while the previous
+// batch was being applied share the next transaction (group commit), and each is answered only
+// after that transaction is durable. Durability is a pipeline stage of its own (CommitPipeline,
+// commit_pipeline.h): once a batch is committed, the syncer thread fsyncs the log and answers the
+// batch, while the writer already applies the next one; the log is append-only, so one fsync makes
+// every earlier commit durable too.
 //
 // Crash-only: a store failure (store_failure.h) after a batch began writing, or a failed sync or
 // checkpoint, stops the process with kStoreFailureExitCode before anything more is answered, and
@@ -21,11 +23,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <queue>
 #include <string>
 #include <thread>
 #include <utility>
@@ -40,7 +40,9 @@
 #include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 #include "server/core/policy_set.h"
+#include "server/core/scheduler.h"
 #include "server/core/service_guards.h"
+#include "server/engine/commit_pipeline.h"
 #include "server/engine/engine_observer.h"
 #include "server/store/store.h"
 #include "server/util/clock.h"
@@ -106,19 +108,6 @@ struct LeaseArgs {
   // True once the caller has gone away (e.g. cancelled its long-poll). A parked lease whose
   // caller is gone is dropped instead of served, so nothing is leased to nobody. Optional.
   std::function<bool()> cancelled;
-};
-
-struct LeasedItem {
-  Envelope envelope;  // Payload and history included.
-  std::string lease_token;
-  absl::Time lease_expires_at;
-};
-
-// Live counts of one service, as of the last committed batch.
-struct ServiceStats {
-  int64_t scheduled = 0;
-  int64_t leased = 0;
-  int64_t dead = 0;
 };
 
 class Engine;
@@ -231,24 +220,6 @@ class Engine {
   class FunctionOp;
   friend class EngineTxn;
 
-  // (time in unix micros, envelope id), smallest first.
-  using HeapEntry = std::pair<int64_t, int64_t>;
-  using MinHeap = std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>>;
-
-  struct ServiceState {
-    MinHeap schedule;  // Scheduled envelopes by next_retry_at.
-    int64_t leased = 0;
-    int64_t dead = 0;
-    std::deque<std::unique_ptr<LeaseOp>> waiters;  // Parked long-polls, oldest first.
-    // Made known by an envelope (Service()): counted in Stats(). An entry that only holds
-    // long-polls of a service nobody reported is not, and goes once they are answered.
-    bool known = false;
-  };
-  struct LeaseInfo {
-    int64_t expires_us = 0;
-    std::string service;
-  };
-
   Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
          EngineOptions options);
 
@@ -256,11 +227,32 @@ class Engine {
   // max_pending_requests are already unanswered.
   void Submit(std::unique_ptr<Op> op, bool limited = true);
   void WriterLoop();
-  // Checkpoints the store's log in the background while there are new commits.
-  void CheckpointLoop();
-  // Applies one batch of queued ops (plus due lease expiries and servable long-polls) in one
-  // transaction and answers them.
+  // Wakes the writer (the commit pipeline wants it to pause).
+  void WakeWriter();
+  // Applies one batch of queued ops (plus due lease expiries, servable long-polls, circuit
+  // transitions and housekeeping) in one transaction and answers them: BeginBatch, ApplyBatch,
+  // CommitBatch, AnswerBatch.
   void RunBatch(std::vector<std::unique_ptr<Op>> ops);
+  // What a batch's requests came to: applied (answered OK once durable) or refused.
+  struct Batch {
+    int requests = 0;
+    std::vector<std::unique_ptr<Op>> committed;
+    std::vector<std::pair<std::unique_ptr<Op>, absl::Status>> failed;
+  };
+  // Opens the batch's transaction. When the store refuses, nothing was written and nothing in
+  // memory changed: `ops` are answered UNAVAILABLE and false is returned.
+  bool BeginBatch(std::vector<std::unique_ptr<Op>>* ops);
+  // Inside the transaction: expires due leases, applies `ops` (parking long-polls that found
+  // nothing), advances circuits, serves waiters, runs a due housekeeping pass, stores the guards.
+  void ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bool stop_parking,
+                  bool housekeeping_due, Batch* batch);
+  // Commits (a failed commit stops the process) and tells the observer.
+  void CommitBatch(absl::Time now, int requests);
+  // Adds a batch to the writer figures, logged every 10 s.
+  void CountBatch(absl::Time start, absl::Time applied, absl::Time committed, int requests);
+  // Publishes counts and circuits, then hands the batch's answers, and those of long-polls whose
+  // wait is over (all when `stop_parking`), to the syncer.
+  void AnswerBatch(absl::Time now, bool stop_parking, Batch batch);
   absl::Time NextWake(absl::Time now) const;
   // Builds the in-memory state from the store (start-up recovery).
   absl::Status Reload();
@@ -275,28 +267,10 @@ class Engine {
     absl::Status status;
     bool empty_lease = false;  // A long-poll whose wait is over: answered with no envelopes.
   };
-  // Hands a committed batch's answers to the syncer.
+  class BatchAnswers;
+  // Hands a committed batch's answers to the commit pipeline, which gives them once durable.
   void AnswerWhenDurable(std::vector<Answer> answers);
-  // The syncer thread: fsyncs the log, then answers every batch committed before the fsync.
-  void SyncLoop();
 
-  // Writer-thread helpers used by the ops.
-  // The state of a service an envelope makes known (created on first use; counted in Stats).
-  ServiceState& Service(const std::string& name);
-  // The state of a known service, or nullptr: a Lease that finds nothing changes nothing.
-  ServiceState* FindKnownService(const std::string& name);
-  void Schedule(const Envelope& e);
-  void AddLease(const Envelope& e);
-  void RemoveLease(int64_t id, const std::string& service);
-  // A new lease token for `e` (its secret part from the CSPRNG).
-  absl::StatusOr<std::string> NewLeaseToken(const Envelope& e);
-  // Loads the envelope a lease token names; FAILED_PRECONDITION unless it is leased under exactly
-  // this token (compared in constant time). For any other token the answer is LEASE_NOT_FOUND
-  // for an envelope whose service `may_see` refuses (when set), as for an id that does not
-  // exist; LEASE_EXPIRED is told only for services the caller may see.
-  absl::StatusOr<Envelope> LoadLeased(const std::string& token, const ServiceCheck& may_see);
-  // Applies a policy decision to `e` (attempt, history, state).
-  Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
   void ExpireLeases(absl::Time now, int* changed);
   // A housekeeping pass inside the open batch of `ops` requests: deletes the next slice of
   // succeeded envelopes whose dedupe window has passed, and sets when the next pass is due.
@@ -306,13 +280,6 @@ class Engine {
   // Guard hooks (engine_guards.cc), called inside an op's savepoint (between guards_.BeginOp
   // and guards_.EndOp, so that an op that is not kept leaves the guards as they were). What they
   // change is stored by SaveGuards at the end of the batch.
-  // A non-duplicate first failure: counts it for the budget and the circuit.
-  void OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now);
-  // A leased envelope's outcome (`success`, or a failure of class `error_class`).
-  void OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
-                       ErrorClass error_class, absl::Time now);
-  // How many envelopes of `service` Lease may hand out now (applies a due HALF_OPEN).
-  int64_t LeaseAllowance(const std::string& service, absl::Time now);
   // Applies every due time-driven circuit transition (OPEN → HALF_OPEN).
   void AdvanceCircuits(absl::Time now);
   // Logs a change of `service`'s circuit state.
@@ -320,7 +287,9 @@ class Engine {
   // Stores the guards of every service the batch's kept ops changed (one row each), in the
   // batch's transaction, so that they are durable exactly when the batch is.
   absl::Status SaveGuards();
-  void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done, bool force_empty);
+  // Serves the parked long-polls that have due work (Scheduler::ServeWaiters); the served ones
+  // join `done`, to be answered with the batch.
+  void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done);
 
   Store* const store_;
   const PolicySet* const policies_;
@@ -329,14 +298,12 @@ class Engine {
   const EngineOptions options_;
 
   // Writer-thread state (no lock: only the writer thread touches it after Start).
-  absl::flat_hash_map<std::string, ServiceState> services_;
-  absl::flat_hash_map<int64_t, LeaseInfo> leases_;
-  MinHeap lease_expiry_;
+  // The schedule, leases, parked long-polls, counts and guards.
+  Scheduler scheduler_;
   // When the next housekeeping pass is due (ForgetSucceeded).
   absl::Time next_housekeeping_ = absl::InfinitePast();
-  absl::flat_hash_map<std::string, bool> dirty_stats_;
-  // Budgets and circuits (writer thread, but for its thread-safe Snapshot()).
-  ServiceGuards guards_;
+  // scheduler_'s budgets and circuits (writer thread, but for its thread-safe Snapshot()).
+  ServiceGuards& guards_;
   // Writer figures since the last `writer_stats` log line (debug level, every 10 s).
   struct WriterFigures {
     int64_t batches = 0;
@@ -356,23 +323,14 @@ class Engine {
   bool stop_parking_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;  // The writer made its last commit.
   bool kick_ ABSL_GUARDED_BY(mu_) = false;
-  // The checkpointer asks the writer to pause between batches; the writer says it has.
-  bool pause_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool writer_paused_ ABSL_GUARDED_BY(mu_) = false;
 
   mutable absl::Mutex stats_mu_;
   absl::flat_hash_map<std::string, ServiceStats> stats_ ABSL_GUARDED_BY(stats_mu_);
 
-  absl::Mutex sync_mu_;
-  std::vector<Answer> to_answer_ ABSL_GUARDED_BY(sync_mu_);  // Committed, not yet synced.
-  bool writer_finished_ ABSL_GUARDED_BY(sync_mu_) = false;
-
-  std::atomic<int64_t> commits_{0};
+  // The syncer and the checkpointer (started before the writer, stopped after it).
+  std::unique_ptr<CommitPipeline> pipeline_;
   std::thread writer_;
-  std::thread syncer_;
-  std::thread checkpointer_;
 };
 
 }  // namespace retryd

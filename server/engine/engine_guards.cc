@@ -143,25 +143,6 @@ absl::Status Engine::SaveGuards() {
   return absl::OkStatus();
 }
 
-void Engine::OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now) {
-  guards_.RecordFirstFailure(e.service, now);
-  if (guards_.OnFailure(e.service, now, d.error_class, /*envelope_id=*/0)) LogCircuit(e.service);
-}
-
-void Engine::OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
-                             ErrorClass error_class, absl::Time now) {
-  const bool changed = success ? guards_.OnSuccess(service, now, envelope_id)
-                               : guards_.OnFailure(service, now, error_class, envelope_id);
-  if (changed) LogCircuit(service);
-}
-
-int64_t Engine::LeaseAllowance(const std::string& service, absl::Time now) {
-  bool changed = false;
-  const int64_t allowance = guards_.LeaseAllowance(service, now, &changed);
-  if (changed) LogCircuit(service);
-  return allowance;
-}
-
 void Engine::AdvanceCircuits(absl::Time now) {
   std::vector<std::string> changed;
   guards_.AdvanceAll(now, &changed);  // Outside any op: stored with the batch.

@@ -21,6 +21,7 @@
 #include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 #include "server/core/filter.h"
+#include "server/core/scheduler.h"
 
 namespace retryd {
 
@@ -130,7 +131,9 @@ struct ReplayRow {
   std::string canary_ids;  // Comma-separated envelope ids of the canaries.
 };
 
-class Store {
+// The write side's envelope calls (find, insert, update) are SchedulerStore's
+// (server/core/scheduler.h), the part of the store the scheduler's transitions use.
+class Store : public SchedulerStore {
  public:
   virtual ~Store() = default;
 
@@ -152,19 +155,7 @@ class Store {
   // Keeps (keep = true) or undoes the operation's writes.
   [[nodiscard]] virtual absl::Status EndOp(bool keep) = 0;
 
-  // Looks an envelope up by its idempotency key or row id; nullopt when absent.
-  virtual absl::StatusOr<std::optional<Envelope>> FindByKey(absl::string_view service,
-                                                            absl::string_view message_id,
-                                                            bool with_payload) = 0;
-  virtual absl::StatusOr<std::optional<Envelope>> FindById(int64_t id, bool with_payload) = 0;
-  // Stores a new envelope and sets e->id. ALREADY_EXISTS (and nothing written) if the key is
-  // taken.
-  [[nodiscard]] virtual absl::Status Insert(Envelope* e) = 0;
-  // Rewrites every field of a stored envelope but its payload and created_at.
-  [[nodiscard]] virtual absl::Status Update(const Envelope& e) = 0;
-  // Update() that also drops the payload, in one row write: the envelope succeeded, and only its
-  // key (for duplicate detection) and history are still needed.
-  [[nodiscard]] virtual absl::Status UpdateDroppingPayload(const Envelope& e) = 0;
+  // FindByKey, FindById, Insert, Update, UpdateDroppingPayload: SchedulerStore's.
   // Deletes up to `limit` SUCCEEDED envelopes completed before `cutoff`, and their keys, so that
   // a later first failure with such a key starts a new envelope; returns how many. Its cost is
   // the rows deleted plus an index seek per service: succeeded envelopes completed since
