@@ -1,8 +1,9 @@
 // Package retryd is the Go client and worker for retryd, the retry and dead-letter control plane.
 //
 // A Client makes RetryService calls (every method takes a context.Context first); a Worker
-// long-polls due retries of one service, runs a Handler and reports the outcome. Handlers classify
-// failures by wrapping errors: Transient, Recoverable, Permanent, WithRetryAfter, HTTPError.
+// long-polls due retries of one service, runs a Handler and reports the outcome. Handlers describe
+// failures by wrapping errors: HTTPError, WithRetryAfter and WithErrorCode carry facts for the
+// server's policy to classify; Transient, Recoverable and Permanent choose the class.
 package retryd
 
 import (
