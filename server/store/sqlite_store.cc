@@ -918,9 +918,17 @@ absl::StatusOr<ListPage> SqliteStore::ListOn(sqlite::Database& db, const ListQue
   ASSIGN_OR_RETURN(sqlite::Statement s, db.Prepare(absl::StrCat(kSelectColumns, from, where)));
   args.BindAll(s);
   ListPage page;
+  int64_t bytes = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool has, s.Step());
     if (!has) break;
+    if (q.max_bytes > 0) {
+      bytes += s.ColumnBytes(15);
+      if (!page.envelopes.empty() && bytes > q.max_bytes) {
+        page.budget_reached = true;
+        break;
+      }
+    }
     ASSIGN_OR_RETURN(Envelope e, RowToEnvelope(s, /*with_payload=*/false));
     page.keys.push_back(ListKey{FromStoredMicros(s.ColumnInt(4)), e.id});
     page.envelopes.push_back(std::move(e));
