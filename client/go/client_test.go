@@ -1,6 +1,7 @@
 package retryd_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,6 +135,29 @@ func TestServerPolicyClassifiesHTTPFailures(t *testing.T) {
 		if err != nil || d.ErrorClass != tc.class || d.DeadLettered() != (tc.class == retryd.ClassPermanent) {
 			t.Fatalf("%s/%s: %+v %v", tc.svc, tc.id, d, err)
 		}
+	}
+}
+
+// A lease always holds one envelope; with the server's payload limit above 4 MiB (fastPolicy: 8
+// MiB) the client must receive more than gRPC's default, or the lease commits, the response fails
+// here and the envelope is never delivered.
+func TestEnvelopeOver4MiBIsLeasedAndDelivered(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	svc := newService("big")
+	payload := make([]byte, 6<<20)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	if _, err := c.ReportFailure(ctx, &retryd.Envelope{Service: svc, MessageID: "big", Payload: payload}, retryd.Transient(errors.New("t")), ""); err != nil {
+		t.Fatal(err)
+	}
+	le := leaseOne(t, c, svc)
+	if le.Envelope.MessageID != "big" || !bytes.Equal(le.Envelope.Payload, payload) {
+		t.Fatalf("leased %s with %d bytes", le.Envelope.MessageID, len(le.Envelope.Payload))
+	}
+	if err := c.ReportSuccess(ctx, svc, le.LeaseToken); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -20,7 +20,9 @@ import (
 
 // The C++ tests' fast policy: 3 attempts, 200 ms then 400 ms (max 1 s), no jitter. Services
 // named taxonomy.* also have a rule that makes HTTP_503 PERMANENT.
+// Payloads up to 8 MiB: a lease of one is over gRPC's default 4 MiB receive limit.
 const fastPolicy = `{"metricsAddr": "off", "shutdownGrace": "2s",
+ "limits": {"maxPayloadBytes": 8388608},
  "policies": [{"name": "default", "maxAttempts": 3,
    "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"}},
   {"name": "taxonomy.*", "maxAttempts": 3,

@@ -29,6 +29,8 @@ DEFAULT_BIN = str(Path(__file__).resolve().parents[3] / "build" / "server" / "re
 FAST_POLICY = {
     "metricsAddr": "off",
     "shutdownGrace": "2s",
+    # Payloads up to 8 MiB: a lease of one is over gRPC's default 4 MiB receive limit.
+    "limits": {"maxPayloadBytes": 8 * 1024 * 1024},
     "policies": [
         {
             "name": "default",

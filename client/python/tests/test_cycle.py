@@ -138,6 +138,18 @@ def test_the_servers_policy_classifies_requests_errors(server, client, service):
     assert d.dead_lettered and d.error_class == ErrorClass.PERMANENT
 
 
+def test_an_envelope_over_4_mib_is_leased_and_delivered(server, client, service):
+    # The server accepts payloads up to 8 MiB (FAST_POLICY); a lease always holds one envelope,
+    # so the client must receive more than gRPC's default 4 MiB, or the lease commits, the
+    # response fails here and the envelope is never delivered.
+    payload = bytes(range(256)) * (6 * 1024 * 4)  # 6 MiB
+    d = client.report_failure(retryd.Envelope(service, "big", payload=payload), retryd.TransientError("t"))
+    assert d.scheduled
+    le = lease_one(client, service, timeout=5)
+    assert le.envelope.message_id == "big" and le.envelope.payload == payload
+    client.report_success(service, le.lease_token)
+
+
 def test_extend_lease_circuit_outcomes_and_errors(server, client, service):
     client.report_failure(retryd.Envelope(service, "x"), retryd.TransientError("t"))
     le = lease_one(client, service, visibility=5)
