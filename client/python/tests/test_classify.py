@@ -6,7 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 
-import @pytest.mark.parametrize("status", [400, 404, 408, 422, 425, 429, 500, 501, 503, 504, 599])
+import pytest
+
+import retryd
+from retryd import ErrorClass
+
+
+@pytest.mark.parametrize("status", [400, 404, 408, 422, 425, 429, 500, 501, 503, 504, 599])
 def test_http_errors_send_the_facts_and_no_class(status):
     e = retryd.http_error(status, "7")
     assert isinstance(e, retryd.HttpError)
@@ -19,9 +25,6 @@ def test_http_errors_send_the_facts_and_no_class(status):
 def test_an_explicit_class_with_a_status_is_sent():
     f = retryd.failure_from_exception(retryd.PermanentError("gone", http_status=503))
     assert (f.error_class, f.http_status) == (ErrorClass.PERMANENT, 503)
-
-
-etryd.classify_http(status), retryd.PermanentError)
 
 
 def test_success_is_not_a_failure():
