@@ -31,13 +31,15 @@ class ListingBudgetTest : public ServerTest {
   void ReportHeavy(const std::string& service, v1::ErrorClass cls) {
     for (int i = 0; i < kEnvelopes; ++i) {
       v1::ReportFailureRequest req = FirstFailure(service, absl::StrCat("m-", 100 + i));
+      req.mutable_envelope()->mutable_headers()->clear();
       for (int h = 0; h < kHeaders; ++h) {
         (*req.mutable_envelope()->mutable_headers())[absl::StrCat("h", h)] =
             std::string(kHeaderBytes, static_cast<char>('a' + h % 26));
       }
       req.mutable_failure()->set_error_class(cls);
       v1::ReportFailureResponse resp;
-      ASSERT_TRUE(Report(*retry_, req, &resp).ok());
+      const grpc::Status s = Report(*retry_, req, &resp);
+      ASSERT_TRUE(s.ok()) << s.error_message();
     }
   }
 
