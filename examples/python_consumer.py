@@ -19,11 +19,11 @@ SERVICE = "example-python"
 
 
 def call(body: bytes) -> None:
-    """POST body; raise a classified retryd error on an HTTP failure."""
+    """POST body; raise a retryd error on an HTTP failure (the service's policy classifies it)."""
     try:
         urllib.request.urlopen(urllib.request.Request(URL, data=body, method="POST"), timeout=5)
     except urllib.error.HTTPError as e:
-        raise retryd.classify_http(e.code, e.headers.get("Retry-After"), message=f"{URL}: {e}") from e
+        raise retryd.http_error(e.code, e.headers.get("Retry-After"), message=f"{URL}: {e}") from e
     except OSError as e:
         raise retryd.TransientError(str(e), error_code="CONNECT") from e
 

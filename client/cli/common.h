@@ -44,8 +44,10 @@ inline constexpr int kExitRpcBase = 64;
 
 inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
 inline constexpr char kDefaultTimeout[] = "10s";
-// Largest response the CLI accepts (a Lease of big payloads, a GetEnvelope with 1+ MiB payload).
-inline constexpr int kMaxReceiveMessageBytes = 16 * 1024 * 1024;
+// Largest response the CLI accepts: above the largest retryd sends (one envelope with a payload
+// of up to 64 MiB, limits.max_payload_bytes' maximum, in a GetEnvelope or a Lease, plus its
+// headers and history; a Lease budget of up to 64 MiB). The client libraries use the same bound.
+inline constexpr int kMaxReceiveMessageBytes = 66 * 1024 * 1024;
 
 enum class OutputFormat { kTable, kJson };
 

@@ -1,8 +1,9 @@
 // Package retryd is the Go client and worker for retryd, the retry and dead-letter control plane.
 //
 // A Client makes RetryService calls (every method takes a context.Context first); a Worker
-// long-polls due retries of one service, runs a Handler and reports the outcome. Handlers classify
-// failures by wrapping errors: Transient, Recoverable, Permanent, WithRetryAfter, HTTPError.
+// long-polls due retries of one service, runs a Handler and reports the outcome. Handlers describe
+// failures by wrapping errors: HTTPError, WithRetryAfter and WithErrorCode carry facts for the
+// server's policy to classify; Transient, Recoverable and Permanent choose the class.
 package retryd
 
 import (
@@ -24,6 +25,14 @@ import (
 
 // DefaultTarget is used when NewClient gets an empty target and $RETRYD_ADDR is unset.
 const DefaultTarget = "127.0.0.1:50051"
+
+// MaxReceiveMessageBytes is the largest response a Client accepts (66 MiB), above the largest
+// retryd sends: a Lease holds at least one envelope, whose payload may be as large as the
+// server's limits.max_payload_bytes allows (at most 64 MiB), plus its headers and history, and
+// the Lease budget (limits.max_lease_response_bytes) is at most 64 MiB too. With gRPC's default
+// 4 MiB the response would fail after the lease committed, and the envelope would be leased again
+// and again without ever being delivered.
+const MaxReceiveMessageBytes = 66 << 20
 
 // Option configures a Client.
 type Option interface{ apply(*options) }
@@ -86,7 +95,9 @@ func NewClient(ctx context.Context, target string, opts ...Option) (*Client, err
 	if o.tlsConfig != nil {
 		creds = credentials.NewTLS(o.tlsConfig)
 	}
-	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, o.dialOptions...)
+	// Dial options given by the caller come after, so they win (a smaller receive limit too).
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReceiveMessageBytes))}, o.dialOptions...)
 	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,10 @@
 package retryd_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -116,6 +118,54 @@ func TestPermanentToDLQ(t *testing.T) {
 	}
 }
 
+// One table, on the server: a policy rule on HTTP_503 (fastPolicy's taxonomy.* services) makes a
+// client-reported 503 PERMANENT; without a rule the server's defaults decide (503 TRANSIENT, 425
+// PERMANENT); a class the application chose wins.
+func TestServerPolicyClassifiesHTTPFailures(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	plain := newService("taxonomy")
+	ruled := "taxonomy." + plain
+	for _, tc := range []struct {
+		svc, id string
+		err     error
+		class   retryd.ErrorClass
+	}{
+		{plain, "503", retryd.HTTPError(503, ""), retryd.ClassTransient},
+		{plain, "425", retryd.HTTPError(425, ""), retryd.ClassPermanent},
+		{ruled, "503", retryd.HTTPError(503, "1"), retryd.ClassPermanent},
+		{ruled, "503-chosen", retryd.Transient(retryd.HTTPError(503, "")), retryd.ClassTransient},
+	} {
+		d, err := c.ReportFailure(ctx, &retryd.Envelope{Service: tc.svc, MessageID: tc.id}, tc.err, "")
+		if err != nil || d.ErrorClass != tc.class || d.DeadLettered() != (tc.class == retryd.ClassPermanent) {
+			t.Fatalf("%s/%s: %+v %v", tc.svc, tc.id, d, err)
+		}
+	}
+}
+
+// A lease always holds one envelope; with the server's payload limit above 4 MiB (fastPolicy: 8
+// MiB) the client must receive more than gRPC's default, or the lease commits, the response fails
+// here and the envelope is never delivered.
+func TestEnvelopeOver4MiBIsLeasedAndDelivered(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	svc := newService("big")
+	payload := make([]byte, 6<<20)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	if _, err := c.ReportFailure(ctx, &retryd.Envelope{Service: svc, MessageID: "big", Payload: payload}, retryd.Transient(errors.New("t")), ""); err != nil {
+		t.Fatal(err)
+	}
+	le := leaseOne(t, c, svc)
+	if le.Envelope.MessageID != "big" || !bytes.Equal(le.Envelope.Payload, payload) {
+		t.Fatalf("leased %s with %d bytes", le.Envelope.MessageID, len(le.Envelope.Payload))
+	}
+	if err := c.ReportSuccess(ctx, svc, le.LeaseToken); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRetryAfterHonored(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
@@ -167,16 +217,20 @@ func TestErrorsAndCircuit(t *testing.T) {
 }
 
 func TestClassification(t *testing.T) {
-	if f := retryd.FailureFromError(retryd.HTTPError(503, "7")); f.ErrorClass != retryd.ClassTransient || f.RetryAfter != 7*time.Second || f.HTTPStatus != 503 || f.ErrorCode != "HTTP_503" {
-		t.Fatalf("503: %+v", f)
+	// The facts, no class: the server's policy classifies HTTP failures.
+	for _, status := range []int{400, 422, 425, 429, 501, 503} {
+		f := retryd.FailureFromError(retryd.HTTPError(status, "7"))
+		if f.ErrorClass != retryd.ClassUnspecified || f.RetryAfter != 7*time.Second || f.HTTPStatus != int32(status) || f.ErrorCode != fmt.Sprintf("HTTP_%d", status) {
+			t.Fatalf("%d: %+v", status, f)
+		}
+	}
+	if f := retryd.FailureFromError(retryd.Permanent(retryd.HTTPError(503, ""))); f.ErrorClass != retryd.ClassPermanent || f.HTTPStatus != 503 {
+		t.Fatalf("a chosen class is sent: %+v", f)
 	}
 	if retryd.HTTPError(200, "") != nil {
 		t.Fatal("200 is not an error")
 	}
-	if f := retryd.FailureFromError(retryd.HTTPError(422, "")); f.ErrorClass != retryd.ClassPermanent {
-		t.Fatalf("422: %+v", f)
-	}
-	if f := retryd.FailureFromError(context.DeadlineExceeded); f.ErrorClass != retryd.ClassTransient {
+	if f := retryd.FailureFromError(context.DeadlineExceeded); f.ErrorClass != retryd.ClassUnspecified || f.ErrorCode != "TIMEOUT" {
 		t.Fatalf("deadline: %+v", f)
 	}
 	base := errors.New("db down")

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// classified wraps an error with how retryd should treat it.
+// classified wraps an error with what the application says about it: the facts (error code,
+// HTTP status, Retry-After) and, when it chose one, a class.
 type classified struct {
 	err        error
 	class      ErrorClass
@@ -66,25 +67,22 @@ func WithErrorCode(err error, code string) error {
 	return wrap(err, func(c *classified) { c.code = code })
 }
 
-// HTTPError builds the error for a failed HTTP call: 408, 425, 429, 500, 502, 503, 504 are
-// Transient, any other status >= 400 Permanent; the Retry-After header (seconds or HTTP-date) is
-// attached; the error code is HTTP_<status>. It returns nil for a status below 400.
+// HTTPError builds the error for a failed HTTP call: it carries the facts — the status, the
+// Retry-After header (seconds or HTTP-date), the error code HTTP_<status> — and no class: the
+// service's policy on the server classifies it (its rules by error code, then the status: by
+// default 408, 429, 500, 502, 503, 504 TRANSIENT, other 4xx, 501, 505 PERMANENT). Wrap it in
+// Transient/Recoverable/Permanent to choose the class yourself. It returns nil for a status
+// below 400.
 func HTTPError(status int, retryAfterHeader string) error {
 	if status < 400 {
 		return nil
 	}
-	c := &classified{
+	return &classified{
 		err:        fmt.Errorf("HTTP %d %s", status, http.StatusText(status)),
-		class:      ClassPermanent,
 		code:       "HTTP_" + strconv.Itoa(status),
 		httpStatus: int32(status),
 		retryAfter: ParseRetryAfter(retryAfterHeader, time.Now()),
 	}
-	switch status {
-	case 408, 425, 429, 500, 502, 503, 504:
-		c.class = ClassTransient
-	}
-	return c
 }
 
 // ParseRetryAfter parses a Retry-After header value (delay-seconds or an HTTP-date) relative to
@@ -108,10 +106,11 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// FailureFromError classifies err into the Failure reported to retryd. Errors wrapped with
+// FailureFromError is the Failure reported to retryd for err. Errors wrapped with
 // Transient/Recoverable/Permanent/WithRetryAfter/WithErrorCode/HTTPError keep what they carry;
-// context.DeadlineExceeded and net timeouts are Transient; anything else is unclassified (the
-// service's policy decides).
+// a class is sent only when the application chose one (Transient, Recoverable, Permanent).
+// context.DeadlineExceeded and net timeouts get the error code TIMEOUT; the service's policy
+// decides the class of everything unwrapped (its default unclassified class is TRANSIENT).
 func FailureFromError(err error) *Failure {
 	f := &Failure{Message: "error"}
 	if err == nil {
@@ -128,7 +127,6 @@ func FailureFromError(err error) *Failure {
 	}
 	var timeout interface{ Timeout() bool }
 	if errors.As(err, &timeout) && timeout.Timeout() {
-		f.ErrorClass = ClassTransient
 		f.ErrorCode = "TIMEOUT"
 	}
 	return f

@@ -18,10 +18,16 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// The C++ tests' fast policy: 3 attempts, 200 ms then 400 ms (max 1 s), no jitter.
+// The C++ tests' fast policy: 3 attempts, 200 ms then 400 ms (max 1 s), no jitter. Services
+// named taxonomy.* also have a rule that makes HTTP_503 PERMANENT.
+// Payloads up to 8 MiB: a lease of one is over gRPC's default 4 MiB receive limit.
 const fastPolicy = `{"metricsAddr": "off", "shutdownGrace": "2s",
+ "limits": {"maxPayloadBytes": 8388608},
  "policies": [{"name": "default", "maxAttempts": 3,
-   "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"}}]}`
+   "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"}},
+  {"name": "taxonomy.*", "maxAttempts": 3,
+   "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"},
+   "classification": {"rules": [{"errorCode": "HTTP_503", "errorClass": "PERMANENT"}]}}]}`
 
 // testServer is a real retryd process on a free loopback port (no mocks).
 type testServer struct {

@@ -9,8 +9,8 @@ import (
 )
 
 // Handler processes one leased envelope. Returning nil reports success; an error reports a
-// failure classified by FailureFromError (wrap it with Transient, Recoverable, Permanent,
-// WithRetryAfter or use HTTPError). A panic is reported as a failure too.
+// failure as FailureFromError describes it (wrap it with Transient, Recoverable, Permanent to
+// choose the class, WithRetryAfter, or use HTTPError). A panic is reported as a failure too.
 type Handler func(ctx context.Context, e *Envelope) error
 
 // Worker processes the due retries of one service.

@@ -11,55 +11,26 @@ namespace {
 
 bool IsHex(char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); }
 bool IsDigit(char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }
-bool IsAlnum(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
 
-// True when `s` starts with a UUID (8-4-4-4-12 hex digits) not glued to a following alnum.
-bool StartsWithUuid(absl::string_view s) {
-  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
-  size_t pos = 0;
-  for (int g = 0; g < 5; ++g) {
-    if (g > 0) {
-      if (pos >= s.size() || s[pos] != '-') return false;
-      ++pos;
-    }
-    for (int i = 0; i < kGroups[g]; ++i, ++pos) {
-      if (pos >= s.size() || !IsHex(s[pos])) return false;
-    }
-  }
-  return pos == s.size() || !IsAlnum(s[pos]);
+// Characters of one token: letters, digits and the joiners ids are written with ("ord_9f1c",
+// UUIDs, "req-42").
+bool IsTokenChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
 }
 
-// Replaces one alphanumeric word: a 0x-prefixed or long hex token with a digit → <hex>, an
-// all-digit token → <n>, otherwise each digit run inside the word → <n> ("30s" → "<n>s").
-void AppendWord(absl::string_view word, std::string* out) {
+// Shortest run of hex letters without a digit that is taken for an id ("deadbeef"); shorter ones
+// are words ("face", "added").
+constexpr size_t kMinLetterOnlyHexId = 8;
+
+// True when a token is an id or a number: it holds a digit (decimal, hex, UUID, "ord_9f1c",
+// "30s"), or it is a long run of hex letters.
+bool IsIdToken(absl::string_view token) {
   bool all_hex = true;
-  bool has_digit = false;
-  for (char c : word) {
+  for (char c : token) {
+    if (IsDigit(c)) return true;
     all_hex = all_hex && IsHex(c);
-    has_digit = has_digit || IsDigit(c);
   }
-  if (word.size() > 2 && word[0] == '0' && (word[1] == 'x' || word[1] == 'X')) {
-    bool rest_hex = true;
-    for (char c : word.substr(2)) rest_hex = rest_hex && IsHex(c);
-    if (rest_hex) {
-      out->append("<hex>");
-      return;
-    }
-  }
-  if (all_hex && has_digit && word.size() >= 6) {
-    bool all_digits = true;
-    for (char c : word) all_digits = all_digits && IsDigit(c);
-    out->append(all_digits ? "<n>" : "<hex>");
-    return;
-  }
-  for (size_t i = 0; i < word.size();) {
-    if (IsDigit(word[i])) {
-      while (i < word.size() && IsDigit(word[i])) ++i;
-      out->append("<n>");
-    } else {
-      out->push_back(word[i++]);
-    }
-  }
+  return all_hex && token.size() >= kMinLetterOnlyHexId;
 }
 
 uint64_t Fnv1a(absl::string_view data, uint64_t h = 1469598103934665603ULL) {
@@ -98,15 +69,15 @@ std::string NormalizeErrorMessage(absl::string_view m) {
       ++i;
       continue;
     }
-    if (IsAlnum(c)) {
-      if (StartsWithUuid(m.substr(i))) {
-        out.append("<uuid>");
-        i += 36;
-        continue;
-      }
+    if (IsTokenChar(c)) {
       size_t end = i;
-      while (end < m.size() && IsAlnum(m[end])) ++end;
-      AppendWord(m.substr(i, end - i), &out);
+      while (end < m.size() && IsTokenChar(m[end])) ++end;
+      const absl::string_view token = m.substr(i, end - i);
+      if (IsIdToken(token)) {
+        out.append(kIdPlaceholder);
+      } else {
+        out.append(token.data(), token.size());
+      }
       i = end;
       continue;
     }

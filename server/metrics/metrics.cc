@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
+#include "server/metrics/metrics_page.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 
@@ -278,7 +279,8 @@ void Metrics::SetGaugeSource(GaugeSource source) { gauges_->set_source(std::move
 absl::Status Metrics::Serve(const std::string& address) {
   // prometheus-cpp reports a failed listen by throwing from civetweb; catch it at this edge.
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2);
+    exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2,
+                                                     MetricsPageCallbacks());
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("metrics_addr: cannot listen on ", address, ": ", e.what()));
@@ -289,12 +291,19 @@ absl::Status Metrics::Serve(const std::string& address) {
   }
   // The scrape-time gauges first: their source also refreshes registry gauges (circuits,
   // budgets), which then appear in the same scrape.
+  // GET /metrics is answered by the page route (metrics_page.h): retryd's families only, without
+  // the Exposer's own. The collectables are registered too, for any other path it serves.
   exposer_->RegisterCollectable(gauges_);
   exposer_->RegisterCollectable(registry_);
+  page_route_ = std::make_unique<MetricsPageRoute>(exposer_->GetListeningPorts().front(),
+                                                   [this] { return Scrape(); });
   return absl::OkStatus();
 }
 
-void Metrics::StopServing() { exposer_.reset(); }
+void Metrics::StopServing() {
+  page_route_.reset();
+  exposer_.reset();
+}
 
 int Metrics::port() const {
   if (exposer_ == nullptr) return 0;

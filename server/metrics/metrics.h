@@ -1,6 +1,7 @@
 // Metrics: retryd's Prometheus metrics. Owns a prometheus-cpp Registry, the families below and,
 // once Serve() is called, an Exposer (prometheus-cpp's own civetweb HTTP server) on the metrics
-// address with the text format at /metrics.
+// address with the text format at /metrics: retryd's families only (metrics_page.h keeps out the
+// Exposer's own, whose latency summary is in microseconds).
 //
 // Names follow Prometheus conventions: retryd_ prefix, base units (seconds), _total counters.
 // `service` is the only per-tenant label; no per-message labels; error_code label values are
@@ -56,6 +57,7 @@
 #include "prometheus/registry.h"
 #include "server/dlq/dlq_counters.h"
 #include "server/engine/engine_observer.h"
+#include "server/metrics/metrics_page.h"
 
 namespace prometheus {
 class Exposer;
@@ -173,6 +175,7 @@ class Metrics final : public EngineObserver, public DlqObserver {
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<GaugeCollector> gauges_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsPageRoute> page_route_;  // Before exposer_ is reset: see StopServing.
 
   prometheus::Family<prometheus::Counter>& failures_;
   prometheus::Family<prometheus::Counter>& failures_by_code_;

@@ -11,6 +11,7 @@
 #include "server/rpc/audit_caller.h"
 #include "server/rpc/filter_convert.h"
 #include "server/rpc/page_token.h"
+#include "server/rpc/response_budget.h"
 #include "server/rpc/status_convert.h"
 #include "server/rpc/validation.h"
 #include "server/util/status_macros.h"
@@ -170,17 +171,23 @@ absl::Status AdminServiceImpl::ListEnvelopes(
   const std::string filter_key = CanonicalFilterKey(query.filter);
   query.state = state;
   query.limit = limit + 1;  // One more tells whether another page exists.
+  query.max_bytes = kMaxListResponseBytes;
   if (!page_token.empty()) {
     ASSIGN_OR_RETURN(PageKey key, DecodePageToken(kind, filter_key, page_token));
     query.after_time = key.time;
     query.after_id = key.id;
   }
   ASSIGN_OR_RETURN(ListPage page, store_->List(query));
-  const int shown = std::min<int>(limit, page.envelopes.size());
-  for (int i = 0; i < shown; ++i) {
-    EnvelopeToProto(page.envelopes[i], /*with_payload=*/false, out->Add());
+  const int rows = std::min<int>(limit, page.envelopes.size());
+  ResponseBudget budget;
+  int shown = 0;
+  for (; shown < rows; ++shown) {
+    v1::Envelope item;
+    EnvelopeToProto(page.envelopes[shown], /*with_payload=*/false, &item);
+    if (!budget.Take(static_cast<int64_t>(item.ByteSizeLong()))) break;
+    out->Add()->Swap(&item);
   }
-  if (static_cast<int>(page.envelopes.size()) > limit) {
+  if (static_cast<int>(page.envelopes.size()) > shown || page.budget_reached) {
     *next_page_token = EncodePageToken(
         kind, filter_key, PageKey{page.keys[shown - 1].time, page.keys[shown - 1].id, ""});
   }

@@ -11,6 +11,7 @@
 #include "server/rpc/audit_caller.h"
 #include "server/rpc/filter_convert.h"
 #include "server/rpc/page_token.h"
+#include "server/rpc/response_budget.h"
 #include "server/rpc/status_convert.h"
 #include "server/rpc/validation.h"
 #include "server/util/log.h"
@@ -74,10 +75,13 @@ absl::Status Groups(Store& store, const v1::ListFailureGroupsRequest& req,
   }
   query.limit = limit + 1;
   ASSIGN_OR_RETURN(std::vector<FailureGroupRow> groups, store.ListFailureGroups(query));
-  const int shown = std::min<int>(limit, groups.size());
-  for (int i = 0; i < shown; ++i) {
-    const FailureGroupRow& g = groups[i];
-    v1::FailureGroup* out = resp->add_groups();
+  const int rows = std::min<int>(limit, groups.size());
+  ResponseBudget budget;
+  int shown = 0;
+  for (; shown < rows; ++shown) {
+    const FailureGroupRow& g = groups[shown];
+    v1::FailureGroup item;
+    v1::FailureGroup* out = &item;
     out->set_fingerprint(g.fingerprint);
     out->set_service(g.sample.service);
     out->set_error_class(static_cast<v1::ErrorClass>(g.sample.last_error_class));
@@ -88,8 +92,10 @@ absl::Status Groups(Store& store, const v1::ListFailureGroupsRequest& req,
     TimeToProto(g.last_seen, out->mutable_last_seen());
     out->set_sample_message(g.sample.last_error.message);
     out->set_sample_message_id(g.sample.message_id);
+    if (!budget.Take(static_cast<int64_t>(item.ByteSizeLong()))) break;
+    resp->add_groups()->Swap(&item);
   }
-  if (static_cast<int>(groups.size()) > limit) {
+  if (static_cast<int>(groups.size()) > shown) {
     const FailureGroupRow& last = groups[shown - 1];
     resp->set_next_page_token(
         EncodePageToken("fg", filter_key, PageKey{absl::UnixEpoch(), last.count, last.fingerprint}));
@@ -261,10 +267,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListReplays(grpc::CallbackServerCont
   }
   absl::StatusOr<std::vector<v1::Replay>> page = replays_->ListReplays(before, limit + 1);
   if (!page.ok()) return Finish(ctx, page.status());
-  const int shown = std::min<int>(limit, page->size());
-  for (int i = 0; i < shown; ++i) *resp->add_replays() = (*page)[i];
-  if (static_cast<int>(page->size()) > limit) {
-    absl::StatusOr<int64_t> last = ParseReplayName("name", (*page)[shown - 1].name());
+  const int rows = std::min<int>(limit, page->size());
+  ResponseBudget budget;
+  int shown = 0;
+  for (; shown < rows; ++shown) {
+    if (!budget.Take(static_cast<int64_t>((*page)[shown].ByteSizeLong()))) break;
+    resp->add_replays()->Swap(&(*page)[shown]);
+  }
+  if (static_cast<int>(page->size()) > shown) {
+    absl::StatusOr<int64_t> last = ParseReplayName("name", resp->replays(shown - 1).name());
     if (last.ok()) {
       resp->set_next_page_token(EncodePageToken("rp", "", PageKey{absl::UnixEpoch(), *last, ""}));
     }
@@ -309,9 +320,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditEvents(
   }
   absl::StatusOr<std::vector<AuditRecord>> page = store_->ListAudit(before, limit + 1);
   if (!page.ok()) return Finish(ctx, page.status());
-  const int shown = std::min<int>(limit, page->size());
-  for (int i = 0; i < shown; ++i) AuditToProto((*page)[i], resp->add_events());
-  if (static_cast<int>(page->size()) > limit) {
+  const int rows = std::min<int>(limit, page->size());
+  ResponseBudget budget;
+  int shown = 0;
+  for (; shown < rows; ++shown) {
+    v1::AuditEvent item;
+    AuditToProto((*page)[shown], &item);
+    if (!budget.Take(static_cast<int64_t>(item.ByteSizeLong()))) break;
+    resp->add_events()->Swap(&item);
+  }
+  if (static_cast<int>(page->size()) > shown) {
     resp->set_next_page_token(
         EncodePageToken("au", "", PageKey{absl::UnixEpoch(), (*page)[shown - 1].id, ""}));
   }

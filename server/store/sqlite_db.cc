@@ -99,6 +99,7 @@ std::string Statement::ColumnBlob(int i) const {
   const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
   return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, i));
 }
+int64_t Statement::ColumnBytes(int i) const { return sqlite3_column_bytes(stmt_, i); }
 bool Statement::ColumnIsNull(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool read_only) {

@@ -50,6 +50,8 @@ class Statement {
   int64_t ColumnInt(int i) const;
   std::string ColumnText(int i) const;
   std::string ColumnBlob(int i) const;
+  // Size in bytes of a text or blob column, without copying it.
+  int64_t ColumnBytes(int i) const;
   bool ColumnIsNull(int i) const;
 
  private:

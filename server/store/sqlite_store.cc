@@ -158,7 +158,16 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE circuits ADD COLUMN windows BLOB NOT NULL DEFAULT x'';
     )sql",
+    // 7 -> 8: every id and number in a failure message now becomes one placeholder (issue 18):
+    // the fingerprints of all dead letters are recomputed (RecomputeFingerprints, in C++, in the
+    // same transaction). Failure groups are computed from the column, so they follow.
+    R"sql(
+    SELECT 1;
+    )sql",
 };
+// The migration that recomputes every stored fingerprint with the current normaliser (also the
+// one that fills them for databases from before fingerprints existed).
+constexpr int kFingerprintsRecomputedAt = 8;
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kNumMigrations == SqliteStore::kSchemaVersion);
 
@@ -344,32 +353,37 @@ std::string StoredFingerprint(const Envelope& e) {
   return e.state == EnvelopeState::kDeadLettered ? FailureFingerprint(e) : std::string();
 }
 
-// Dead letters written before fingerprints existed get theirs (the normaliser is C++, so this
-// part of migration 1 -> 2 cannot be SQL).
-absl::Status BackfillFingerprints(sqlite::Database& db) {
-  ASSIGN_OR_RETURN(sqlite::Statement select, db.Prepare(SelectSql(
-      false, "WHERE e.state = 3 AND e.fingerprint = ''")));
+// Sets the fingerprint of every dead letter to what FailureFingerprint says now, in batches of
+// rows in id order. Runs inside the caller's transaction.
+absl::Status RecomputeFingerprints(sqlite::Database& db) {
+  constexpr int kBatch = 1000;
+  ASSIGN_OR_RETURN(sqlite::Statement select,
+                   db.Prepare(absl::StrCat(SelectSql(false, "WHERE e.state = 3 AND e.id > ? "),
+                                           "ORDER BY e.id LIMIT ", kBatch)));
   ASSIGN_OR_RETURN(sqlite::Statement update,
                    db.Prepare("UPDATE envelopes SET fingerprint = ? WHERE id = ?"));
-  RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
-  std::vector<std::pair<int64_t, std::string>> rows;
+  int64_t after = 0;
   while (true) {
-    absl::StatusOr<bool> has = select.Step();
-    if (!has.ok() || !*has) break;
-    absl::StatusOr<Envelope> e = RowToEnvelope(select, false);
-    if (e.ok()) rows.emplace_back(e->id, FailureFingerprint(*e));
-  }
-  select.Reset();
-  for (const auto& [id, fp] : rows) {
-    update.BindText(1, fp);
-    update.BindInt(2, id);
-    absl::Status s = update.Run();
-    if (!s.ok()) {
-      db.Exec("ROLLBACK").IgnoreError();
-      return s;
+    std::vector<std::pair<int64_t, std::string>> rows;
+    int64_t last = after;
+    select.BindInt(1, after);
+    while (true) {
+      ASSIGN_OR_RETURN(bool has, select.Step());
+      if (!has) break;
+      last = select.ColumnInt(0);
+      // A row whose details do not parse keeps its fingerprint; reading it reports the loss.
+      absl::StatusOr<Envelope> e = RowToEnvelope(select, false);
+      if (e.ok()) rows.emplace_back(e->id, FailureFingerprint(*e));
     }
+    select.Reset();
+    if (last == after) return absl::OkStatus();
+    for (const auto& [id, fp] : rows) {
+      update.BindText(1, fp);
+      update.BindInt(2, id);
+      RETURN_IF_ERROR(update.Run());
+    }
+    after = last;
   }
-  return db.Exec("COMMIT");
 }
 
 absl::Status Migrate(sqlite::Database& db) {
@@ -385,6 +399,7 @@ absl::Status Migrate(sqlite::Database& db) {
   for (int v = current; v < kNumMigrations; ++v) {
     RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
     absl::Status s = db.Exec(kMigrations[v]);
+    if (s.ok() && v + 1 == kFingerprintsRecomputedAt) s = RecomputeFingerprints(db);
     if (s.ok()) s = db.Exec(absl::StrCat("PRAGMA user_version = ", v + 1));
     if (s.ok()) s = db.Exec("COMMIT");
     if (!s.ok()) {
@@ -393,7 +408,6 @@ absl::Status Migrate(sqlite::Database& db) {
                                                  s.message()));
     }
   }
-  if (current < 3) RETURN_IF_ERROR(BackfillFingerprints(db));  // 2 -> 3 added the column.
   return absl::OkStatus();
 }
 
@@ -904,9 +918,17 @@ absl::StatusOr<ListPage> SqliteStore::ListOn(sqlite::Database& db, const ListQue
   ASSIGN_OR_RETURN(sqlite::Statement s, db.Prepare(absl::StrCat(kSelectColumns, from, where)));
   args.BindAll(s);
   ListPage page;
+  int64_t bytes = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool has, s.Step());
     if (!has) break;
+    if (q.max_bytes > 0) {
+      bytes += s.ColumnBytes(15);
+      if (!page.envelopes.empty() && bytes > q.max_bytes) {
+        page.budget_reached = true;
+        break;
+      }
+    }
     ASSIGN_OR_RETURN(Envelope e, RowToEnvelope(s, /*with_payload=*/false));
     page.keys.push_back(ListKey{FromStoredMicros(s.ColumnInt(4)), e.id});
     page.envelopes.push_back(std::move(e));

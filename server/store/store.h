@@ -50,6 +50,9 @@ struct ListQuery {
   absl::Time after_time = absl::InfinitePast();
   int64_t after_id = 0;
   int limit = 50;
+  // Rows stop before their stored details (headers, last error, history) pass this many bytes;
+  // the first row is always read. 0: no byte bound.
+  int64_t max_bytes = 0;
 };
 
 // Where a listing row sits in its order; the key of the next page.
@@ -61,6 +64,7 @@ struct ListKey {
 struct ListPage {
   std::vector<Envelope> envelopes;  // Without payloads.
   std::vector<ListKey> keys;        // keys[i] is the position of envelopes[i].
+  bool budget_reached = false;      // Stopped at max_bytes: rows after keys.back() may remain.
 };
 
 // Dead letters that share a failure fingerprint.

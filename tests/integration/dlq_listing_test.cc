@@ -298,7 +298,7 @@ TEST_F(DlqListingTest, FailureGroupsGatherMessagesThatDifferOnlyInIds) {
   EXPECT_EQ(big.service(), "inventory");
   EXPECT_EQ(big.error_class(), v1::PERMANENT);
   EXPECT_EQ(big.error_code(), "UPSTREAM_TIMEOUT");
-  EXPECT_EQ(big.normalized_message(), "sku <q> not found in warehouse <n>");
+  EXPECT_EQ(big.normalized_message(), "sku <q> not found in warehouse <id>");
   EXPECT_THAT(big.sample_message(), HasSubstr("not found in warehouse"));
   EXPECT_LE(ToTime(big.first_seen()), ToTime(big.last_seen()));
   ASSERT_FALSE(page1.next_page_token().empty());

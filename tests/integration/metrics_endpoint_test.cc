@@ -9,7 +9,9 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
@@ -98,6 +100,26 @@ TEST_F(MetricsEndpointTest, ScrapeAfterTrafficHasRpcSeriesAndNoPerMessageValues)
   EXPECT_THAT(*body, Not(HasSubstr("trace-")));
   // Anything but /metrics is not served.
   EXPECT_FALSE(HttpGet((*server)->metrics_port(), "/").ok());
+}
+
+// Base units everywhere: the page holds retryd's families only, not prometheus-cpp's exposer_*
+// (exposer_request_latencies is a summary in microseconds). Every family is retryd_*, and every
+// duration family says seconds.
+TEST_F(MetricsEndpointTest, ThePageHoldsRetrydFamiliesOnlyInBaseUnits) {
+  auto server = ServerProcess::Start(dir_, kFastPolicyConfig);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->metrics_port(), 0);
+  // Two scrapes: the Exposer's own families would hold the first one's latency by the second.
+  ASSERT_TRUE(HttpGet((*server)->metrics_port(), "/metrics").ok());
+  absl::StatusOr<std::string> body = HttpGet((*server)->metrics_port(), "/metrics");
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_THAT(*body, Not(HasSubstr("exposer_")));
+  EXPECT_THAT(*body, Not(HasSubstr("microseconds")));
+  for (absl::string_view line : absl::StrSplit(*body, '\n')) {
+    if (!absl::StartsWith(line, "# TYPE ")) continue;
+    const std::string family(line.substr(7, line.find(' ', 7) - 7));
+    EXPECT_TRUE(absl::StartsWith(family, "retryd_")) << family;
+  }
 }
 
 }  // namespace

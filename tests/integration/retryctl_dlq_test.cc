@@ -342,7 +342,7 @@ TEST_F(RetryctlDlqTest, StatsAndFailureGroups) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, AllOf(StartsWith("FINGERPRINT "), HasSubstr("BAD_SIGNATURE"),
                            HasSubstr(groups.groups(0).fingerprint() + "  3  "),
-                           HasSubstr("field <n> is missing")));
+                           HasSubstr("field <id> is missing")));
 
   // A group's fingerprint selects exactly its dead letters.
   r = Run({"-o", "json", "dlq", "list", "--fingerprint", groups.groups(1).fingerprint()});

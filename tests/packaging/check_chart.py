@@ -7,7 +7,8 @@ usage: check_chart.py --chart DIR --manifests FILE [--values FILE]... [--release
 Reads the chart's values.yaml merged with the --values files (as Helm merges them) and checks the
 rendered manifests against what those values say: exactly one StatefulSet replica on a
 ReadWriteOnce volume (or the existing claim / emptyDir asked for), the three probes (gRPC on the
-numeric port, or `retryctl health` over TLS when tls.enabled), the restricted security context, a
+numeric port, or `retryctl health` over TLS when tls.enabled), the restricted security context (and
+the security contexts, resources, affinity, nodeSelector and tolerations as the values give them), a
 termination grace longer than the drain time, the app.kubernetes.io labels on every object, the
 Service ports, and the ServerConfig JSON in the ConfigMap equal to the one the values describe
 (computed here independently of the templates). Auth and TLS: the token Secret (its tokens.json
@@ -184,6 +185,11 @@ if authenticated:
     check(not any(a.startswith("--insecure-allow-remote") for a in c.get("args", [])),
           "--insecure-allow-remote passed although callers authenticate")
 check(c.get("resources") == values["resources"], "resources as in the values")
+# The schema-checked objects render exactly as the values give them (empty ones not at all).
+check(psc == values["podSecurityContext"], "pod securityContext as in the values")
+check(sc == values["securityContext"], "container securityContext as in the values")
+for key in ("affinity", "nodeSelector", "tolerations"):
+    check(pod.get(key) == (values[key] or None), f"{key} as in the values")
 ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
 check(ports == {"grpc": 50051, "metrics": 9464}, f"container ports {ports}")
 

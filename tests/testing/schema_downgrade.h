@@ -6,6 +6,10 @@
 
 namespace retryd::testing {
 
+// 8 -> 7: the schema is the same; 8 recomputed the stored fingerprints. A test that wants a
+// version-7 database with fingerprints of the old normaliser writes them into the column.
+inline constexpr char kDowngradeToSchemaSeven[] = "PRAGMA user_version = 7";
+
 // 7 -> 6: no guard windows in the circuits' rows.
 #define RETRYD_UNDO_SCHEMA_7 "ALTER TABLE circuits DROP COLUMN windows; "
 
@@ -27,7 +31,7 @@ inline constexpr char kDowngradeToSchemaFive[] =
 inline constexpr char kDowngradeToSchemaFour[] =
     RETRYD_UNDO_SCHEMA_7 RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5 "PRAGMA user_version = 4";
 
-// 7 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
+// 8 -> 1: also no fingerprints, DLQ indexes, audit log, replays or circuits.
 inline constexpr char kDowngradeToSchemaOne[] =
     RETRYD_UNDO_SCHEMA_7 RETRYD_UNDO_SCHEMA_6 RETRYD_UNDO_SCHEMA_5
     "DROP TABLE audit_events; DROP TABLE replays; "

@@ -24,16 +24,25 @@ from retryd.v1 import admin_service_pb2, admin_service_pb2_grpc
 # client/python/tests -> the repository root; scripts/build.sh builds into build/.
 DEFAULT_BIN = str(Path(__file__).resolve().parents[3] / "build" / "server" / "retryd")
 
-# 3 attempts, 200 ms then 400 ms (capped at 1 s), no jitter: the C++ tests' fast policy.
+# 3 attempts, 200 ms then 400 ms (capped at 1 s), no jitter: the C++ tests' fast policy. Services
+# named taxonomy.* also have a rule that makes HTTP_503 PERMANENT (the server owns the taxonomy).
 FAST_POLICY = {
     "metricsAddr": "off",
     "shutdownGrace": "2s",
+    # Payloads up to 8 MiB: a lease of one is over gRPC's default 4 MiB receive limit.
+    "limits": {"maxPayloadBytes": 8 * 1024 * 1024},
     "policies": [
         {
             "name": "default",
             "maxAttempts": 3,
             "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"},
-        }
+        },
+        {
+            "name": "taxonomy.*",
+            "maxAttempts": 3,
+            "backoff": {"initial": "0.2s", "multiplier": 2, "max": "1s", "jitter": "NONE"},
+            "classification": {"rules": [{"errorCode": "HTTP_503", "errorClass": "PERMANENT"}]},
+        },
     ],
 }
 

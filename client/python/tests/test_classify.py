@@ -1,4 +1,5 @@
-"""Failure classification helpers (pure functions; no server)."""
+"""Failure reporting helpers (pure functions; no server): facts always, a class only when the
+application chose one."""
 
 from __future__ import annotations
 
@@ -11,21 +12,23 @@ import retryd
 from retryd import ErrorClass
 
 
-@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
-def test_transient_statuses(status):
-    e = retryd.classify_http(status)
-    assert isinstance(e, retryd.TransientError)
+@pytest.mark.parametrize("status", [400, 404, 408, 422, 425, 429, 500, 501, 503, 504, 599])
+def test_http_errors_send_the_facts_and_no_class(status):
+    e = retryd.http_error(status, "7")
+    assert isinstance(e, retryd.HttpError)
     f = retryd.failure_from_exception(e)
-    assert f.error_class == ErrorClass.TRANSIENT and f.http_status == status and f.error_code == f"HTTP_{status}"
+    assert f.error_class == ErrorClass.UNSPECIFIED
+    assert (f.http_status, f.error_code, f.retry_after) == (status, f"HTTP_{status}", 7.0)
+    assert retryd.classify_http is retryd.http_error
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 501, 505])
-def test_permanent_statuses(status):
-    assert isinstance(retryd.classify_http(status), retryd.PermanentError)
+def test_an_explicit_class_with_a_status_is_sent():
+    f = retryd.failure_from_exception(retryd.PermanentError("gone", http_status=503))
+    assert (f.error_class, f.http_status) == (ErrorClass.PERMANENT, 503)
 
 
 def test_success_is_not_a_failure():
-    assert retryd.classify_http(200) is None and retryd.classify_http(302) is None
+    assert retryd.http_error(200) is None and retryd.http_error(302) is None
 
 
 def test_retry_after_seconds_and_date():
@@ -38,7 +41,7 @@ def test_retry_after_seconds_and_date():
     assert retryd.parse_retry_after(header, now=now) == pytest.approx(30)
     past = email.utils.format_datetime(now - dt.timedelta(seconds=30), usegmt=True)
     assert retryd.parse_retry_after(past, now=now) == 0.0
-    assert retryd.classify_http(503, "7").retry_after == 7.0
+    assert retryd.http_error(503, "7").retry_after == 7.0
 
 
 def test_exception_classes():
@@ -46,7 +49,8 @@ def test_exception_classes():
     assert (f.error_class, f.error_code, f.retry_after, f.message) == (ErrorClass.RECOVERABLE, "DB", 3, "db down")
     f = retryd.failure_from_exception(KeyError("k"))
     assert f.error_class == ErrorClass.UNSPECIFIED and f.error_code == "KeyError"
-    assert retryd.failure_from_exception(ConnectionResetError()).error_class == ErrorClass.TRANSIENT
+    f = retryd.failure_from_exception(ConnectionResetError())
+    assert (f.error_class, f.error_code) == (ErrorClass.UNSPECIFIED, "ConnectionResetError")
 
 
 def test_requests_exceptions():
@@ -55,10 +59,10 @@ def test_requests_exceptions():
     r.status_code = 429
     r.headers["Retry-After"] = "5"
     f = retryd.failure_from_exception(requests.HTTPError("too many", response=r))
-    assert f.error_class == ErrorClass.TRANSIENT and f.retry_after == 5.0 and f.http_status == 429
-    r.status_code = 400
-    assert retryd.failure_from_exception(requests.HTTPError("bad", response=r)).error_class == ErrorClass.PERMANENT
-    assert retryd.failure_from_exception(requests.ConnectionError("refused")).error_class == ErrorClass.TRANSIENT
+    assert f.error_class == ErrorClass.UNSPECIFIED and f.retry_after == 5.0 and f.http_status == 429
+    assert f.error_code == "HTTP_429"
+    f = retryd.failure_from_exception(requests.ConnectionError("refused"))
+    assert (f.error_class, f.error_code) == (ErrorClass.UNSPECIFIED, "ConnectionError")
 
 
 def test_httpx_exceptions():
@@ -66,5 +70,6 @@ def test_httpx_exceptions():
     req = httpx.Request("GET", "http://x")
     resp = httpx.Response(503, headers={"Retry-After": "2"}, request=req)
     f = retryd.failure_from_exception(httpx.HTTPStatusError("unavailable", request=req, response=resp))
-    assert f.error_class == ErrorClass.TRANSIENT and f.retry_after == 2.0
-    assert retryd.failure_from_exception(httpx.ConnectError("refused")).error_class == ErrorClass.TRANSIENT
+    assert f.error_class == ErrorClass.UNSPECIFIED and f.retry_after == 2.0 and f.http_status == 503
+    f = retryd.failure_from_exception(httpx.ConnectError("refused"))
+    assert (f.error_class, f.error_code) == (ErrorClass.UNSPECIFIED, "ConnectError")

@@ -92,8 +92,8 @@ def test_permanent_goes_to_dlq_at_once(server, client, service):
     d = client.report_failure(retryd.Envelope(service, "bad"), retryd.PermanentError("missing field", error_code="INVALID_SCHEMA"))
     assert d.dead_lettered and d.reason == DeadLetterReason.NON_RETRYABLE
     assert d.error_class == ErrorClass.PERMANENT
-    # An HTTP 400 classified by the helper is permanent too.
-    d = client.report_failure(retryd.Envelope(service, "bad-400"), retryd.classify_http(400, message="bad request"))
+    # An HTTP 400 reported by the helper is made permanent by the server.
+    d = client.report_failure(retryd.Envelope(service, "bad-400"), retryd.http_error(400, message="bad request"))
     assert d.dead_lettered and d.reason == DeadLetterReason.NON_RETRYABLE
     # An unclassified failure with an HTTP status is classified by the server (422 → PERMANENT).
     d = client.report_failure(retryd.Envelope(service, "bad-422"), retryd.Failure(error_code="X", http_status=422))
@@ -102,8 +102,8 @@ def test_permanent_goes_to_dlq_at_once(server, client, service):
 
 
 def test_retry_after_is_honored(server, client, service):
-    err = retryd.classify_http(429, "2")
-    assert isinstance(err, retryd.TransientError) and err.retry_after == 2.0
+    err = retryd.http_error(429, "2")
+    assert err.retry_after == 2.0
     t0 = dt.datetime.now(dt.timezone.utc)
     d = client.report_failure(retryd.Envelope(service, "slow"), err)
     assert d.scheduled and d.delay is not None and d.delay >= 2.0
@@ -112,6 +112,42 @@ def test_retry_after_is_honored(server, client, service):
     assert client.lease(service, wait_time=1.0).envelopes == ()
     le = lease_one(client, service, timeout=5)
     assert dt.datetime.now(dt.timezone.utc) >= t0 + dt.timedelta(seconds=1.9)
+    client.report_success(service, le.lease_token)
+
+
+def test_the_servers_policy_classifies_http_failures(server, client, service):
+    # One table, on the server: by default 503 is TRANSIENT and 425 (a 4xx) PERMANENT, whatever
+    # the library thinks; a policy rule on HTTP_503 makes a client-reported 503 PERMANENT.
+    d = client.report_failure(retryd.Envelope(service, "503"), retryd.http_error(503))
+    assert d.scheduled and d.error_class == ErrorClass.TRANSIENT
+    d = client.report_failure(retryd.Envelope(service, "425"), retryd.http_error(425))
+    assert d.dead_lettered and d.error_class == ErrorClass.PERMANENT
+    ruled = "taxonomy." + service
+    d = client.report_failure(retryd.Envelope(ruled, "503"), retryd.http_error(503, "1"))
+    assert d.dead_lettered and d.reason == DeadLetterReason.NON_RETRYABLE
+    assert d.error_class == ErrorClass.PERMANENT
+    # A class the application chose wins over the rule.
+    d = client.report_failure(retryd.Envelope(ruled, "503-chosen"), retryd.TransientError("down", http_status=503))
+    assert d.scheduled and d.error_class == ErrorClass.TRANSIENT
+
+
+def test_the_servers_policy_classifies_requests_errors(server, client, service):
+    requests = pytest.importorskip("requests")
+    r = requests.Response()
+    r.status_code = 503
+    d = client.report_failure(retryd.Envelope("taxonomy." + service, "503"), requests.HTTPError("down", response=r))
+    assert d.dead_lettered and d.error_class == ErrorClass.PERMANENT
+
+
+def test_an_envelope_over_4_mib_is_leased_and_delivered(server, client, service):
+    # The server accepts payloads up to 8 MiB (FAST_POLICY); a lease always holds one envelope,
+    # so the client must receive more than gRPC's default 4 MiB, or the lease commits, the
+    # response fails here and the envelope is never delivered.
+    payload = bytes(range(256)) * (6 * 1024 * 4)  # 6 MiB
+    d = client.report_failure(retryd.Envelope(service, "big", payload=payload), retryd.TransientError("t"))
+    assert d.scheduled
+    le = lease_one(client, service, timeout=5)
+    assert le.envelope.message_id == "big" and le.envelope.payload == payload
     client.report_success(service, le.lease_token)
 
 

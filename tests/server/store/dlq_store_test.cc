@@ -352,5 +352,57 @@ TEST_F(DlqStoreTest, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
   EXPECT_EQ(ListAll(q, 10), std::vector<int64_t>{e.id});
 }
 
+// Schema 8 changed the normaliser: every id is one placeholder. A version-7 database holds the
+// old fingerprints, which put "order a3f9c2d1" (old <hex>) and "order 44173025" (old <n>) in two
+// groups; opening it recomputes them, so the groups, the fingerprint filter and the listing agree
+// with what FailureFingerprint says now.
+TEST_F(DlqStoreTest, UpgradeFromSchemaSevenRecomputesOldFingerprints) {
+  std::vector<Envelope> dead;
+  for (const char* message : {"order a3f9c2d1 not found", "order 44173025 not found"}) {
+    Envelope e;
+    e.service = "inventory";
+    e.message_id = message;
+    e.state = EnvelopeState::kDeadLettered;
+    e.attempt = 3;
+    e.max_attempts = 3;
+    e.first_seen_at = e.created_at = e.updated_at = e.dead_lettered_at = kT0;
+    e.dead_letter_reason = DeadLetterReason::kNonRetryable;
+    e.last_error_class = ErrorClass::kTransient;
+    e.last_error.error_code = "E";
+    e.last_error.message = message;
+    Put(&e);
+    dead.push_back(e);
+  }
+  store_.reset();
+  {
+    auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaSeven), IsOk());
+    // The fingerprints version 7 wrote: FNV-1a 64 of "inventory\x1f1\x1fE\x1forder <hex> not
+    // found" and of "... <n> not found" (computed independently of this code).
+    ASSERT_THAT((*db)->Exec(absl::StrCat("UPDATE envelopes SET fingerprint = '5054a2607022b19e' "
+                                         "WHERE id = ", dead[0].id)),
+                IsOk());
+    ASSERT_THAT((*db)->Exec(absl::StrCat("UPDATE envelopes SET fingerprint = '08ecccc1ac6d678b' "
+                                         "WHERE id = ", dead[1].id)),
+                IsOk());
+  }
+  auto store = SqliteStore::Open(dir_ + "/data");
+  ASSERT_THAT(store, IsOk());
+  store_ = std::move(*store);
+
+  const std::string fp = FailureFingerprint(dead[0]);
+  ASSERT_EQ(fp, FailureFingerprint(dead[1]));
+  GroupQuery g;
+  absl::StatusOr<std::vector<FailureGroupRow>> groups = store_->ListFailureGroups(g);
+  ASSERT_THAT(groups, IsOk());
+  ASSERT_EQ(groups->size(), 1u);
+  EXPECT_EQ((*groups)[0].fingerprint, fp);
+  EXPECT_EQ((*groups)[0].count, 2);
+  ListQuery q;
+  q.filter.fingerprints = {fp};
+  EXPECT_EQ(ListAll(q, 10), (std::vector<int64_t>{dead[0].id, dead[1].id}));
+}
+
 }  // namespace
 }  // namespace retryd

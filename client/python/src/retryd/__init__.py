@@ -3,8 +3,9 @@
 * :class:`Client` / :class:`AsyncClient` — every ``RetryService`` call, typed results.
 * :class:`Worker` — long-polls due retries, runs a handler, reports the outcome.
 * :func:`report_failure` — hand a first failure over from an existing consumer loop.
-* :class:`TransientError`, :class:`RecoverableError`, :class:`PermanentError`,
-  :func:`classify_http` — classify failures.
+* :class:`TransientError`, :class:`RecoverableError`, :class:`PermanentError` — a class the
+  application chose; :func:`http_error` — the facts of a failed HTTP call, classified by the
+  server's policy.
 """
 
 from retryd.aio import AsyncClient
@@ -24,8 +25,10 @@ from retryd.errors import (
     TransientError,
     UnauthenticatedError,
     UnavailableError,
+    HttpError,
     classify_http,
     failure_from_exception,
+    http_error,
     parse_retry_after,
 )
 from retryd.types import (
@@ -53,7 +56,7 @@ __all__ = [
     "ResourceExhaustedError", "UnavailableError", "DeadlineExceededError",
     "UnauthenticatedError", "PermissionDeniedError",
     "FailureError", "TransientError", "RecoverableError", "PermanentError",
-    "classify_http", "parse_retry_after", "failure_from_exception",
+    "HttpError", "http_error", "classify_http", "parse_retry_after", "failure_from_exception",
     "AttemptRecord", "Circuit", "CircuitState", "DeadLetterReason", "Decision", "DecisionKind",
     "Envelope", "EnvelopeState", "ErrorClass", "Failure", "LeasedEnvelope", "LeaseResult",
     "TLSConfig",

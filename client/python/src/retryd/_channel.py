@@ -11,6 +11,13 @@ from retryd.types import TLSConfig
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
+# The largest response retryd sends: a Lease holds at least one envelope, whose payload may be
+# as large as the server's limits.max_payload_bytes allows (at most 64 MiB), plus its headers and
+# history; the Lease budget (limits.max_lease_response_bytes) is at most 64 MiB too. gRPC's default
+# 4 MiB receive limit would fail such a response after the lease committed, and the envelope
+# would be leased again and again without ever being delivered.
+MAX_RECEIVE_MESSAGE_BYTES = 66 * 1024 * 1024
+
 
 def resolve_target(target: Optional[str]) -> str:
     return target or os.environ.get("RETRYD_ADDR") or DEFAULT_TARGET
@@ -39,6 +46,8 @@ def credentials(tls: TLSConfig) -> grpc.ChannelCredentials:
 
 def options(tls: Optional[TLSConfig], channel_options: Sequence[Tuple[str, Any]]) -> List[Tuple[str, Any]]:
     opts = list(channel_options)
+    if not any(name == "grpc.max_receive_message_length" for name, _ in opts):
+        opts.append(("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES))
     if tls is not None and tls.server_name:
         opts.append(("grpc.ssl_target_name_override", tls.server_name))
     return opts

@@ -26,7 +26,9 @@ class Client:
         token: bearer token sent as ``authorization: Bearer …``; defaults to ``$RETRYD_TOKEN``.
         tls: TLS settings; None means plaintext.
         timeout: default deadline of a call, in seconds (Lease adds its wait time to it).
-        channel_options: extra gRPC channel options.
+        channel_options: extra gRPC channel options. The channel accepts responses up to 66 MiB
+            (``grpc.max_receive_message_length``; a value given here wins): a Lease holds at
+            least one envelope, whose payload can be as large as the server allows (64 MiB).
 
     Every method raises :class:`retryd.RetrydError` (a subclass per status code) on failure.
 

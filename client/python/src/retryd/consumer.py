@@ -53,8 +53,8 @@ def report_failure(
     """Report the first failure of a message and return retryd's decision.
 
     Idempotent on ``(service, message_id)``: re-sending answers ``duplicate=True`` and counts
-    nothing twice, so it is safe to call again after a crash. ``error`` is classified with
-    :func:`retryd.failure_from_exception` (``TransientError``/``PermanentError``/HTTP errors...).
+    nothing twice, so it is safe to call again after a crash. ``error`` is reported by
+    :func:`retryd.failure_from_exception` (a class only for ``TransientError`` and its kin).
 
     Args:
         attempt: attempts already made in process, the failed one included.

@@ -1,14 +1,16 @@
 """Errors: gRPC call errors raised by the clients, and the failure classes handlers raise.
 
-Handlers (and ``report_failure``) classify what went wrong by raising or passing:
+The server owns the taxonomy: this library reports the facts of a failure (error code, HTTP
+status, Retry-After) and a class only when the application chose one by raising or passing:
 
-* :class:`TransientError` — a blip (timeout, 429, 503): retried with exponential backoff.
+* :class:`TransientError` — a blip: retried with exponential backoff.
 * :class:`RecoverableError` — a dependency down for a while: retried on the slower cadence.
-* :class:`PermanentError` — will never succeed (400, bad schema): dead-lettered at once.
+* :class:`PermanentError` — will never succeed (bad schema): dead-lettered at once.
 
-Any other exception is reported unclassified (the service's policy decides by error code, then
-HTTP status, then its ``unclassified`` class, TRANSIENT by default). ``requests`` and ``httpx``
-exceptions are recognised when those packages are installed.
+Everything else — :class:`HttpError` (see :func:`http_error`), ``requests`` and ``httpx`` errors
+(recognised when those packages are installed), timeouts, any other exception — is reported
+without a class, and the service's policy decides: by error code, then HTTP status, then its
+``unclassified`` class (TRANSIENT by default).
 """
 
 from __future__ import annotations
@@ -103,7 +105,10 @@ def from_rpc_error(err: grpc.RpcError) -> RetrydError:
 
 
 class FailureError(Exception):
-    """Base of the exceptions a handler raises to classify its failure.
+    """Base of the exceptions a handler raises to describe its failure.
+
+    This base sends no class (the service's policy decides); its subclasses
+    :class:`TransientError`, :class:`RecoverableError` and :class:`PermanentError` send theirs.
 
     Args:
         message: what went wrong (reported as the failure message).
@@ -157,9 +162,6 @@ class PermanentError(FailureError):
     error_class = ErrorClass.PERMANENT
 
 
-_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
 def parse_retry_after(value: Union[str, int, float, None], *, now: Optional[_dt.datetime] = None) -> Optional[float]:
     """Parse a Retry-After header (delay-seconds or an HTTP-date) into seconds, or None."""
     if value is None:
@@ -185,28 +187,39 @@ def parse_retry_after(value: Union[str, int, float, None], *, now: Optional[_dt.
     return max(0.0, (when - now).total_seconds())
 
 
-def classify_http(
+class HttpError(FailureError):
+    """A failed HTTP call, reported without a class: the service's policy classifies it (by
+    error code, ``HTTP_<status>`` by default, then by HTTP status). Build one with
+    :func:`http_error`."""
+
+
+def http_error(
     status: int,
     retry_after: Union[str, int, float, None] = None,
     *,
     message: str = "",
     error_code: str = "",
-) -> Optional[FailureError]:
-    """Map an HTTP status (and Retry-After header) to a failure exception.
+) -> Optional[HttpError]:
+    """The failure of an HTTP call that answered ``status`` (and a Retry-After header).
 
-    Returns None for statuses below 400 (not a failure). 408, 425, 429, 500, 502, 503, 504 →
-    :class:`TransientError`; any other status ≥ 400 → :class:`PermanentError`. The default error
-    code is ``HTTP_<status>``. Raise the result: ``raise classify_http(resp.status_code, ...)``.
+    Returns None for statuses below 400 (not a failure). The error code defaults to
+    ``HTTP_<status>``; no class is sent, so the service's rules decide (by default 408, 429, 500,
+    502, 503, 504 → TRANSIENT, other 4xx, 501, 505 → PERMANENT). Raise the result:
+    ``raise http_error(resp.status_code, resp.headers.get("Retry-After"))``. To decide the class
+    yourself, raise :class:`TransientError`/:class:`PermanentError` with ``http_status=``.
     """
     if status < 400:
         return None
-    kind: Type[FailureError] = TransientError if status in _TRANSIENT_STATUS else PermanentError
-    return kind(
+    return HttpError(
         message or f"HTTP {status}",
         error_code=error_code or f"HTTP_{status}",
         retry_after=parse_retry_after(retry_after),
         http_status=status,
     )
+
+
+# The name of http_error before the server owned the taxonomy; it no longer classifies.
+classify_http = http_error
 
 
 def _header(headers: Any, name: str) -> Optional[str]:
@@ -217,32 +230,29 @@ def _header(headers: Any, name: str) -> Optional[str]:
 
 
 def failure_from_exception(exc: BaseException) -> Failure:
-    """Classify any exception into a :class:`~retryd.types.Failure`.
+    """The :class:`~retryd.types.Failure` that reports an exception.
 
-    Recognises :class:`FailureError`, ``requests`` and ``httpx`` HTTP/transport errors (when
-    installed), and the built-in ``TimeoutError``/``ConnectionError``. Anything else is reported
-    unclassified with the exception's class name as the error code.
+    A :class:`FailureError` reports what it carries (a class only for Transient, Recoverable and
+    Permanent errors). ``requests`` and ``httpx`` HTTP errors (when installed) report their
+    status, Retry-After and ``HTTP_<status>``. Anything else (timeouts, connection errors too) is
+    reported with the exception's class name as the error code. None of these sends a class:
+    the service's policy decides.
     """
     if isinstance(exc, FailureError):
         return exc.to_failure()
     mapped = _from_http_libraries(exc)
     if mapped is not None:
         return mapped.to_failure()
-    msg = str(exc) or type(exc).__name__
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return Failure(error_code=type(exc).__name__, error_class=ErrorClass.TRANSIENT, message=msg)
-    return Failure(error_code=type(exc).__name__, message=msg)
+    return Failure(error_code=type(exc).__name__, message=str(exc) or type(exc).__name__)
 
 
-def _from_http_libraries(exc: BaseException) -> Optional[FailureError]:
+def _from_http_libraries(exc: BaseException) -> Optional[HttpError]:
     try:  # requests
         import requests  # type: ignore[import-untyped]
 
         if isinstance(exc, requests.HTTPError) and exc.response is not None:
             r = exc.response
-            return classify_http(r.status_code, _header(r.headers, "Retry-After"), message=str(exc))
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-            return TransientError(str(exc), error_code=type(exc).__name__)
+            return http_error(r.status_code, _header(r.headers, "Retry-After"), message=str(exc))
     except ImportError:
         pass
     try:  # httpx
@@ -250,9 +260,7 @@ def _from_http_libraries(exc: BaseException) -> Optional[FailureError]:
 
         if isinstance(exc, httpx.HTTPStatusError):
             r = exc.response
-            return classify_http(r.status_code, _header(r.headers, "Retry-After"), message=str(exc))
-        if isinstance(exc, httpx.TransportError):
-            return TransientError(str(exc), error_code=type(exc).__name__)
+            return http_error(r.status_code, _header(r.headers, "Retry-After"), message=str(exc))
     except ImportError:
         pass
     return None
@@ -282,7 +290,9 @@ __all__: Tuple[str, ...] = (
     "TransientError",
     "RecoverableError",
     "PermanentError",
+    "HttpError",
     "parse_retry_after",
+    "http_error",
     "classify_http",
     "failure_from_exception",
     "to_failure",

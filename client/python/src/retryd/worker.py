@@ -34,8 +34,8 @@ class Worker:
         service: the service whose retries to take.
         handler: ``handler(envelope)``; returning means success, raising means failure. Raise
             :class:`retryd.TransientError`, :class:`retryd.RecoverableError` or
-            :class:`retryd.PermanentError` to classify; any other exception is classified by
-            :func:`retryd.failure_from_exception` (``requests``/``httpx`` errors included).
+            :class:`retryd.PermanentError` to choose the class; any other exception is reported
+            by :func:`retryd.failure_from_exception` without a class (the policy decides).
         client: the :class:`retryd.Client` to use; by default one built from ``$RETRYD_ADDR`` /
             ``$RETRYD_TOKEN`` (and closed by :meth:`run`).
         concurrency: handlers run at once (threads); the worker never holds more leases.

@@ -1001,7 +1001,8 @@ type FailureGroup struct {
 	Service     string     `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
 	ErrorClass  ErrorClass `protobuf:"varint,3,opt,name=error_class,json=errorClass,proto3,enum=retryd.v1.ErrorClass" json:"error_class,omitempty"`
 	ErrorCode   string     `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	// The normalised message (ids and numbers stripped).
+	// The normalised message: quoted values become <q>, and every id and number (decimal, hex
+	// with or without letters, UUID, mixed like ord_9f1c) becomes <id>.
 	NormalizedMessage string `protobuf:"bytes,5,opt,name=normalized_message,json=normalizedMessage,proto3" json:"normalized_message,omitempty"`
 	// Dead letters in the group.
 	Count int64 `protobuf:"varint,6,opt,name=count,proto3" json:"count,omitempty"`

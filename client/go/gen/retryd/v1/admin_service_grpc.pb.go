@@ -43,7 +43,11 @@ const (
 // Operators inspect the schedule and the dead-letter queue, replay, purge and override circuits.
 // Listings are keyset-paginated (AIP-158): `page_size` 0 = 50, above 1000 = 1000, negative =
 // INVALID_ARGUMENT; `page_token` is opaque, and a tampered one or one reused with a different
-// filter is INVALID_ARGUMENT; an empty `next_page_token` is the only end signal.
+// filter is INVALID_ARGUMENT; an empty `next_page_token` is the only end signal. A page is also
+// bounded by bytes: it stops growing before its items pass 3.5 MiB serialized (below gRPC's
+// default 4 MiB receive limit), always holds at least one item, and then returns a
+// `next_page_token` — a page can hold fewer than `page_size` items while more follow (and, rarely,
+// a next page can be empty).
 type AdminServiceClient interface {
 	// Every service retryd knows (seen in traffic or named by a policy), with its numbers.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
@@ -221,7 +225,11 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 // Operators inspect the schedule and the dead-letter queue, replay, purge and override circuits.
 // Listings are keyset-paginated (AIP-158): `page_size` 0 = 50, above 1000 = 1000, negative =
 // INVALID_ARGUMENT; `page_token` is opaque, and a tampered one or one reused with a different
-// filter is INVALID_ARGUMENT; an empty `next_page_token` is the only end signal.
+// filter is INVALID_ARGUMENT; an empty `next_page_token` is the only end signal. A page is also
+// bounded by bytes: it stops growing before its items pass 3.5 MiB serialized (below gRPC's
+// default 4 MiB receive limit), always holds at least one item, and then returns a
+// `next_page_token` — a page can hold fewer than `page_size` items while more follow (and, rarely,
+// a next page can be empty).
 type AdminServiceServer interface {
 	// Every service retryd knows (seen in traffic or named by a policy), with its numbers.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)

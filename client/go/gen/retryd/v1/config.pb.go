@@ -325,7 +325,11 @@ type Limits struct {
 	// Largest accepted payload. Default 1 MiB (1048576); range 1..64 MiB.
 	MaxPayloadBytes *int64 `protobuf:"varint,1,opt,name=max_payload_bytes,json=maxPayloadBytes,proto3,oneof" json:"max_payload_bytes,omitempty"`
 	// A Lease response stops growing past this many bytes (but always holds one envelope).
-	// Default 3.5 MiB; range 64 KiB..64 MiB.
+	// Default 3.5 MiB; range 64 KiB..64 MiB. With both limits at their maximum a response is at
+	// most 64 MiB plus one envelope's headers and history: clients must accept responses of that
+	// size (the retryd libraries and retryctl accept 66 MiB; a default gRPC client accepts 4 MiB,
+	// and a Lease it cannot receive has committed: its envelopes come back only when their leases
+	// expire).
 	MaxLeaseResponseBytes *int64 `protobuf:"varint,2,opt,name=max_lease_response_bytes,json=maxLeaseResponseBytes,proto3,oneof" json:"max_lease_response_bytes,omitempty"`
 	// How long a succeeded envelope is remembered so a late duplicate is still answered
 	// `duplicate = true`. Default 24 h; range 0..30 days.

@@ -843,18 +843,25 @@ func (x *Decision) GetDelay() *durationpb.Duration {
 // field matches everything.
 type Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Exact service name. Empty = every service.
-	Service        string             `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	ErrorCodes     []string           `protobuf:"bytes,2,rep,name=error_codes,json=errorCodes,proto3" json:"error_codes,omitempty"`
-	ErrorClasses   []ErrorClass       `protobuf:"varint,3,rep,packed,name=error_classes,json=errorClasses,proto3,enum=retryd.v1.ErrorClass" json:"error_classes,omitempty"`
-	Reasons        []DeadLetterReason `protobuf:"varint,4,rep,packed,name=reasons,proto3,enum=retryd.v1.DeadLetterReason" json:"reasons,omitempty"`
-	SchemaVersions []string           `protobuf:"bytes,5,rep,name=schema_versions,json=schemaVersions,proto3" json:"schema_versions,omitempty"`
-	MessageIds     []string           `protobuf:"bytes,6,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
-	Fingerprints   []string           `protobuf:"bytes,7,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	// Exact service name. Empty = every service; otherwise pattern `[a-z0-9][a-z0-9._-]{0,63}`.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// Error codes of the last failure. At most 100 values; each 1 to 128 bytes.
+	ErrorCodes []string `protobuf:"bytes,2,rep,name=error_codes,json=errorCodes,proto3" json:"error_codes,omitempty"`
+	// Classes the last failure was decided with. At most 100 values; each a named class (not
+	// UNSPECIFIED).
+	ErrorClasses []ErrorClass `protobuf:"varint,3,rep,packed,name=error_classes,json=errorClasses,proto3,enum=retryd.v1.ErrorClass" json:"error_classes,omitempty"`
+	// Dead-letter reasons (dead letters only). At most 100 values; each a named reason (not NONE).
+	Reasons []DeadLetterReason `protobuf:"varint,4,rep,packed,name=reasons,proto3,enum=retryd.v1.DeadLetterReason" json:"reasons,omitempty"`
+	// Schema versions. At most 100 values; each at most 64 bytes.
+	SchemaVersions []string `protobuf:"bytes,5,rep,name=schema_versions,json=schemaVersions,proto3" json:"schema_versions,omitempty"`
+	// Message ids. At most 100 values; each 1 to 256 bytes.
+	MessageIds []string `protobuf:"bytes,6,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	// Failure fingerprints (dead letters only). At most 100 values; each 16 lowercase hex digits.
+	Fingerprints []string `protobuf:"bytes,7,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
 	// Inclusive lower bound on the listing's time (dead_lettered_at for dead letters,
-	// next_retry_at for retries).
+	// next_retry_at for retries). A valid timestamp; at most `before`.
 	After *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=after,proto3" json:"after,omitempty"`
-	// Exclusive upper bound on the same time.
+	// Exclusive upper bound on the same time. A valid timestamp.
 	Before        *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
