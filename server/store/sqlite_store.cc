@@ -210,46 +210,6 @@ absl::Status SqliteStore::RunUpdate(sqlite::Statement& s, const Envelope& e) {
   return absl::OkStatus();
 }
 
-// Succeeded envelopes sit in the (state, service_id, sort_at) index by service, then completion
-// time. A `state = 4 AND sort_at < ?` across services can seek only on the state: it reads the
-// index from the first service on, through all of that service's envelopes still inside the
-// window before it reaches an expired one of the next, so once the first service is caught up
-// every pass reads a whole window of its successes (with 500 000 of them, 80 ms against 1 ms).
-// Both statements therefore walk the services (CROSS JOIN keeps them the outer loop) and seek
-// each one's range. The state is a literal so that the partial index applies; INDEXED BY makes
-// a schema that no longer has the index an error at prepare time rather than a table scan.
-std::string SqliteStore::DeleteSucceededSqlForTest() {
-  return absl::StrCat(
-      "DELETE FROM envelopes WHERE id IN (SELECT e.id FROM services s CROSS JOIN envelopes e "
-      "INDEXED BY envelopes_by_state WHERE e.state = ", static_cast<int>(EnvelopeState::kSucceeded),
-      " AND e.service_id = s.id AND e.sort_at < ?1 LIMIT ?2)");
-}
-
-std::string SqliteStore::OldestSucceededSqlForTest() {
-  return absl::StrCat(
-      "SELECT min((SELECT e.sort_at FROM envelopes e INDEXED BY envelopes_by_state "
-      "WHERE e.state = ", static_cast<int>(EnvelopeState::kSucceeded),
-      " AND e.service_id = s.id ORDER BY e.sort_at LIMIT 1)) FROM services s");
-}
-
-absl::StatusOr<int64_t> SqliteStore::DeleteSucceededBefore(absl::Time cutoff, int limit) {
-  delete_succeeded_.BindInt(1, ToStoredMicros(cutoff));
-  delete_succeeded_.BindInt(2, limit);
-  RETURN_IF_ERROR(delete_succeeded_.Run());
-  return static_cast<int64_t>(writer_->Changes());
-}
-
-absl::StatusOr<absl::Time> SqliteStore::OldestSucceededAt() {
-  absl::StatusOr<bool> row = oldest_succeeded_.Step();
-  absl::Time oldest = absl::InfiniteFuture();
-  if (row.ok() && *row && !oldest_succeeded_.ColumnIsNull(0)) {
-    oldest = FromStoredMicros(oldest_succeeded_.ColumnInt(0));
-  }
-  oldest_succeeded_.Reset();
-  if (!row.ok()) return row.status();
-  return oldest;
-}
-
 absl::Status SqliteStore::ForEachLive(const std::function<void(const LiveRow&)>& fn) {
   // Reads only the two indexes that hold scheduled and leased rows: no envelope row is touched.
   ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(absl::StrCat(
@@ -270,45 +230,6 @@ absl::Status SqliteStore::ForEachLive(const std::function<void(const LiveRow&)>&
     fn(row);
   }
   return absl::OkStatus();
-}
-
-absl::Status SqliteStore::SaveCircuit(const CircuitRecord& r) {
-  sqlite::Statement& s = save_circuit_;
-  s.BindText(1, r.service);
-  s.BindInt(2, static_cast<int>(r.state));
-  s.BindInt(3, ToStoredMicros(r.since));
-  s.BindInt(4, ToStoredMicros(r.next_probe_at));
-  s.BindInt(5, absl::ToInt64Microseconds(r.open_duration));
-  s.BindInt(6, static_cast<int>(r.override_mode));
-  s.BindText(7, r.override_note);
-  s.BindText(8, r.override_peer);
-  s.BindInt(9, ToStoredMicros(r.override_at));
-  s.BindBlobUncopied(10, r.windows);
-  return s.Run();
-}
-
-absl::StatusOr<std::vector<CircuitRecord>> SqliteStore::LoadCircuits() {
-  ASSIGN_OR_RETURN(sqlite::Statement s, writer_->Prepare(
-      "SELECT service, state, since, next_probe_at, open_duration_us, override_mode, "
-      "override_note, override_peer, override_at, windows FROM circuits ORDER BY service"));
-  std::vector<CircuitRecord> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool has, s.Step());
-    if (!has) break;
-    CircuitRecord r;
-    r.service = s.ColumnText(0);
-    r.state = static_cast<CircuitState>(s.ColumnInt(1));
-    r.since = FromStoredMicros(s.ColumnInt(2));
-    r.next_probe_at = FromStoredMicros(s.ColumnInt(3));
-    r.open_duration = absl::Microseconds(s.ColumnInt(4));
-    r.override_mode = static_cast<CircuitOverride>(s.ColumnInt(5));
-    r.override_note = s.ColumnText(6);
-    r.override_peer = s.ColumnText(7);
-    r.override_at = FromStoredMicros(s.ColumnInt(8));
-    r.windows = s.ColumnBlob(9);
-    out.push_back(std::move(r));
-  }
-  return out;
 }
 
 absl::StatusOr<std::optional<Envelope>> SqliteStore::Get(absl::string_view service,
