@@ -15,6 +15,14 @@
 // `circuits` holds one row per service whose circuit left its initial state: the breaker's state
 // and its operator override (with the override's note, peer and time).
 //
+// Code: sqlite_store.cc opens the store; sqlite_store_transactions.cc holds the batch and its ops,
+// sqlite_store_durability.cc the WAL sync and checkpoints, sqlite_store_envelopes.cc envelope rows
+// by id and key, sqlite_store_listing.cc selections by filter (listings, counts, failure groups,
+// the dead-letter purge), sqlite_store_housekeeping.cc the deletion of old successes,
+// sqlite_store_circuits.cc the guard state rows, sqlite_store_audit_replays.cc the audit log and
+// replay jobs. Shared by them: sqlite_schema.h (migrations), sqlite_rows.h (the envelope row
+// layout), sqlite_filter.h (filter SQL).
+//
 // Threading: the write side runs on one thread at a time (see Store). The read side borrows a
 // connection from a small pool of read-only ones (see reader_pool.h) for each call, so reads run
 // side by side and beside the writer; each read call is its own short transactions (no read keeps
