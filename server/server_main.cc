@@ -41,6 +41,7 @@
 #include "server/dlq/dlq_counters.h"
 #include "server/dlq/replay_runner.h"
 #include "server/dlq/retention.h"
+#include "server/store/free_space.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/log.h"
@@ -59,6 +60,7 @@ struct Flags {
   std::string grpc_addr;
   std::string metrics_addr;
   std::string data_dir;
+  std::string min_free_bytes;
   std::string shutdown_grace;
   std::string log_level;
   std::string log_format = "json";
@@ -119,6 +121,14 @@ absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
   }
   if (!flags.grpc_addr.empty()) cfg.set_grpc_addr(flags.grpc_addr);
   if (!flags.data_dir.empty()) cfg.set_data_dir(flags.data_dir);
+  if (!flags.min_free_bytes.empty()) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(flags.min_free_bytes, &n)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--min-free-bytes: not a whole number of bytes: \"", flags.min_free_bytes, "\""));
+    }
+    cfg.mutable_limits()->set_min_free_bytes(n);
+  }
   if (!flags.metrics_addr.empty()) cfg.set_metrics_addr(flags.metrics_addr);
   if (!flags.log_level.empty()) cfg.set_log_level(flags.log_level);
   if (flags.insecure_allow_remote) cfg.set_insecure_allow_remote(true);
@@ -253,6 +263,9 @@ int Serve(const Setup& setup) {
   engine_options.max_lease_response_bytes = limits->max_lease_response_bytes;
   engine_options.dedupe_window = limits->dedupe_window;
   engine_options.max_pending_requests = limits->max_pending_requests;
+  engine_options.min_free_bytes = limits->min_free_bytes;
+  engine_options.free_bytes_where = cfg.data_dir();
+  engine_options.free_bytes = [dir = cfg.data_dir()] { return FreeBytes(dir); };
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Start(store->get(), &*policies, &SystemClock::Get(), &rng, engine_options);
   if (!engine.ok()) {
@@ -402,6 +415,11 @@ int RetrydMain(int argc, char** argv) {
   app.add_option("--metrics-addr", flags.metrics_addr,
                  "Prometheus /metrics listen address, or \"off\" (default 127.0.0.1:9464)");
   app.add_option("--data-dir", flags.data_dir, "data directory (default ./retryd-data)");
+  app.add_option("--min-free-bytes", flags.min_free_bytes,
+                 "disk-full reserve (limits.min_free_bytes): below this many free bytes on the "
+                 "data directory's filesystem, writes are refused with RESOURCE_EXHAUSTED and "
+                 "the server keeps serving reads, until space is freed; 0 = off (default "
+                 "67108864, 64 MiB)");
   app.add_option("--shutdown-grace", flags.shutdown_grace,
                  "how long SIGTERM waits for in-flight calls (default 20s)");
   app.add_option("--log-level", flags.log_level, "debug|info|warn|error (default info)");

@@ -428,6 +428,11 @@ absl::StatusOr<Limits> LimitsFromProto(const v1::Limits& proto) {
                             int64_t{64}, int64_t{10000000}));
     limits.max_pending_requests = proto.max_pending_requests();
   }
+  if (proto.has_min_free_bytes()) {
+    RETURN_IF_ERROR(InRange("limits.min_free_bytes", proto.min_free_bytes(), int64_t{0},
+                            int64_t{1} << 40));
+    limits.min_free_bytes = proto.min_free_bytes();
+  }
   RETURN_IF_ERROR(ReadDuration("limits.dedupe_window", proto.has_dedupe_window(),
                                proto.dedupe_window(), absl::ZeroDuration(), 30 * kDay,
                                &limits.dedupe_window));

@@ -51,6 +51,7 @@ struct Limits {
   int64_t max_lease_response_bytes = 3670016;  // 3.5 MiB.
   absl::Duration dedupe_window = absl::Hours(24);
   int64_t max_pending_requests = 100000;
+  int64_t min_free_bytes = int64_t{64} << 20;  // 64 MiB.
 };
 
 // Converts and validates limits (paths "limits.max_payload_bytes", ...); unset fields keep the

@@ -427,6 +427,7 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     stop_parking = stop_parking_;
   }
   const bool housekeeping_due = now >= next_housekeeping_;
+  RefuseWritesWhenDiskLow(&ops);
   Batch batch;
   batch.requests = static_cast<int>(ops.size());
   if (!ops.empty() || housekeeping_due || scheduler_.WorkDue(now)) {
@@ -438,6 +439,47 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
     CommitBatch(now, batch.requests);
   }
   AnswerBatch(now, stop_parking, std::move(batch));
+}
+
+void Engine::RefuseWritesWhenDiskLow(std::vector<std::unique_ptr<Op>>* ops) {
+  if (ops->empty() || options_.min_free_bytes <= 0 || !options_.free_bytes) return;
+  const absl::StatusOr<int64_t> free = options_.free_bytes();
+  if (!free.ok()) {
+    LogEvent(LogLevel::kWarn, "free_space_unknown").Str("error", free.status().ToString());
+    return;
+  }
+  if (*free >= options_.min_free_bytes) {
+    if (disk_low_) {
+      disk_low_ = false;
+      LogEvent(LogLevel::kInfo, "disk_ok")
+          .Str("dir", options_.free_bytes_where)
+          .Int("free_bytes", *free)
+          .Int("min_free_bytes", options_.min_free_bytes);
+    }
+    return;
+  }
+  if (!disk_low_) {
+    disk_low_ = true;
+    LogEvent(LogLevel::kWarn, "disk_low")
+        .Str("dir", options_.free_bytes_where)
+        .Int("free_bytes", *free)
+        .Int("min_free_bytes", options_.min_free_bytes);
+  }
+  const absl::Status refused = absl::ResourceExhaustedError(absl::StrCat(
+      "disk full: ", *free, " bytes free on ", options_.free_bytes_where,
+      ", below the reserve of ", options_.min_free_bytes,
+      " (limits.min_free_bytes); nothing was changed; retry with backoff once space is freed"));
+  std::vector<std::unique_ptr<Op>> kept;
+  std::vector<Answer> answers;
+  for (auto& op : *ops) {
+    if (op->Writes()) {
+      answers.push_back(Answer{std::move(op), refused});
+    } else {
+      kept.push_back(std::move(op));
+    }
+  }
+  *ops = std::move(kept);
+  AnswerWhenDurable(std::move(answers));
 }
 
 bool Engine::BeginBatch(std::vector<std::unique_ptr<Op>>* ops) {

@@ -93,6 +93,20 @@ struct EngineOptions {
   // two batches for one more checkpoint pass, so that the log starts over from its beginning
   // (32 MB of 4 KB pages; the pause is about two fsyncs).
   int64_t log_restart_pages = 8192;
+  // Disk-full check: before a batch begins, when `free_bytes` reports less than min_free_bytes
+  // free on the store's filesystem, the batch's requests that would write are refused with
+  // RESOURCE_EXHAUSTED (nothing was changed, and the process keeps running); requests that only
+  // read (GuardViews) and the engine's own work (lease expiries, housekeeping, which deletes)
+  // go on, within the reserve. It is asked at most once per batch with requests, and the
+  // refusals stop by themselves once it reports enough again. A write that still fails after
+  // BEGIN (the reserve was not enough) stops the process as any store failure does.
+  // Optional: null or min_free_bytes <= 0 turns the check off. `free_bytes` answers the free
+  // bytes, or an error (logged; the batch then goes ahead, as the check could not be made); it
+  // is called on the writer thread and must be quick (statvfs, see server/store/free_space.h).
+  int64_t min_free_bytes = 0;
+  std::function<absl::StatusOr<int64_t>()> free_bytes;
+  // Where free_bytes looks, for the refusal's message (e.g. the data directory).
+  std::string free_bytes_where;
   // Told about decisions, leases and successes (the metrics) on the writer thread, and about
   // syncs on the syncer thread.
   // Optional; must outlive the Engine.
@@ -242,6 +256,10 @@ class Engine {
   // Opens the batch's transaction. When the store refuses, nothing was written and nothing in
   // memory changed: `ops` are answered UNAVAILABLE and false is returned.
   bool BeginBatch(std::vector<std::unique_ptr<Op>>* ops);
+  // Before a batch begins: when the disk is below EngineOptions::min_free_bytes, answers the ops
+  // that would write RESOURCE_EXHAUSTED (nothing was changed) and removes them from `ops`; logs
+  // disk_low once when an episode starts and disk_ok when it ends.
+  void RefuseWritesWhenDiskLow(std::vector<std::unique_ptr<Op>>* ops);
   // Inside the transaction: expires due leases, applies `ops` (parking long-polls that found
   // nothing), advances circuits, serves waiters, runs a due housekeeping pass, stores the guards.
   void ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bool stop_parking,
@@ -315,6 +333,8 @@ class Engine {
     absl::Duration paused = absl::ZeroDuration();
     absl::Time since = absl::InfinitePast();
   } figures_;
+  // True while the disk is below EngineOptions::min_free_bytes (RefuseWritesWhenDiskLow).
+  bool disk_low_ = false;
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Op>> queue_ ABSL_GUARDED_BY(mu_);

@@ -89,6 +89,7 @@ class Engine::GuardViewsOp final : public Engine::Op {
     views_ = engine.guards_.Views(now);
     return absl::OkStatus();
   }
+  bool Writes() const override { return false; }
   void Finish(absl::Status status) override {
     // Not applied (the engine is stopping): there are no views to give, and a caller must not
     // make some up.

@@ -23,6 +23,8 @@ class Engine::Op {
   }
   virtual absl::Status Apply(Engine& engine, absl::Time now) = 0;
   virtual void Finish(absl::Status status) = 0;
+  // False for an op that only reads (it is not refused when the disk is low).
+  virtual bool Writes() const { return true; }
   // True when Apply parked the op (a long-poll with nothing due); it is then neither finished
   // nor committed.
   bool parked = false;

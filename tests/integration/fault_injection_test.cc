@@ -17,7 +17,6 @@
 // Seeds: RETRYD_FAULT_SEEDS (default 6 per test; the closing figures come from longer runs by
 // hand, e.g. RETRYD_FAULT_SEEDS=200), the first seed RETRYD_FAULT_FIRST_SEED (default 1).
 #include <grpcpp/grpcpp.h>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <cstdio>
@@ -37,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fault_vfs.h"
+#include "tests/testing/integrity_check.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
 
@@ -114,28 +114,6 @@ void DriveLoad(const std::string& address, Acknowledged* acked, absl::Duration l
     });
   }
   for (std::thread& t : threads) t.join();
-}
-
-// SQLite's own check of the file, with the real VFS, while no server runs.
-std::string IntegrityCheck(const std::string& db_path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, "unix") != SQLITE_OK) {
-    const std::string msg = db != nullptr ? sqlite3_errmsg(db) : "cannot open";
-    sqlite3_close(db);
-    return msg;
-  }
-  std::string result;
-  sqlite3_exec(
-      db, "PRAGMA integrity_check",
-      +[](void* out, int n, char** values, char**) {
-        for (int i = 0; i < n; ++i) {
-          static_cast<std::string*>(out)->append(values[i] != nullptr ? values[i] : "NULL");
-        }
-        return 0;
-      },
-      &result, nullptr);
-  sqlite3_close(db);
-  return result;
 }
 
 // Restarts the production binary on the faulty run's directory and checks every

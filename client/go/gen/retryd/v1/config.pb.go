@@ -339,8 +339,14 @@ type Limits struct {
 	// RESOURCE_EXHAUSTED instead of queueing without bound while the disk stalls.
 	// Default 100000; range 64..10000000.
 	MaxPendingRequests *int64 `protobuf:"varint,4,opt,name=max_pending_requests,json=maxPendingRequests,proto3,oneof" json:"max_pending_requests,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Disk-full reserve: while the filesystem of data_dir has fewer bytes free than this, requests
+	// that would write are refused with RESOURCE_EXHAUSTED ("disk full: ...; nothing was changed")
+	// without touching the store, reads go on, and service resumes by itself once space is freed.
+	// 0 turns the check off (a full disk then stops the process, exit 74). Flag --min-free-bytes.
+	// Default 64 MiB (67108864); range 0..1 TiB.
+	MinFreeBytes  *int64 `protobuf:"varint,5,opt,name=min_free_bytes,json=minFreeBytes,proto3,oneof" json:"min_free_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
@@ -397,6 +403,13 @@ func (x *Limits) GetDedupeWindow() *durationpb.Duration {
 func (x *Limits) GetMaxPendingRequests() int64 {
 	if x != nil && x.MaxPendingRequests != nil {
 		return *x.MaxPendingRequests
+	}
+	return 0
+}
+
+func (x *Limits) GetMinFreeBytes() int64 {
+	if x != nil && x.MinFreeBytes != nil {
+		return *x.MinFreeBytes
 	}
 	return 0
 }
@@ -1253,15 +1266,17 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"\x0eshutdown_grace\x18\b \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x122\n" +
 	"\x15insecure_allow_remote\x18\t \x01(\bR\x13insecureAllowRemote\x12\x1b\n" +
 	"\tlog_level\x18\n" +
-	" \x01(\tR\blogLevel\"\xba\x02\n" +
+	" \x01(\tR\blogLevel\"\xf8\x02\n" +
 	"\x06Limits\x12/\n" +
 	"\x11max_payload_bytes\x18\x01 \x01(\x03H\x00R\x0fmaxPayloadBytes\x88\x01\x01\x12<\n" +
 	"\x18max_lease_response_bytes\x18\x02 \x01(\x03H\x01R\x15maxLeaseResponseBytes\x88\x01\x01\x12>\n" +
 	"\rdedupe_window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fdedupeWindow\x125\n" +
-	"\x14max_pending_requests\x18\x04 \x01(\x03H\x02R\x12maxPendingRequests\x88\x01\x01B\x14\n" +
+	"\x14max_pending_requests\x18\x04 \x01(\x03H\x02R\x12maxPendingRequests\x88\x01\x01\x12)\n" +
+	"\x0emin_free_bytes\x18\x05 \x01(\x03H\x03R\fminFreeBytes\x88\x01\x01B\x14\n" +
 	"\x12_max_payload_bytesB\x1b\n" +
 	"\x19_max_lease_response_bytesB\x17\n" +
-	"\x15_max_pending_requests\"\x87\x02\n" +
+	"\x15_max_pending_requestsB\x11\n" +
+	"\x0f_min_free_bytes\"\x87\x02\n" +
 	"\aBackoff\x123\n" +
 	"\ainitial\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\ainitial\x12#\n" +
 	"\n" +
