@@ -25,6 +25,9 @@
 #   scripts/install-deps.sh celery    the Celery and fleet-breaker tests (scripts/test-celery.sh):
 #                                     the clients' packages, Java 17 and Maven to fetch and run
 #                                     ElasticMQ (the SQS-compatible broker) from Maven Central
+#   scripts/install-deps.sh console   the web console's browser tests (scripts/test-console.sh):
+#                                     Debian's chromium and chromium-driver (Selenium drives them;
+#                                     nothing downloads a browser), python3-venv and pip, openssl
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
 #                                     redis-benchmark), procps and python3
 #   scripts/install-deps.sh list MODE  prints MODE's package names, one a line, installs nothing
@@ -58,6 +61,9 @@ kafka_pkgs=(
 celery_pkgs=(
   openjdk-17-jre-headless maven
 )
+console_pkgs=(
+  chromium chromium-driver python3 python3-venv python3-pip openssl fonts-dejavu-core
+)
 bench_pkgs=(
   redis-server redis-tools procps python3
 )
@@ -80,15 +86,17 @@ fi
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${client_pkgs[@]}" "${packaging_pkgs[@]}"
-              "${image_pkgs[@]}" "${kafka_pkgs[@]}" "${celery_pkgs[@]}") ;;
+              "${image_pkgs[@]}" "${kafka_pkgs[@]}" "${celery_pkgs[@]}"
+              "${console_pkgs[@]}") ;;
   clients) pkgs=("${client_pkgs[@]}") ;;
   packaging) pkgs=("${packaging_pkgs[@]}") ;;
   image) pkgs=("${image_pkgs[@]}") ;;
   kafka) pkgs=("${kafka_pkgs[@]}") ;;
   celery) pkgs=("${client_pkgs[@]}" "${celery_pkgs[@]}") ;;
+  console) pkgs=("${console_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|bench|runtime | list MODE | list-runtime" >&2
+  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|console|bench|runtime | list MODE | list-runtime" >&2
      exit 2 ;;
 esac
 # The client tests need a Go toolchain. A machine of this project's kind has one in

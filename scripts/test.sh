@@ -26,6 +26,9 @@ stage "kafka tests" bash scripts/test-kafka.sh
 # Celery on SQS (ElasticMQ from Maven Central, a real worker, the retryd bridge) through a
 # downstream outage, and the fleet-wide pybreaker/gobreaker breakers shared through retryd.
 stage "celery tests" bash scripts/test-celery.sh
+# The web console in a real browser: Debian's headless Chromium driven by Selenium against the real
+# retryd with seeded data; screenshots of every page in build/artifacts/console/.
+stage "console tests" bash scripts/test-console.sh
 # Packaging: every program the scripts call is installed by install-deps.sh, the Dockerfile
 # matches CI's build, the runtime stage installs every library the binaries load, the Helm chart
 # lints, renders and asserts (helm from the Go module proxy), and the image is built for real

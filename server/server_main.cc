@@ -31,6 +31,7 @@
 #include "server/auth/tls.h"
 #include "server/auth/token_table.h"
 #include "server/config/config.h"
+#include "server/console/console_server.h"
 #include "server/engine/engine.h"
 #include "server/metrics/gauge_source.h"
 #include "server/metrics/metrics.h"
@@ -69,6 +70,7 @@ struct Flags {
   std::string tls_key;
   std::string tls_client_ca;
   std::string tls_client_auth;
+  std::string console_addr;
   bool insecure_allow_remote = false;
   bool check_config = false;
 };
@@ -186,9 +188,44 @@ absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
         "--insecure-allow-remote to serve it unauthenticated"));
   }
   RETURN_IF_ERROR(ValidateMetricsAddr(cfg.metrics_addr()));
+  if (!flags.console_addr.empty()) {
+    cfg.mutable_console()->set_listen(flags.console_addr == "off" ? "" : flags.console_addr);
+  }
+  RETURN_IF_ERROR(ValidateConsole(setup, flags.console_addr.empty() ? "console.listen"
+                                                                    : "--console-addr"));
   RETURN_IF_ERROR(PolicySetFromConfig(cfg).status());
   RETURN_IF_ERROR(LimitsFromProto(cfg.limits()).status());
   return setup;
+}
+
+// The console's address and session timeout. Like the gRPC address, a non-loopback console needs
+// tokens (or --insecure-allow-remote): the console acts with the operator's token.
+absl::Status ValidateConsole(Setup& setup, absl::string_view source) {
+  v1::ServerConfig& cfg = setup.cfg;
+  if (!cfg.has_console()) return absl::OkStatus();
+  v1::ConsoleConfig& console = *cfg.mutable_console();
+  if (!console.has_session_idle_timeout()) {
+    DurationToProto(absl::Minutes(30), console.mutable_session_idle_timeout());
+  }
+  const absl::Duration idle = DurationFromProto(console.session_idle_timeout());
+  if (idle < absl::Minutes(1) || idle > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        "console.session_idle_timeout: must be between 1m and 24h");
+  }
+  if (console.listen().empty()) return absl::OkStatus();
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(console.listen(), &host, &port)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": must be \"host:port\" (e.g. 127.0.0.1:8081) or \"off\", got \"",
+        console.listen(), "\""));
+  }
+  if (!IsLoopback(console.listen()) && setup.tokens.empty() && !cfg.insecure_allow_remote()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        source, " ", console.listen(), " is not loopback and no auth.tokens are configured; "
+        "configure tokens, or pass --insecure-allow-remote to serve the console to anyone"));
+  }
+  return absl::OkStatus();
 }
 
 // The start-up warnings and notes about who can call this server.
@@ -353,6 +390,35 @@ int Serve(const Setup& setup) {
     (*engine)->Stop();
     return 1;
   }
+  // The console calls the services above in-process, with each operator's own token.
+  std::unique_ptr<ConsoleServer> console;
+  if (!cfg.console().listen().empty()) {
+    ConsoleOptions console_options;
+    console_options.listen = cfg.console().listen();
+    console_options.session_idle = DurationFromProto(cfg.console().session_idle_timeout());
+    console_options.auth_enabled = !setup.tokens.empty();
+    if (setup.tls.has_value()) {
+      console_options.tls_cert_pem = setup.tls->cert_pem;
+      console_options.tls_key_pem = setup.tls->key_pem;
+    }
+    console_options.identity_of = [&setup](const std::string& token) {
+      const TokenEntry* entry = setup.tokens.Find(token);
+      return entry == nullptr ? std::string("anonymous") : entry->name;
+    };
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(-1);
+    absl::StatusOr<std::unique_ptr<ConsoleServer>> started = ConsoleServer::Start(
+        std::move(console_options), server->InProcessChannel(channel_args), &SystemClock::Get());
+    if (!started.ok()) {
+      LogEvent(LogLevel::kError, "console_listen_failed")
+          .Str("console_addr", cfg.console().listen())
+          .Str("error", started.status().ToString());
+      server->Shutdown();
+      (*engine)->Stop();
+      return 1;
+    }
+    console = std::move(*started);
+  }
   replays.Start();
   retention.Start();
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
@@ -367,6 +433,7 @@ int Serve(const Setup& setup) {
       .Str("data_dir", cfg.data_dir())
       .Str("metrics_addr", cfg.metrics_addr())
       .Int("metrics_port", metrics.port())
+      .Str("console_url", console ? console->url() : "off")
       .Int("auth_tokens", static_cast<int64_t>(setup.tokens.size()))
       .Str("tls", setup.tls.has_value() ? "on" : "off")
       .Str("tls_client_auth",
@@ -386,6 +453,7 @@ int Serve(const Setup& setup) {
   }
   // The metrics listener takes about a second to stop: do it alongside the drain.
   std::thread metrics_stopper([&metrics] { metrics.StopServing(); });
+  console.reset();  // No new page calls during the drain.
   (*engine)->StopParking();
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   replays.Stop();
@@ -434,6 +502,9 @@ int RetrydMain(int argc, char** argv) {
   app.add_option("--tls-client-auth", flags.tls_client_auth,
                  "client certificates: none (default), request (optional, verified when sent) "
                  "or require (mTLS)");
+  app.add_option("--console-addr", flags.console_addr,
+                 "operator web console listen address HOST:PORT (console.listen), or \"off\"; "
+                 "off unless set; HTTPS when --tls-cert is set");
   app.add_flag("--insecure-allow-remote", flags.insecure_allow_remote,
                "serve a non-loopback address without auth (no tokens, no required client "
                "certificates)");
