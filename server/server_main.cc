@@ -115,6 +115,8 @@ TlsSources TlsSourcesOf(const Flags& flags) {
   return sources;
 }
 
+absl::Status ValidateConsole(Setup& setup, absl::string_view source);
+
 absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
   Setup setup;
   v1::ServerConfig& cfg = setup.cfg;

@@ -146,11 +146,11 @@ RelayResult ApiRelay::Call(absl::string_view method, absl::string_view request_j
   parse.ignore_unknown_fields = false;
   const absl::string_view body = request_json.empty() ? absl::string_view("{}") : request_json;
   google::protobuf::util::Status parsed =
-      google::protobuf::util::JsonStringToMessage(body, request.get(), parse);
+      google::protobuf::util::JsonStringToMessage(std::string(body), request.get(), parse);
   if (!parsed.ok()) {
     return Error(grpc::StatusCode::INVALID_ARGUMENT,
                  absl::StrCat("body: not a ", descriptor->input_type()->full_name(),
-                              " in protobuf-JSON: ", parsed.message()));
+                              " in protobuf-JSON: ", parsed.message().as_string()));
   }
 
   grpc::Status status = Invoke(method, *request, response.get(), bearer_token);
@@ -161,7 +161,7 @@ RelayResult ApiRelay::Call(absl::string_view method, absl::string_view request_j
   RelayResult result;
   google::protobuf::util::Status printed =
       google::protobuf::util::MessageToJsonString(*response, &result.json, print);
-  if (!printed.ok()) return Error(grpc::StatusCode::INTERNAL, printed.message());
+  if (!printed.ok()) return Error(grpc::StatusCode::INTERNAL, printed.message().as_string());
   return result;
 }
 

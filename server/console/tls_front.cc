@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<TlsFront>> TlsFront::Start(absl::string_view list
   const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+  if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
     const std::string why = std::strerror(errno);
     freeaddrinfo(found);
     if (fd >= 0) close(fd);
