@@ -97,9 +97,10 @@ function durSeconds(d) {
 function fmtAge(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return s + ' s';
-  if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60 ? (s % 60) + ' s' : '');
-  if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
-  return Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+  const two = (a, unitA, b, unitB) => a + ' ' + unitA + (b ? ' ' + b + ' ' + unitB : '');
+  if (s < 3600) return two(Math.floor(s / 60), 'min', s % 60, 's');
+  if (s < 86400) return two(Math.floor(s / 3600), 'h', Math.floor((s % 3600) / 60), 'min');
+  return two(Math.floor(s / 86400), 'd', Math.floor((s % 86400) / 3600), 'h');
 }
 
 function tsDate(ts) {
@@ -126,6 +127,16 @@ function timeCell(ts) {
 function clip(text, n) {
   const s = String(text || '');
   return s.length > n ? s.slice(0, n) + '…' : s;
+}
+
+// Text shown up to `n` characters, with a button that shows the rest.
+function longText(text, n) {
+  const s = String(text || '');
+  if (s.length <= n) return el('span', {className: 'long'}, s);
+  const span = el('span', {className: 'long'}, s.slice(0, n) + '…');
+  const more = el('button', {type: 'button', className: 'link small'}, ' show all ' + fmtInt(s.length) + ' characters');
+  more.addEventListener('click', () => { span.textContent = s; more.remove(); });
+  return el('span', {}, span, more);
 }
 
 function circuitBadge(state) {
@@ -209,6 +220,15 @@ function filterParams(params) {
   for (const [key] of FILTER_KEYS) if (params.get(key)) out[key] = params.get(key);
   for (const bound of ['after', 'before']) if (params.get(bound)) out[bound] = params.get(bound);
   return out;
+}
+
+// An API Filter as "service=billing error_codes=A,B" (empty fields left out).
+function filterText(filter) {
+  const parts = [];
+  for (const [k, v] of Object.entries(filter || {})) {
+    if (Array.isArray(v) ? v.length : v) parts.push(k + '=' + (Array.isArray(v) ? v.join(',') : v));
+  }
+  return parts.length ? parts.join('  ') : '(everything)';
 }
 
 function describeFilter(params) {
@@ -403,6 +423,7 @@ async function pageDead(params) {
   const data = await api('ListDeadLetters', {filter: filterOf(params), page_size: pageSize, page_token: params.get('page') || ''});
   const letters = data.dead_letters || [];
   const fp = filterParams(params);
+  const paging = params.get('size') ? Object.assign({size: params.get('size')}, fp) : fp;
   const head = [el('h1', {}, 'Dead letters'), filterForm(params, 'dead'),
     el('div', {className: 'actions', style: 'margin-bottom:12px'},
       el('span', {className: 'muted'}, 'Showing: ' + describeFilter(params)),
@@ -425,8 +446,8 @@ async function pageDead(params) {
       el('td', {className: 'msg'}, clip(err.message, 200)));
   });
   const pager = el('div', {className: 'pager'},
-    params.get('page') ? el('a', {className: 'button small', href: route('dead', fp)}, '« First page') : '',
-    data.next_page_token ? el('a', {className: 'button small', id: 'next-page', href: route('dead', Object.assign({}, fp, {page: data.next_page_token}))}, 'Next page »') : el('span', {className: 'muted small'}, 'End of the list'));
+    params.get('page') ? el('a', {className: 'button small', href: route('dead', paging)}, '« First page') : '',
+    data.next_page_token ? el('a', {className: 'button small', id: 'next-page', href: route('dead', Object.assign({}, paging, {page: data.next_page_token}))}, 'Next page »') : el('span', {className: 'muted small'}, 'End of the list'));
   show(head, el('div', {className: 'table-wrap'}, el('table', {id: 'dead'},
     el('thead', {}, el('tr', {}, el('th', {}, 'Message id'), el('th', {}, 'Service'), el('th', {}, 'Reason'),
       el('th', {}, 'Last error'), el('th', {className: 'num'}, 'Attempts'), el('th', {}, 'Dead-lettered'), el('th', {}, 'Message'))),
@@ -496,7 +517,7 @@ async function pageLetter(params) {
       el('strong', {}, 'Attempt ' + h.attempt), ' · ', fmtTs(h.failed_at), ' ',
       el('code', {}, h.error_code || '—'), ' ', badge(h.error_class || '—'),
       durSeconds(h.delay) > 0 ? el('span', {className: 'muted'}, ' · next try after ' + fmtAge(durSeconds(h.delay))) : '',
-      el('div', {className: 'msg'}, h.message || '')))) : emptyState('No attempts recorded', '');
+      el('div', {className: 'msg'}, longText(h.message, 400))))) : emptyState('No attempts recorded', '');
   show(el('div', {className: 'crumbs'}, el('a', {href: '#/overview'}, 'Overview'), ' / ',
       el('a', {href: route('dead', {service: service})}, service), ' / dead letter'),
     el('h1', {className: 'mono', id: 'letter-id'}, clip(id, 120)),
@@ -509,14 +530,14 @@ async function pageLetter(params) {
         field('State', badge(e.state || '—')), field('Reason', reasonBadge(e.dead_letter_reason)),
         field('Dead-lettered', timeCell(e.dead_lettered_at)), field('Attempts', e.attempt + ' of ' + e.max_attempts),
         field('Last error code', el('code', {}, err.error_code || '—')), field('Last error class', err.error_class),
-        field('Last error', err.message), field('HTTP status', err.http_status ? String(err.http_status) : ''),
+        field('Last error', err.message ? longText(err.message, 400) : ''), field('HTTP status', err.http_status ? String(err.http_status) : ''),
         field('First seen', timeCell(e.first_seen_at)), field('Retry life started', timeCell(e.retry_life_started_at)),
         field('Trace id', e.trace_id), field('Source', e.source), field('Content type', e.content_type),
         field('Schema version', e.schema_version), field('Created', timeCell(e.created_at)), field('Updated', timeCell(e.updated_at)))),
       el('div', {className: 'card'}, el('h2', {style: 'margin-top:0'}, 'Attempt history'), timeline)),
     el('div', {className: 'card'}, el('h2', {style: 'margin-top:0'}, 'Headers'),
       headers.length ? el('table', {id: 'headers'}, el('tbody', {}, headers.map(([k, v]) =>
-        el('tr', {}, el('td', {className: 'mono'}, k), el('td', {className: 'msg mono'}, v))))) : el('p', {className: 'muted'}, 'No headers.')),
+        el('tr', {}, el('td', {className: 'mono'}, k), el('td', {className: 'msg mono'}, longText(v, 400)))))) : el('p', {className: 'muted'}, 'No headers.')),
     el('div', {className: 'card'}, el('h2', {style: 'margin-top:0'}, 'Payload'), tabs, pre));
 }
 
@@ -614,7 +635,7 @@ async function pageReplayStatus(params) {
     const stateKind = {REPLAY_SUCCEEDED: 'ok', REPLAY_FAILED: 'bad', REPLAY_CANCELLED: 'warn', REPLAY_RUNNING: 'info'}[r.state] || '';
     box.replaceChildren(el('div', {className: 'card'},
       el('div', {className: 'actions', style: 'justify-content:space-between'},
-        el('span', {}, badge(String(r.state || '').replace('REPLAY_', ''), stateKind), ' ', el('span', {className: 'muted'}, 'by ' + (r.created_by || '?') + ' · ' + fmtTs(r.create_time))), cancel),
+        el('span', {}, badge(String(r.state || '').replace('REPLAY_', ''), stateKind), ' ', el('span', {className: 'muted'}, 'by ' + (r.created_by || '?') + ' · ' + fmtTs(r.create_time))), done ? '' : cancel),
       el('p', {}, el('strong', {id: 'replay-progress'}, fmtInt(handled) + ' of ' + fmtInt(matched)), ' handled · ',
         fmtInt(r.replayed) + ' replayed, ' + fmtInt(r.skipped_blocked_schema) + ' skipped, ' + fmtInt(r.failed) + ' failed'),
       el('div', {className: 'progress ' + (r.state === 'REPLAY_SUCCEEDED' ? 'done' : r.state === 'REPLAY_FAILED' ? 'failed' : '')},
@@ -622,7 +643,7 @@ async function pageReplayStatus(params) {
       el('dl', {className: 'fields', style: 'margin-top:14px'},
         el('dt', {}, 'Rate'), el('dd', {id: 'replay-rate'}, rate.toFixed(1) + ' /s (cap ' + (num(r.max_per_second) || 'policy') + ' /s)'),
         el('dt', {}, 'Canary'), el('dd', {id: 'replay-canary'}, canaryText),
-        el('dt', {}, 'Filter'), el('dd', {className: 'mono'}, JSON.stringify(r.filter || {})),
+        el('dt', {}, 'Filter'), el('dd', {className: 'mono'}, filterText(r.filter)),
         el('dt', {}, 'Note'), el('dd', {}, r.note || '—'),
         r.error ? [el('dt', {}, 'Error'), el('dd', {className: 'error'}, r.error)] : '')));
     last = r;
@@ -706,6 +727,7 @@ async function pageCircuit(params) {
     try {
       const r = await api('SetCircuitOverride', {service: service, override: choice.value, note: note.value});
       out.replaceChildren(el('div', {className: 'notice'}, 'Circuit of ' + service + ' is now ', circuitBadge(r.state), ' (override ' + r.override + ').'));
+      document.getElementById('circuit-state').replaceChildren(circuitBadge(r.state), el('span', {className: 'age'}, 'override ' + r.override));
     } catch (e) { out.replaceChildren(errorBox(e)); }
     apply.disabled = false;
   });
@@ -718,9 +740,9 @@ async function pageCircuit(params) {
       el('dt', {}, 'Failure rate'), el('dd', {}, (100 * num(c.failure_rate)).toFixed(1) + ' %'))),
     el('div', {className: 'card'}, el('h2', {style: 'margin-top:0'}, 'Override'),
       el('p', {className: 'muted'}, 'FORCE OPEN holds every retry of this service (nothing is leased); FORCE CLOSED leases whatever the failure rate; AUTO lets the breaker decide.'),
-      el('div', {className: 'filters', style: 'display:grid'}, el('div', {}, el('label', {for: 'override'}, 'Override'), choice),
-        el('div', {style: 'grid-column: span 2'}, el('label', {for: 'circuit-note'}, 'Note (required, audit log)'), note),
-        el('div', {className: 'actions'}, apply)), out));
+      el('div', {className: 'override-form'}, el('div', {}, el('label', {for: 'override'}, 'Override'), choice),
+        el('div', {}, el('label', {for: 'circuit-note'}, 'Note (required, audit log)'), note),
+        el('div', {}, apply)), out));
 }
 
 // ---------------------------------------------------------------- audit log
@@ -754,7 +776,7 @@ async function pageAudit(params) {
     el('thead', {}, el('tr', {}, el('th', {}, 'Time'), el('th', {}, 'Who'), el('th', {}, 'Operation'), el('th', {}, 'Target'),
       el('th', {className: 'num'}, 'Count'), el('th', {}, 'Result'), el('th', {}, 'Note'))),
     el('tbody', {}, events.map((a) => el('tr', {},
-      el('td', {}, timeCell(a.time)), el('td', {}, a.identity, el('span', {className: 'age'}, a.peer || '')),
+      el('td', {}, timeCell(a.time)), el('td', {}, a.identity, a.peer && a.peer !== 'unknown' ? el('span', {className: 'age'}, a.peer) : ''),
       el('td', {}, String(a.method || '').replace(/^.*\//, ''), a.dry_run ? el('span', {className: 'age'}, 'dry run') : ''),
       el('td', {className: 'msg mono'}, clip(a.target, 160)), el('td', {className: 'num'}, fmtInt(a.affected_count)),
       el('td', {}, badge(a.result_code || 'OK', (a.result_code || 'OK') === 'OK' ? 'ok' : 'bad')),
