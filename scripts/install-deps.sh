@@ -63,6 +63,7 @@ celery_pkgs=(
 )
 console_pkgs=(
   chromium chromium-driver python3 python3-venv python3-pip openssl fonts-dejavu-core
+  xdg-utils  # chromium-common (chromium's) depends on it; named so check_fresh_machine.py knows where `open` comes from
 )
 bench_pkgs=(
   redis-server redis-tools procps python3
