@@ -27,6 +27,7 @@ constexpr MethodRule kRules[] = {
     {"/retryd.v1.AdminService/ListDeadLetters", Access::kOperator},
     {"/retryd.v1.AdminService/GetEnvelope", Access::kOperator},
     {"/retryd.v1.AdminService/GetDeadLetterStats", Access::kOperator},
+    {"/retryd.v1.AdminService/GetDeadLetterHistogram", Access::kOperator},
     {"/retryd.v1.AdminService/ListFailureGroups", Access::kOperator},
     {"/retryd.v1.AdminService/StartReplay", Access::kOperator},
     {"/retryd.v1.AdminService/GetReplay", Access::kOperator},

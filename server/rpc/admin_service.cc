@@ -20,6 +20,9 @@
 namespace retryd {
 namespace {
 
+// ListServices without a page size answers up to this many services (the largest page).
+constexpr int kMaxServicesPage = 1000;
+
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
@@ -34,6 +37,18 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
   absl::StatusOr<Caller> caller =
       auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListServices", std::nullopt);
   if (!caller.ok()) return FinishNow(ctx, caller.status());
+  // Without a page size, every service (up to the largest page), as before paging existed.
+  int limit = kMaxServicesPage;
+  if (req->page_size() != 0) {
+    absl::Status valid = ValidatePageSize(req->page_size(), &limit);
+    if (!valid.ok()) return FinishNow(ctx, valid);
+  }
+  std::string after;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<PageKey> key = DecodePageToken("sv", "", req->page_token());
+    if (!key.ok()) return FinishNow(ctx, key.status());
+    after = key->text;
+  }
   absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
   if (!counts.ok()) return FinishNow(ctx, counts.status());
   // Budgets and circuits live on the engine's writer thread: ask it, then answer. The store is
@@ -41,7 +56,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
   // (or on this thread when the engine refuses the request).
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto stored = std::make_shared<std::vector<ServiceCounts>>(std::move(*counts));
-  engine_->GuardViews([this, reactor, resp, stored](
+  engine_->GuardViews([this, reactor, resp, stored, after, limit](
                           absl::StatusOr<std::map<std::string, GuardView>> guards) {
     if (!guards.ok()) {
       // Without the engine's views there is no true circuit or budget to show: say so, rather
@@ -51,7 +66,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
           absl::StrCat("circuits and budgets cannot be read: ", guards.status().message()))));
       return;
     }
-    FillServices(*stored, *guards, resp);
+    FillServices(*stored, *guards, after, limit, resp);
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -59,6 +74,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListServices(grpc::CallbackServerCon
 
 void AdminServiceImpl::FillServices(const std::vector<ServiceCounts>& counts,
                                     const std::map<std::string, GuardView>& guards,
+                                    std::string after, int limit,
                                     v1::ListServicesResponse* resp) {
   const absl::flat_hash_map<std::string, ServiceStats> live = engine_->Stats();
   const absl::Time now = clock_->Now();
@@ -70,8 +86,16 @@ void AdminServiceImpl::FillServices(const std::vector<ServiceCounts>& counts,
   for (const Policy& p : policies_->policies()) {
     if (IsValidServiceName(p.name) && p.name != "default") names.emplace(p.name, nullptr);
   }
-  for (const auto& [name, stored] : names) {
-    v1::ServiceSummary* s = resp->add_services();
+  ResponseBudget budget;
+  int shown = 0;
+  for (auto next = names.upper_bound(after); next != names.end(); ++next) {
+    const auto& [name, stored] = *next;
+    if (shown == limit) {
+      resp->set_next_page_token(EncodePageToken("sv", "", PageKey{absl::UnixEpoch(), 0, after}));
+      break;
+    }
+    v1::ServiceSummary summary;
+    v1::ServiceSummary* s = &summary;
     s->set_service(name);
     const Policy& policy = policies_->Resolve(name);
     s->set_policy_name(policy.name);
@@ -89,17 +113,28 @@ void AdminServiceImpl::FillServices(const std::vector<ServiceCounts>& counts,
     if (stored != nullptr && stored->oldest_dead_lettered_at != absl::InfinitePast()) {
       DurationToProto(std::max(absl::ZeroDuration(), now - stored->oldest_dead_lettered_at),
                       s->mutable_oldest_dead_age());
+      TimeToProto(stored->oldest_dead_lettered_at, s->mutable_oldest_dead_lettered_at());
     }
     auto guard = guards.find(name);
     if (guard != guards.end()) {
       s->set_circuit_state(static_cast<v1::CircuitState>(guard->second.circuit.state));
+      s->set_circuit_override(
+          static_cast<v1::CircuitOverride>(guard->second.circuit.override_mode));
       s->set_budget_remaining(guard->second.budget_remaining);
     } else {
       // Not in the engine's (complete) views: the engine never used this service's guards, so
-      // its circuit is CLOSED and its budget untouched.
+      // its circuit is CLOSED, not overridden, and its budget untouched.
       s->set_circuit_state(v1::CLOSED);
+      s->set_circuit_override(v1::AUTO);
       s->set_budget_remaining(policy.budget.enabled ? policy.budget.min_retries_per_window : -1);
     }
+    if (!budget.Take(static_cast<int64_t>(summary.ByteSizeLong()))) {
+      resp->set_next_page_token(EncodePageToken("sv", "", PageKey{absl::UnixEpoch(), 0, after}));
+      break;
+    }
+    resp->add_services()->Swap(&summary);
+    after = name;
+    ++shown;
   }
 }
 

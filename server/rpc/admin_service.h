@@ -1,7 +1,7 @@
 // AdminServiceImpl: the operator-facing gRPC service. Reads come from the store's read side and
-// the engine's live counts and guards; the dead-letter operations (stats, groups, replay, purge,
-// audit) are in dlq_admin.cc and run through the replay runner and the engine. Every handler first
-// asks the Authorizer (OPERATOR tokens only, when tokens are configured).
+// the engine's live counts and guards; the dead-letter operations (stats, histogram, groups,
+// replay, purge, audit) are in dlq_admin.cc and run through the replay runner and the engine.
+// Every handler first asks the Authorizer (OPERATOR tokens only, when tokens are configured).
 #ifndef RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 #define RETRYD_SERVER_RPC_ADMIN_SERVICE_H_
 
@@ -56,6 +56,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* GetDeadLetterStats(grpc::CallbackServerContext* ctx,
                                                const v1::GetDeadLetterStatsRequest* req,
                                                v1::GetDeadLetterStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetDeadLetterHistogram(
+      grpc::CallbackServerContext* ctx, const v1::GetDeadLetterHistogramRequest* req,
+      v1::GetDeadLetterHistogramResponse* resp) override;
   grpc::ServerUnaryReactor* ListFailureGroups(grpc::CallbackServerContext* ctx,
                                               const v1::ListFailureGroupsRequest* req,
                                               v1::ListFailureGroupsResponse* resp) override;
@@ -78,10 +81,11 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                             v1::ListAuditEventsResponse* resp) override;
 
  private:
-  // ListServices' body, once the engine answered the guards' views.
+  // ListServices' body, once the engine answered the guards' views: the services named after
+  // `after` (empty: from the first), at most `limit`, within the response byte budget.
   void FillServices(const std::vector<ServiceCounts>& counts,
-                    const std::map<std::string, GuardView>& guards,
-                    v1::ListServicesResponse* resp);
+                    const std::map<std::string, GuardView>& guards, std::string after,
+                    int limit, v1::ListServicesResponse* resp);
   // Shared by ListDeadLetters and ListRetries (state kDeadLettered or kScheduled).
   absl::Status ListEnvelopes(EnvelopeState state, absl::string_view kind, const v1::Filter& filter,
                              int32_t page_size, const std::string& page_token,

@@ -9,6 +9,7 @@
 #include "server/dlq/purge.h"
 #include "server/rpc/admin_service.h"
 #include "server/rpc/audit_caller.h"
+#include "server/rpc/dead_letter_histogram.h"
 #include "server/rpc/filter_convert.h"
 #include "server/rpc/page_token.h"
 #include "server/rpc/response_budget.h"
@@ -150,6 +151,68 @@ void AuditToProto(const AuditRecord& r, v1::AuditEvent* out) {
   out->set_target(r.target);
   out->set_result_code(r.result_code);
   out->set_detail(r.detail);
+}
+
+// The filters of ListAuditEvents as a store query (INVALID_ARGUMENT naming the field), and
+// `key`, a canonical form of them that binds page tokens to their filters.
+absl::Status AuditQueryFromRequest(const v1::ListAuditEventsRequest& req, AuditQuery* query,
+                                   std::string* key) {
+  RETURN_IF_ERROR(FilterStrings("methods", req.methods(), 1, 128, &query->methods));
+  RETURN_IF_ERROR(FilterStrings("identities", req.identities(), 1, 256, &query->identities));
+  RETURN_IF_ERROR(FilterStrings("targets", req.targets(), 1, 256, &query->targets));
+  RETURN_IF_ERROR(
+      FilterStrings("result_codes", req.result_codes(), 1, 64, &query->result_codes));
+  if (req.has_since()) {
+    RETURN_IF_ERROR(TimestampFromProtoChecked("since", req.since(), &query->since));
+  }
+  if (req.has_until()) {
+    RETURN_IF_ERROR(TimestampFromProtoChecked("until", req.until(), &query->until));
+  }
+  if (req.has_since() && req.has_until() && query->since >= query->until) {
+    return absl::InvalidArgumentError("until: must be after since");
+  }
+  // Each value length-prefixed, so that no two different filters share a key.
+  auto add = [key](absl::string_view name, const std::vector<std::string>& values) {
+    absl::StrAppend(key, name, values.size(), ":");
+    for (const std::string& v : values) absl::StrAppend(key, v.size(), ":", v);
+  };
+  add("m", query->methods);
+  add("i", query->identities);
+  add("t", query->targets);
+  add("r", query->result_codes);
+  absl::StrAppend(key, "s", ToStoredMicros(query->since), "u",
+                  query->until == absl::InfiniteFuture() ? INT64_MAX
+                                                         : ToStoredMicros(query->until));
+  return absl::OkStatus();
+}
+
+absl::Status AuditEvents(Store& store, const v1::ListAuditEventsRequest& req,
+                         v1::ListAuditEventsResponse* resp) {
+  int limit = 0;
+  RETURN_IF_ERROR(ValidatePageSize(req.page_size(), &limit));
+  AuditQuery query;
+  std::string key;
+  RETURN_IF_ERROR(AuditQueryFromRequest(req, &query, &key));
+  if (!req.page_token().empty()) {
+    ASSIGN_OR_RETURN(PageKey page_key, DecodePageToken("au", key, req.page_token()));
+    query.before_id = page_key.id;
+  }
+  query.limit = limit + 1;  // One more tells whether another page exists.
+  ASSIGN_OR_RETURN(std::vector<AuditRecord> page, store.ListAudit(query));
+  const int rows = std::min<int>(limit, page.size());
+  ResponseBudget budget;
+  int shown = 0;
+  for (; shown < rows; ++shown) {
+    v1::AuditEvent item;
+    AuditToProto(page[shown], &item);
+    if (!budget.Take(static_cast<int64_t>(item.ByteSizeLong()))) break;
+    resp->add_events()->Swap(&item);
+  }
+  if (static_cast<int>(page.size()) > shown) {
+    resp->set_next_page_token(
+        EncodePageToken("au", key, PageKey{absl::UnixEpoch(), page[shown - 1].id, ""}));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -309,31 +372,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditEvents(
   absl::StatusOr<Caller> caller =
       auth_->Authorize(*ctx, "/retryd.v1.AdminService/ListAuditEvents", std::nullopt);
   if (!caller.ok()) return Finish(ctx, caller.status());
-  int limit = 0;
-  absl::Status s = ValidatePageSize(req->page_size(), &limit);
-  if (!s.ok()) return Finish(ctx, s);
-  int64_t before = 0;
-  if (!req->page_token().empty()) {
-    absl::StatusOr<PageKey> key = DecodePageToken("au", "", req->page_token());
-    if (!key.ok()) return Finish(ctx, key.status());
-    before = key->id;
-  }
-  absl::StatusOr<std::vector<AuditRecord>> page = store_->ListAudit(before, limit + 1);
-  if (!page.ok()) return Finish(ctx, page.status());
-  const int rows = std::min<int>(limit, page->size());
-  ResponseBudget budget;
-  int shown = 0;
-  for (; shown < rows; ++shown) {
-    v1::AuditEvent item;
-    AuditToProto((*page)[shown], &item);
-    if (!budget.Take(static_cast<int64_t>(item.ByteSizeLong()))) break;
-    resp->add_events()->Swap(&item);
-  }
-  if (static_cast<int>(page->size()) > shown) {
-    resp->set_next_page_token(
-        EncodePageToken("au", "", PageKey{absl::UnixEpoch(), (*page)[shown - 1].id, ""}));
-  }
-  return Finish(ctx, absl::OkStatus());
+  return Finish(ctx, AuditEvents(*store_, *req, resp));
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetDeadLetterStats(
@@ -343,6 +382,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetDeadLetterStats(
       auth_->Authorize(*ctx, "/retryd.v1.AdminService/GetDeadLetterStats", std::nullopt);
   if (!caller.ok()) return Finish(ctx, caller.status());
   return Finish(ctx, Stats(*store_, *clock_, *req, resp));
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetDeadLetterHistogram(
+    grpc::CallbackServerContext* ctx, const v1::GetDeadLetterHistogramRequest* req,
+    v1::GetDeadLetterHistogramResponse* resp) {
+  absl::StatusOr<Caller> caller =
+      auth_->Authorize(*ctx, "/retryd.v1.AdminService/GetDeadLetterHistogram", std::nullopt);
+  if (!caller.ok()) return Finish(ctx, caller.status());
+  return Finish(ctx, DeadLetterHistogram(*store_, clock_->Now(), *req, resp));
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListFailureGroups(

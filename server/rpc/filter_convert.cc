@@ -22,8 +22,9 @@ absl::Status CheckCount(absl::string_view field, int n) {
   return absl::OkStatus();
 }
 
-// Copies a repeated string field, each value min..max bytes.
-absl::Status Strings(absl::string_view field,
+}  // namespace
+
+absl::Status FilterStrings(absl::string_view field,
                      const google::protobuf::RepeatedPtrField<std::string>& in, size_t min,
                      size_t max, std::vector<std::string>* out) {
   RETURN_IF_ERROR(CheckCount(field, in.size()));
@@ -37,8 +38,8 @@ absl::Status Strings(absl::string_view field,
   return absl::OkStatus();
 }
 
-absl::Status Timestamp(absl::string_view field, const google::protobuf::Timestamp& t,
-                       absl::Time* out) {
+absl::Status TimestampFromProtoChecked(absl::string_view field,
+                                       const google::protobuf::Timestamp& t, absl::Time* out) {
   if (t.seconds() < 0 || t.seconds() > kMaxTimestampSeconds || t.nanos() < 0 ||
       t.nanos() > 999999999) {
     return Invalid(field, "is not a valid timestamp");
@@ -47,16 +48,14 @@ absl::Status Timestamp(absl::string_view field, const google::protobuf::Timestam
   return absl::OkStatus();
 }
 
-}  // namespace
-
 absl::StatusOr<EnvelopeFilter> FilterFromProto(const v1::Filter& f, absl::string_view field) {
   EnvelopeFilter out;
   if (!f.service().empty()) {
     RETURN_IF_ERROR(ValidateService(absl::StrCat(field, ".service"), f.service()));
     out.service = f.service();
   }
-  RETURN_IF_ERROR(
-      Strings(absl::StrCat(field, ".error_codes"), f.error_codes(), 1, 128, &out.error_codes));
+  RETURN_IF_ERROR(FilterStrings(absl::StrCat(field, ".error_codes"), f.error_codes(), 1, 128,
+                                &out.error_codes));
   const std::string classes = absl::StrCat(field, ".error_classes");
   RETURN_IF_ERROR(CheckCount(classes, f.error_classes_size()));
   for (int i = 0; i < f.error_classes_size(); ++i) {
@@ -79,10 +78,10 @@ absl::StatusOr<EnvelopeFilter> FilterFromProto(const v1::Filter& f, absl::string
     out.reasons.push_back(static_cast<DeadLetterReason>(r));
   }
   // An empty schema version is allowed: it selects envelopes that carry none.
-  RETURN_IF_ERROR(Strings(absl::StrCat(field, ".schema_versions"), f.schema_versions(), 0, 64,
-                          &out.schema_versions));
-  RETURN_IF_ERROR(
-      Strings(absl::StrCat(field, ".message_ids"), f.message_ids(), 1, 256, &out.message_ids));
+  RETURN_IF_ERROR(FilterStrings(absl::StrCat(field, ".schema_versions"), f.schema_versions(), 0,
+                                64, &out.schema_versions));
+  RETURN_IF_ERROR(FilterStrings(absl::StrCat(field, ".message_ids"), f.message_ids(), 1, 256,
+                                &out.message_ids));
   const std::string fps = absl::StrCat(field, ".fingerprints");
   RETURN_IF_ERROR(CheckCount(fps, f.fingerprints_size()));
   for (int i = 0; i < f.fingerprints_size(); ++i) {
@@ -93,9 +92,13 @@ absl::StatusOr<EnvelopeFilter> FilterFromProto(const v1::Filter& f, absl::string
     }
     out.fingerprints.push_back(f.fingerprints(i));
   }
-  if (f.has_after()) RETURN_IF_ERROR(Timestamp(absl::StrCat(field, ".after"), f.after(), &out.after));
+  if (f.has_after()) {
+    RETURN_IF_ERROR(
+        TimestampFromProtoChecked(absl::StrCat(field, ".after"), f.after(), &out.after));
+  }
   if (f.has_before()) {
-    RETURN_IF_ERROR(Timestamp(absl::StrCat(field, ".before"), f.before(), &out.before));
+    RETURN_IF_ERROR(
+        TimestampFromProtoChecked(absl::StrCat(field, ".before"), f.before(), &out.before));
   }
   if (f.has_after() && f.has_before() && out.after > out.before) {
     return Invalid(absl::StrCat(field, ".before"),

@@ -3,8 +3,14 @@
 #ifndef RETRYD_SERVER_RPC_FILTER_CONVERT_H_
 #define RETRYD_SERVER_RPC_FILTER_CONVERT_H_
 
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "retryd/v1/envelope.pb.h"
 #include "server/core/filter.h"
 
@@ -19,6 +25,17 @@ inline constexpr int kMaxFilterValues = 100;
 // message ids 1..256 bytes; fingerprints 16 lowercase hex digits; valid timestamps with
 // after <= before.
 absl::StatusOr<EnvelopeFilter> FilterFromProto(const v1::Filter& f, absl::string_view field);
+
+// A request timestamp: INVALID_ARGUMENT "<field>: is not a valid timestamp" outside
+// 1970-01-01..9999-12-31 or with nanos out of range.
+absl::Status TimestampFromProtoChecked(absl::string_view field,
+                                       const google::protobuf::Timestamp& t, absl::Time* out);
+
+// A repeated string field of a filter: at most kMaxFilterValues values, each min..max bytes
+// (INVALID_ARGUMENT naming "<field>" or "<field>[i]"); appended to `out`.
+absl::Status FilterStrings(absl::string_view field,
+                           const google::protobuf::RepeatedPtrField<std::string>& in, size_t min,
+                           size_t max, std::vector<std::string>* out);
 
 }  // namespace retryd
 

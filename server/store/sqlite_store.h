@@ -20,8 +20,9 @@
 // by id and key, sqlite_store_listing.cc selections by filter (listings, counts, failure groups,
 // the dead-letter purge), sqlite_store_housekeeping.cc the deletion of old successes,
 // sqlite_store_circuits.cc the guard state rows, sqlite_store_audit_replays.cc the audit log and
-// replay jobs. Shared by them: sqlite_schema.h (migrations), sqlite_rows.h (the envelope row
-// layout), sqlite_filter.h (filter SQL).
+// replay jobs, sqlite_store_histogram.cc the dead letters counted per time bucket. Shared by
+// them: sqlite_schema.h (migrations), sqlite_rows.h (the envelope row layout), sqlite_filter.h
+// (filter SQL).
 //
 // Threading: the write side runs on one thread at a time (see Store). The read side borrows a
 // connection from a small pool of read-only ones (see reader_pool.h) for each call, so reads run
@@ -100,7 +101,11 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(const GroupQuery& query) override;
   absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
                                                      absl::Time since) override;
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) override;
+  absl::StatusOr<std::vector<HistogramCell>> DeadLetterHistogram(absl::string_view service,
+                                                                 absl::Time since,
+                                                                 absl::Time until,
+                                                                 absl::Duration width) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
   absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) override;
   absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) override;
   absl::StatusOr<std::vector<ReplayRow>> ListReplaysInStates(

@@ -166,12 +166,26 @@ absl::StatusOr<std::optional<ReplayRow>> SqliteStore::FindReplayByRequestId(
   return OneReplay(s);
 }
 
-absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t before_id, int limit) {
+absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditQuery& query) {
   ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
-  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
-      kAuditColumns, "WHERE id < ? ORDER BY id DESC LIMIT ?")));
-  s.BindInt(1, before_id > 0 ? before_id : INT64_MAX);
-  s.BindInt(2, limit);
+  // Newest first by the primary key; every filter is a bound parameter evaluated as the rows are
+  // read, so paging by id stays stable whatever the filters.
+  SqlArgs args;
+  std::string sql = absl::StrCat(kAuditColumns, "WHERE id < ",
+                                 args.Int(query.before_id > 0 ? query.before_id : INT64_MAX));
+  AppendIn(&sql, "method", query.methods, &args);
+  AppendIn(&sql, "identity", query.identities, &args);
+  AppendIn(&sql, "target", query.targets, &args);
+  AppendIn(&sql, "result_code", query.result_codes, &args);
+  if (query.since != absl::InfinitePast()) {
+    absl::StrAppend(&sql, " AND time >= ", args.Int(ToStoredMicros(query.since)));
+  }
+  if (query.until != absl::InfiniteFuture()) {
+    absl::StrAppend(&sql, " AND time < ", args.Int(ToStoredMicros(query.until)));
+  }
+  absl::StrAppend(&sql, " ORDER BY id DESC LIMIT ", args.Int(query.limit));
+  ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(sql));
+  args.BindAll(s);
   std::vector<AuditRecord> out;
   while (true) {
     ASSIGN_OR_RETURN(bool has, s.Step());

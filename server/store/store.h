@@ -102,6 +102,26 @@ struct DeadLetterStatsRow {
   int64_t total = 0;
 };
 
+// One cell of the dead-letter histogram: `count` dead letters of `service` in bucket `bucket`.
+struct HistogramCell {
+  std::string service;
+  int64_t bucket = 0;  // 0-based: the bucket starting at since + bucket * width.
+  int64_t count = 0;
+};
+
+// Which audit records ListAudit returns: every non-empty field must match (values within one
+// field ORed), newest first, with id < before_id.
+struct AuditQuery {
+  std::vector<std::string> methods;
+  std::vector<std::string> identities;
+  std::vector<std::string> targets;
+  std::vector<std::string> result_codes;
+  absl::Time since = absl::InfinitePast();   // time >= since
+  absl::Time until = absl::InfiniteFuture();  // time < until
+  int64_t before_id = 0;                      // 0: from the newest.
+  int limit = 50;
+};
+
 // One operator mutation, as the audit log keeps it.
 struct AuditRecord {
   int64_t id = 0;  // Assigned by AppendAudit; increasing.
@@ -230,8 +250,16 @@ class Store : public SchedulerStore {
   // dead-lettered at or after `since`.
   virtual absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
                                                              absl::Time since) = 0;
-  // Audit records newest first, with id < before_id (0: from the newest).
-  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) = 0;
+  // Dead-letter histogram (GetDeadLetterHistogram): the dead letters now in the queue of
+  // `service` (empty: every service) with since <= dead_lettered_at < until, counted per service
+  // and per bucket of `width` (> 0) starting at `since`. Cells with a zero count are left out;
+  // ordered by service name, then bucket. Computed in the database (GROUP BY service, bucket)
+  // from an index on the dead letters' dead_lettered_at: its cost is the dead letters in the
+  // range, read from the index, not their rows.
+  virtual absl::StatusOr<std::vector<HistogramCell>> DeadLetterHistogram(
+      absl::string_view service, absl::Time since, absl::Time until, absl::Duration width) = 0;
+  // Audit records matching `query` (every field evaluated in the database), newest first.
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
   virtual absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) = 0;
   // Replays newest first, with id < before_id (0: from the newest).
   virtual absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) = 0;

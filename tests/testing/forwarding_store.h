@@ -93,8 +93,14 @@ class ForwardingStore : public Store {
                                                      absl::Time since) override {
     return inner_->DeadLetterStats(service, since);
   }
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) override {
-    return inner_->ListAudit(before_id, limit);
+  absl::StatusOr<std::vector<HistogramCell>> DeadLetterHistogram(absl::string_view service,
+                                                                 absl::Time since,
+                                                                 absl::Time until,
+                                                                 absl::Duration width) override {
+    return inner_->DeadLetterHistogram(service, since, until, width);
+  }
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override {
+    return inner_->ListAudit(query);
   }
   absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) override {
     return inner_->GetReplay(id);

@@ -144,7 +144,12 @@ func (CircuitOverride) EnumDescriptor() ([]byte, []int) {
 }
 
 type ListServicesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 = up to 1000 (every service, for callers from before paging); otherwise at most 1000
+	// (larger is reduced); negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From the previous response's `next_page_token`; empty = the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +184,20 @@ func (*ListServicesRequest) Descriptor() ([]byte, []int) {
 	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *ListServicesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListServicesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ServiceSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The service name.
@@ -198,8 +217,14 @@ type ServiceSummary struct {
 	CircuitState  CircuitState         `protobuf:"varint,8,opt,name=circuit_state,json=circuitState,proto3,enum=retryd.v1.CircuitState" json:"circuit_state,omitempty"`
 	// Retries the budget still allows in the current window; -1 when unlimited.
 	BudgetRemaining int64 `protobuf:"varint,9,opt,name=budget_remaining,json=budgetRemaining,proto3" json:"budget_remaining,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The operator's circuit override (AUTO when none); `circuit_state` is the state with it
+	// applied.
+	CircuitOverride CircuitOverride `protobuf:"varint,10,opt,name=circuit_override,json=circuitOverride,proto3,enum=retryd.v1.CircuitOverride" json:"circuit_override,omitempty"`
+	// When the oldest dead letter was dead-lettered; absent when there is none. Its age against
+	// `policy.dead_letter.escalation_age` says whether it is overdue.
+	OldestDeadLetteredAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=oldest_dead_lettered_at,json=oldestDeadLetteredAt,proto3" json:"oldest_dead_lettered_at,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ServiceSummary) Reset() {
@@ -295,10 +320,26 @@ func (x *ServiceSummary) GetBudgetRemaining() int64 {
 	return 0
 }
 
+func (x *ServiceSummary) GetCircuitOverride() CircuitOverride {
+	if x != nil {
+		return x.CircuitOverride
+	}
+	return CircuitOverride_CIRCUIT_OVERRIDE_UNSPECIFIED
+}
+
+func (x *ServiceSummary) GetOldestDeadLetteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestDeadLetteredAt
+	}
+	return nil
+}
+
 type ListServicesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ordered by name.
-	Services      []*ServiceSummary `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	Services []*ServiceSummary `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	// Empty when this is the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +379,13 @@ func (x *ListServicesResponse) GetServices() []*ServiceSummary {
 		return x.Services
 	}
 	return nil
+}
+
+func (x *ListServicesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type ListRetriesRequest struct {
@@ -930,6 +978,227 @@ func (x *GetDeadLetterStatsResponse) GetExhaustedRatio() float64 {
 	return 0
 }
 
+type GetDeadLetterHistogramRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One service; empty = every service (one series each).
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// Start of the range, inclusive. Default: `until` minus 24 hours.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// End of the range, exclusive; must be after `since`. Default: now.
+	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	// Width of one bucket: whole seconds, at least 1 s. Default: the smallest of 1m, 5m, 15m, 30m,
+	// 1h, 3h, 6h, 12h, 1d that splits the range into at most 100 buckets (or whole days beyond).
+	// A width that would make more than 500 buckets is INVALID_ARGUMENT.
+	BucketWidth   *durationpb.Duration `protobuf:"bytes,4,opt,name=bucket_width,json=bucketWidth,proto3" json:"bucket_width,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeadLetterHistogramRequest) Reset() {
+	*x = GetDeadLetterHistogramRequest{}
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeadLetterHistogramRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeadLetterHistogramRequest) ProtoMessage() {}
+
+func (x *GetDeadLetterHistogramRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeadLetterHistogramRequest.ProtoReflect.Descriptor instead.
+func (*GetDeadLetterHistogramRequest) Descriptor() ([]byte, []int) {
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetDeadLetterHistogramRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *GetDeadLetterHistogramRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetDeadLetterHistogramRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *GetDeadLetterHistogramRequest) GetBucketWidth() *durationpb.Duration {
+	if x != nil {
+		return x.BucketWidth
+	}
+	return nil
+}
+
+// One service's dead letters per bucket.
+type DeadLetterSeries struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// counts[i] belongs to bucket_starts[i]; as many as there are buckets.
+	Counts []int64 `protobuf:"varint,2,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	// The sum of `counts`.
+	Total         int64 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetterSeries) Reset() {
+	*x = DeadLetterSeries{}
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterSeries) ProtoMessage() {}
+
+func (x *DeadLetterSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterSeries.ProtoReflect.Descriptor instead.
+func (*DeadLetterSeries) Descriptor() ([]byte, []int) {
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeadLetterSeries) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *DeadLetterSeries) GetCounts() []int64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *DeadLetterSeries) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// Counts only the dead letters in the queue now, by their `dead_lettered_at`: those purged,
+// replayed or expired since are not counted (this is the queue's content by arrival time, not a
+// log of every dead-lettering).
+type GetDeadLetterHistogramResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The range and width applied (defaults filled in).
+	Since       *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	Until       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	BucketWidth *durationpb.Duration   `protobuf:"bytes,3,opt,name=bucket_width,json=bucketWidth,proto3" json:"bucket_width,omitempty"`
+	// Bucket i covers [bucket_starts[i], bucket_starts[i] + bucket_width), cut at `until`; the
+	// first starts at `since`.
+	BucketStarts []*timestamppb.Timestamp `protobuf:"bytes,4,rep,name=bucket_starts,json=bucketStarts,proto3" json:"bucket_starts,omitempty"`
+	// Ordered by service name; a service with no dead letter in the range has no series (a named
+	// `service` always has one).
+	Series        []*DeadLetterSeries `protobuf:"bytes,5,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeadLetterHistogramResponse) Reset() {
+	*x = GetDeadLetterHistogramResponse{}
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeadLetterHistogramResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeadLetterHistogramResponse) ProtoMessage() {}
+
+func (x *GetDeadLetterHistogramResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeadLetterHistogramResponse.ProtoReflect.Descriptor instead.
+func (*GetDeadLetterHistogramResponse) Descriptor() ([]byte, []int) {
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetDeadLetterHistogramResponse) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetDeadLetterHistogramResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *GetDeadLetterHistogramResponse) GetBucketWidth() *durationpb.Duration {
+	if x != nil {
+		return x.BucketWidth
+	}
+	return nil
+}
+
+func (x *GetDeadLetterHistogramResponse) GetBucketStarts() []*timestamppb.Timestamp {
+	if x != nil {
+		return x.BucketStarts
+	}
+	return nil
+}
+
+func (x *GetDeadLetterHistogramResponse) GetSeries() []*DeadLetterSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 type ListFailureGroupsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Which dead letters to group; empty = all.
@@ -944,7 +1213,7 @@ type ListFailureGroupsRequest struct {
 
 func (x *ListFailureGroupsRequest) Reset() {
 	*x = ListFailureGroupsRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[13]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1225,7 @@ func (x *ListFailureGroupsRequest) String() string {
 func (*ListFailureGroupsRequest) ProtoMessage() {}
 
 func (x *ListFailureGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[13]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1238,7 @@ func (x *ListFailureGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailureGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListFailureGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{13}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListFailureGroupsRequest) GetFilter() *Filter {
@@ -1019,7 +1288,7 @@ type FailureGroup struct {
 
 func (x *FailureGroup) Reset() {
 	*x = FailureGroup{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[14]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1300,7 @@ func (x *FailureGroup) String() string {
 func (*FailureGroup) ProtoMessage() {}
 
 func (x *FailureGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[14]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1313,7 @@ func (x *FailureGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureGroup.ProtoReflect.Descriptor instead.
 func (*FailureGroup) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{14}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FailureGroup) GetFingerprint() string {
@@ -1129,7 +1398,7 @@ type ListFailureGroupsResponse struct {
 
 func (x *ListFailureGroupsResponse) Reset() {
 	*x = ListFailureGroupsResponse{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[15]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1410,7 @@ func (x *ListFailureGroupsResponse) String() string {
 func (*ListFailureGroupsResponse) ProtoMessage() {}
 
 func (x *ListFailureGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[15]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1423,7 @@ func (x *ListFailureGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailureGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListFailureGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{15}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListFailureGroupsResponse) GetGroups() []*FailureGroup {
@@ -1218,7 +1487,7 @@ type Replay struct {
 
 func (x *Replay) Reset() {
 	*x = Replay{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[16]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1499,7 @@ func (x *Replay) String() string {
 func (*Replay) ProtoMessage() {}
 
 func (x *Replay) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[16]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1512,7 @@ func (x *Replay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replay.ProtoReflect.Descriptor instead.
 func (*Replay) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{16}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Replay) GetName() string {
@@ -1422,7 +1691,7 @@ type StartReplayRequest struct {
 
 func (x *StartReplayRequest) Reset() {
 	*x = StartReplayRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[17]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1703,7 @@ func (x *StartReplayRequest) String() string {
 func (*StartReplayRequest) ProtoMessage() {}
 
 func (x *StartReplayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[17]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1716,7 @@ func (x *StartReplayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReplayRequest.ProtoReflect.Descriptor instead.
 func (*StartReplayRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{17}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StartReplayRequest) GetFilter() *Filter {
@@ -1516,7 +1785,7 @@ type GetReplayRequest struct {
 
 func (x *GetReplayRequest) Reset() {
 	*x = GetReplayRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[18]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1797,7 @@ func (x *GetReplayRequest) String() string {
 func (*GetReplayRequest) ProtoMessage() {}
 
 func (x *GetReplayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[18]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1810,7 @@ func (x *GetReplayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReplayRequest.ProtoReflect.Descriptor instead.
 func (*GetReplayRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetReplayRequest) GetName() string {
@@ -1563,7 +1832,7 @@ type ListReplaysRequest struct {
 
 func (x *ListReplaysRequest) Reset() {
 	*x = ListReplaysRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[19]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1844,7 @@ func (x *ListReplaysRequest) String() string {
 func (*ListReplaysRequest) ProtoMessage() {}
 
 func (x *ListReplaysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[19]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1857,7 @@ func (x *ListReplaysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplaysRequest.ProtoReflect.Descriptor instead.
 func (*ListReplaysRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{19}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListReplaysRequest) GetPageSize() int32 {
@@ -1617,7 +1886,7 @@ type ListReplaysResponse struct {
 
 func (x *ListReplaysResponse) Reset() {
 	*x = ListReplaysResponse{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[20]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1898,7 @@ func (x *ListReplaysResponse) String() string {
 func (*ListReplaysResponse) ProtoMessage() {}
 
 func (x *ListReplaysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[20]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1911,7 @@ func (x *ListReplaysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplaysResponse.ProtoReflect.Descriptor instead.
 func (*ListReplaysResponse) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{20}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListReplaysResponse) GetReplays() []*Replay {
@@ -1669,7 +1938,7 @@ type CancelReplayRequest struct {
 
 func (x *CancelReplayRequest) Reset() {
 	*x = CancelReplayRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[21]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1950,7 @@ func (x *CancelReplayRequest) String() string {
 func (*CancelReplayRequest) ProtoMessage() {}
 
 func (x *CancelReplayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[21]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1963,7 @@ func (x *CancelReplayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReplayRequest.ProtoReflect.Descriptor instead.
 func (*CancelReplayRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{21}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelReplayRequest) GetName() string {
@@ -1726,7 +1995,7 @@ type PurgeDeadLettersRequest struct {
 
 func (x *PurgeDeadLettersRequest) Reset() {
 	*x = PurgeDeadLettersRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[22]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +2007,7 @@ func (x *PurgeDeadLettersRequest) String() string {
 func (*PurgeDeadLettersRequest) ProtoMessage() {}
 
 func (x *PurgeDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[22]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +2020,7 @@ func (x *PurgeDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*PurgeDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{22}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PurgeDeadLettersRequest) GetFilter() *Filter {
@@ -1801,7 +2070,7 @@ type PurgeDeadLettersResponse struct {
 
 func (x *PurgeDeadLettersResponse) Reset() {
 	*x = PurgeDeadLettersResponse{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[23]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2082,7 @@ func (x *PurgeDeadLettersResponse) String() string {
 func (*PurgeDeadLettersResponse) ProtoMessage() {}
 
 func (x *PurgeDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[23]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2095,7 @@ func (x *PurgeDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*PurgeDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{23}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PurgeDeadLettersResponse) GetCount() int64 {
@@ -1857,7 +2126,7 @@ type SetCircuitOverrideRequest struct {
 
 func (x *SetCircuitOverrideRequest) Reset() {
 	*x = SetCircuitOverrideRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[24]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +2138,7 @@ func (x *SetCircuitOverrideRequest) String() string {
 func (*SetCircuitOverrideRequest) ProtoMessage() {}
 
 func (x *SetCircuitOverrideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[24]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +2151,7 @@ func (x *SetCircuitOverrideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCircuitOverrideRequest.ProtoReflect.Descriptor instead.
 func (*SetCircuitOverrideRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{24}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetCircuitOverrideRequest) GetService() string {
@@ -1917,7 +2186,7 @@ type SetCircuitOverrideResponse struct {
 
 func (x *SetCircuitOverrideResponse) Reset() {
 	*x = SetCircuitOverrideResponse{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[25]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2198,7 @@ func (x *SetCircuitOverrideResponse) String() string {
 func (*SetCircuitOverrideResponse) ProtoMessage() {}
 
 func (x *SetCircuitOverrideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[25]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2211,7 @@ func (x *SetCircuitOverrideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCircuitOverrideResponse.ProtoReflect.Descriptor instead.
 func (*SetCircuitOverrideResponse) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{25}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetCircuitOverrideResponse) GetState() CircuitState {
@@ -1993,7 +2262,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[26]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2274,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[26]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2287,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{26}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -2116,15 +2385,28 @@ type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Default 50 (0), at most 1000; negative is INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// From the previous response's `next_page_token`.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// From the previous response's `next_page_token`; a token is valid only with the filters it
+	// was issued for (else INVALID_ARGUMENT).
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filters, ANDed; the values within one field ORed; empty = any. Exact matches.
+	// The RPC names, e.g. `PurgeDeadLetters`.
+	Methods []string `protobuf:"bytes,3,rep,name=methods,proto3" json:"methods,omitempty"`
+	// Caller identities (token name, certificate SAN, `anonymous`).
+	Identities []string `protobuf:"bytes,4,rep,name=identities,proto3" json:"identities,omitempty"`
+	// Targets, e.g. `replays/7` or a service name.
+	Targets []string `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	// Outcome codes, e.g. `OK`, `INVALID_ARGUMENT`.
+	ResultCodes []string `protobuf:"bytes,6,rep,name=result_codes,json=resultCodes,proto3" json:"result_codes,omitempty"`
+	// Events at or after `since` and before `until`; `since` must be before `until`.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[27]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2418,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[27]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2431,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{27}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -2166,6 +2448,48 @@ func (x *ListAuditEventsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListAuditEventsRequest) GetMethods() []string {
+	if x != nil {
+		return x.Methods
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetIdentities() []string {
+	if x != nil {
+		return x.Identities
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetResultCodes() []string {
+	if x != nil {
+		return x.ResultCodes
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 type ListAuditEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Newest first.
@@ -2178,7 +2502,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[28]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2190,7 +2514,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_admin_service_proto_msgTypes[28]
+	mi := &file_retryd_v1_admin_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2203,7 +2527,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{28}
+	return file_retryd_v1_admin_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2224,8 +2548,11 @@ var File_retryd_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dretryd/v1/admin_service.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retryd/v1/config.proto\x1a\x18retryd/v1/envelope.proto\"\x15\n" +
-	"\x13ListServicesRequest\"\xec\x02\n" +
+	"\x1dretryd/v1/admin_service.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retryd/v1/config.proto\x1a\x18retryd/v1/envelope.proto\"Q\n" +
+	"\x13ListServicesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x86\x04\n" +
 	"\x0eServiceSummary\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1f\n" +
 	"\vpolicy_name\x18\x02 \x01(\tR\n" +
@@ -2236,9 +2563,13 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\x04dead\x18\x06 \x01(\x03R\x04dead\x12A\n" +
 	"\x0foldest_dead_age\x18\a \x01(\v2\x19.google.protobuf.DurationR\roldestDeadAge\x12<\n" +
 	"\rcircuit_state\x18\b \x01(\x0e2\x17.retryd.v1.CircuitStateR\fcircuitState\x12)\n" +
-	"\x10budget_remaining\x18\t \x01(\x03R\x0fbudgetRemaining\"M\n" +
+	"\x10budget_remaining\x18\t \x01(\x03R\x0fbudgetRemaining\x12E\n" +
+	"\x10circuit_override\x18\n" +
+	" \x01(\x0e2\x1a.retryd.v1.CircuitOverrideR\x0fcircuitOverride\x12Q\n" +
+	"\x17oldest_dead_lettered_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x14oldestDeadLetteredAt\"u\n" +
 	"\x14ListServicesResponse\x125\n" +
-	"\bservices\x18\x01 \x03(\v2\x19.retryd.v1.ServiceSummaryR\bservices\"{\n" +
+	"\bservices\x18\x01 \x03(\v2\x19.retryd.v1.ServiceSummaryR\bservices\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"{\n" +
 	"\x12ListRetriesRequest\x12)\n" +
 	"\x06filter\x18\x01 \x01(\v2\x11.retryd.v1.FilterR\x06filter\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -2279,7 +2610,22 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\x17dead_lettered_last_hour\x18\x04 \x01(\x03R\x14deadLetteredLastHour\x12\x14\n" +
 	"\x05total\x18\x05 \x01(\x03R\x05total\x12.\n" +
 	"\x13non_retryable_ratio\x18\x06 \x01(\x01R\x11nonRetryableRatio\x12'\n" +
-	"\x0fexhausted_ratio\x18\a \x01(\x01R\x0eexhaustedRatio\"\x81\x01\n" +
+	"\x0fexhausted_ratio\x18\a \x01(\x01R\x0eexhaustedRatio\"\xdb\x01\n" +
+	"\x1dGetDeadLetterHistogramRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12<\n" +
+	"\fbucket_width\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbucketWidth\"Z\n" +
+	"\x10DeadLetterSeries\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
+	"\x06counts\x18\x02 \x03(\x03R\x06counts\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x03R\x05total\"\xb8\x02\n" +
+	"\x1eGetDeadLetterHistogramResponse\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12<\n" +
+	"\fbucket_width\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\vbucketWidth\x12?\n" +
+	"\rbucket_starts\x18\x04 \x03(\v2\x1a.google.protobuf.TimestampR\fbucketStarts\x123\n" +
+	"\x06series\x18\x05 \x03(\v2\x1b.retryd.v1.DeadLetterSeriesR\x06series\"\x81\x01\n" +
 	"\x18ListFailureGroupsRequest\x12)\n" +
 	"\x06filter\x18\x01 \x01(\v2\x11.retryd.v1.FilterR\x06filter\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -2387,11 +2733,19 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\x06target\x18\v \x01(\tR\x06target\x12\x1f\n" +
 	"\vresult_code\x18\f \x01(\tR\n" +
 	"resultCode\x12\x16\n" +
-	"\x06detail\x18\r \x01(\tR\x06detail\"T\n" +
+	"\x06detail\x18\r \x01(\tR\x06detail\"\xaf\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"p\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x18\n" +
+	"\amethods\x18\x03 \x03(\tR\amethods\x12\x1e\n" +
+	"\n" +
+	"identities\x18\x04 \x03(\tR\n" +
+	"identities\x12\x18\n" +
+	"\atargets\x18\x05 \x03(\tR\atargets\x12!\n" +
+	"\fresult_codes\x18\x06 \x03(\tR\vresultCodes\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"p\n" +
 	"\x17ListAuditEventsResponse\x12-\n" +
 	"\x06events\x18\x01 \x03(\v2\x15.retryd.v1.AuditEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x92\x01\n" +
@@ -2407,13 +2761,14 @@ const file_retryd_v1_admin_service_proto_rawDesc = "" +
 	"\x04AUTO\x10\x01\x12\x0e\n" +
 	"\n" +
 	"FORCE_OPEN\x10\x02\x12\x10\n" +
-	"\fFORCE_CLOSED\x10\x032\xc1\b\n" +
+	"\fFORCE_CLOSED\x10\x032\xb0\t\n" +
 	"\fAdminService\x12O\n" +
 	"\fListServices\x12\x1e.retryd.v1.ListServicesRequest\x1a\x1f.retryd.v1.ListServicesResponse\x12L\n" +
 	"\vListRetries\x12\x1d.retryd.v1.ListRetriesRequest\x1a\x1e.retryd.v1.ListRetriesResponse\x12X\n" +
 	"\x0fListDeadLetters\x12!.retryd.v1.ListDeadLettersRequest\x1a\".retryd.v1.ListDeadLettersResponse\x12L\n" +
 	"\vGetEnvelope\x12\x1d.retryd.v1.GetEnvelopeRequest\x1a\x1e.retryd.v1.GetEnvelopeResponse\x12a\n" +
-	"\x12GetDeadLetterStats\x12$.retryd.v1.GetDeadLetterStatsRequest\x1a%.retryd.v1.GetDeadLetterStatsResponse\x12^\n" +
+	"\x12GetDeadLetterStats\x12$.retryd.v1.GetDeadLetterStatsRequest\x1a%.retryd.v1.GetDeadLetterStatsResponse\x12m\n" +
+	"\x16GetDeadLetterHistogram\x12(.retryd.v1.GetDeadLetterHistogramRequest\x1a).retryd.v1.GetDeadLetterHistogramResponse\x12^\n" +
 	"\x11ListFailureGroups\x12#.retryd.v1.ListFailureGroupsRequest\x1a$.retryd.v1.ListFailureGroupsResponse\x12?\n" +
 	"\vStartReplay\x12\x1d.retryd.v1.StartReplayRequest\x1a\x11.retryd.v1.Replay\x12;\n" +
 	"\tGetReplay\x12\x1b.retryd.v1.GetReplayRequest\x1a\x11.retryd.v1.Replay\x12L\n" +
@@ -2436,114 +2791,131 @@ func file_retryd_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_retryd_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_retryd_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_retryd_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_retryd_v1_admin_service_proto_goTypes = []any{
-	(ReplayState)(0),                   // 0: retryd.v1.ReplayState
-	(CircuitOverride)(0),               // 1: retryd.v1.CircuitOverride
-	(*ListServicesRequest)(nil),        // 2: retryd.v1.ListServicesRequest
-	(*ServiceSummary)(nil),             // 3: retryd.v1.ServiceSummary
-	(*ListServicesResponse)(nil),       // 4: retryd.v1.ListServicesResponse
-	(*ListRetriesRequest)(nil),         // 5: retryd.v1.ListRetriesRequest
-	(*ListRetriesResponse)(nil),        // 6: retryd.v1.ListRetriesResponse
-	(*ListDeadLettersRequest)(nil),     // 7: retryd.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 8: retryd.v1.ListDeadLettersResponse
-	(*GetEnvelopeRequest)(nil),         // 9: retryd.v1.GetEnvelopeRequest
-	(*GetEnvelopeResponse)(nil),        // 10: retryd.v1.GetEnvelopeResponse
-	(*GetDeadLetterStatsRequest)(nil),  // 11: retryd.v1.GetDeadLetterStatsRequest
-	(*DeadLetterCount)(nil),            // 12: retryd.v1.DeadLetterCount
-	(*ErrorCodeCount)(nil),             // 13: retryd.v1.ErrorCodeCount
-	(*GetDeadLetterStatsResponse)(nil), // 14: retryd.v1.GetDeadLetterStatsResponse
-	(*ListFailureGroupsRequest)(nil),   // 15: retryd.v1.ListFailureGroupsRequest
-	(*FailureGroup)(nil),               // 16: retryd.v1.FailureGroup
-	(*ListFailureGroupsResponse)(nil),  // 17: retryd.v1.ListFailureGroupsResponse
-	(*Replay)(nil),                     // 18: retryd.v1.Replay
-	(*StartReplayRequest)(nil),         // 19: retryd.v1.StartReplayRequest
-	(*GetReplayRequest)(nil),           // 20: retryd.v1.GetReplayRequest
-	(*ListReplaysRequest)(nil),         // 21: retryd.v1.ListReplaysRequest
-	(*ListReplaysResponse)(nil),        // 22: retryd.v1.ListReplaysResponse
-	(*CancelReplayRequest)(nil),        // 23: retryd.v1.CancelReplayRequest
-	(*PurgeDeadLettersRequest)(nil),    // 24: retryd.v1.PurgeDeadLettersRequest
-	(*PurgeDeadLettersResponse)(nil),   // 25: retryd.v1.PurgeDeadLettersResponse
-	(*SetCircuitOverrideRequest)(nil),  // 26: retryd.v1.SetCircuitOverrideRequest
-	(*SetCircuitOverrideResponse)(nil), // 27: retryd.v1.SetCircuitOverrideResponse
-	(*AuditEvent)(nil),                 // 28: retryd.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),     // 29: retryd.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),    // 30: retryd.v1.ListAuditEventsResponse
-	(*Policy)(nil),                     // 31: retryd.v1.Policy
-	(*durationpb.Duration)(nil),        // 32: google.protobuf.Duration
-	(CircuitState)(0),                  // 33: retryd.v1.CircuitState
-	(*Filter)(nil),                     // 34: retryd.v1.Filter
-	(*Envelope)(nil),                   // 35: retryd.v1.Envelope
-	(DeadLetterReason)(0),              // 36: retryd.v1.DeadLetterReason
-	(ErrorClass)(0),                    // 37: retryd.v1.ErrorClass
-	(*timestamppb.Timestamp)(nil),      // 38: google.protobuf.Timestamp
+	(ReplayState)(0),                       // 0: retryd.v1.ReplayState
+	(CircuitOverride)(0),                   // 1: retryd.v1.CircuitOverride
+	(*ListServicesRequest)(nil),            // 2: retryd.v1.ListServicesRequest
+	(*ServiceSummary)(nil),                 // 3: retryd.v1.ServiceSummary
+	(*ListServicesResponse)(nil),           // 4: retryd.v1.ListServicesResponse
+	(*ListRetriesRequest)(nil),             // 5: retryd.v1.ListRetriesRequest
+	(*ListRetriesResponse)(nil),            // 6: retryd.v1.ListRetriesResponse
+	(*ListDeadLettersRequest)(nil),         // 7: retryd.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),        // 8: retryd.v1.ListDeadLettersResponse
+	(*GetEnvelopeRequest)(nil),             // 9: retryd.v1.GetEnvelopeRequest
+	(*GetEnvelopeResponse)(nil),            // 10: retryd.v1.GetEnvelopeResponse
+	(*GetDeadLetterStatsRequest)(nil),      // 11: retryd.v1.GetDeadLetterStatsRequest
+	(*DeadLetterCount)(nil),                // 12: retryd.v1.DeadLetterCount
+	(*ErrorCodeCount)(nil),                 // 13: retryd.v1.ErrorCodeCount
+	(*GetDeadLetterStatsResponse)(nil),     // 14: retryd.v1.GetDeadLetterStatsResponse
+	(*GetDeadLetterHistogramRequest)(nil),  // 15: retryd.v1.GetDeadLetterHistogramRequest
+	(*DeadLetterSeries)(nil),               // 16: retryd.v1.DeadLetterSeries
+	(*GetDeadLetterHistogramResponse)(nil), // 17: retryd.v1.GetDeadLetterHistogramResponse
+	(*ListFailureGroupsRequest)(nil),       // 18: retryd.v1.ListFailureGroupsRequest
+	(*FailureGroup)(nil),                   // 19: retryd.v1.FailureGroup
+	(*ListFailureGroupsResponse)(nil),      // 20: retryd.v1.ListFailureGroupsResponse
+	(*Replay)(nil),                         // 21: retryd.v1.Replay
+	(*StartReplayRequest)(nil),             // 22: retryd.v1.StartReplayRequest
+	(*GetReplayRequest)(nil),               // 23: retryd.v1.GetReplayRequest
+	(*ListReplaysRequest)(nil),             // 24: retryd.v1.ListReplaysRequest
+	(*ListReplaysResponse)(nil),            // 25: retryd.v1.ListReplaysResponse
+	(*CancelReplayRequest)(nil),            // 26: retryd.v1.CancelReplayRequest
+	(*PurgeDeadLettersRequest)(nil),        // 27: retryd.v1.PurgeDeadLettersRequest
+	(*PurgeDeadLettersResponse)(nil),       // 28: retryd.v1.PurgeDeadLettersResponse
+	(*SetCircuitOverrideRequest)(nil),      // 29: retryd.v1.SetCircuitOverrideRequest
+	(*SetCircuitOverrideResponse)(nil),     // 30: retryd.v1.SetCircuitOverrideResponse
+	(*AuditEvent)(nil),                     // 31: retryd.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),         // 32: retryd.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),        // 33: retryd.v1.ListAuditEventsResponse
+	(*Policy)(nil),                         // 34: retryd.v1.Policy
+	(*durationpb.Duration)(nil),            // 35: google.protobuf.Duration
+	(CircuitState)(0),                      // 36: retryd.v1.CircuitState
+	(*timestamppb.Timestamp)(nil),          // 37: google.protobuf.Timestamp
+	(*Filter)(nil),                         // 38: retryd.v1.Filter
+	(*Envelope)(nil),                       // 39: retryd.v1.Envelope
+	(DeadLetterReason)(0),                  // 40: retryd.v1.DeadLetterReason
+	(ErrorClass)(0),                        // 41: retryd.v1.ErrorClass
 }
 var file_retryd_v1_admin_service_proto_depIdxs = []int32{
-	31, // 0: retryd.v1.ServiceSummary.policy:type_name -> retryd.v1.Policy
-	32, // 1: retryd.v1.ServiceSummary.oldest_dead_age:type_name -> google.protobuf.Duration
-	33, // 2: retryd.v1.ServiceSummary.circuit_state:type_name -> retryd.v1.CircuitState
-	3,  // 3: retryd.v1.ListServicesResponse.services:type_name -> retryd.v1.ServiceSummary
-	34, // 4: retryd.v1.ListRetriesRequest.filter:type_name -> retryd.v1.Filter
-	35, // 5: retryd.v1.ListRetriesResponse.retries:type_name -> retryd.v1.Envelope
-	34, // 6: retryd.v1.ListDeadLettersRequest.filter:type_name -> retryd.v1.Filter
-	35, // 7: retryd.v1.ListDeadLettersResponse.dead_letters:type_name -> retryd.v1.Envelope
-	35, // 8: retryd.v1.GetEnvelopeResponse.envelope:type_name -> retryd.v1.Envelope
-	36, // 9: retryd.v1.DeadLetterCount.reason:type_name -> retryd.v1.DeadLetterReason
-	12, // 10: retryd.v1.GetDeadLetterStatsResponse.counts:type_name -> retryd.v1.DeadLetterCount
-	13, // 11: retryd.v1.GetDeadLetterStatsResponse.top_error_codes:type_name -> retryd.v1.ErrorCodeCount
-	32, // 12: retryd.v1.GetDeadLetterStatsResponse.oldest_age:type_name -> google.protobuf.Duration
-	34, // 13: retryd.v1.ListFailureGroupsRequest.filter:type_name -> retryd.v1.Filter
-	37, // 14: retryd.v1.FailureGroup.error_class:type_name -> retryd.v1.ErrorClass
-	38, // 15: retryd.v1.FailureGroup.first_seen:type_name -> google.protobuf.Timestamp
-	38, // 16: retryd.v1.FailureGroup.last_seen:type_name -> google.protobuf.Timestamp
-	16, // 17: retryd.v1.ListFailureGroupsResponse.groups:type_name -> retryd.v1.FailureGroup
-	0,  // 18: retryd.v1.Replay.state:type_name -> retryd.v1.ReplayState
-	34, // 19: retryd.v1.Replay.filter:type_name -> retryd.v1.Filter
-	38, // 20: retryd.v1.Replay.create_time:type_name -> google.protobuf.Timestamp
-	38, // 21: retryd.v1.Replay.start_time:type_name -> google.protobuf.Timestamp
-	38, // 22: retryd.v1.Replay.end_time:type_name -> google.protobuf.Timestamp
-	35, // 23: retryd.v1.Replay.sample:type_name -> retryd.v1.Envelope
-	34, // 24: retryd.v1.StartReplayRequest.filter:type_name -> retryd.v1.Filter
-	18, // 25: retryd.v1.ListReplaysResponse.replays:type_name -> retryd.v1.Replay
-	34, // 26: retryd.v1.PurgeDeadLettersRequest.filter:type_name -> retryd.v1.Filter
-	35, // 27: retryd.v1.PurgeDeadLettersResponse.sample:type_name -> retryd.v1.Envelope
-	1,  // 28: retryd.v1.SetCircuitOverrideRequest.override:type_name -> retryd.v1.CircuitOverride
-	33, // 29: retryd.v1.SetCircuitOverrideResponse.state:type_name -> retryd.v1.CircuitState
-	1,  // 30: retryd.v1.SetCircuitOverrideResponse.override:type_name -> retryd.v1.CircuitOverride
-	38, // 31: retryd.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	34, // 32: retryd.v1.AuditEvent.filter:type_name -> retryd.v1.Filter
-	28, // 33: retryd.v1.ListAuditEventsResponse.events:type_name -> retryd.v1.AuditEvent
-	2,  // 34: retryd.v1.AdminService.ListServices:input_type -> retryd.v1.ListServicesRequest
-	5,  // 35: retryd.v1.AdminService.ListRetries:input_type -> retryd.v1.ListRetriesRequest
-	7,  // 36: retryd.v1.AdminService.ListDeadLetters:input_type -> retryd.v1.ListDeadLettersRequest
-	9,  // 37: retryd.v1.AdminService.GetEnvelope:input_type -> retryd.v1.GetEnvelopeRequest
-	11, // 38: retryd.v1.AdminService.GetDeadLetterStats:input_type -> retryd.v1.GetDeadLetterStatsRequest
-	15, // 39: retryd.v1.AdminService.ListFailureGroups:input_type -> retryd.v1.ListFailureGroupsRequest
-	19, // 40: retryd.v1.AdminService.StartReplay:input_type -> retryd.v1.StartReplayRequest
-	20, // 41: retryd.v1.AdminService.GetReplay:input_type -> retryd.v1.GetReplayRequest
-	21, // 42: retryd.v1.AdminService.ListReplays:input_type -> retryd.v1.ListReplaysRequest
-	23, // 43: retryd.v1.AdminService.CancelReplay:input_type -> retryd.v1.CancelReplayRequest
-	24, // 44: retryd.v1.AdminService.PurgeDeadLetters:input_type -> retryd.v1.PurgeDeadLettersRequest
-	26, // 45: retryd.v1.AdminService.SetCircuitOverride:input_type -> retryd.v1.SetCircuitOverrideRequest
-	29, // 46: retryd.v1.AdminService.ListAuditEvents:input_type -> retryd.v1.ListAuditEventsRequest
-	4,  // 47: retryd.v1.AdminService.ListServices:output_type -> retryd.v1.ListServicesResponse
-	6,  // 48: retryd.v1.AdminService.ListRetries:output_type -> retryd.v1.ListRetriesResponse
-	8,  // 49: retryd.v1.AdminService.ListDeadLetters:output_type -> retryd.v1.ListDeadLettersResponse
-	10, // 50: retryd.v1.AdminService.GetEnvelope:output_type -> retryd.v1.GetEnvelopeResponse
-	14, // 51: retryd.v1.AdminService.GetDeadLetterStats:output_type -> retryd.v1.GetDeadLetterStatsResponse
-	17, // 52: retryd.v1.AdminService.ListFailureGroups:output_type -> retryd.v1.ListFailureGroupsResponse
-	18, // 53: retryd.v1.AdminService.StartReplay:output_type -> retryd.v1.Replay
-	18, // 54: retryd.v1.AdminService.GetReplay:output_type -> retryd.v1.Replay
-	22, // 55: retryd.v1.AdminService.ListReplays:output_type -> retryd.v1.ListReplaysResponse
-	18, // 56: retryd.v1.AdminService.CancelReplay:output_type -> retryd.v1.Replay
-	25, // 57: retryd.v1.AdminService.PurgeDeadLetters:output_type -> retryd.v1.PurgeDeadLettersResponse
-	27, // 58: retryd.v1.AdminService.SetCircuitOverride:output_type -> retryd.v1.SetCircuitOverrideResponse
-	30, // 59: retryd.v1.AdminService.ListAuditEvents:output_type -> retryd.v1.ListAuditEventsResponse
-	47, // [47:60] is the sub-list for method output_type
-	34, // [34:47] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	34, // 0: retryd.v1.ServiceSummary.policy:type_name -> retryd.v1.Policy
+	35, // 1: retryd.v1.ServiceSummary.oldest_dead_age:type_name -> google.protobuf.Duration
+	36, // 2: retryd.v1.ServiceSummary.circuit_state:type_name -> retryd.v1.CircuitState
+	1,  // 3: retryd.v1.ServiceSummary.circuit_override:type_name -> retryd.v1.CircuitOverride
+	37, // 4: retryd.v1.ServiceSummary.oldest_dead_lettered_at:type_name -> google.protobuf.Timestamp
+	3,  // 5: retryd.v1.ListServicesResponse.services:type_name -> retryd.v1.ServiceSummary
+	38, // 6: retryd.v1.ListRetriesRequest.filter:type_name -> retryd.v1.Filter
+	39, // 7: retryd.v1.ListRetriesResponse.retries:type_name -> retryd.v1.Envelope
+	38, // 8: retryd.v1.ListDeadLettersRequest.filter:type_name -> retryd.v1.Filter
+	39, // 9: retryd.v1.ListDeadLettersResponse.dead_letters:type_name -> retryd.v1.Envelope
+	39, // 10: retryd.v1.GetEnvelopeResponse.envelope:type_name -> retryd.v1.Envelope
+	40, // 11: retryd.v1.DeadLetterCount.reason:type_name -> retryd.v1.DeadLetterReason
+	12, // 12: retryd.v1.GetDeadLetterStatsResponse.counts:type_name -> retryd.v1.DeadLetterCount
+	13, // 13: retryd.v1.GetDeadLetterStatsResponse.top_error_codes:type_name -> retryd.v1.ErrorCodeCount
+	35, // 14: retryd.v1.GetDeadLetterStatsResponse.oldest_age:type_name -> google.protobuf.Duration
+	37, // 15: retryd.v1.GetDeadLetterHistogramRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 16: retryd.v1.GetDeadLetterHistogramRequest.until:type_name -> google.protobuf.Timestamp
+	35, // 17: retryd.v1.GetDeadLetterHistogramRequest.bucket_width:type_name -> google.protobuf.Duration
+	37, // 18: retryd.v1.GetDeadLetterHistogramResponse.since:type_name -> google.protobuf.Timestamp
+	37, // 19: retryd.v1.GetDeadLetterHistogramResponse.until:type_name -> google.protobuf.Timestamp
+	35, // 20: retryd.v1.GetDeadLetterHistogramResponse.bucket_width:type_name -> google.protobuf.Duration
+	37, // 21: retryd.v1.GetDeadLetterHistogramResponse.bucket_starts:type_name -> google.protobuf.Timestamp
+	16, // 22: retryd.v1.GetDeadLetterHistogramResponse.series:type_name -> retryd.v1.DeadLetterSeries
+	38, // 23: retryd.v1.ListFailureGroupsRequest.filter:type_name -> retryd.v1.Filter
+	41, // 24: retryd.v1.FailureGroup.error_class:type_name -> retryd.v1.ErrorClass
+	37, // 25: retryd.v1.FailureGroup.first_seen:type_name -> google.protobuf.Timestamp
+	37, // 26: retryd.v1.FailureGroup.last_seen:type_name -> google.protobuf.Timestamp
+	19, // 27: retryd.v1.ListFailureGroupsResponse.groups:type_name -> retryd.v1.FailureGroup
+	0,  // 28: retryd.v1.Replay.state:type_name -> retryd.v1.ReplayState
+	38, // 29: retryd.v1.Replay.filter:type_name -> retryd.v1.Filter
+	37, // 30: retryd.v1.Replay.create_time:type_name -> google.protobuf.Timestamp
+	37, // 31: retryd.v1.Replay.start_time:type_name -> google.protobuf.Timestamp
+	37, // 32: retryd.v1.Replay.end_time:type_name -> google.protobuf.Timestamp
+	39, // 33: retryd.v1.Replay.sample:type_name -> retryd.v1.Envelope
+	38, // 34: retryd.v1.StartReplayRequest.filter:type_name -> retryd.v1.Filter
+	21, // 35: retryd.v1.ListReplaysResponse.replays:type_name -> retryd.v1.Replay
+	38, // 36: retryd.v1.PurgeDeadLettersRequest.filter:type_name -> retryd.v1.Filter
+	39, // 37: retryd.v1.PurgeDeadLettersResponse.sample:type_name -> retryd.v1.Envelope
+	1,  // 38: retryd.v1.SetCircuitOverrideRequest.override:type_name -> retryd.v1.CircuitOverride
+	36, // 39: retryd.v1.SetCircuitOverrideResponse.state:type_name -> retryd.v1.CircuitState
+	1,  // 40: retryd.v1.SetCircuitOverrideResponse.override:type_name -> retryd.v1.CircuitOverride
+	37, // 41: retryd.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	38, // 42: retryd.v1.AuditEvent.filter:type_name -> retryd.v1.Filter
+	37, // 43: retryd.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	37, // 44: retryd.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	31, // 45: retryd.v1.ListAuditEventsResponse.events:type_name -> retryd.v1.AuditEvent
+	2,  // 46: retryd.v1.AdminService.ListServices:input_type -> retryd.v1.ListServicesRequest
+	5,  // 47: retryd.v1.AdminService.ListRetries:input_type -> retryd.v1.ListRetriesRequest
+	7,  // 48: retryd.v1.AdminService.ListDeadLetters:input_type -> retryd.v1.ListDeadLettersRequest
+	9,  // 49: retryd.v1.AdminService.GetEnvelope:input_type -> retryd.v1.GetEnvelopeRequest
+	11, // 50: retryd.v1.AdminService.GetDeadLetterStats:input_type -> retryd.v1.GetDeadLetterStatsRequest
+	15, // 51: retryd.v1.AdminService.GetDeadLetterHistogram:input_type -> retryd.v1.GetDeadLetterHistogramRequest
+	18, // 52: retryd.v1.AdminService.ListFailureGroups:input_type -> retryd.v1.ListFailureGroupsRequest
+	22, // 53: retryd.v1.AdminService.StartReplay:input_type -> retryd.v1.StartReplayRequest
+	23, // 54: retryd.v1.AdminService.GetReplay:input_type -> retryd.v1.GetReplayRequest
+	24, // 55: retryd.v1.AdminService.ListReplays:input_type -> retryd.v1.ListReplaysRequest
+	26, // 56: retryd.v1.AdminService.CancelReplay:input_type -> retryd.v1.CancelReplayRequest
+	27, // 57: retryd.v1.AdminService.PurgeDeadLetters:input_type -> retryd.v1.PurgeDeadLettersRequest
+	29, // 58: retryd.v1.AdminService.SetCircuitOverride:input_type -> retryd.v1.SetCircuitOverrideRequest
+	32, // 59: retryd.v1.AdminService.ListAuditEvents:input_type -> retryd.v1.ListAuditEventsRequest
+	4,  // 60: retryd.v1.AdminService.ListServices:output_type -> retryd.v1.ListServicesResponse
+	6,  // 61: retryd.v1.AdminService.ListRetries:output_type -> retryd.v1.ListRetriesResponse
+	8,  // 62: retryd.v1.AdminService.ListDeadLetters:output_type -> retryd.v1.ListDeadLettersResponse
+	10, // 63: retryd.v1.AdminService.GetEnvelope:output_type -> retryd.v1.GetEnvelopeResponse
+	14, // 64: retryd.v1.AdminService.GetDeadLetterStats:output_type -> retryd.v1.GetDeadLetterStatsResponse
+	17, // 65: retryd.v1.AdminService.GetDeadLetterHistogram:output_type -> retryd.v1.GetDeadLetterHistogramResponse
+	20, // 66: retryd.v1.AdminService.ListFailureGroups:output_type -> retryd.v1.ListFailureGroupsResponse
+	21, // 67: retryd.v1.AdminService.StartReplay:output_type -> retryd.v1.Replay
+	21, // 68: retryd.v1.AdminService.GetReplay:output_type -> retryd.v1.Replay
+	25, // 69: retryd.v1.AdminService.ListReplays:output_type -> retryd.v1.ListReplaysResponse
+	21, // 70: retryd.v1.AdminService.CancelReplay:output_type -> retryd.v1.Replay
+	28, // 71: retryd.v1.AdminService.PurgeDeadLetters:output_type -> retryd.v1.PurgeDeadLettersResponse
+	30, // 72: retryd.v1.AdminService.SetCircuitOverride:output_type -> retryd.v1.SetCircuitOverrideResponse
+	33, // 73: retryd.v1.AdminService.ListAuditEvents:output_type -> retryd.v1.ListAuditEventsResponse
+	60, // [60:74] is the sub-list for method output_type
+	46, // [46:60] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_retryd_v1_admin_service_proto_init() }
@@ -2553,15 +2925,15 @@ func file_retryd_v1_admin_service_proto_init() {
 	}
 	file_retryd_v1_config_proto_init()
 	file_retryd_v1_envelope_proto_init()
-	file_retryd_v1_admin_service_proto_msgTypes[16].OneofWrappers = []any{}
-	file_retryd_v1_admin_service_proto_msgTypes[17].OneofWrappers = []any{}
+	file_retryd_v1_admin_service_proto_msgTypes[19].OneofWrappers = []any{}
+	file_retryd_v1_admin_service_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_retryd_v1_admin_service_proto_rawDesc), len(file_retryd_v1_admin_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,19 +21,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_ListServices_FullMethodName       = "/retryd.v1.AdminService/ListServices"
-	AdminService_ListRetries_FullMethodName        = "/retryd.v1.AdminService/ListRetries"
-	AdminService_ListDeadLetters_FullMethodName    = "/retryd.v1.AdminService/ListDeadLetters"
-	AdminService_GetEnvelope_FullMethodName        = "/retryd.v1.AdminService/GetEnvelope"
-	AdminService_GetDeadLetterStats_FullMethodName = "/retryd.v1.AdminService/GetDeadLetterStats"
-	AdminService_ListFailureGroups_FullMethodName  = "/retryd.v1.AdminService/ListFailureGroups"
-	AdminService_StartReplay_FullMethodName        = "/retryd.v1.AdminService/StartReplay"
-	AdminService_GetReplay_FullMethodName          = "/retryd.v1.AdminService/GetReplay"
-	AdminService_ListReplays_FullMethodName        = "/retryd.v1.AdminService/ListReplays"
-	AdminService_CancelReplay_FullMethodName       = "/retryd.v1.AdminService/CancelReplay"
-	AdminService_PurgeDeadLetters_FullMethodName   = "/retryd.v1.AdminService/PurgeDeadLetters"
-	AdminService_SetCircuitOverride_FullMethodName = "/retryd.v1.AdminService/SetCircuitOverride"
-	AdminService_ListAuditEvents_FullMethodName    = "/retryd.v1.AdminService/ListAuditEvents"
+	AdminService_ListServices_FullMethodName           = "/retryd.v1.AdminService/ListServices"
+	AdminService_ListRetries_FullMethodName            = "/retryd.v1.AdminService/ListRetries"
+	AdminService_ListDeadLetters_FullMethodName        = "/retryd.v1.AdminService/ListDeadLetters"
+	AdminService_GetEnvelope_FullMethodName            = "/retryd.v1.AdminService/GetEnvelope"
+	AdminService_GetDeadLetterStats_FullMethodName     = "/retryd.v1.AdminService/GetDeadLetterStats"
+	AdminService_GetDeadLetterHistogram_FullMethodName = "/retryd.v1.AdminService/GetDeadLetterHistogram"
+	AdminService_ListFailureGroups_FullMethodName      = "/retryd.v1.AdminService/ListFailureGroups"
+	AdminService_StartReplay_FullMethodName            = "/retryd.v1.AdminService/StartReplay"
+	AdminService_GetReplay_FullMethodName              = "/retryd.v1.AdminService/GetReplay"
+	AdminService_ListReplays_FullMethodName            = "/retryd.v1.AdminService/ListReplays"
+	AdminService_CancelReplay_FullMethodName           = "/retryd.v1.AdminService/CancelReplay"
+	AdminService_PurgeDeadLetters_FullMethodName       = "/retryd.v1.AdminService/PurgeDeadLetters"
+	AdminService_SetCircuitOverride_FullMethodName     = "/retryd.v1.AdminService/SetCircuitOverride"
+	AdminService_ListAuditEvents_FullMethodName        = "/retryd.v1.AdminService/ListAuditEvents"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -49,7 +50,9 @@ const (
 // `next_page_token` — a page can hold fewer than `page_size` items while more follow (and, rarely,
 // a next page can be empty).
 type AdminServiceClient interface {
-	// Every service retryd knows (seen in traffic or named by a policy), with its numbers.
+	// Every service retryd knows (seen in traffic or named by a policy), with its numbers, ordered
+	// by name. Paged like the listings, except that a request without `page_size` gets up to 1000
+	// services (the whole list, as before paging existed) rather than 50.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
 	// Scheduled envelopes (waiting for their next attempt), ordered by (next_retry_at, id).
 	// Leased envelopes are counted by ListServices and shown by GetEnvelope.
@@ -62,6 +65,10 @@ type AdminServiceClient interface {
 	GetEnvelope(ctx context.Context, in *GetEnvelopeRequest, opts ...grpc.CallOption) (*GetEnvelopeResponse, error)
 	// Dead-letter counts and shares.
 	GetDeadLetterStats(ctx context.Context, in *GetDeadLetterStatsRequest, opts ...grpc.CallOption) (*GetDeadLetterStatsResponse, error)
+	// Dead letters over time, per service: of the dead letters now in the queue, how many were
+	// dead-lettered in each time bucket. Errors: INVALID_ARGUMENT naming `service`, `since`,
+	// `until` or `bucket_width`.
+	GetDeadLetterHistogram(ctx context.Context, in *GetDeadLetterHistogramRequest, opts ...grpc.CallOption) (*GetDeadLetterHistogramResponse, error)
 	// Dead letters grouped by failure fingerprint.
 	ListFailureGroups(ctx context.Context, in *ListFailureGroupsRequest, opts ...grpc.CallOption) (*ListFailureGroupsResponse, error)
 	// Starts a filtered, paced, resumable replay of dead letters.
@@ -76,7 +83,8 @@ type AdminServiceClient interface {
 	// caller's address and the time; survives a restart.
 	// Errors: INVALID_ARGUMENT (service, override or note named).
 	SetCircuitOverride(ctx context.Context, in *SetCircuitOverrideRequest, opts ...grpc.CallOption) (*SetCircuitOverrideResponse, error)
-	// Every operator mutation, newest first.
+	// Every operator mutation, newest first, optionally filtered (method, identity, target, time,
+	// result code).
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
@@ -132,6 +140,16 @@ func (c *adminServiceClient) GetDeadLetterStats(ctx context.Context, in *GetDead
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDeadLetterStatsResponse)
 	err := c.cc.Invoke(ctx, AdminService_GetDeadLetterStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetDeadLetterHistogram(ctx context.Context, in *GetDeadLetterHistogramRequest, opts ...grpc.CallOption) (*GetDeadLetterHistogramResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeadLetterHistogramResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetDeadLetterHistogram_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +249,9 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 // `next_page_token` — a page can hold fewer than `page_size` items while more follow (and, rarely,
 // a next page can be empty).
 type AdminServiceServer interface {
-	// Every service retryd knows (seen in traffic or named by a policy), with its numbers.
+	// Every service retryd knows (seen in traffic or named by a policy), with its numbers, ordered
+	// by name. Paged like the listings, except that a request without `page_size` gets up to 1000
+	// services (the whole list, as before paging existed) rather than 50.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
 	// Scheduled envelopes (waiting for their next attempt), ordered by (next_retry_at, id).
 	// Leased envelopes are counted by ListServices and shown by GetEnvelope.
@@ -244,6 +264,10 @@ type AdminServiceServer interface {
 	GetEnvelope(context.Context, *GetEnvelopeRequest) (*GetEnvelopeResponse, error)
 	// Dead-letter counts and shares.
 	GetDeadLetterStats(context.Context, *GetDeadLetterStatsRequest) (*GetDeadLetterStatsResponse, error)
+	// Dead letters over time, per service: of the dead letters now in the queue, how many were
+	// dead-lettered in each time bucket. Errors: INVALID_ARGUMENT naming `service`, `since`,
+	// `until` or `bucket_width`.
+	GetDeadLetterHistogram(context.Context, *GetDeadLetterHistogramRequest) (*GetDeadLetterHistogramResponse, error)
 	// Dead letters grouped by failure fingerprint.
 	ListFailureGroups(context.Context, *ListFailureGroupsRequest) (*ListFailureGroupsResponse, error)
 	// Starts a filtered, paced, resumable replay of dead letters.
@@ -258,7 +282,8 @@ type AdminServiceServer interface {
 	// caller's address and the time; survives a restart.
 	// Errors: INVALID_ARGUMENT (service, override or note named).
 	SetCircuitOverride(context.Context, *SetCircuitOverrideRequest) (*SetCircuitOverrideResponse, error)
-	// Every operator mutation, newest first.
+	// Every operator mutation, newest first, optionally filtered (method, identity, target, time,
+	// result code).
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
@@ -284,6 +309,9 @@ func (UnimplementedAdminServiceServer) GetEnvelope(context.Context, *GetEnvelope
 }
 func (UnimplementedAdminServiceServer) GetDeadLetterStats(context.Context, *GetDeadLetterStatsRequest) (*GetDeadLetterStatsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetDeadLetterStats not implemented")
+}
+func (UnimplementedAdminServiceServer) GetDeadLetterHistogram(context.Context, *GetDeadLetterHistogramRequest) (*GetDeadLetterHistogramResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDeadLetterHistogram not implemented")
 }
 func (UnimplementedAdminServiceServer) ListFailureGroups(context.Context, *ListFailureGroupsRequest) (*ListFailureGroupsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListFailureGroups not implemented")
@@ -416,6 +444,24 @@ func _AdminService_GetDeadLetterStats_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).GetDeadLetterStats(ctx, req.(*GetDeadLetterStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetDeadLetterHistogram_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeadLetterHistogramRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetDeadLetterHistogram(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetDeadLetterHistogram_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetDeadLetterHistogram(ctx, req.(*GetDeadLetterHistogramRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -590,6 +636,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDeadLetterStats",
 			Handler:    _AdminService_GetDeadLetterStats_Handler,
+		},
+		{
+			MethodName: "GetDeadLetterHistogram",
+			Handler:    _AdminService_GetDeadLetterHistogram_Handler,
 		},
 		{
 			MethodName: "ListFailureGroups",
