@@ -230,8 +230,10 @@ def wait_ready(driver, ready: str, timeout: float = 15):
 def screenshot(driver, name: str) -> Path:
     """A PNG of the whole page (the window grown to the page's height, up to 4000 px)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return Math.min(4000, document.documentElement.scrollHeight)")
-    driver.set_window_size(1440, max(900, int(height) + 20))
+    height, chrome = driver.execute_script(
+        "return [Math.min(4000, document.documentElement.scrollHeight),"
+        " window.outerHeight - window.innerHeight]")
+    driver.set_window_size(1440, max(900, int(height) + int(chrome) + 4))
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     driver.set_window_size(1440, 1000)

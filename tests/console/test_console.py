@@ -90,7 +90,11 @@ def test_overview_shows_the_api_numbers(ops, console, api):
     assert "under escalation age 1 h" in cell(rows["billing"], "oldest")
     total = sum(s.dead for s in services.values())
     assert ops.find_element(By.CSS_SELECTOR, "#stat-dead .value").text == f"{total:,}"
-    WebDriverWait(ops, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart svg, #chart .empty, #chart p"))
+    # The chart: one series per service with dead letters, its legend counting them.
+    WebDriverWait(ops, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart svg rect"))
+    legend = ops.find_element(By.CSS_SELECTOR, "#chart .legend").text
+    for name in ("billing 16", "shipping 3", "hostile 2"):
+        assert name in legend, legend
     screenshot(ops, "overview")
 
 
@@ -234,6 +238,11 @@ def test_audit_log_lists_the_pages_actions(ops, console):
     assert "PurgeDeadLetters" in text and "StartReplay" in text and "SetCircuitOverride" in text
     assert "oncall-ops" in text and "schema v0 producers are gone" in text
     screenshot(ops, "audit-log")
+    # Filters go to the server (ListAuditEvents) and into the URL.
+    open_page(ops, console.url, route("audit", method="PurgeDeadLetters"), "audit")
+    ops_col = [r.find_elements(By.TAG_NAME, "td")[2].text.split("\n")[0]
+               for r in ops.find_elements(By.CSS_SELECTOR, "#audit tbody tr")]
+    assert ops_col == ["PurgeDeadLetters", "PurgeDeadLetters"], ops_col
     open_page(ops, console.url, route("replays"), "replays")
     screenshot(ops, "replays")
 

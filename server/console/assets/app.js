@@ -305,7 +305,7 @@ async function renderHistogram(box, services) {
   try {
     const now = new Date();
     const after = new Date(now.getTime() - 24 * 3600 * 1000);
-    data = await api('GetDeadLetterHistogram', {after: after.toISOString(), before: now.toISOString(), bucket: '3600s'});
+    data = await api('GetDeadLetterHistogram', {since: after.toISOString(), until: now.toISOString(), bucket_width: '3600s'});
   } catch (e) {
     box.replaceChildren(el('p', {className: 'muted'}, 'The chart is not available: ' + e.message));
     return;
@@ -319,18 +319,18 @@ async function renderHistogram(box, services) {
 }
 
 function legend(series) {
-  return el('div', {className: 'actions small', style: 'margin-top:8px'}, series.map((s, i) =>
+  return el('div', {className: 'actions small legend', style: 'margin-top:8px'}, series.map((s, i) =>
     el('span', {}, el('span', {className: 'badge', style: 'background:' + PALETTE[i % PALETTE.length] + ';color:#fff'}, s.service),
       ' ' + fmtInt((s.counts || []).reduce((a, c) => a + num(c), 0)))));
 }
 
 function drawStackedBars(series, data) {
   const buckets = Math.max(...series.map((s) => (s.counts || []).length));
-  const start = tsDate(data.start) || tsDate(data.after) || new Date(Date.now() - buckets * 3600 * 1000);
-  const width = Math.max(1, durSeconds(data.bucket) || 3600);
+  const start = tsDate(data.since) || new Date(Date.now() - buckets * 3600 * 1000);
+  const width = Math.max(1, durSeconds(data.bucket_width) || 3600);
   const totals = Array.from({length: buckets}, (_, i) => series.reduce((a, s) => a + num((s.counts || [])[i]), 0));
   const max = Math.max(1, ...totals);
-  const W = 960, H = 220, L = 40, B = 24, T = 8;
+  const W = 960, H = 190, L = 40, B = 24, T = 8;
   const bw = (W - L - 8) / buckets;
   const root = svg('svg', {viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'dead letters per bucket'});
   for (const frac of [0, 0.5, 1]) {
@@ -395,14 +395,14 @@ const CLASSES = ['TRANSIENT', 'RECOVERABLE', 'PERMANENT'];
 const REASONS = ['NON_RETRYABLE', 'RETRY_EXHAUSTED', 'DEADLINE_EXCEEDED', 'BUDGET_EXHAUSTED'];
 
 function filterForm(params, target) {
-  const input = (name, label, placeholder, type) => el('div', {},
+  const input = (name, label, placeholder, title) => el('div', {},
     el('label', {for: 'f-' + name}, label),
-    el('input', {id: 'f-' + name, name: name, value: params.get(name) || '', placeholder: placeholder || '', type: type || 'text'}));
+    el('input', {id: 'f-' + name, name: name, value: params.get(name) || '', placeholder: placeholder || '', title: title}));
   const form = el('form', {className: 'card filters', id: 'filters'},
     input('service', 'Service', 'e.g. billing'),
-    input('code', 'Error codes', 'A,B (any of)'),
-    input('class', 'Classes', CLASSES.join(',')),
-    input('reason', 'Reasons', REASONS.join(',')),
+    input('code', 'Error codes', 'CODE_A,CODE_B'),
+    input('class', 'Classes', 'e.g. PERMANENT', 'any of: ' + CLASSES.join(', ')),
+    input('reason', 'Reasons', 'e.g. RETRY_EXHAUSTED', 'any of: ' + REASONS.join(', ')),
     input('schema', 'Schema versions', 'v1,v2'),
     input('after', 'Dead-lettered after (UTC)', 'YYYY-MM-DDTHH:MM'),
     input('before', 'Before (UTC)', 'YYYY-MM-DDTHH:MM'),
@@ -747,18 +747,31 @@ async function pageCircuit(params) {
 
 // ---------------------------------------------------------------- audit log
 
+const AUDIT_FILTERS = [['method', 'methods'], ['identity', 'identities'], ['target', 'targets'], ['result', 'result_codes']];
+
 async function pageAudit(params) {
   const body = {page_size: 100, page_token: params.get('page') || ''};
-  for (const [key, field] of [['method', 'methods'], ['identity', 'identities'], ['service', 'services']]) {
+  for (const [key, field] of AUDIT_FILTERS) {
     if (params.get(key)) body[field] = splitList(params.get(key));
   }
+  for (const bound of ['since', 'until']) {
+    const v = params.get(bound);
+    if (v) {
+      const d = new Date(/Z$|[+-]\d\d:?\d\d$/.test(v) ? v : v + 'Z');
+      if (!isNaN(d.getTime())) body[bound] = d.toISOString();
+    }
+  }
+  const labels = {method: 'Operation', identity: 'Who', target: 'Target (service, replays/N)', result: 'Result code', since: 'Since (UTC)', until: 'Until (UTC)'};
+  const hints = {method: 'PurgeDeadLetters,StartReplay', identity: 'token name', target: 'billing', result: 'OK', since: 'YYYY-MM-DDTHH:MM', until: 'YYYY-MM-DDTHH:MM'};
   const form = el('form', {className: 'card filters', id: 'audit-filters'},
-    ['method', 'identity', 'service'].map((k) => el('div', {}, el('label', {for: 'a-' + k}, k[0].toUpperCase() + k.slice(1)),
-      el('input', {id: 'a-' + k, name: k, value: params.get(k) || ''}))),
+    Object.keys(labels).map((k) => el('div', {}, el('label', {for: 'a-' + k}, labels[k]),
+      el('input', {id: 'a-' + k, name: k, value: params.get(k) || '', placeholder: hints[k]}))),
     el('div', {className: 'actions'}, el('button', {type: 'submit', className: 'primary'}, 'Apply'), el('a', {className: 'button', href: '#/audit'}, 'Clear')));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    window.location.hash = route('audit', {method: form.elements.method.value.trim(), identity: form.elements.identity.value.trim(), service: form.elements.service.value.trim()});
+    const next = {};
+    for (const k of Object.keys(labels)) next[k] = form.elements[k].value.trim();
+    window.location.hash = route('audit', next);
   });
   let data;
   try { data = await api('ListAuditEvents', body); } catch (e) {
@@ -771,7 +784,8 @@ async function pageAudit(params) {
     show(head, el('div', {className: 'card'}, emptyState('No audit events', 'Every replay, purge and circuit override is recorded here.')));
     return;
   }
-  const keep = {method: params.get('method'), identity: params.get('identity'), service: params.get('service')};
+  const keep = {};
+  for (const k of Object.keys(labels)) if (params.get(k)) keep[k] = params.get(k);
   show(head, el('div', {className: 'table-wrap'}, el('table', {id: 'audit'},
     el('thead', {}, el('tr', {}, el('th', {}, 'Time'), el('th', {}, 'Who'), el('th', {}, 'Operation'), el('th', {}, 'Target'),
       el('th', {className: 'num'}, 'Count'), el('th', {}, 'Result'), el('th', {}, 'Note'))),
