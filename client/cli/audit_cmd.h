@@ -1,4 +1,5 @@
-// `retryctl audit [list]`: every operator mutation, newest first (AdminService.ListAuditEvents).
+// `retryctl audit [list]`: every operator mutation, newest first (AdminService.ListAuditEvents),
+// filtered by --method, --identity, --target, --result (each repeatable), --since and --until.
 #ifndef RETRYD_CLIENT_CLI_AUDIT_CMD_H_
 #define RETRYD_CLIENT_CLI_AUDIT_CMD_H_
 

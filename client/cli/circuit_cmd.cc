@@ -122,7 +122,11 @@ void AddCircuitCommands(CLI::App* app, CliContext* ctx) {
 
   circuit->add_subcommand("list", "Every service's circuit state and retry budget left")
       ->callback([ctx] {
-        ctx->action = [ctx] { return RunListServices(*ctx, FormatCircuitListTable); };
+        ctx->action = [ctx] {
+          PageFlags every;  // Every service: all pages.
+          every.all = true;
+          return RunListServices(*ctx, "retryctl circuit list", FormatCircuitListTable, every);
+        };
       });
 
   AddOverrideCommand(circuit, ctx, "open",

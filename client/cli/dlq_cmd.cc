@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/cli/dlq_histogram_cmd.h"
 #include "client/cli/envelope_cmd.h"
 #include "client/cli/filter_flags.h"
 #include "client/cli/format.h"
@@ -199,6 +200,7 @@ void AddDlqCommands(CLI::App* app, CliContext* ctx) {
     cmd->callback(
         [ctx, opts] { ctx->action = [ctx, opts] { return RunDlqGroups(*ctx, *opts); }; });
   }
+  AddDlqHistogramCommand(dlq, ctx);
   AddDlqReplayCommand(dlq, ctx);
   AddDlqPurgeCommand(dlq, ctx);
 }

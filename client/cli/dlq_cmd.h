@@ -3,6 +3,7 @@
 //   dlq show     AdminService.GetEnvelope of one dead letter
 //   dlq stats    AdminService.GetDeadLetterStats
 //   dlq groups   AdminService.ListFailureGroups (filter flags, pagination)
+//   dlq histogram  see dlq_histogram_cmd.h
 //   dlq replay   see replay_cmd.h
 //   dlq purge    see purge_cmd.h
 #ifndef RETRYD_CLIENT_CLI_DLQ_CMD_H_

@@ -1,29 +1,28 @@
 #include "client/cli/services_cmd.h"
 
+#include <memory>
 #include <ostream>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "client/cli/circuit_cmd.h"
 #include "client/cli/format.h"
+#include "client/cli/listing.h"
 #include "client/cli/table.h"
 #include "retryd/v1/admin_service.grpc.pb.h"
 
 namespace retryd::cli {
-int RunListServices(const CliContext& ctx, ServicesFormatter format) {
+int RunListServices(const CliContext& ctx, const std::string& command, ServicesFormatter format,
+                    const PageFlags& pages) {
   const ConnectionOptions conn = ctx.connection();
   auto stub = retryd::v1::AdminService::NewStub(CreateChannel(conn));
-  grpc::ClientContext call;
-  PrepareContext(conn, &call);
-  retryd::v1::ListServicesResponse response;
-  const grpc::Status status =
-      stub->ListServices(&call, retryd::v1::ListServicesRequest(), &response);
-  if (!status.ok()) return ReportRpcError(ctx, status);
-
-  if (ctx.output() == OutputFormat::kJson) return PrintJson(ctx, response);
-  *ctx.out << format(response, ctx.headers());
-  if (response.services().empty()) *ctx.err << "No services found." << std::endl;
-  return kExitOk;
+  return RunListing<retryd::v1::ListServicesResponse>(
+      ctx, command, nullptr, pages,
+      AdminPageFetcher(conn, stub.get(), &retryd::v1::AdminService::Stub::ListServices,
+                       retryd::v1::ListServicesRequest()),
+      [](retryd::v1::ListServicesResponse* r) { return r->mutable_services(); }, format,
+      "No services found.");
 }
 
 std::string FormatServicesTable(const retryd::v1::ListServicesResponse& response, bool headers) {
@@ -50,11 +49,17 @@ void AddServicesCommands(CLI::App* app, CliContext* ctx) {
   CLI::App* services = app->add_subcommand(
       "services", "List every service retryd knows, with its policy, counts and circuit");
   services->require_subcommand(0, 1);
-  const auto select = [ctx] {
-    ctx->action = [ctx] { return RunListServices(*ctx, FormatServicesTable); };
+  auto pages = std::make_shared<PageFlags>();
+  AddPageFlags(services, pages.get(), "services");
+  const auto select = [ctx, pages] {
+    ctx->action = [ctx, pages] {
+      return RunListServices(*ctx, "retryctl services", FormatServicesTable, *pages);
+    };
   };
   services->callback(select);
-  services->add_subcommand("list", "Same as 'services'")->callback(select);
+  CLI::App* list = services->add_subcommand("list", "Same as 'services'");
+  AddPageFlags(list, pages.get(), "services");
+  list->callback(select);
 }
 
 }  // namespace retryd::cli

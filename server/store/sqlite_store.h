@@ -48,7 +48,7 @@ namespace retryd {
 class SqliteStore final : public Store {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 8;
+  static constexpr int kSchemaVersion = 9;
 
   struct Options {
     KeyIndex::Options keys;

@@ -19,7 +19,7 @@ absl::StatusOr<std::vector<HistogramCell>> SqliteStore::DeadLetterHistogram(
   }
   ASSIGN_OR_RETURN(ReaderPool::Reader reader, readers_->Acquire());
   // A dead letter's sort_at is its dead_lettered_at. The range is read from an index that holds
-  // (sort_at, service_id) of dead letters only: envelopes_dead_by_time across services (the
+  // (sort_at, service_id, state) of dead letters: envelopes_dead_histogram across services (the
   // hint), envelopes_by_state (state, service_id, sort_at) for one service; both cover the query,
   // so no envelope row is read.
   EnvelopeFilter filter;
@@ -32,7 +32,7 @@ absl::StatusOr<std::vector<HistogramCell>> SqliteStore::DeadLetterHistogram(
   ASSIGN_OR_RETURN(sqlite::Statement s, reader->Prepare(absl::StrCat(
       "SELECT s.name, c.bucket, c.n FROM (SELECT e.service_id, (e.sort_at - ", since_us, ") / ",
       width_us, " AS bucket, count(*) AS n FROM envelopes e",
-      IndexHint(EnvelopeState::kDeadLettered, filter), " WHERE ",
+      service.empty() ? " INDEXED BY envelopes_dead_histogram " : "", " WHERE ",
       FilterWhere(EnvelopeState::kDeadLettered, filter, &args),
       " GROUP BY e.service_id, bucket) c JOIN services s ON s.id = c.service_id "
       "ORDER BY s.name, c.bucket")));

@@ -2388,14 +2388,15 @@ type ListAuditEventsRequest struct {
 	// From the previous response's `next_page_token`; a token is valid only with the filters it
 	// was issued for (else INVALID_ARGUMENT).
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Filters, ANDed; the values within one field ORed; empty = any. Exact matches.
-	// The RPC names, e.g. `PurgeDeadLetters`.
+	// Filters, ANDed; the values within one field ORed; empty = any. Exact matches. At most 100
+	// values per field.
+	// The RPC names, e.g. `PurgeDeadLetters`; each 1 to 128 bytes.
 	Methods []string `protobuf:"bytes,3,rep,name=methods,proto3" json:"methods,omitempty"`
-	// Caller identities (token name, certificate SAN, `anonymous`).
+	// Caller identities (token name, certificate SAN, `anonymous`); each 1 to 256 bytes.
 	Identities []string `protobuf:"bytes,4,rep,name=identities,proto3" json:"identities,omitempty"`
-	// Targets, e.g. `replays/7` or a service name.
+	// Targets, e.g. `replays/7` or a service name; each 1 to 256 bytes.
 	Targets []string `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
-	// Outcome codes, e.g. `OK`, `INVALID_ARGUMENT`.
+	// Outcome codes, e.g. `OK`, `INVALID_ARGUMENT`; each 1 to 64 bytes.
 	ResultCodes []string `protobuf:"bytes,6,rep,name=result_codes,json=resultCodes,proto3" json:"result_codes,omitempty"`
 	// Events at or after `since` and before `until`; `since` must be before `until`.
 	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
