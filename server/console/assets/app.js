@@ -333,10 +333,12 @@ function drawStackedBars(series, data) {
   const W = 960, H = 190, L = 40, B = 24, T = 8;
   const bw = (W - L - 8) / buckets;
   const root = svg('svg', {viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'dead letters per bucket'});
-  for (const frac of [0, 0.5, 1]) {
+  const ticks = [...new Set([0, Math.round(max / 2), max])];
+  for (const tick of ticks) {
+    const frac = tick / max;
     const y = T + (H - B - T) * (1 - frac);
     root.appendChild(svg('line', {x1: L, x2: W, y1: y, y2: y, class: 'axis'}));
-    root.appendChild(svg('text', {x: L - 6, y: y + 3, 'text-anchor': 'end'}, String(Math.round(max * frac))));
+    root.appendChild(svg('text', {x: L - 6, y: y + 3, 'text-anchor': 'end'}, String(tick)));
   }
   for (let i = 0; i < buckets; i++) {
     let y = H - B;
