@@ -763,8 +763,8 @@ async function pageAudit(params) {
       if (!isNaN(d.getTime())) body[bound] = d.toISOString();
     }
   }
-  const labels = {method: 'Operation', identity: 'Who', target: 'Target (service, replays/N)', result: 'Result code', since: 'Since (UTC)', until: 'Until (UTC)'};
-  const hints = {method: 'PurgeDeadLetters,StartReplay', identity: 'token name', target: 'billing', result: 'OK', since: 'YYYY-MM-DDTHH:MM', until: 'YYYY-MM-DDTHH:MM'};
+  const labels = {method: 'Operation', identity: 'Who', target: 'Target', result: 'Result code', since: 'Since (UTC)', until: 'Until (UTC)'};
+  const hints = {method: 'e.g. PurgeDeadLetters', identity: 'token name', target: 'billing or replays/7', result: 'OK', since: 'YYYY-MM-DDTHH:MM', until: 'YYYY-MM-DDTHH:MM'};
   const form = el('form', {className: 'card filters', id: 'audit-filters'},
     Object.keys(labels).map((k) => el('div', {}, el('label', {for: 'a-' + k}, labels[k]),
       el('input', {id: 'a-' + k, name: k, value: params.get(k) || '', placeholder: hints[k]}))),
