@@ -202,9 +202,10 @@ TEST_F(ReaderPoolTest, EveryReadGivesItsConnectionBack) {
     ASSERT_THAT(store_->Get("billing", "m-1").status(), IsOk());
     ASSERT_THAT(store_->Get("nobody", "m-1").status(), IsOk());
     ASSERT_THAT(store_->ListFailureGroups(GroupQuery()).status(), IsOk());
-    AuditQuery audit;
-    audit.limit = 10;
-    ASSERT_THAT(store_->ListAudit(audit).status(), IsOk());
+    ASSERT_THAT(store_->ListAudit(AuditQuery()).status(), IsOk());
+    ASSERT_THAT(store_->DeadLetterHistogram("", absl::UnixEpoch(), absl::Now(), absl::Hours(1))
+                    .status(),
+                IsOk());
     ASSERT_THAT(store_->GetReplay(1).status(), IsOk());
     ASSERT_THAT(store_->ListReplays(0, 10).status(), IsOk());
   }
