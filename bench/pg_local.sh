@@ -52,9 +52,9 @@ pg_start() {
   as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
   port="$(pg_free_port)"
-  # Enough connections for 3 replicas' pools and pgbench at 128 clients.
+  # Enough connections for 3 replicas' pools and pgbench at 256 clients.
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=300" start >/dev/null \
+    -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=400" start >/dev/null \
     || { cat "$dir/postgres.log" >&2; return 1; }
   PG_DSN="postgresql://postgres@127.0.0.1:$port/postgres"
   PG_HOW="bench/pg_local.sh (initdb + pg_ctl)"

@@ -22,12 +22,12 @@
 #            snapshot open (a long report, a replication slot that lags): what VACUUM cannot
 #            remove while it is held, the table's size, and the same after it is released
 #
-# Knobs: CLIENTS="1 4 16 64 128" DURATION=10 CYCLE_CLIENTS=16 HORIZON_SECONDS=20 PAYLOAD_BYTES=1024
+# Knobs: CLIENTS="1 4 16 64 128 256" DURATION=10 CYCLE_CLIENTS=16 HORIZON_SECONDS=20 PAYLOAD_BYTES=1024
 # DETAILS_BYTES=160 SERVICES=16 KEEP_TMP=0
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CLIENTS="${CLIENTS:-1 4 16 64 128}"
+CLIENTS="${CLIENTS:-1 4 16 64 128 256}"
 DURATION="${DURATION:-10}"
 CYCLE_CLIENTS="${CYCLE_CLIENTS:-16}"
 HORIZON_SECONDS="${HORIZON_SECONDS:-20}"

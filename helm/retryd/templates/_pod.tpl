@@ -49,12 +49,28 @@ spec:
         - "--tls-client-auth={{ .Values.tls.clientAuth }}"
         {{- end }}
         {{- end }}
+        {{- if include "retryd.postgres" . }}
+        - "--store=postgres"
+        {{- end }}
+        {{- if .Values.console.enabled }}
+        - "--console-addr=0.0.0.0:{{ .Values.console.port }}"
+        {{- end }}
         {{- range .Values.extraArgs }}
         - {{ . | quote }}
         {{- end }}
-      {{- with .Values.extraEnv }}
+      {{- if or .Values.extraEnv (include "retryd.postgres" .) }}
       env:
+        {{- if include "retryd.postgres" . }}
+        {{- /* The DSN (with its password) only ever comes from the existing Secret. */}}
+        - name: RETRYD_POSTGRES_DSN
+          valueFrom:
+            secretKeyRef:
+              name: {{ .Values.store.postgres.existingSecret | quote }}
+              key: {{ .Values.store.postgres.secretKey | quote }}
+        {{- end }}
+        {{- with .Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- end }}
       ports:
         - name: grpc
@@ -63,6 +79,11 @@ spec:
         - name: metrics
           containerPort: {{ include "retryd.metricsContainerPort" . }}
           protocol: TCP
+        {{- if .Values.console.enabled }}
+        - name: console
+          containerPort: {{ .Values.console.port }}
+          protocol: TCP
+        {{- end }}
       {{- /* See retryd.probeHandler: gRPC probes on the numeric port, exec probes with
       `retryctl health` when the port speaks TLS. */}}
       {{- with .Values.probes.startup }}
@@ -136,7 +157,11 @@ spec:
     {{- end }}
     - name: tmp
       emptyDir: {}
-    {{- if and .Values.persistence.enabled .Values.persistence.existingClaim }}
+    {{- if include "retryd.postgres" . }}
+    {{- /* PostgreSQL keeps the state: /data is scratch, nothing there outlives the pod. */}}
+    - name: data
+      emptyDir: {}
+    {{- else if and .Values.persistence.enabled .Values.persistence.existingClaim }}
     - name: data
       persistentVolumeClaim:
         claimName: {{ .Values.persistence.existingClaim }}
