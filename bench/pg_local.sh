@@ -7,21 +7,17 @@
 #   pg_createdb NAME   creates a database on it, prints its DSN
 #
 # scripts/pg-cluster.sh (the project's test cluster) is used when the tree has it; otherwise the
-# same steps run here: Debian's initdb/pg_ctl (not on PATH: pg_config --bindir, or
-# /usr/lib/postgresql/15/bin), as the "postgres" system user when running as root (PostgreSQL
-# refuses to run as root). The server keeps its durable defaults (fsync on, synchronous_commit on,
+# same steps run here: Debian's initdb/pg_ctl (not on PATH: /usr/lib/postgresql/VERSION/bin), as
+# the "postgres" system user when running as root (PostgreSQL refuses to run as root). The server keeps its durable defaults (fsync on, synchronous_commit on,
 # full_page_writes on): the figures are those of a database that keeps what it acknowledged.
 
 pg_bindir() {
   local d
-  if type -P pg_config >/dev/null && d="$(pg_config --bindir 2>/dev/null)" && [ -x "$d/initdb" ]; then
-    echo "$d"
-  elif [ -x /usr/lib/postgresql/15/bin/initdb ]; then
-    echo /usr/lib/postgresql/15/bin
-  else
-    echo "pg_local: no PostgreSQL server binaries (bash scripts/install-deps.sh bench)" >&2
-    return 1
-  fi
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  echo "pg_local: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (bash scripts/install-deps.sh bench)" >&2
+  return 1
 }
 
 # as_pg CMD...: runs CMD as the postgres system user when we are root.

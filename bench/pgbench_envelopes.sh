@@ -21,9 +21,14 @@
 #   horizon  the same cycle for HORIZON_SECONDS while another session holds a REPEATABLE READ
 #            snapshot open (a long report, a replication slot that lags): what VACUUM cannot
 #            remove while it is held, the table's size, and the same after it is released
+#   bloat    the cycle for BLOAT_SECONDS after a CHECKPOINT, the table's size, dead rows and
+#            autovacuum runs sampled every BLOAT_SECONDS/6, and the WAL per envelope with its
+#            full-page images (pg_stat_wal); twice: with PostgreSQL's default autovacuum settings,
+#            then with the ones docs/internet-scale.md recommends for this table
+#            (autovacuum_naptime 5s; on the table scale factor 0, threshold 10000, cost delay 0)
 #
 # Knobs: CLIENTS="1 4 16 64 128 256" DURATION=10 CYCLE_CLIENTS=16 HORIZON_SECONDS=20 PAYLOAD_BYTES=1024
-# DETAILS_BYTES=160 SERVICES=16 KEEP_TMP=0
+# DETAILS_BYTES=160 SERVICES=16 BLOAT_SECONDS=0 (0: no bloat figure) KEEP_TMP=0
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +39,8 @@ HORIZON_SECONDS="${HORIZON_SECONDS:-20}"
 PAYLOAD_BYTES="${PAYLOAD_BYTES:-1024}"
 DETAILS_BYTES="${DETAILS_BYTES:-160}"
 SERVICES="${SERVICES:-16}"
-for v in DURATION CYCLE_CLIENTS HORIZON_SECONDS PAYLOAD_BYTES DETAILS_BYTES SERVICES; do
+BLOAT_SECONDS="${BLOAT_SECONDS:-0}"
+for v in DURATION CYCLE_CLIENTS HORIZON_SECONDS PAYLOAD_BYTES DETAILS_BYTES SERVICES BLOAT_SECONDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$v: not a whole number: ${!v}" >&2; exit 2; }
 done
 # shellcheck source=bench/pg_local.sh
@@ -181,7 +187,7 @@ sleep 1  # the statistics collector's last flush
 echo "{\"bench\":\"pgbench\",\"what\":\"cycle\",\"clients\":$CYCLE_CLIENTS,\"lifecycles_s\":$TPS,\"latency_ms\":${LAT_MS:-null},\"envelopes\":$TXNS,\"commits_per_envelope\":4,\"wal_bytes_per_envelope\":$((WAL_BYTES / (TXNS > 0 ? TXNS : 1))),\"table\":$(stats)}"
 
 # 3. The xmin horizon: a snapshot held open while the cycle runs.
-log "horizon: cycle for ${HORIZON_SECONDS}s under a REPEATABLE READ snapshot held open"
+log "horizon: cycle for ${HORIZON_SECONDS}s while a REPEATABLE READ snapshot is held"
 setup
 mkfifo "$TMP/holder.in"
 psql "$DSN" -qAtX <"$TMP/holder.in" >"$TMP/holder.out" 2>&1 &
@@ -201,3 +207,44 @@ vac_after="$(q -c "VACUUM (VERBOSE) bench_envelopes" 2>&1 | grep -o '[0-9]* are 
 run_pgbench "$TMP/cycle.sql" "$CYCLE_CLIENTS" "$HORIZON_SECONDS"
 size_after="$(q -c "SELECT pg_total_relation_size('bench_envelopes')")"
 echo "{\"bench\":\"pgbench\",\"what\":\"horizon\",\"seconds\":$HORIZON_SECONDS,\"clients\":$CYCLE_CLIENTS,\"held\":{\"lifecycles_s\":$held_tps,\"envelopes\":$held_n,\"dead_not_removable\":${vac_held:-null},\"total_bytes\":$size_held},\"released\":{\"dead_not_removable\":${vac_after:-null},\"lifecycles_s\":$TPS,\"total_bytes_after_another_run\":$size_after}}"
+
+# 4. Bloat and autovacuum under a sustained cycle (optional: BLOAT_SECONDS > 0).
+# bloat_run LABEL: one sustained run with samples; prints its JSON line.
+bloat_run() {
+  local label="$1" every=$((BLOAT_SECONDS / 6 > 0 ? BLOAT_SECONDS / 6 : 1)) pid wal0 samples="" t0 t b0 f0 r0
+  q -c "CHECKPOINT" >/dev/null
+  wal0="$(q -c "SELECT wal_bytes || ' ' || wal_fpi || ' ' || wal_records FROM pg_stat_wal")"
+  pgbench -n -M prepared -f "$TMP/cycle.sql" -c "$CYCLE_CLIENTS" -j 2 -T "$BLOAT_SECONDS" "$DSN" \
+    >"$TMP/bloat.$label.out" 2>&1 &
+  pid=$!
+  t0=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep "$every"
+    t=$((SECONDS - t0))
+    samples+="${samples:+,}{\"t_s\":$t,\"table\":$(stats)}"
+  done
+  wait "$pid" || { cat "$TMP/bloat.$label.out" >&2; exit 1; }
+  TPS="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$TMP/bloat.$label.out" | head -1)"
+  TXNS="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/bloat.$label.out" | head -1)"
+  local wal
+  read -r b0 f0 r0 <<<"$wal0"
+  wal="$(q -c "SELECT json_build_object(
+    'wal_bytes_per_envelope', round((wal_bytes - $b0) / greatest($TXNS, 1)),
+    'full_page_images_per_envelope', round((wal_fpi - $f0)::numeric / greatest($TXNS, 1), 3),
+    'wal_records_per_envelope', round((wal_records - $r0)::numeric / greatest($TXNS, 1), 2))
+    FROM pg_stat_wal")"
+  echo "{\"bench\":\"pgbench\",\"what\":\"bloat\",\"autovacuum\":\"$label\",\"seconds\":$BLOAT_SECONDS,\"clients\":$CYCLE_CLIENTS,\"lifecycles_s\":$TPS,\"envelopes\":$TXNS,\"wal\":$wal,\"samples\":[$samples]}"
+}
+if [ "$BLOAT_SECONDS" -gt 0 ]; then
+  log "bloat: cycle for ${BLOAT_SECONDS}s with the default autovacuum settings"
+  setup
+  q -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
+  bloat_run default
+  log "bloat: cycle for ${BLOAT_SECONDS}s with autovacuum tuned for the table"
+  setup
+  q -c "ALTER SYSTEM SET autovacuum_naptime = '5s'" -c "SELECT pg_reload_conf()" >/dev/null
+  q -c "ALTER TABLE bench_envelopes SET (autovacuum_vacuum_scale_factor = 0,
+        autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0)" >/dev/null
+  bloat_run tuned
+  q -c "ALTER SYSTEM RESET autovacuum_naptime" -c "SELECT pg_reload_conf()" >/dev/null
+fi

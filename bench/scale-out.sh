@@ -170,7 +170,7 @@ d, w, c, p, split, conns, root = sys.argv[1:]
 sh = lambda cmd: subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
 print(json.dumps({"case": "meta", "duration_s": int(d), "warmup_s": int(w), "concurrency": int(c),
                   "payload_bytes": int(p), "split": split, "connections_per_loadgen": int(conns),
-                  "cpus": os.cpu_count(), "loadavg_start": open("/proc/loadavg").read().split()[:3],
+                  "cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
                   "git_commit": sh(f"git -C '{root}' rev-parse --short HEAD")}))
 PY
 )"

@@ -26,7 +26,9 @@
 #                                     the clients' packages, Java 17 and Maven to fetch and run
 #                                     ElasticMQ (the SQS-compatible broker) from Maven Central
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
-#                                     redis-benchmark), procps and python3
+#                                     redis-benchmark), procps and python3, and PostgreSQL with
+#                                     pgbench and psql for bench/scale-out.sh and
+#                                     bench/pgbench_envelopes.sh
 #   scripts/install-deps.sh list MODE  prints MODE's package names, one a line, installs nothing
 #                                     (list-runtime = list runtime)
 set -euo pipefail
@@ -59,7 +61,7 @@ celery_pkgs=(
   openjdk-17-jre-headless maven
 )
 bench_pkgs=(
-  redis-server redis-tools procps python3
+  redis-server redis-tools procps python3 postgresql postgresql-client
 )
 runtime_pkgs=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
