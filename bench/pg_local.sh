@@ -6,10 +6,13 @@
 #   pg_stop DIR    stops it (fast shutdown) and leaves DIR to the caller
 #   pg_createdb NAME   creates a database on it, prints its DSN
 #
-# scripts/pg-cluster.sh (the project's test cluster) is used when the tree has it; otherwise the
-# same steps run here: Debian's initdb/pg_ctl (not on PATH: /usr/lib/postgresql/VERSION/bin), as
-# the "postgres" system user when running as root (PostgreSQL refuses to run as root). The server keeps its durable defaults (fsync on, synchronous_commit on,
-# full_page_writes on): the figures are those of a database that keeps what it acknowledged.
+# By default the cluster is made here with Debian's initdb/pg_ctl (not on PATH:
+# /usr/lib/postgresql/VERSION/bin), as the "postgres" system user when running as root (PostgreSQL
+# refuses to run as root), and keeps PostgreSQL's durable defaults (fsync on, synchronous_commit
+# on, full_page_writes on): the figures are those of a database that keeps what it acknowledged.
+# PG_FROM=pg-cluster uses scripts/pg-cluster.sh instead, the tests' cluster, which runs with fsync
+# and full_page_writes off on its command line (nothing can turn them back on): faster, and not
+# what a production database does, so not the default for measurements.
 
 pg_bindir() {
   local d
@@ -33,9 +36,9 @@ pg_start() {
   local dir="$1" root bin port
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   mkdir -p "$dir"
-  if [ -f "$root/scripts/pg-cluster.sh" ]; then
+  if [ "${PG_FROM:-local}" = pg-cluster ]; then
     PG_DSN="$(bash "$root/scripts/pg-cluster.sh" start "$dir" | tail -1)"
-    PG_HOW="scripts/pg-cluster.sh"
+    PG_HOW="scripts/pg-cluster.sh (fsync off)"
     [ -n "$PG_DSN" ] || { echo "pg_local: scripts/pg-cluster.sh start printed no DSN" >&2; return 1; }
     return 0
   fi
@@ -59,7 +62,7 @@ pg_start() {
 pg_stop() {
   local dir="$1" root bin
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-  if [ -f "$root/scripts/pg-cluster.sh" ]; then
+  if [ "${PG_FROM:-local}" = pg-cluster ]; then
     bash "$root/scripts/pg-cluster.sh" stop "$dir" >/dev/null 2>&1 || true
     return 0
   fi

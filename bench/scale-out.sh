@@ -19,12 +19,14 @@
 # then one {"summary": ...} line with the table and the ratios within this run (postgres/N over
 # postgres/1, over sqlite, over the pgbench ceiling). Progress goes to stderr.
 #
-# PostgreSQL comes from scripts/pg-cluster.sh when the tree has it, else bench/pg_local.sh
-# (initdb + pg_ctl, as the postgres user when root). A retryd without --store (the PostgreSQL store
-# not merged yet) gets "skipped" lines for postgres/N; sqlite and pgbench still run.
+# PostgreSQL comes from bench/pg_local.sh: a throw-away cluster with PostgreSQL's durable defaults
+# (fsync on), as the postgres user when root; PG_FROM=pg-cluster takes the tests'
+# scripts/pg-cluster.sh instead (fsync off: faster, not durable). A retryd without --store (the
+# PostgreSQL store not merged yet) gets "skipped" lines for postgres/N; sqlite and pgbench still
+# run.
 #
 # Knobs: DURATION=10 WARMUP=2 CONCURRENCY=64 PAYLOAD_BYTES=1024 REPLICAS="1 2 3" SPLIT=total
-# CONNECTIONS=2 (gRPC connections per load generator) PGBENCH_CLIENTS="1 4 16 64 128 256"
+# CONNECTIONS=2 (gRPC connections per load generator) PGBENCH_CLIENTS="1 4 16 64 128 256" PG_FROM=local
 # BUILD_DIR=build SKIP_BUILD=0 SKIP_INSTALL=0 OUT=bench/results/scale-out.jsonl KEEP_TMP=0
 # RETRYD_BIN, LOADGEN_BIN (other builds)
 set -euo pipefail
