@@ -147,6 +147,10 @@ if postgres:
         check({k: v for k, v in pspec.items() if k != "selector"} == want, f"PodDisruptionBudget {pspec}, expected {want}")
         check(pspec.get("selector", {}).get("matchLabels") == selector, "PodDisruptionBudget selects the pods")
         check(pdbs[0]["metadata"]["name"] == name, "PodDisruptionBudget name")
+    want_spread = ([{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                     "labelSelector": {"matchLabels": selector}}] if pg_values["spreadAcrossNodes"] else None)
+    check(spec.get("template", {}).get("spec", {}).get("topologySpreadConstraints") == want_spread,
+          f"topologySpreadConstraints {spec.get('template', {}).get('spec', {}).get('topologySpreadConstraints')}, expected {want_spread}")
 else:
     # The StatefulSet: one replica, one volume that is ReadWriteOnce.
     check(not by_kind.get("Deployment"), "store.type sqlite must not render a Deployment")
@@ -154,6 +158,7 @@ else:
     workload = one("StatefulSet")
     spec = workload.get("spec", {})
     check(spec.get("replicas") == 1, f"StatefulSet replicas must be 1, got {spec.get('replicas')}")
+    check("topologySpreadConstraints" not in spec.get("template", {}).get("spec", {}), "no spread constraint for one pod")
 check(spec.get("selector", {}).get("matchLabels") == selector, "workload selector must be the stable name+instance")
 pod = spec.get("template", {}).get("spec", {})
 check(spec.get("template", {}).get("metadata", {}).get("labels", {}).items() >= selector.items(),

@@ -169,6 +169,16 @@ spec:
     - name: data
       emptyDir: {}
     {{- end }}
+  {{- if and (include "retryd.postgres" .) .Values.store.postgres.spreadAcrossNodes }}
+  {{- /* Replicas on different nodes where the scheduler can: one node's loss is not all of them. */}}
+  topologySpreadConstraints:
+    - maxSkew: 1
+      topologyKey: kubernetes.io/hostname
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "retryd.selectorLabels" . | nindent 10 }}
+  {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
