@@ -271,6 +271,7 @@ expect_fail template "$V/postgres-claim-values.yaml" "persistence.existingClaim:
 expect_fail lint "$V/bad-console-port-values.yaml" "console.port: Must not validate the schema"
 expect_fail lint "$V/ingress-no-host-values.yaml" "console.ingress.host: String length must be greater than or equal to 1"
 expect_fail template "$V/ingress-without-console-values.yaml" "console.ingress.enabled: needs console.enabled=true"
+expect_fail template "$V/console-mtls-only-values.yaml" "console.enabled: the console signs operators in with bearer tokens"
 # A chart copy without its files/ refuses the PrometheusRule and the dashboard with a message.
 nofiles="$work/chart-without-files/retryd"
 mkdir -p "$(dirname "$nofiles")" && cp -a "$chart" "$nofiles" && rm -rf "$nofiles/files"

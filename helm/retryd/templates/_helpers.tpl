@@ -242,6 +242,9 @@ that any render of the chart runs them.
 {{- if and $c.enabled (has (int $c.port) (list 50051 9464)) }}
 {{- fail (printf "console.port: %v is taken by gRPC (50051) or metrics (9464) in the pod" $c.port) }}
 {{- end }}
+{{- if and $c.enabled (not (include "retryd.authEnabled" .)) (include "retryd.callersAuthenticated" .) }}
+{{- fail "console.enabled: the console signs operators in with bearer tokens and listens on 0.0.0.0, which retryd refuses without auth.tokens or auth.existingSecret (required client certificates cover the gRPC port only)" }}
+{{- end }}
 {{- if and $c.ingress.enabled (not $c.enabled) }}
 {{- fail "console.ingress.enabled: needs console.enabled=true (there is no console port to route to)" }}
 {{- end }}
