@@ -22,6 +22,9 @@
 #                                     the broker (scripts/kafka-broker.sh fetches its jars from
 #                                     Maven Central), python3-venv and pip, Go as for clients
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
+#   scripts/install-deps.sh postgres  the PostgreSQL store's tests (scripts/pg-cluster.sh): the
+#                                     server (postgresql: initdb, pg_ctl, postgres under
+#                                     /usr/lib/postgresql/VERSION/bin), psql, libpq-dev
 #   scripts/install-deps.sh celery    the Celery and fleet-breaker tests (scripts/test-celery.sh):
 #                                     the clients' packages, Java 17 and Maven to fetch and run
 #                                     ElasticMQ (the SQS-compatible broker) from Maven Central
@@ -40,7 +43,7 @@ build_pkgs=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev googletest
-  libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev libpq-dev
 )
 test_pkgs=(
   sqlite3 procps python3 curl
@@ -60,13 +63,16 @@ kafka_pkgs=(
 celery_pkgs=(
   openjdk-17-jre-headless maven
 )
+postgres_pkgs=(
+  postgresql postgresql-client libpq-dev python3
+)
 bench_pkgs=(
   redis-server redis-tools procps python3 postgresql postgresql-client
 )
 runtime_pkgs=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
-  libsqlite3-0 libssl3 ca-certificates
+  libsqlite3-0 libssl3 libpq5 ca-certificates
 )
 
 if [ "$mode" = list ]; then
@@ -82,15 +88,16 @@ fi
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${client_pkgs[@]}" "${packaging_pkgs[@]}"
-              "${image_pkgs[@]}" "${kafka_pkgs[@]}" "${celery_pkgs[@]}") ;;
+              "${image_pkgs[@]}" "${kafka_pkgs[@]}" "${celery_pkgs[@]}" "${postgres_pkgs[@]}") ;;
   clients) pkgs=("${client_pkgs[@]}") ;;
   packaging) pkgs=("${packaging_pkgs[@]}") ;;
   image) pkgs=("${image_pkgs[@]}") ;;
   kafka) pkgs=("${kafka_pkgs[@]}") ;;
   celery) pkgs=("${client_pkgs[@]}" "${celery_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  postgres) pkgs=("${postgres_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|bench|runtime | list MODE | list-runtime" >&2
+  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|bench|runtime|postgres | list MODE | list-runtime" >&2
      exit 2 ;;
 esac
 # The client tests need a Go toolchain. A machine of this project's kind has one in
