@@ -177,6 +177,19 @@ print(json.dumps({"case": "meta", "duration_s": int(d), "warmup_s": int(w), "con
 PY
 )"
 
+# The disk's flush latency decides every durable commit (SQLite's and PostgreSQL's alike) and, on a
+# shared virtual disk, changes by an order of magnitude over minutes: pg_test_fsync's fdatasync of
+# one 8 kB write, before and after the run.
+fsync_line() {
+  local bin us
+  bin="$(pg_bindir)" || return 0
+  us="$(cd "$TMP" && "$bin/pg_test_fsync" -s 1 -f "$TMP/fsync.test" 2>/dev/null |
+        awk '/^Compare file sync methods using one/ {one=1} one && $1 == "fdatasync" {print $(NF-1); exit}')"
+  rm -f "$TMP/fsync.test"
+  echo "{\"case\":\"fsync\",\"when\":\"$1\",\"fdatasync_us\":${us:-null}}"
+}
+emit "$(fsync_line before)"
+
 # ---- SQLite, one node ---------------------------------------------------------------------------
 for figure in submit cycle; do
   log "sqlite: $figure, $CONCURRENCY in flight, ${DURATION}s"
@@ -215,5 +228,6 @@ PG_DSN="$(pg_createdb retryd_pgbench)" CLIENTS="$clients" DURATION="$DURATION" \
   CYCLE_CLIENTS="$CONCURRENCY" HORIZON_SECONDS="$DURATION" PAYLOAD_BYTES="$PAYLOAD_BYTES" \
   bash "$ROOT/bench/pgbench_envelopes.sh" | python3 "$ROOT/bench/scale_out.py" tag-pgbench | tee -a "$OUT"
 
+emit "$(fsync_line after)"
 emit "$(python3 "$ROOT/bench/scale_out.py" summary "$OUT")"
 python3 "$ROOT/bench/scale_out.py" table "$OUT" >&2

@@ -98,7 +98,8 @@ def summarize(rows):
                   v.get("cycle"), lifecycle["lifecycles_s"])
     if ceiling:
         ratio("sqlite submit / pgbench INSERT ceiling", table.get("sqlite", {}).get("submit"), ceiling["tps"])
-    return {"summary": True, "concurrency": conc, "table": table,
+    fsync = {r["when"]: r["fdatasync_us"] for r in rows if r.get("case") == "fsync"}
+    return {"summary": True, "concurrency": conc, "table": table, "fdatasync_us": fsync,
             "pgbench_insert_tps_by_clients": inserts,
             "pgbench_insert_ceiling": ceiling and {"clients": ceiling["clients"], "tps": ceiling["tps"]},
             "pgbench_lifecycles_s": lifecycle and lifecycle["lifecycles_s"], "ratios": ratios}
@@ -119,6 +120,8 @@ def table(rows):
     if s["pgbench_lifecycles_s"]:
         print(f"| pgbench lifecycle (4 commits) | | {s['pgbench_lifecycles_s']:.0f} |")
     print()
+    if s["fdatasync_us"]:
+        print(f"- pg_test_fsync, one 8 kB fdatasync: {s['fdatasync_us']} us")
     for k, v in s["ratios"].items():
         print(f"- {k}: {v}")
 
