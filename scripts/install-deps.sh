@@ -22,6 +22,9 @@
 #                                     the broker (scripts/kafka-broker.sh fetches its jars from
 #                                     Maven Central), python3-venv and pip, Go as for clients
 #   scripts/install-deps.sh runtime   only the shared libraries the binaries load
+#   scripts/install-deps.sh postgres  the PostgreSQL store's tests (scripts/pg-cluster.sh): the
+#                                     server (postgresql: initdb, pg_ctl, postgres under
+#                                     /usr/lib/postgresql/VERSION/bin), psql, libpq-dev
 #   scripts/install-deps.sh celery    the Celery and fleet-breaker tests (scripts/test-celery.sh):
 #                                     the clients' packages, Java 17 and Maven to fetch and run
 #                                     ElasticMQ (the SQS-compatible broker) from Maven Central
@@ -29,7 +32,9 @@
 #                                     Debian's chromium and chromium-driver (Selenium drives them;
 #                                     nothing downloads a browser), python3-venv and pip, openssl
 #   scripts/install-deps.sh bench     build + the Redis baseline of bench/run.sh (redis-server,
-#                                     redis-benchmark), procps and python3
+#                                     redis-benchmark), procps and python3, and PostgreSQL with
+#                                     pgbench and psql for bench/scale-out.sh and
+#                                     bench/pgbench_envelopes.sh
 #   scripts/install-deps.sh list MODE  prints MODE's package names, one a line, installs nothing
 #                                     (list-runtime = list runtime)
 set -euo pipefail
@@ -41,7 +46,7 @@ build_pkgs=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev googletest
-  libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev libpq-dev
 )
 test_pkgs=(
   sqlite3 procps python3 curl
@@ -65,13 +70,16 @@ console_pkgs=(
   chromium chromium-driver python3 python3-venv python3-pip openssl fonts-dejavu-core
   xdg-utils  # chromium-common (chromium's) depends on it; named so check_fresh_machine.py knows where `open` comes from
 )
+postgres_pkgs=(
+  postgresql postgresql-client libpq-dev python3
+)
 bench_pkgs=(
-  redis-server redis-tools procps python3
+  redis-server redis-tools procps python3 postgresql postgresql-client
 )
 runtime_pkgs=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1
-  libsqlite3-0 libssl3 ca-certificates
+  libsqlite3-0 libssl3 libpq5 ca-certificates
 )
 
 if [ "$mode" = list ]; then
@@ -88,7 +96,7 @@ case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${client_pkgs[@]}" "${packaging_pkgs[@]}"
               "${image_pkgs[@]}" "${kafka_pkgs[@]}" "${celery_pkgs[@]}"
-              "${console_pkgs[@]}") ;;
+              "${console_pkgs[@]}" "${postgres_pkgs[@]}") ;;
   clients) pkgs=("${client_pkgs[@]}") ;;
   packaging) pkgs=("${packaging_pkgs[@]}") ;;
   image) pkgs=("${image_pkgs[@]}") ;;
@@ -96,8 +104,9 @@ case "$mode" in
   celery) pkgs=("${client_pkgs[@]}" "${celery_pkgs[@]}") ;;
   console) pkgs=("${console_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  postgres) pkgs=("${postgres_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|console|bench|runtime | list MODE | list-runtime" >&2
+  *) echo "usage: $0 build|test|clients|packaging|image|kafka|celery|console|bench|runtime|postgres | list MODE | list-runtime" >&2
      exit 2 ;;
 esac
 # The client tests need a Go toolchain. A machine of this project's kind has one in

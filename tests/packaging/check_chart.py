@@ -18,6 +18,14 @@ no --insecure-allow-remote once callers authenticate. The optional objects (Serv
 PrometheusRule, dashboard ConfigMap, NetworkPolicy) must be present exactly when enabled, with the
 values' settings.
 
+store.type postgres: instead of the StatefulSet, a Deployment of store.postgres.replicaCount pods
+(rolling update without ever going below that many), a PodDisruptionBudget as the values give it,
+no claim (an emptyDir at /data) and no headless Service, --store=postgres, and the connection
+string only as RETRYD_POSTGRES_DSN from the existing Secret's key (no DSN or password anywhere in
+the manifests). console.enabled: --console-addr, the container, Service and NetworkPolicy port,
+and the Ingress exactly when console.ingress.enabled, with its class, host, path, TLS and
+annotations.
+
 --server-root DIR lays out what the container would see under /etc/retryd, for running the real
 binaries on it: DIR/retryd.json (the ConfigMap), DIR/auth/tokens.json (the chart's Secret, when it
 renders one), DIR/args (retryd's arguments, one a line, /etc/retryd/ rewritten to DIR/) and
@@ -115,18 +123,51 @@ for d in docs:
     else:
         check(labels.get("app.kubernetes.io/name") == selector["app.kubernetes.io/name"], f"{what}: name label")
 
-# The StatefulSet: one replica, one volume that is ReadWriteOnce.
-check(not by_kind.get("Deployment"), "the chart must not render a Deployment")
-sts = one("StatefulSet")
-spec = sts.get("spec", {})
-check(spec.get("replicas") == 1, f"StatefulSet replicas must be 1, got {spec.get('replicas')}")
-check(spec.get("selector", {}).get("matchLabels") == selector, "StatefulSet selector must be the stable name+instance")
+store = values["store"]
+postgres = store["type"] == "postgres"
+pg_values = store["postgres"]
+console = values["console"]
+if postgres:
+    # A Deployment of stateless replicas on PostgreSQL, no claim, a PodDisruptionBudget.
+    check(not by_kind.get("StatefulSet"), "store.type postgres must not render a StatefulSet")
+    workload = one("Deployment")
+    spec = workload.get("spec", {})
+    check(spec.get("replicas") == pg_values["replicaCount"],
+          f"Deployment replicas {spec.get('replicas')}, expected {pg_values['replicaCount']}")
+    check(spec.get("strategy") == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+          f"Deployment strategy {spec.get('strategy')}: a rolling update must never go below replicaCount")
+    check("volumeClaimTemplates" not in spec, "no claim template with store.type postgres")
+    check(not by_kind.get("PersistentVolumeClaim"), "no PersistentVolumeClaim with store.type postgres")
+    pdb_values = pg_values["podDisruptionBudget"]
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    if check(len(pdbs) == (1 if pdb_values["enabled"] else 0), f"PodDisruptionBudget count {len(pdbs)}") and pdbs:
+        pspec = pdbs[0]["spec"]
+        want = ({"maxUnavailable": pdb_values["maxUnavailable"]} if pdb_values["maxUnavailable"] != ""
+                else {"minAvailable": pdb_values["minAvailable"]})
+        check({k: v for k, v in pspec.items() if k != "selector"} == want, f"PodDisruptionBudget {pspec}, expected {want}")
+        check(pspec.get("selector", {}).get("matchLabels") == selector, "PodDisruptionBudget selects the pods")
+        check(pdbs[0]["metadata"]["name"] == name, "PodDisruptionBudget name")
+    want_spread = ([{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                     "labelSelector": {"matchLabels": selector}}] if pg_values["spreadAcrossNodes"] else None)
+    check(spec.get("template", {}).get("spec", {}).get("topologySpreadConstraints") == want_spread,
+          f"topologySpreadConstraints {spec.get('template', {}).get('spec', {}).get('topologySpreadConstraints')}, expected {want_spread}")
+else:
+    # The StatefulSet: one replica, one volume that is ReadWriteOnce.
+    check(not by_kind.get("Deployment"), "store.type sqlite must not render a Deployment")
+    check(not by_kind.get("PodDisruptionBudget"), "store.type sqlite must not render a PodDisruptionBudget")
+    workload = one("StatefulSet")
+    spec = workload.get("spec", {})
+    check(spec.get("replicas") == 1, f"StatefulSet replicas must be 1, got {spec.get('replicas')}")
+    check("topologySpreadConstraints" not in spec.get("template", {}).get("spec", {}), "no spread constraint for one pod")
+check(spec.get("selector", {}).get("matchLabels") == selector, "workload selector must be the stable name+instance")
 pod = spec.get("template", {}).get("spec", {})
 check(spec.get("template", {}).get("metadata", {}).get("labels", {}).items() >= selector.items(),
       "pod template labels must include the selector labels")
 vols = {v["name"]: v for v in pod.get("volumes", [])}
 persistence = values["persistence"]
-if persistence["enabled"] and not persistence["existingClaim"]:
+if postgres:
+    check(vols.get("data") == {"name": "data", "emptyDir": {}}, f"store.type postgres: /data must be an emptyDir: {vols.get('data')}")
+elif persistence["enabled"] and not persistence["existingClaim"]:
     vcts = spec.get("volumeClaimTemplates", [])
     check(len(vcts) == 1 and vcts[0]["metadata"]["name"] == "data", "one volumeClaimTemplate named data")
     if vcts:
@@ -179,6 +220,10 @@ if tls_on:
     want_args += ["--tls-cert=/etc/retryd/tls/tls.crt", "--tls-key=/etc/retryd/tls/tls.key"]
     if client_auth != "none":
         want_args += ["--tls-client-ca=/etc/retryd/tls/ca.crt", f"--tls-client-auth={client_auth}"]
+if postgres:
+    want_args.append("--store=postgres")
+if console["enabled"]:
+    want_args.append(f"--console-addr=0.0.0.0:{console['port']}")
 want_args += values["extraArgs"]
 check(c.get("args") == want_args, f"retryd args {c.get('args')}, expected {want_args}")
 if authenticated:
@@ -191,7 +236,21 @@ check(sc == values["securityContext"], "container securityContext as in the valu
 for key in ("affinity", "nodeSelector", "tolerations"):
     check(pod.get(key) == (values[key] or None), f"{key} as in the values")
 ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-check(ports == {"grpc": 50051, "metrics": 9464}, f"container ports {ports}")
+want_ports = {"grpc": 50051, "metrics": 9464}
+if console["enabled"]:
+    want_ports["console"] = console["port"]
+check(ports == want_ports, f"container ports {ports}, expected {want_ports}")
+# The environment: the DSN from the existing Secret (postgres), then extraEnv.
+want_env = []
+if postgres:
+    want_env.append({"name": "RETRYD_POSTGRES_DSN", "valueFrom": {"secretKeyRef": {
+        "name": pg_values["existingSecret"], "key": pg_values["secretKey"]}}})
+want_env += values["extraEnv"]
+check(c.get("env", []) == want_env, f"container env {c.get('env')}, expected {want_env}")
+# No connection string in clear anywhere: it only comes from the Secret.
+for d in docs:
+    check(not re.search(r"postgres(ql)?://|password=", json.dumps(d)),
+          f"{d['kind']}/{d['metadata']['name']}: a connection string in clear")
 
 # Secret volumes: tokens (only the tokens.json key) and the TLS Secret, both mounted read-only.
 if auth_on:
@@ -275,12 +334,35 @@ check(tgps == values["terminationGracePeriodSeconds"] and tgps >= grace + 5,
 svc = one("Service", name)
 check(svc.get("spec", {}).get("selector") == selector, "Service selector")
 sports = {p["name"]: (p["port"], p["targetPort"]) for p in svc.get("spec", {}).get("ports", [])}
-check(sports == {"grpc": (values["service"]["grpcPort"], "grpc"), "metrics": (values["service"]["metricsPort"], "metrics")},
-      f"Service ports {sports}")
+want_sports = {"grpc": (values["service"]["grpcPort"], "grpc"), "metrics": (values["service"]["metricsPort"], "metrics")}
+if console["enabled"]:
+    want_sports["console"] = (console["port"], "console")
+check(sports == want_sports, f"Service ports {sports}, expected {want_sports}")
 check(svc.get("spec", {}).get("type") == values["service"]["type"], "Service type")
-hl = one("Service", "-headless")
-check(hl.get("spec", {}).get("clusterIP") == "None" and spec.get("serviceName") == hl["metadata"]["name"],
-      "headless governing Service")
+if postgres:
+    check(not [d for d in by_kind.get("Service", []) if d["metadata"]["name"].endswith("-headless")],
+          "no headless Service without a StatefulSet")
+else:
+    hl = one("Service", "-headless")
+    check(hl.get("spec", {}).get("clusterIP") == "None" and spec.get("serviceName") == hl["metadata"]["name"],
+          "headless governing Service")
+
+# The console's Ingress, exactly when enabled.
+ing_values = console["ingress"]
+ings = by_kind.get("Ingress", [])
+if check(len(ings) == (1 if console["enabled"] and ing_values["enabled"] else 0), f"Ingress count {len(ings)}") and ings:
+    ing = ings[0]
+    ispec = ing["spec"]
+    check(ing["metadata"]["name"] == f"{name}-console", "Ingress name")
+    check(ing["metadata"].get("annotations", {}) == ing_values["annotations"], "Ingress annotations")
+    check(ispec.get("ingressClassName") == (ing_values["className"] or None), "Ingress class")
+    want_rule = {"host": ing_values["host"], "http": {"paths": [{
+        "path": ing_values["path"], "pathType": ing_values["pathType"],
+        "backend": {"service": {"name": name, "port": {"name": "console"}}}}]}}
+    check(ispec.get("rules") == [want_rule], f"Ingress rules {ispec.get('rules')}, expected {[want_rule]}")
+    want_tls = ([{"hosts": [ing_values["host"]], "secretName": ing_values["tls"]["secretName"]}]
+                if ing_values["tls"]["enabled"] else None)
+    check(ispec.get("tls") == want_tls, f"Ingress tls {ispec.get('tls')}, expected {want_tls}")
 
 # The ServerConfig JSON equals what the values say.
 expected = {
@@ -387,6 +469,8 @@ nps = by_kind.get("NetworkPolicy", [])
 if check(len(nps) == (1 if np_values["enabled"] else 0), f"NetworkPolicy count {len(nps)}") and nps:
     check(nps[0]["spec"]["podSelector"]["matchLabels"] == selector, "NetworkPolicy selects the pod")
     check(nps[0]["spec"]["ingress"][0]["from"] == np_values["from"], "NetworkPolicy peers")
+    want_np_ports = [{"port": p, "protocol": "TCP"} for p in ["grpc", "metrics"] + (["console"] if console["enabled"] else [])]
+    check(nps[0]["spec"]["ingress"][0]["ports"] == want_np_ports, f"NetworkPolicy ports {nps[0]['spec']['ingress'][0]['ports']}")
 sas = by_kind.get("ServiceAccount", [])
 check(len(sas) == (1 if values["serviceAccount"]["create"] else 0), "ServiceAccount count")
 

@@ -13,13 +13,15 @@ data in DIR/data; every command's --server is pointed at it, its TLS flags uncha
 Checked: every command exits 0 and prints SERVING (a plaintext gRPC probe is checked as the same
 question asked by retryctl); with tokens, an AdminService call without one is UNAUTHENTICATED and
 with TOKEN succeeds; with TLS, a wrong --tls-server-name fails (the name is really verified); with
-client certificates required, the probe without its certificate fails.
+client certificates required, the probe without its certificate fails; with --console-addr
+(console.enabled, moved to a free loopback port), the console's port accepts connections.
 """
 import argparse
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +49,21 @@ def check(cond, msg):
     if not cond:
         failures.append(msg)
     return cond
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The console (console.enabled) listens on 0.0.0.0:<console.port> in the pod; here on a free
+# loopback port, checked to accept connections once retryd serves.
+console_port = None
+for i, a in enumerate(server_args):
+    if a.startswith("--console-addr="):
+        console_port = free_port()
+        server_args[i] = f"--console-addr=127.0.0.1:{console_port}"
 
 
 def start_server():
@@ -99,6 +116,11 @@ try:
         cmd = local(c["command"], port)
         rc, out = run(cmd)
         check(rc == 0 and out == "SERVING", f"{c['name']}: {' '.join(cmd)} -> exit {rc}: {out}")
+    if console_port is not None:
+        try:
+            socket.create_connection(("127.0.0.1", console_port), timeout=5).close()
+        except OSError as e:
+            check(False, f"the console port (--console-addr) does not accept connections: {e}")
     base = local(commands[0]["command"], port)
     base = base[:base.index("health")]  # connection flags only
     if auth_on:

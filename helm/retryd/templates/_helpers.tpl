@@ -78,6 +78,14 @@ kubernetes/kubernetes#60342).
 {{- define "retryd.authDir" -}}/etc/retryd/auth{{- end }}
 {{- define "retryd.tlsDir" -}}/etc/retryd/tls{{- end }}
 
+{{/*
+"true" when the state lives in PostgreSQL (store.type postgres): several stateless replicas in a
+Deployment with a PodDisruptionBudget, no volume; else "" (SQLite: one StatefulSet pod).
+*/}}
+{{- define "retryd.postgres" -}}
+{{- if eq .Values.store.type "postgres" }}true{{ end }}
+{{- end }}
+
 {{/* "true" when bearer tokens are configured (auth.tokens or auth.existingSecret), else "". */}}
 {{- define "retryd.authEnabled" -}}
 {{- if or .Values.auth.tokens .Values.auth.existingSecret }}true{{ end }}
@@ -204,6 +212,47 @@ that any render of the chart runs them.
 {{- end }}
 {{- if gt $grace 300.0 }}
 {{- fail "config.shutdownGrace: must be between 0s and 300s" }}
+{{- end }}
+{{- include "retryd.validateStore" . }}
+{{- include "retryd.validateConsole" . }}
+{{- end }}
+
+{{/* store.*: what the schema cannot say about PostgreSQL mode. */}}
+{{- define "retryd.validateStore" -}}
+{{- if include "retryd.postgres" . }}
+{{- $pg := .Values.store.postgres }}
+{{- if not $pg.existingSecret }}
+{{- fail "store.postgres.existingSecret: store.type postgres needs a Secret in the release's namespace whose key store.postgres.secretKey holds the connection string (passed as RETRYD_POSTGRES_DSN; the chart never takes a password in its values)" }}
+{{- end }}
+{{- if .Values.persistence.existingClaim }}
+{{- fail "persistence.existingClaim: store.type postgres keeps no state in the pod (there is no volume); the claim is for store.type sqlite" }}
+{{- end }}
+{{- $pdb := $pg.podDisruptionBudget }}
+{{- if and $pdb.enabled (eq (toString $pdb.maxUnavailable) "") (not (kindIs "string" $pdb.minAvailable)) }}
+{{- if ge (int $pdb.minAvailable) (int $pg.replicaCount) }}
+{{- fail (printf "store.postgres.podDisruptionBudget.minAvailable (%v) must be below store.postgres.replicaCount (%v), or no node drain can ever evict a retryd pod" $pdb.minAvailable $pg.replicaCount) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* console.*: the web console's port and Ingress. */}}
+{{- define "retryd.validateConsole" -}}
+{{- $c := .Values.console }}
+{{- if and $c.enabled (has (int $c.port) (list 50051 9464)) }}
+{{- fail (printf "console.port: %v is taken by gRPC (50051) or metrics (9464) in the pod" $c.port) }}
+{{- end }}
+{{- if and $c.enabled (not (include "retryd.authEnabled" .)) (include "retryd.callersAuthenticated" .) }}
+{{- fail "console.enabled: the console signs operators in with bearer tokens and listens on 0.0.0.0, which retryd refuses without auth.tokens or auth.existingSecret (required client certificates cover the gRPC port only)" }}
+{{- end }}
+{{- if and $c.ingress.enabled (not $c.enabled) }}
+{{- fail "console.ingress.enabled: needs console.enabled=true (there is no console port to route to)" }}
+{{- end }}
+{{- if and $c.enabled $c.ingress.enabled (not $c.ingress.host) }}
+{{- fail "console.ingress.host: set the host name the Ingress serves the console on" }}
+{{- end }}
+{{- if and $c.enabled $c.ingress.enabled $c.ingress.tls.enabled (not $c.ingress.tls.secretName) }}
+{{- fail "console.ingress.tls.secretName: console.ingress.tls.enabled needs a kubernetes.io/tls Secret for console.ingress.host" }}
 {{- end }}
 {{- end }}
 

@@ -198,7 +198,7 @@ type ServerConfig struct {
 	GrpcAddr string `protobuf:"bytes,1,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	// Prometheus listen address (path `/metrics`). Default `127.0.0.1:9464`; "off" disables.
 	MetricsAddr string `protobuf:"bytes,2,opt,name=metrics_addr,json=metricsAddr,proto3" json:"metrics_addr,omitempty"`
-	// Where the SQLite database lives. Default `./retryd-data`.
+	// Where the SQLite database lives (store.type sqlite). Default `./retryd-data`.
 	DataDir string `protobuf:"bytes,3,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
 	// Retry policies. `name` is an exact service name, a prefix pattern `billing.*`, or `default`.
 	// Lookup order: exact name, then the longest matching prefix pattern, then `default`, then the
@@ -215,8 +215,8 @@ type ServerConfig struct {
 	InsecureAllowRemote bool `protobuf:"varint,9,opt,name=insecure_allow_remote,json=insecureAllowRemote,proto3" json:"insecure_allow_remote,omitempty"`
 	// `debug`, `info` (default), `warn` or `error`.
 	LogLevel string `protobuf:"bytes,10,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
-	// The operator web console (server/console/). Off unless `console.listen` is set.
-	Console       *ConsoleConfig `protobuf:"bytes,20,opt,name=console,proto3" json:"console,omitempty"`
+	// Where envelopes are kept. Default: SQLite in `data_dir`.
+	Store         *StoreConfig `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,42 +321,40 @@ func (x *ServerConfig) GetLogLevel() string {
 	return ""
 }
 
-func (x *ServerConfig) GetConsole() *ConsoleConfig {
+func (x *ServerConfig) GetStore() *StoreConfig {
 	if x != nil {
-		return x.Console
+		return x.Store
 	}
 	return nil
 }
 
-// The operator web console: served by retryd on its own listen address, over the same
-// operations as AdminService (each page call goes through the gRPC service in-process, with the
-// logged-in operator's token).
-type ConsoleConfig struct {
+// The store: the embedded SQLite file (one process), or PostgreSQL (shared by replicas).
+type StoreConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "host:port" to serve the console on (0 = any free port); empty = off. A non-loopback address
-	// needs auth.tokens (or --insecure-allow-remote), as the gRPC address does. HTTPS when `tls`
-	// is configured (the same certificate as the gRPC port).
-	Listen string `protobuf:"bytes,1,opt,name=listen,proto3" json:"listen,omitempty"`
-	// A session unused for this long is logged out. Default 30 min; range 1 min..24 h.
-	SessionIdleTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=session_idle_timeout,json=sessionIdleTimeout,proto3" json:"session_idle_timeout,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// `sqlite` (default) or `postgres`.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// For `postgres`: a libpq connection string (`host=db dbname=retryd user=retryd`) or URI
+	// (`postgresql://retryd@db/retryd`). Empty: libpq's `PG*` environment variables (PGHOST,
+	// PGDATABASE, PGUSER, PGPASSWORD, ...). Its password is never logged or printed.
+	PostgresDsn   string `protobuf:"bytes,2,opt,name=postgres_dsn,json=postgresDsn,proto3" json:"postgres_dsn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ConsoleConfig) Reset() {
-	*x = ConsoleConfig{}
+func (x *StoreConfig) Reset() {
+	*x = StoreConfig{}
 	mi := &file_retryd_v1_config_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ConsoleConfig) String() string {
+func (x *StoreConfig) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ConsoleConfig) ProtoMessage() {}
+func (*StoreConfig) ProtoMessage() {}
 
-func (x *ConsoleConfig) ProtoReflect() protoreflect.Message {
+func (x *StoreConfig) ProtoReflect() protoreflect.Message {
 	mi := &file_retryd_v1_config_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -368,23 +366,23 @@ func (x *ConsoleConfig) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ConsoleConfig.ProtoReflect.Descriptor instead.
-func (*ConsoleConfig) Descriptor() ([]byte, []int) {
+// Deprecated: Use StoreConfig.ProtoReflect.Descriptor instead.
+func (*StoreConfig) Descriptor() ([]byte, []int) {
 	return file_retryd_v1_config_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *ConsoleConfig) GetListen() string {
+func (x *StoreConfig) GetType() string {
 	if x != nil {
-		return x.Listen
+		return x.Type
 	}
 	return ""
 }
 
-func (x *ConsoleConfig) GetSessionIdleTimeout() *durationpb.Duration {
+func (x *StoreConfig) GetPostgresDsn() string {
 	if x != nil {
-		return x.SessionIdleTimeout
+		return x.PostgresDsn
 	}
-	return nil
+	return ""
 }
 
 // Bounds on untrusted input and on responses.
@@ -1322,7 +1320,7 @@ var File_retryd_v1_config_proto protoreflect.FileDescriptor
 
 const file_retryd_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x16retryd/v1/config.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18retryd/v1/envelope.proto\"\xdd\x03\n" +
+	"\x16retryd/v1/config.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18retryd/v1/envelope.proto\"\xd7\x03\n" +
 	"\fServerConfig\x12\x1b\n" +
 	"\tgrpc_addr\x18\x01 \x01(\tR\bgrpcAddr\x12!\n" +
 	"\fmetrics_addr\x18\x02 \x01(\tR\vmetricsAddr\x12\x19\n" +
@@ -1334,11 +1332,11 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"\x0eshutdown_grace\x18\b \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x122\n" +
 	"\x15insecure_allow_remote\x18\t \x01(\bR\x13insecureAllowRemote\x12\x1b\n" +
 	"\tlog_level\x18\n" +
-	" \x01(\tR\blogLevel\x122\n" +
-	"\aconsole\x18\x14 \x01(\v2\x18.retryd.v1.ConsoleConfigR\aconsole\"t\n" +
-	"\rConsoleConfig\x12\x16\n" +
-	"\x06listen\x18\x01 \x01(\tR\x06listen\x12K\n" +
-	"\x14session_idle_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x12sessionIdleTimeout\"\xf8\x02\n" +
+	" \x01(\tR\blogLevel\x12,\n" +
+	"\x05store\x18\v \x01(\v2\x16.retryd.v1.StoreConfigR\x05store\"D\n" +
+	"\vStoreConfig\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12!\n" +
+	"\fpostgres_dsn\x18\x02 \x01(\tR\vpostgresDsn\"\xf8\x02\n" +
 	"\x06Limits\x12/\n" +
 	"\x11max_payload_bytes\x18\x01 \x01(\x03H\x00R\x0fmaxPayloadBytes\x88\x01\x01\x12<\n" +
 	"\x18max_lease_response_bytes\x18\x02 \x01(\x03H\x01R\x15maxLeaseResponseBytes\x88\x01\x01\x12>\n" +
@@ -1465,7 +1463,7 @@ var file_retryd_v1_config_proto_goTypes = []any{
 	(BudgetExhaustedAction)(0),  // 1: retryd.v1.BudgetExhaustedAction
 	(Role)(0),                   // 2: retryd.v1.Role
 	(*ServerConfig)(nil),        // 3: retryd.v1.ServerConfig
-	(*ConsoleConfig)(nil),       // 4: retryd.v1.ConsoleConfig
+	(*StoreConfig)(nil),         // 4: retryd.v1.StoreConfig
 	(*Limits)(nil),              // 5: retryd.v1.Limits
 	(*Backoff)(nil),             // 6: retryd.v1.Backoff
 	(*ClassificationRule)(nil),  // 7: retryd.v1.ClassificationRule
@@ -1487,38 +1485,37 @@ var file_retryd_v1_config_proto_depIdxs = []int32{
 	15, // 2: retryd.v1.ServerConfig.auth:type_name -> retryd.v1.AuthConfig
 	16, // 3: retryd.v1.ServerConfig.tls:type_name -> retryd.v1.TlsConfig
 	17, // 4: retryd.v1.ServerConfig.shutdown_grace:type_name -> google.protobuf.Duration
-	4,  // 5: retryd.v1.ServerConfig.console:type_name -> retryd.v1.ConsoleConfig
-	17, // 6: retryd.v1.ConsoleConfig.session_idle_timeout:type_name -> google.protobuf.Duration
-	17, // 7: retryd.v1.Limits.dedupe_window:type_name -> google.protobuf.Duration
-	17, // 8: retryd.v1.Backoff.initial:type_name -> google.protobuf.Duration
-	17, // 9: retryd.v1.Backoff.max:type_name -> google.protobuf.Duration
-	0,  // 10: retryd.v1.Backoff.jitter:type_name -> retryd.v1.JitterKind
-	18, // 11: retryd.v1.ClassificationRule.error_class:type_name -> retryd.v1.ErrorClass
-	7,  // 12: retryd.v1.Classification.rules:type_name -> retryd.v1.ClassificationRule
-	18, // 13: retryd.v1.Classification.unclassified:type_name -> retryd.v1.ErrorClass
-	17, // 14: retryd.v1.RetryBudget.window:type_name -> google.protobuf.Duration
-	1,  // 15: retryd.v1.RetryBudget.when_exhausted:type_name -> retryd.v1.BudgetExhaustedAction
-	17, // 16: retryd.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
-	17, // 17: retryd.v1.CircuitBreaker.open_duration:type_name -> google.protobuf.Duration
-	17, // 18: retryd.v1.CircuitBreaker.max_open_duration:type_name -> google.protobuf.Duration
-	17, // 19: retryd.v1.DeadLetterPolicy.retention:type_name -> google.protobuf.Duration
-	17, // 20: retryd.v1.DeadLetterPolicy.escalation_age:type_name -> google.protobuf.Duration
-	17, // 21: retryd.v1.Policy.max_retry_duration:type_name -> google.protobuf.Duration
-	6,  // 22: retryd.v1.Policy.backoff:type_name -> retryd.v1.Backoff
-	6,  // 23: retryd.v1.Policy.recoverable_backoff:type_name -> retryd.v1.Backoff
-	17, // 24: retryd.v1.Policy.max_retry_after:type_name -> google.protobuf.Duration
-	8,  // 25: retryd.v1.Policy.classification:type_name -> retryd.v1.Classification
-	9,  // 26: retryd.v1.Policy.budget:type_name -> retryd.v1.RetryBudget
-	10, // 27: retryd.v1.Policy.circuit:type_name -> retryd.v1.CircuitBreaker
-	11, // 28: retryd.v1.Policy.dead_letter:type_name -> retryd.v1.DeadLetterPolicy
-	12, // 29: retryd.v1.Policy.replay:type_name -> retryd.v1.ReplayPolicy
-	2,  // 30: retryd.v1.TokenConfig.role:type_name -> retryd.v1.Role
-	14, // 31: retryd.v1.AuthConfig.tokens:type_name -> retryd.v1.TokenConfig
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 5: retryd.v1.ServerConfig.store:type_name -> retryd.v1.StoreConfig
+	17, // 6: retryd.v1.Limits.dedupe_window:type_name -> google.protobuf.Duration
+	17, // 7: retryd.v1.Backoff.initial:type_name -> google.protobuf.Duration
+	17, // 8: retryd.v1.Backoff.max:type_name -> google.protobuf.Duration
+	0,  // 9: retryd.v1.Backoff.jitter:type_name -> retryd.v1.JitterKind
+	18, // 10: retryd.v1.ClassificationRule.error_class:type_name -> retryd.v1.ErrorClass
+	7,  // 11: retryd.v1.Classification.rules:type_name -> retryd.v1.ClassificationRule
+	18, // 12: retryd.v1.Classification.unclassified:type_name -> retryd.v1.ErrorClass
+	17, // 13: retryd.v1.RetryBudget.window:type_name -> google.protobuf.Duration
+	1,  // 14: retryd.v1.RetryBudget.when_exhausted:type_name -> retryd.v1.BudgetExhaustedAction
+	17, // 15: retryd.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
+	17, // 16: retryd.v1.CircuitBreaker.open_duration:type_name -> google.protobuf.Duration
+	17, // 17: retryd.v1.CircuitBreaker.max_open_duration:type_name -> google.protobuf.Duration
+	17, // 18: retryd.v1.DeadLetterPolicy.retention:type_name -> google.protobuf.Duration
+	17, // 19: retryd.v1.DeadLetterPolicy.escalation_age:type_name -> google.protobuf.Duration
+	17, // 20: retryd.v1.Policy.max_retry_duration:type_name -> google.protobuf.Duration
+	6,  // 21: retryd.v1.Policy.backoff:type_name -> retryd.v1.Backoff
+	6,  // 22: retryd.v1.Policy.recoverable_backoff:type_name -> retryd.v1.Backoff
+	17, // 23: retryd.v1.Policy.max_retry_after:type_name -> google.protobuf.Duration
+	8,  // 24: retryd.v1.Policy.classification:type_name -> retryd.v1.Classification
+	9,  // 25: retryd.v1.Policy.budget:type_name -> retryd.v1.RetryBudget
+	10, // 26: retryd.v1.Policy.circuit:type_name -> retryd.v1.CircuitBreaker
+	11, // 27: retryd.v1.Policy.dead_letter:type_name -> retryd.v1.DeadLetterPolicy
+	12, // 28: retryd.v1.Policy.replay:type_name -> retryd.v1.ReplayPolicy
+	2,  // 29: retryd.v1.TokenConfig.role:type_name -> retryd.v1.Role
+	14, // 30: retryd.v1.AuthConfig.tokens:type_name -> retryd.v1.TokenConfig
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_retryd_v1_config_proto_init() }
