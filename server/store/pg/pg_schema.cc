@@ -1,6 +1,7 @@
 #include "server/store/pg/pg_schema.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/store/pg/pg_shared_schema.h"
 #include "server/util/status_macros.h"
 
 namespace retryd::pg {
@@ -81,6 +82,9 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX replays_by_state ON replays (state);
     )sql",
+    // 1 -> 2: shared mode (fenced leases, claims of due work, guard rows, job claims); see
+    // pg_shared_schema.h.
+    kSharedModeMigration,
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
