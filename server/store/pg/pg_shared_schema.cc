@@ -7,12 +7,7 @@ const char* const kSharedModeMigration = R"sql(
     ALTER TABLE envelopes ADD COLUMN lease_secret_hash bytea NOT NULL DEFAULT ''::bytea;
     CREATE INDEX envelopes_due ON envelopes (service, sort_at, id) WHERE state = 1;
     CREATE INDEX envelopes_lease_expiry ON envelopes (sort_at, id) WHERE state = 2;
-    CREATE TABLE guard_rows (
-      service    text PRIMARY KEY,
-      version    bigint NOT NULL,
-      body       bytea NOT NULL,
-      updated_at bigint NOT NULL
-    );
+    ALTER TABLE circuits ADD COLUMN version bigint NOT NULL DEFAULT 0;
     CREATE TABLE job_claims (
       kind         text NOT NULL,
       job_id       text NOT NULL,

@@ -10,8 +10,9 @@
 //     service S reads the range (S, -inf .. db now] of it: future retries sit past the range's
 //     end and are never read by the hot claim.
 //   envelopes_lease_expiry: (sort_at, id) WHERE state = 2, the expiry sweep's index.
-//   guard_rows: one row per service holding its budget and circuit (the opaque bytes of
-//     server/core/guard_state.h) and a version; every write is a compare-and-set on the version.
+//   circuits.version: each service's guards (its circuit record and, in `windows`, the
+//     budget's and breaker's windows) are its circuits row; in shared mode every write of it is
+//     a compare-and-set on this version (pg_guard_rows.h).
 //   job_claims: who runs a replay or purge job: (kind, job_id) → owner, epoch, heartbeat_at. A
 //     replica claims a job whose heartbeat is older than the takeover age; every progress write
 //     of the job is conditional on the epoch it claimed.

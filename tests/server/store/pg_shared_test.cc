@@ -21,6 +21,10 @@
 #include "server/store/pg/pg_db_time.h"
 #include "server/store/pg/pg_due_signal.h"
 #include "server/store/pg/pg_guard_rows.h"
+#include "server/store/pg/pg_guard_sync.h"
+#include "server/core/circuit_breaker.h"
+#include "server/core/policy_set.h"
+#include "server/core/service_guards.h"
 #include "server/store/pg/pg_job_claims.h"
 #include "server/store/pg/pg_lease_token.h"
 #include "server/store/pg/pg_leases.h"
@@ -343,28 +347,43 @@ TEST_F(ExpiryPostgresTest, SweepsOnSeveralReplicasTakeEachExpiredLeaseOnce) {
 
 using GuardRowsPostgresTest = SharedPostgresTest;
 
-TEST_F(GuardRowsPostgresTest, ExactlyOneReplicaTakesTheHalfOpenTrials) {
-  auto first = pg::CasGuardRow(*db_, "svc", 0, "OPEN");
+TEST_F(GuardRowsPostgresTest, RowRoundTripsAndOnlyOneOfConcurrentWritesFromOneVersionWins) {
+  CircuitRecord open;
+  open.service = "svc";
+  open.state = CircuitState::kOpen;
+  open.since = absl::FromUnixMicros(1700000000000000);
+  open.next_probe_at = open.since + absl::Seconds(60);
+  open.open_duration = absl::Seconds(60);
+  open.override_at = absl::InfinitePast();
+  open.windows = std::string("\x01\x00\xff", 3);
+  auto first = pg::CasGuardRow(*db_, open, 0);
   ASSERT_THAT(first, IsOk());
-  ASSERT_TRUE(first->has_value());
-  // Three replicas see the open duration pass at once, each from the same version.
+  ASSERT_EQ(*first, std::optional<int64_t>(1));
+  auto loaded = pg::LoadGuardRow(*db_, "svc");
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded->version, 1);
+  EXPECT_EQ(loaded->record.state, CircuitState::kOpen);
+  EXPECT_EQ(loaded->record.next_probe_at, open.next_probe_at);
+  EXPECT_EQ(loaded->record.override_at, absl::InfinitePast());
+  EXPECT_EQ(loaded->record.windows, open.windows);
+  // A second first write loses.
+  auto again = pg::CasGuardRow(*db_, open, 0);
+  ASSERT_THAT(again, IsOk());
+  EXPECT_FALSE(again->has_value());
+  // Three replicas write from the version they all read: one wins.
   constexpr int kReplicas = 3;
   std::vector<std::unique_ptr<pg::Connection>> conns;
-  std::vector<int64_t> seen;
-  for (int r = 0; r < kReplicas; ++r) {
-    conns.push_back(Connect());
-    auto row = pg::LoadGuardRow(*conns.back(), "svc");
-    ASSERT_THAT(row, IsOk());
-    EXPECT_EQ(row->body, "OPEN");
-    seen.push_back(row->version);
-  }
+  for (int r = 0; r < kReplicas; ++r) conns.push_back(Connect());
   std::atomic<int> winners{0};
   std::vector<std::thread> threads;
   absl::Notification go;
   for (int r = 0; r < kReplicas; ++r) {
     threads.emplace_back([&, r] {
+      CircuitRecord mine = open;
+      mine.state = CircuitState::kHalfOpen;
+      mine.override_note = absl::StrCat("replica ", r);
       go.WaitForNotification();
-      auto won = pg::CasGuardRow(*conns[r], "svc", seen[r], absl::StrCat("HALF_OPEN trials=", r));
+      auto won = pg::CasGuardRow(*conns[r], mine, 1);
       ASSERT_THAT(won, IsOk());
       if (won->has_value()) ++winners;
     });
@@ -372,41 +391,114 @@ TEST_F(GuardRowsPostgresTest, ExactlyOneReplicaTakesTheHalfOpenTrials) {
   go.Notify();
   for (auto& t : threads) t.join();
   EXPECT_EQ(winners.load(), 1);
-  auto row = pg::LoadGuardRow(*db_, "svc");
-  ASSERT_THAT(row, IsOk());
-  EXPECT_THAT(row->body, HasSubstr("HALF_OPEN trials="));
-  EXPECT_EQ(row->version, seen[0] + 1);
+  loaded = pg::LoadGuardRow(*db_, "svc");
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded->version, 2);
+  EXPECT_THAT(loaded->record.override_note, HasSubstr("replica "));
 }
 
-TEST_F(GuardRowsPostgresTest, ConcurrentChangesAreNeverLost) {
-  // Each replica adds to a counter kept in the row with read / CAS / retry: every addition
-  // lands once, as budget counts must.
-  constexpr int kReplicas = 3;
-  constexpr int kAdds = 60;
+// The real budget and breaker on the fleet's row (pg_guard_sync.h): a circuit that opens at 60
+// failures in its window, 200 ms open, 2 trials.
+class FleetGuardsPostgresTest : public SharedPostgresTest {
+ protected:
+  void SetUp() override {
+    SharedPostgresTest::SetUp();
+    if (IsSkipped()) return;
+    Policy p;
+    p.name = "svc";
+    p.circuit.enabled = true;
+    p.circuit.minimum_calls = 60;
+    p.circuit.failure_rate_threshold = 0.5;
+    p.circuit.open_duration = absl::Milliseconds(200);
+    p.circuit.half_open_trials = 2;
+    auto set = PolicySet::Create({p});
+    ASSERT_THAT(set, IsOk());
+    policies_ = *std::move(set);
+  }
+
+  // `n` RecordOutcomes of one failure each, one fleet-row write each, on `c`.
+  void Failures(pg::Connection& c, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto now = pg::DbNow(c);
+      ASSERT_THAT(now, IsOk());
+      auto done = pg::ApplyToGuardRow(c, policies_, "svc", *now,
+                                      [&](ServiceGuards& g, const std::string& s) {
+                                        g.RecordOutcomes(s, *now, 0, 1);
+                                      });
+      ASSERT_THAT(done, IsOk());
+    }
+  }
+
+  CircuitState State() {
+    auto row = pg::LoadGuardRow(*db_, "svc");
+    EXPECT_THAT(row, IsOk());
+    return row.ok() ? row->record.state : CircuitState::kUnspecified;
+  }
+
+  PolicySet policies_;
+};
+
+TEST_F(FleetGuardsPostgresTest, FailuresSeenByDifferentReplicasOpenTheCircuitTogether) {
+  // One replica's 20 failures are not enough; with 20 more on each of two others, written at
+  // the same time, the fleet's window holds 60 and the circuit opens. A lost write would leave it
+  // below 60, closed.
+  Failures(*db_, 20);
+  EXPECT_EQ(State(), CircuitState::kClosed);
   std::vector<std::thread> threads;
-  std::atomic<int> lost_races{0};
-  for (int r = 0; r < kReplicas; ++r) {
-    threads.emplace_back([&] {
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([this] {
       auto c = Connect();
       ASSERT_NE(c, nullptr);
-      for (int i = 0; i < kAdds; ++i) {
-        for (;;) {
-          auto row = pg::LoadGuardRow(*c, "svc");
-          ASSERT_THAT(row, IsOk());
-          const int n = row->body.empty() ? 0 : std::stoi(row->body);
-          auto won = pg::CasGuardRow(*c, "svc", row->version, std::to_string(n + 1));
-          ASSERT_THAT(won, IsOk());
-          if (won->has_value()) break;
-          ++lost_races;
-        }
-      }
+      Failures(*c, 20);
     });
   }
   for (auto& t : threads) t.join();
-  auto row = pg::LoadGuardRow(*db_, "svc");
-  ASSERT_THAT(row, IsOk());
-  EXPECT_EQ(row->body, std::to_string(kReplicas * kAdds));
-  std::cout << "guard CAS: " << lost_races.load() << " lost races retried\n";
+  EXPECT_EQ(State(), CircuitState::kOpen);
+}
+
+TEST_F(FleetGuardsPostgresTest, ExactlyOneReplicaTakesTheHalfOpenTrials) {
+  Failures(*db_, 60);
+  ASSERT_EQ(State(), CircuitState::kOpen);
+  absl::SleepFor(absl::Milliseconds(300));  // Past the open duration.
+  constexpr int kReplicas = 3;
+  std::vector<int> granted(kReplicas, 0);
+  std::vector<int> attempts(kReplicas, 0);
+  std::vector<std::thread> threads;
+  absl::Notification go;
+  for (int r = 0; r < kReplicas; ++r) {
+    threads.emplace_back([&, r] {
+      auto c = Connect();
+      ASSERT_NE(c, nullptr);
+      auto now = pg::DbNow(*c);
+      ASSERT_THAT(now, IsOk());
+      go.WaitForNotification();
+      // Each replica has two due envelopes and leases what the circuit allows.
+      auto done = pg::ApplyToGuardRow(
+          *c, policies_, "svc", *now, [&](ServiceGuards& g, const std::string& s) {
+            bool changed = false;
+            const int64_t allowed = std::min<int64_t>(2, g.LeaseAllowance(s, *now, &changed));
+            std::vector<int64_t> ids;
+            for (int64_t i = 0; i < allowed; ++i) ids.push_back(r * 100 + i + 1);
+            g.OnLeased(s, *now, ids, /*drained=*/false);
+            granted[r] = static_cast<int>(ids.size());
+          });
+      ASSERT_THAT(done, IsOk());
+      attempts[r] = done->attempts;
+    });
+  }
+  go.Notify();
+  for (auto& t : threads) t.join();
+  int total = 0;
+  int holders = 0;
+  for (int r = 0; r < kReplicas; ++r) {
+    total += granted[r];
+    if (granted[r] > 0) ++holders;
+  }
+  EXPECT_EQ(total, 2) << "the trials were handed out once";
+  EXPECT_EQ(holders, 1) << "by one replica";
+  EXPECT_EQ(State(), CircuitState::kHalfOpen);
+  std::cout << "half-open race: CAS attempts per replica " << attempts[0] << ", " << attempts[1]
+            << ", " << attempts[2] << "\n";
 }
 
 using JobClaimsPostgresTest = SharedPostgresTest;
