@@ -28,13 +28,25 @@ absl::StatusOr<absl::Time> NextDueAt(Connection& conn, absl::string_view service
 absl::StatusOr<std::unique_ptr<DueNotifier>> DueNotifier::Start(const std::string& dsn,
                                                                  absl::Duration min_interval) {
   ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(dsn));
-  std::unique_ptr<DueNotifier> n(new DueNotifier(std::move(conn), min_interval));
+  std::unique_ptr<DueNotifier> n(new DueNotifier(dsn, std::move(conn), min_interval));
   n->thread_ = std::thread([p = n.get()] { p->Loop(); });
   return n;
 }
 
-DueNotifier::DueNotifier(std::unique_ptr<Connection> conn, absl::Duration min_interval)
-    : conn_(std::move(conn)), min_interval_(min_interval) {}
+DueNotifier::DueNotifier(std::string dsn, std::unique_ptr<Connection> conn,
+                         absl::Duration min_interval)
+    : dsn_(std::move(dsn)), conn_(std::move(conn)), min_interval_(min_interval) {}
+
+absl::Status DueNotifier::Send(const std::string& service) {
+  if (conn_ == nullptr) {
+    ASSIGN_OR_RETURN(conn_, Connection::Open(dsn_));
+  }
+  // An autocommitted statement of its own: never part of a submit transaction.
+  absl::Status s =
+      conn_->Exec("SELECT pg_notify($1, $2)", Params().Text(kDueChannel).Text(service)).status();
+  if (!s.ok()) conn_.reset();
+  return s;
+}
 
 DueNotifier::~DueNotifier() {
   {
@@ -86,13 +98,11 @@ void DueNotifier::Loop() {
       }
     }
     for (const std::string& service : batch) {
-      // An autocommitted statement of its own: never part of a submit transaction.
-      absl::Status s =
-          conn_->Exec("SELECT pg_notify($1, $2)", Params().Text(kDueChannel).Text(service))
-              .status();
-      if (!s.ok()) {
-        // The wake falls back to polling until the next try.
+      if (!Send(service).ok()) {
+        // Parked polls fall back to polling until the next try; the service stays pending.
         resume_at = absl::Now() + kReconnectDelay;
+        absl::MutexLock l(&mu_);
+        pending_.insert(service);
         continue;
       }
       last_sent_[service] = absl::Now();

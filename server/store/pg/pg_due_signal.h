@@ -42,16 +42,20 @@ class DueNotifier {
   ~DueNotifier();
 
   // `service` has work due (call after the commit that made it). Thread-safe, never blocks on
-  // the database; signals of one service within min_interval are sent as one.
+  // the database; signals of one service within min_interval are sent as one. When a send
+  // fails, the notifier connects again (at most once a second) and sends what is pending.
   void Signal(const std::string& service);
   // Notifications sent so far.
   int64_t sent() const { return sent_.load(); }
 
  private:
-  DueNotifier(std::unique_ptr<Connection> conn, absl::Duration min_interval);
+  DueNotifier(std::string dsn, std::unique_ptr<Connection> conn, absl::Duration min_interval);
   void Loop();
+  // Sends one notification, connecting again first when the last send failed.
+  absl::Status Send(const std::string& service);
 
-  const std::unique_ptr<Connection> conn_;
+  const std::string dsn_;
+  std::unique_ptr<Connection> conn_;  // Sending thread only; null after a failure.
   const absl::Duration min_interval_;
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> pending_ ABSL_GUARDED_BY(mu_);

@@ -94,7 +94,8 @@ absl::StatusOr<std::vector<ClaimedLease>> ClaimDue(Connection& conn, absl::strin
   return out;
 }
 
-absl::StatusOr<LockedLease> LockLease(Connection& conn, absl::string_view token) {
+absl::StatusOr<LockedLease> LockLease(Connection& conn, absl::string_view token,
+                                      const ServiceCheck& may_see) {
   const std::optional<LeaseTokenParts> t = ParseLeaseToken(token);
   if (!t.has_value()) return LeaseNotFound();
   static const std::string kSql = WithDbNow(
@@ -104,9 +105,11 @@ absl::StatusOr<LockedLease> LockLease(Connection& conn, absl::string_view token)
   ASSIGN_OR_RETURN(Result r, conn.Exec(kSql, Params().Int(t->id).Text(t->secret)));
   if (r.rows() == 0) return LeaseNotFound();
   const int64_t generation = r.Int(0, 2);
+  const bool secret_matches = t->generation == generation && r.Int(0, 4);
+  if (!secret_matches && may_see && !may_see(r.Text(0, 0))) return LeaseNotFound();
   // A token from before the row's latest claim: its lease was taken back or completed.
   if (t->generation < generation) return LeaseExpired();
-  if (t->generation > generation || !r.Int(0, 4)) return LeaseNotFound();
+  if (!secret_matches) return LeaseNotFound();
   if (r.Int(0, 1) != kLeased) return LeaseNotFound();
   LockedLease out;
   out.id = t->id;
@@ -119,7 +122,7 @@ absl::StatusOr<LockedLease> LockLease(Connection& conn, absl::string_view token)
 }
 
 absl::StatusOr<absl::Time> ExtendLease(Connection& conn, absl::string_view token,
-                                       absl::Duration visibility) {
+                                       absl::Duration visibility, const ServiceCheck& may_see) {
   const std::optional<LeaseTokenParts> t = ParseLeaseToken(token);
   if (!t.has_value()) return LeaseNotFound();
   static const std::string kSql = WithDbNow(absl::StrCat(
@@ -130,12 +133,12 @@ absl::StatusOr<absl::Time> ExtendLease(Connection& conn, absl::string_view token
   ASSIGN_OR_RETURN(Result r, conn.Exec(kSql, p));
   if (r.rows() == 1) return absl::FromUnixMicros(r.Int(0, 0));
   // Not held: LockLease says why.
-  RETURN_IF_ERROR(LockLease(conn, token).status());
+  RETURN_IF_ERROR(LockLease(conn, token, may_see).status());
   return LeaseNotFound();
 }
 
 absl::Status FinishLease(Connection& conn, absl::string_view token, int state,
-                         absl::Time sort_at) {
+                         absl::Time sort_at, const ServiceCheck& may_see) {
   const std::optional<LeaseTokenParts> t = ParseLeaseToken(token);
   if (!t.has_value()) return LeaseNotFound();
   static const std::string kSql = WithDbNow(absl::StrCat(
@@ -145,7 +148,7 @@ absl::Status FinishLease(Connection& conn, absl::string_view token, int state,
   p.Int(state).Int(absl::ToUnixMicros(sort_at));
   ASSIGN_OR_RETURN(Result r, conn.Exec(kSql, p));
   if (r.affected() == 1) return absl::OkStatus();
-  RETURN_IF_ERROR(LockLease(conn, token).status());
+  RETURN_IF_ERROR(LockLease(conn, token, may_see).status());
   return LeaseNotFound();
 }
 

@@ -18,6 +18,7 @@
 #define RETRYD_SERVER_STORE_PG_PG_LEASES_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,23 +52,29 @@ struct LockedLease {
   absl::Time expires_at;
 };
 
+// Whether the caller may see a service (auth: a WORKER token limited to services); null: all.
+using ServiceCheck = std::function<bool(const std::string& service)>;
+
 // Locks the row `token` names and checks that it is leased under exactly this generation and
 // secret and that its lease has not expired at database time. FAILED_PRECONDITION otherwise:
 // LEASE_EXPIRED for a token the row has moved on from (a later generation, or a lease past its
 // expiry not yet swept), LEASE_NOT_FOUND for anything else (malformed, unknown id, wrong secret,
-// completed).
-absl::StatusOr<LockedLease> LockLease(Connection& conn, absl::string_view token);
+// completed). A token whose secret does not match tells nothing about a service `may_see`
+// refuses: LEASE_NOT_FOUND, as for an id that does not exist.
+absl::StatusOr<LockedLease> LockLease(Connection& conn, absl::string_view token,
+                                      const ServiceCheck& may_see = nullptr);
 
 // Moves a live lease's expiry to db now + `visibility`, by one UPDATE conditional on the token's
 // generation and secret and on the lease not having expired; answers the new expiry. The errors
 // of LockLease otherwise.
 absl::StatusOr<absl::Time> ExtendLease(Connection& conn, absl::string_view token,
-                                       absl::Duration visibility);
+                                       absl::Duration visibility,
+                                       const ServiceCheck& may_see = nullptr);
 
 // Ends a lease `token` holds, by one UPDATE conditional on it like ExtendLease: the row takes
 // `state` and `sort_at` and forgets the secret. The errors of LockLease otherwise.
 absl::Status FinishLease(Connection& conn, absl::string_view token, int state,
-                         absl::Time sort_at);
+                         absl::Time sort_at, const ServiceCheck& may_see = nullptr);
 
 // An expired lease the sweep took back.
 struct ExpiredLease {

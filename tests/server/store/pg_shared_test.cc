@@ -286,6 +286,10 @@ TEST_F(LeasesPostgresTest, StaleTokenIsFailedPreconditionOnWhicheverReplicaGetsI
                 StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("LEASE_EXPIRED")));
   }
   EXPECT_EQ(Count("state = 2"), 1);
+  // A caller that may not see the service is told nothing about it.
+  auto other_service_only = [](const std::string& s) { return s == "other"; };
+  EXPECT_THAT(pg::ExtendLease(*a, stale, absl::Seconds(30), other_service_only),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("LEASE_NOT_FOUND")));
   EXPECT_THAT(pg::FinishLease(*a, (*second)[0].token, kSucceeded, absl::Now()), IsOk());
 }
 
@@ -622,6 +626,34 @@ TEST_F(DueSignalPostgresTest, ParkedPollOnAnotherReplicaWakesPromptly) {
   auto next = pg::NextDueAt(*db_, "svc");
   ASSERT_THAT(next, IsOk());
   EXPECT_NE(*next, absl::InfiniteFuture());
+}
+
+TEST_F(DueSignalPostgresTest, NotificationsResumeAfterTheirConnectionsAreLost) {
+  absl::Mutex mu;
+  std::vector<std::string> heard;
+  auto listener = pg::DueListener::Start(dsn_, [&](const std::string& service) {
+    absl::MutexLock l(&mu);
+    heard.push_back(service);
+  });
+  ASSERT_THAT(listener, IsOk());
+  auto notifier = pg::DueNotifier::Start(dsn_, absl::Milliseconds(10));
+  ASSERT_THAT(notifier, IsOk());
+  // Every other session of the database ends: the listener's and the notifier's.
+  ASSERT_THAT(db_->Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+              IsOk());
+  auto heard_service = [&] {
+    absl::MutexLock l(&mu);
+    return std::find(heard.begin(), heard.end(), "svc") != heard.end();
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(8);
+  while (!heard_service() && absl::Now() < deadline) {
+    (*notifier)->Signal("svc");
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(heard_service()) << "no notification heard after the reconnects";
+  absl::MutexLock l(&mu);
+  EXPECT_EQ(heard.front(), "") << "the listener said it may have missed notifications";
 }
 
 TEST_F(DueSignalPostgresTest, SignalsOfOneServiceAreCoalesced) {
