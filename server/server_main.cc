@@ -42,6 +42,8 @@
 #include "server/dlq/replay_runner.h"
 #include "server/dlq/retention.h"
 #include "server/store/free_space.h"
+#include "server/store/pg/pg_dsn.h"
+#include "server/store/pg/pg_store.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/log.h"
@@ -60,6 +62,8 @@ struct Flags {
   std::string grpc_addr;
   std::string metrics_addr;
   std::string data_dir;
+  std::string store;
+  std::string postgres_dsn;
   std::string min_free_bytes;
   std::string shutdown_grace;
   std::string log_level;
@@ -95,6 +99,30 @@ absl::Status ValidateMetricsAddr(absl::string_view addr) {
   return absl::OkStatus();
 }
 
+// store.type is sqlite or postgres; a DSN only goes with postgres.
+absl::Status ValidateStoreConfig(const v1::StoreConfig& store) {
+  if (store.type() != "sqlite" && store.type() != "postgres") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "store.type (--store): must be sqlite or postgres, got \"", store.type(), "\""));
+  }
+  if (store.type() == "sqlite" && !store.postgres_dsn().empty()) {
+    return absl::InvalidArgumentError(
+        "store.postgres_dsn (--postgres-dsn, RETRYD_POSTGRES_DSN) is set but store.type is "
+        "sqlite; set store.type (--store) to postgres, or drop the DSN");
+  }
+  return absl::OkStatus();
+}
+
+// Opens the store the configuration names.
+absl::StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const v1::ServerConfig& cfg) {
+  if (cfg.store().type() == "postgres") {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgStore> s, PgStore::Open(cfg.store().postgres_dsn()));
+    return std::unique_ptr<Store>(std::move(s));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> s, SqliteStore::Open(cfg.data_dir()));
+  return std::unique_ptr<Store>(std::move(s));
+}
+
 // The validated configuration: the file config with the flags applied over it and defaults
 // filled in, plus what it turns into for auth and TLS.
 struct Setup {
@@ -121,6 +149,8 @@ absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
   }
   if (!flags.grpc_addr.empty()) cfg.set_grpc_addr(flags.grpc_addr);
   if (!flags.data_dir.empty()) cfg.set_data_dir(flags.data_dir);
+  if (!flags.store.empty()) cfg.mutable_store()->set_type(flags.store);
+  if (!flags.postgres_dsn.empty()) cfg.mutable_store()->set_postgres_dsn(flags.postgres_dsn);
   if (!flags.min_free_bytes.empty()) {
     int64_t n = 0;
     if (!absl::SimpleAtoi(flags.min_free_bytes, &n)) {
@@ -156,6 +186,7 @@ absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
   const v1::TlsConfig& tls = cfg.tls();
   if (cfg.grpc_addr().empty()) cfg.set_grpc_addr("127.0.0.1:50051");
   if (cfg.data_dir().empty()) cfg.set_data_dir("./retryd-data");
+  if (cfg.store().type().empty()) cfg.mutable_store()->set_type("sqlite");
   if (cfg.metrics_addr().empty()) cfg.set_metrics_addr("127.0.0.1:9464");
   if (cfg.log_level().empty()) cfg.set_log_level("info");
   if (!cfg.has_shutdown_grace()) DurationToProto(kDefaultShutdownGrace, cfg.mutable_shutdown_grace());
@@ -186,6 +217,7 @@ absl::StatusOr<Setup> EffectiveConfig(const Flags& flags) {
         "--insecure-allow-remote to serve it unauthenticated"));
   }
   RETURN_IF_ERROR(ValidateMetricsAddr(cfg.metrics_addr()));
+  RETURN_IF_ERROR(ValidateStoreConfig(cfg.store()));
   RETURN_IF_ERROR(PolicySetFromConfig(cfg).status());
   RETURN_IF_ERROR(LimitsFromProto(cfg.limits()).status());
   return setup;
@@ -238,9 +270,12 @@ int Serve(const Setup& setup) {
   if (!policies.ok() || !limits.ok()) return 2;  // Validated by EffectiveConfig already.
 
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(cfg.data_dir());
+  const bool on_postgres = cfg.store().type() == "postgres";
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenConfiguredStore(cfg);
   if (!store.ok()) {
-    LogEvent(LogLevel::kError, "store_open_failed").Str("error", store.status().ToString());
+    LogEvent(LogLevel::kError, "store_open_failed")
+        .Str("store", cfg.store().type())
+        .Str("error", store.status().ToString());
     return 1;
   }
   // The metrics listener comes first, so that a taken port fails start-up loudly before anything
@@ -263,7 +298,8 @@ int Serve(const Setup& setup) {
   engine_options.max_lease_response_bytes = limits->max_lease_response_bytes;
   engine_options.dedupe_window = limits->dedupe_window;
   engine_options.max_pending_requests = limits->max_pending_requests;
-  engine_options.min_free_bytes = limits->min_free_bytes;
+  // The disk-full pre-check guards the SQLite file's filesystem; PostgreSQL manages its own.
+  engine_options.min_free_bytes = on_postgres ? 0 : limits->min_free_bytes;
   engine_options.free_bytes_where = cfg.data_dir();
   engine_options.free_bytes = [dir = cfg.data_dir()] { return FreeBytes(dir); };
   absl::StatusOr<std::unique_ptr<Engine>> engine =
@@ -364,7 +400,9 @@ int Serve(const Setup& setup) {
       .Str("version", kVersion)
       .Str("grpc_addr", cfg.grpc_addr())
       .Int("grpc_port", port)
-      .Str("data_dir", cfg.data_dir())
+      .Str("store", cfg.store().type())
+      .Str(on_postgres ? "postgres_dsn" : "data_dir",
+           on_postgres ? pg::RedactDsn(cfg.store().postgres_dsn()) : cfg.data_dir())
       .Str("metrics_addr", cfg.metrics_addr())
       .Int("metrics_port", metrics.port())
       .Int("auth_tokens", static_cast<int64_t>(setup.tokens.size()))
@@ -415,6 +453,11 @@ int RetrydMain(int argc, char** argv) {
   app.add_option("--metrics-addr", flags.metrics_addr,
                  "Prometheus /metrics listen address, or \"off\" (default 127.0.0.1:9464)");
   app.add_option("--data-dir", flags.data_dir, "data directory (default ./retryd-data)");
+  app.add_option("--store", flags.store, "sqlite (default: the file in --data-dir) or postgres");
+  app.add_option("--postgres-dsn", flags.postgres_dsn,
+                 "PostgreSQL connection string or URI for --store postgres (default: libpq's "
+                 "PG* environment variables); its password is never logged")
+      ->envname("RETRYD_POSTGRES_DSN");
   app.add_option("--min-free-bytes", flags.min_free_bytes,
                  "disk-full reserve (limits.min_free_bytes): below this many free bytes on the "
                  "data directory's filesystem, writes are refused with RESOURCE_EXHAUSTED and "
@@ -463,7 +506,10 @@ int RetrydMain(int argc, char** argv) {
     google::protobuf::util::JsonPrintOptions options;
     options.add_whitespace = true;
     options.preserve_proto_field_names = true;
-    if (!google::protobuf::util::MessageToJsonString(*cfg, &json, options).ok()) return 1;
+    retryd::v1::ServerConfig printed = *cfg;
+    printed.mutable_store()->set_postgres_dsn(
+        retryd::pg::RedactDsn(printed.store().postgres_dsn()));
+    if (!google::protobuf::util::MessageToJsonString(printed, &json, options).ok()) return 1;
     std::cout << json;
     return 0;
   }

@@ -14,13 +14,25 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/test_stores.h"
 
 namespace retryd::testing {
 namespace {
 
-TEST(CrashTest, EveryAcknowledgedEnvelopeSurvivesKill9) {
+class CrashTest : public ::testing::TestWithParam<StoreKind> {};
+
+INSTANTIATE_TEST_SUITE_P(Stores, CrashTest, AllStoreKinds(), StoreKindName);
+
+TEST_P(CrashTest, EveryAcknowledgedEnvelopeSurvivesKill9) {
+  RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
   const std::string dir = MakeTempDir();
-  auto server = ServerProcess::Start(dir);
+  std::vector<std::string> store_args;
+  if (GetParam() == StoreKind::kPostgres) {
+    absl::StatusOr<StoreLocation> where = NewStoreLocation(GetParam());
+    ASSERT_TRUE(where.ok()) << where.status();
+    store_args = StoreFlags(*where);
+  }
+  auto server = ServerProcess::Start(dir, "", store_args);
   ASSERT_TRUE(server.ok()) << server.status();
 
   constexpr int kClients = 32;

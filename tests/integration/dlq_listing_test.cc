@@ -25,7 +25,7 @@ const std::vector<std::string> kServices = {"billing", "inventory"};
 const std::vector<std::string> kCodes = {"UPSTREAM_TIMEOUT", "BAD_SCHEMA", "HTTP_503"};
 const std::vector<std::string> kSchemas = {"v1", "v2"};
 
-class DlqListingTest : public ServerTest {
+class DlqListingTest : public StoreServerTest {
  protected:
   void SetUp() override { StartServer(kFastPolicyConfig); }
 
@@ -94,6 +94,8 @@ class DlqListingTest : public ServerTest {
   }
 };
 
+INSTANTIATE_TEST_SUITE_P(Stores, DlqListingTest, testing::AllStoreKinds(), testing::StoreKindName);
+
 template <typename T, typename R>
 bool In(const R& values, const T& v) {
   return values.empty() || std::find(values.begin(), values.end(), v) != values.end();
@@ -117,7 +119,7 @@ std::vector<std::string> Keys(const std::vector<v1::Envelope>& envelopes) {
   return out;
 }
 
-TEST_F(DlqListingTest, FiltersMatchABruteForceOracleThroughTheServer) {
+TEST_P(DlqListingTest, FiltersMatchABruteForceOracleThroughTheServer) {
   std::mt19937 rng(20261124);
   ReportRandom(rng, 150);
   const std::vector<v1::Envelope> all_dead = ListDead(v1::Filter(), 1000);
@@ -159,7 +161,7 @@ TEST_F(DlqListingTest, FiltersMatchABruteForceOracleThroughTheServer) {
   }
 }
 
-TEST_F(DlqListingTest, PageTokensAreBoundToTheirFilterAndRefuseTampering) {
+TEST_P(DlqListingTest, PageTokensAreBoundToTheirFilterAndRefuseTampering) {
   std::mt19937 rng(5);
   ReportRandom(rng, 30);
   v1::ListDeadLettersRequest req;
@@ -216,7 +218,7 @@ TEST_F(DlqListingTest, PageTokensAreBoundToTheirFilterAndRefuseTampering) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(DlqListingTest, BadFiltersAreRefusedNamingTheField) {
+TEST_P(DlqListingTest, BadFiltersAreRefusedNamingTheField) {
   struct Case {
     std::function<void(v1::Filter*)> set;
     std::string field;
@@ -272,7 +274,7 @@ TEST_F(DlqListingTest, BadFiltersAreRefusedNamingTheField) {
   EXPECT_THAT(s.error_message(), HasSubstr("service:"));
 }
 
-TEST_F(DlqListingTest, FailureGroupsGatherMessagesThatDifferOnlyInIds) {
+TEST_P(DlqListingTest, FailureGroupsGatherMessagesThatDifferOnlyInIds) {
   for (int i = 0; i < 6; ++i) {
     v1::ReportFailureRequest req = FirstFailure("inventory", absl::StrCat("t-", i));
     req.mutable_failure()->set_error_class(v1::PERMANENT);
@@ -318,7 +320,7 @@ TEST_F(DlqListingTest, FailureGroupsGatherMessagesThatDifferOnlyInIds) {
   for (const auto& e : members) EXPECT_EQ(e.message_id().substr(0, 2), "t-");
 }
 
-TEST_F(DlqListingTest, StatsCountPerServiceAndReason) {
+TEST_P(DlqListingTest, StatsCountPerServiceAndReason) {
   for (int i = 0; i < 3; ++i) {
     v1::ReportFailureRequest req = FirstFailure("billing", absl::StrCat("p-", i), "BAD_SCHEMA");
     req.mutable_failure()->set_error_class(v1::PERMANENT);

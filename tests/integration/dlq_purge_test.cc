@@ -30,7 +30,7 @@ constexpr char kRetentionConfig[] = R"json({
   ]
 })json";
 
-class DlqPurgeTest : public ServerTest {
+class DlqPurgeTest : public StoreServerTest {
  protected:
   void DeadLetter(const std::string& service, const std::string& id,
                   const std::string& code = "BAD_SCHEMA") {
@@ -69,7 +69,9 @@ class DlqPurgeTest : public ServerTest {
   }
 };
 
-TEST_F(DlqPurgeTest, BadPurgesAreRefusedAndChangeNothing) {
+INSTANTIATE_TEST_SUITE_P(Stores, DlqPurgeTest, testing::AllStoreKinds(), testing::StoreKindName);
+
+TEST_P(DlqPurgeTest, BadPurgesAreRefusedAndChangeNothing) {
   StartServer(kFastPolicyConfig);
   for (int i = 0; i < 3; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   v1::PurgeDeadLettersResponse resp;
@@ -115,7 +117,7 @@ TEST_F(DlqPurgeTest, BadPurgesAreRefusedAndChangeNothing) {
   EXPECT_THAT(s.error_message(), HasSubstr("page_token"));
 }
 
-TEST_F(DlqPurgeTest, DryRunCountsAndSamplesAndChangesNothing) {
+TEST_P(DlqPurgeTest, DryRunCountsAndSamplesAndChangesNothing) {
   StartServer(kFastPolicyConfig);
   for (int i = 0; i < 4; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   DeadLetter("orders", "o-1");
@@ -138,7 +140,7 @@ TEST_F(DlqPurgeTest, DryRunCountsAndSamplesAndChangesNothing) {
   EXPECT_EQ(audit[0].note(), "looking first");
 }
 
-TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
+TEST_P(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
   StartServer(kFastPolicyConfig);
   for (int i = 0; i < 5; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   for (int i = 0; i < 2; ++i) DeadLetter("orders", absl::StrCat("o-", i), "HTTP_404");
@@ -218,7 +220,7 @@ TEST_F(DlqPurgeTest, PurgeIsAuditedCountedAndIdempotentByRequestId) {
 
 // The same request_id with a different request is refused, naming request_id, and purges
 // nothing; the same request again still answers the original purge.
-TEST_F(DlqPurgeTest, RequestIdReusedForAnotherRequestIsRefused) {
+TEST_P(DlqPurgeTest, RequestIdReusedForAnotherRequestIsRefused) {
   StartServer(kFastPolicyConfig);
   for (int i = 0; i < 3; ++i) DeadLetter("billing", absl::StrCat("b-", i));
   for (int i = 0; i < 2; ++i) DeadLetter("orders", absl::StrCat("o-", i));
@@ -249,7 +251,7 @@ TEST_F(DlqPurgeTest, RequestIdReusedForAnotherRequestIsRefused) {
   EXPECT_EQ(resp.count(), 3);
 }
 
-TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
+TEST_P(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
   StartServer(kFastPolicyConfig);
   constexpr int kCount = 2500;  // Three chunks of at most 1000.
   std::vector<std::thread> threads;
@@ -301,7 +303,7 @@ TEST_F(DlqPurgeTest, LargePurgeRunsInChunksUnderOneAuditRecord) {
   EXPECT_EQ(Audit().size(), 1u);
 }
 
-TEST_F(DlqPurgeTest, RetentionTrimsOldDeadLettersAndAuditsIt) {
+TEST_P(DlqPurgeTest, RetentionTrimsOldDeadLettersAndAuditsIt) {
   StartServer(kRetentionConfig);
   for (int i = 0; i < 3; ++i) DeadLetter("ephemeral", absl::StrCat("e-", i));
   DeadLetter("keep", "k-1");

@@ -22,7 +22,7 @@ constexpr int kEnvelopes = 40;
 constexpr int kHeaders = 64;
 constexpr int kHeaderBytes = 4096;
 
-class ListingBudgetTest : public ServerTest {
+class ListingBudgetTest : public StoreServerTest {
  protected:
   void SetUp() override { StartServer(kFastPolicyConfig); }
 
@@ -52,7 +52,9 @@ class ListingBudgetTest : public ServerTest {
   }
 };
 
-TEST_F(ListingBudgetTest, ListRetriesPagesStayWithinTheBudgetAndListEverythingOnce) {
+INSTANTIATE_TEST_SUITE_P(Stores, ListingBudgetTest, testing::AllStoreKinds(), testing::StoreKindName);
+
+TEST_P(ListingBudgetTest, ListRetriesPagesStayWithinTheBudgetAndListEverythingOnce) {
   ReportHeavy("heavy", v1::TRANSIENT);
   v1::ListRetriesRequest req;
   req.mutable_filter()->set_service("heavy");
@@ -75,7 +77,7 @@ TEST_F(ListingBudgetTest, ListRetriesPagesStayWithinTheBudgetAndListEverythingOn
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
 }
 
-TEST_F(ListingBudgetTest, ListDeadLettersDefaultPageStaysWithinTheBudget) {
+TEST_P(ListingBudgetTest, ListDeadLettersDefaultPageStaysWithinTheBudget) {
   ReportHeavy("heavy-dead", v1::PERMANENT);
   v1::ListDeadLettersRequest req;
   req.mutable_filter()->set_service("heavy-dead");  // Default page size (50).
@@ -94,7 +96,7 @@ TEST_F(ListingBudgetTest, ListDeadLettersDefaultPageStaysWithinTheBudget) {
 }
 
 // 600 groups whose sample and normalised messages are 4 KiB each: ~5 MiB in one page of 1000.
-TEST_F(ListingBudgetTest, ListFailureGroupsPagesStayWithinTheBudget) {
+TEST_P(ListingBudgetTest, ListFailureGroupsPagesStayWithinTheBudget) {
   constexpr int kGroups = 600;
   for (int i = 0; i < kGroups; ++i) {
     v1::ReportFailureRequest req = FirstFailure("groups", absl::StrCat("g-", i));

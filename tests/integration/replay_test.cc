@@ -32,7 +32,7 @@ constexpr char kReplayConfig[] = R"json({
   ]
 })json";
 
-class ReplayTest : public ServerTest {
+class ReplayTest : public StoreServerTest {
  protected:
   void SetUp() override { StartServer(kReplayConfig); }
 
@@ -106,7 +106,9 @@ class ReplayTest : public ServerTest {
   }
 };
 
-TEST_F(ReplayTest, PacedAtThePolicyCapWithinTenPercentThenCancelled) {
+INSTANTIATE_TEST_SUITE_P(Stores, ReplayTest, testing::AllStoreKinds(), testing::StoreKindName);
+
+TEST_P(ReplayTest, PacedAtThePolicyCapWithinTenPercentThenCancelled) {
   DeadLetters("paced", 400);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("paced");
@@ -158,7 +160,7 @@ TEST_F(ReplayTest, PacedAtThePolicyCapWithinTenPercentThenCancelled) {
   EXPECT_EQ(audit.events(1).note(), "INC-7 fixed");
 }
 
-TEST_F(ReplayTest, FailedCanaryStopsTheReplay) {
+TEST_P(ReplayTest, FailedCanaryStopsTheReplay) {
   DeadLetters("canary", 10);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("canary");
@@ -183,7 +185,7 @@ TEST_F(ReplayTest, FailedCanaryStopsTheReplay) {
   EXPECT_TRUE(Retries("canary").empty());
 }
 
-TEST_F(ReplayTest, PassedCanaryLetsTheRestThrough) {
+TEST_P(ReplayTest, PassedCanaryLetsTheRestThrough) {
   DeadLetters("canary-ok", 6);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("canary-ok");
@@ -204,7 +206,7 @@ TEST_F(ReplayTest, PassedCanaryLetsTheRestThrough) {
   EXPECT_EQ(CountDead("canary-ok"), 0);
 }
 
-TEST_F(ReplayTest, LimitBelowTheCanaryCountEndsAfterTheCanaries) {
+TEST_P(ReplayTest, LimitBelowTheCanaryCountEndsAfterTheCanaries) {
   DeadLetters("small", 4);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("small");
@@ -220,7 +222,7 @@ TEST_F(ReplayTest, LimitBelowTheCanaryCountEndsAfterTheCanaries) {
   EXPECT_EQ(CountDead("small"), 3);
 }
 
-TEST_F(ReplayTest, KillNineMidReplayResumesWithoutReplayingTwice) {
+TEST_P(ReplayTest, KillNineMidReplayResumesWithoutReplayingTwice) {
   DeadLetters("restart", 200);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("restart");
@@ -254,7 +256,7 @@ TEST_F(ReplayTest, KillNineMidReplayResumesWithoutReplayingTwice) {
   EXPECT_EQ(ServiceSummaryOf(*admin_, "restart").scheduled(), 200);
 }
 
-TEST_F(ReplayTest, DryRunCountsAndSamplesAndChangesNothing) {
+TEST_P(ReplayTest, DryRunCountsAndSamplesAndChangesNothing) {
   DeadLetters("dry", 5);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("dry");
@@ -272,7 +274,7 @@ TEST_F(ReplayTest, DryRunCountsAndSamplesAndChangesNothing) {
   EXPECT_EQ(ServiceSummaryOf(*admin_, "dry").dead(), 5);
 }
 
-TEST_F(ReplayTest, BlockedSchemaVersionsAreSkippedAndCounted) {
+TEST_P(ReplayTest, BlockedSchemaVersionsAreSkippedAndCounted) {
   DeadLetters("schemas", 4, "v0", "old-");
   DeadLetters("schemas", 3, "v1", "new-");
   v1::StartReplayRequest req;
@@ -286,7 +288,7 @@ TEST_F(ReplayTest, BlockedSchemaVersionsAreSkippedAndCounted) {
   for (const auto& e : Retries("schemas")) EXPECT_EQ(e.schema_version(), "v1");
 }
 
-TEST_F(ReplayTest, LimitAndRequestIdIdempotency) {
+TEST_P(ReplayTest, LimitAndRequestIdIdempotency) {
   DeadLetters("idem", 5);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("idem");
@@ -316,7 +318,7 @@ TEST_F(ReplayTest, LimitAndRequestIdIdempotency) {
 
 // The same request_id with a different request is refused, naming request_id and the fields
 // that differ, and starts nothing; the same request again answers the first replay.
-TEST_F(ReplayTest, RequestIdReusedForAnotherRequestIsRefused) {
+TEST_P(ReplayTest, RequestIdReusedForAnotherRequestIsRefused) {
   DeadLetters("reuse", 4);
   v1::StartReplayRequest req;
   req.mutable_filter()->set_service("reuse");
@@ -363,7 +365,7 @@ TEST_F(ReplayTest, RequestIdReusedForAnotherRequestIsRefused) {
 // the replay, so the first failure after it is scheduled, not dead-lettered at once as
 // DEADLINE_EXCEEDED; first_seen_at stays as it was, retry_life_started_at tells the new start,
 // and both survive a kill -9. Without reset_attempts the old life (and its deadline) goes on.
-TEST_F(ReplayTest, ReplayStartsANewRetryLifeForTheDeadline) {
+TEST_P(ReplayTest, ReplayStartsANewRetryLifeForTheDeadline) {
   const absl::Time first_seen = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now())) -
                                 absl::Hours(1);
   for (const char* id : {"life-1", "life-2"}) {
@@ -430,7 +432,7 @@ TEST_F(ReplayTest, ReplayStartsANewRetryLifeForTheDeadline) {
   EXPECT_TRUE(seen);
 }
 
-TEST_F(ReplayTest, ListReplaysNewestFirstPaginated) {
+TEST_P(ReplayTest, ListReplaysNewestFirstPaginated) {
   DeadLetters("many", 2);
   std::vector<std::string> names;
   for (int i = 0; i < 3; ++i) {
@@ -454,7 +456,7 @@ TEST_F(ReplayTest, ListReplaysNewestFirstPaginated) {
   EXPECT_TRUE(page.next_page_token().empty());
 }
 
-TEST_F(ReplayTest, BadInputsAreRefusedNamingTheFieldAndChangeNothing) {
+TEST_P(ReplayTest, BadInputsAreRefusedNamingTheFieldAndChangeNothing) {
   DeadLetters("bad", 2);
   struct Case {
     std::function<void(v1::StartReplayRequest*)> set;

@@ -20,12 +20,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class RetryFlowTest : public ServerTest {
+class RetryFlowTest : public StoreServerTest {
  protected:
   void SetUp() override { StartServer(kFastPolicyConfig); }
 };
 
-TEST_F(RetryFlowTest, FirstFailureIsScheduledWithThePolicyDelay) {
+INSTANTIATE_TEST_SUITE_P(Stores, RetryFlowTest, testing::AllStoreKinds(), testing::StoreKindName);
+
+TEST_P(RetryFlowTest, FirstFailureIsScheduledWithThePolicyDelay) {
   const absl::Time before = absl::Now();
   v1::ReportFailureResponse resp;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "m-1"), &resp).ok());
@@ -52,7 +54,7 @@ TEST_F(RetryFlowTest, FirstFailureIsScheduledWithThePolicyDelay) {
   EXPECT_EQ(stored.last_error().error_code(), "UPSTREAM_TIMEOUT");
 }
 
-TEST_F(RetryFlowTest, DueRetryIsLeasedThenSucceeds) {
+TEST_P(RetryFlowTest, DueRetryIsLeasedThenSucceeds) {
   v1::ReportFailureRequest req = FirstFailure("orders", "m-2");
   req.mutable_failure()->mutable_retry_after()->set_seconds(2);  // Due in 2 s, not 0.2 s.
   v1::ReportFailureResponse resp;
@@ -90,7 +92,7 @@ TEST_F(RetryFlowTest, DueRetryIsLeasedThenSucceeds) {
   EXPECT_EQ(dup.decision().state(), v1::SUCCEEDED);
 }
 
-TEST_F(RetryFlowTest, FailedRetriesExhaustIntoTheDeadLetterQueue) {
+TEST_P(RetryFlowTest, FailedRetriesExhaustIntoTheDeadLetterQueue) {
   v1::ReportFailureResponse resp;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "m-3"), &resp).ok());
   for (int attempt = 2; attempt <= 3; ++attempt) {
@@ -120,7 +122,7 @@ TEST_F(RetryFlowTest, FailedRetriesExhaustIntoTheDeadLetterQueue) {
   EXPECT_EQ(ServiceSummaryOf(*admin_, "orders").dead(), 1);
 }
 
-TEST_F(RetryFlowTest, PermanentFailuresAreDeadLetteredAtOnce) {
+TEST_P(RetryFlowTest, PermanentFailuresAreDeadLetteredAtOnce) {
   v1::ReportFailureRequest explicit_class = FirstFailure("orders", "p-1", "BAD_SIGNATURE");
   explicit_class.mutable_failure()->set_error_class(v1::PERMANENT);
   v1::ReportFailureRequest by_status = FirstFailure("orders", "p-2", "NOT_FOUND");
@@ -139,7 +141,7 @@ TEST_F(RetryFlowTest, PermanentFailuresAreDeadLetteredAtOnce) {
   EXPECT_EQ(ServiceSummaryOf(*admin_, "orders").dead(), 2);
 }
 
-TEST_F(RetryFlowTest, DuplicateFirstFailureIsCountedOnce) {
+TEST_P(RetryFlowTest, DuplicateFirstFailureIsCountedOnce) {
   v1::ReportFailureResponse first;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "d-1"), &first).ok());
   for (int i = 0; i < 3; ++i) {
@@ -161,7 +163,7 @@ TEST_F(RetryFlowTest, DuplicateFirstFailureIsCountedOnce) {
 
 // A duplicate describes the envelope as it is now, in every state, and never carries a time
 // that is not real (a present but zero next_retry_at reads as 1970-01-01 in every client).
-TEST_F(RetryFlowTest, DuplicateDescribesTheEnvelopeInEveryState) {
+TEST_P(RetryFlowTest, DuplicateDescribesTheEnvelopeInEveryState) {
   v1::ReportFailureResponse first;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "s-1"), &first).ok());
   auto duplicate = [&]() {
@@ -231,7 +233,7 @@ std::set<std::string> MetricServices(int port) {
 
 // A Lease (at once or long-polled) or a GetCircuit that finds nothing changes nothing: names
 // nobody reported do not become services of ListServices or of /metrics.
-TEST_F(RetryFlowTest, LeaseAndGetCircuitOfUnknownServicesChangeNothing) {
+TEST_P(RetryFlowTest, LeaseAndGetCircuitOfUnknownServicesChangeNothing) {
   v1::ReportFailureResponse resp;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "u-1"), &resp).ok());
   const std::vector<std::string> listed = ListedServices(*admin_);
@@ -257,7 +259,7 @@ TEST_F(RetryFlowTest, LeaseAndGetCircuitOfUnknownServicesChangeNothing) {
   EXPECT_EQ(MetricServices(server_->metrics_port()), metered);
 }
 
-TEST_F(RetryFlowTest, WorkerAttemptCountIsKept) {
+TEST_P(RetryFlowTest, WorkerAttemptCountIsKept) {
   v1::ReportFailureRequest req = FirstFailure("orders", "a-1");
   req.mutable_envelope()->set_attempt(2);  // The worker already retried in process.
   v1::ReportFailureResponse resp;
@@ -271,7 +273,7 @@ TEST_F(RetryFlowTest, WorkerAttemptCountIsKept) {
   EXPECT_EQ(resp.decision().reason(), v1::RETRY_EXHAUSTED);
 }
 
-TEST_F(RetryFlowTest, ExpiredLeaseCountsAsAFailedAttempt) {
+TEST_P(RetryFlowTest, ExpiredLeaseCountsAsAFailedAttempt) {
   v1::ReportFailureResponse resp;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "e-1"), &resp).ok());
   v1::LeaseResponse leased =
@@ -299,7 +301,7 @@ TEST_F(RetryFlowTest, ExpiredLeaseCountsAsAFailedAttempt) {
   ASSERT_EQ(resp.decision().kind(), v1::DECISION_DEAD_LETTERED);  // max_attempts = 3.
 }
 
-TEST_F(RetryFlowTest, ExtendedLeaseOutlivesItsFirstExpiry) {
+TEST_P(RetryFlowTest, ExtendedLeaseOutlivesItsFirstExpiry) {
   v1::ReportFailureResponse resp;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "x-1"), &resp).ok());
   v1::LeaseResponse leased =
@@ -319,7 +321,7 @@ TEST_F(RetryFlowTest, ExtendedLeaseOutlivesItsFirstExpiry) {
   EXPECT_TRUE(Succeed(*retry_, leased.envelopes(0)).ok());
 }
 
-TEST_F(RetryFlowTest, LongPollWakesWhenARetryFallsDue) {
+TEST_P(RetryFlowTest, LongPollWakesWhenARetryFallsDue) {
   v1::ReportFailureResponse resp;
   ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "w-1"), &resp).ok());
   const absl::Time due = ToTime(resp.decision().next_retry_at());
@@ -331,7 +333,7 @@ TEST_F(RetryFlowTest, LongPollWakesWhenARetryFallsDue) {
   EXPECT_LT(answered, due + absl::Seconds(1));  // Woken at the due time, not at the wait's end.
 }
 
-TEST_F(RetryFlowTest, LongPollWithNothingDueAnswersEmptyAfterTheWait) {
+TEST_P(RetryFlowTest, LongPollWithNothingDueAnswersEmptyAfterTheWait) {
   const absl::Time start = absl::Now();
   v1::LeaseResponse leased;
   ASSERT_TRUE(LeaseSome(*retry_, "idle", 5, absl::Seconds(1), &leased).ok());
@@ -341,7 +343,7 @@ TEST_F(RetryFlowTest, LongPollWithNothingDueAnswersEmptyAfterTheWait) {
   EXPECT_LT(waited, absl::Seconds(3));
 }
 
-TEST_F(RetryFlowTest, CancelledLongPollDoesNotTakeTheEnvelope) {
+TEST_P(RetryFlowTest, CancelledLongPollDoesNotTakeTheEnvelope) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
   v1::LeaseRequest req;
@@ -364,7 +366,7 @@ TEST_F(RetryFlowTest, CancelledLongPollDoesNotTakeTheEnvelope) {
   EXPECT_EQ(leased.envelopes(0).envelope().history_size(), 1);  // No LEASE_EXPIRED attempt.
 }
 
-TEST_F(RetryFlowTest, LeaseHandsOutOldestFirstAndRespectsMaxMessages) {
+TEST_P(RetryFlowTest, LeaseHandsOutOldestFirstAndRespectsMaxMessages) {
   for (int i = 0; i < 5; ++i) {
     v1::ReportFailureResponse resp;
     ASSERT_TRUE(Report(*retry_, FirstFailure("orders", "o-" + std::to_string(i)), &resp).ok());

@@ -98,12 +98,9 @@ absl::StatusOr<std::string> PgCluster::CreateDatabase() {
   const std::string name = absl::StrCat("t_", getpid(), "_", counter.fetch_add(1));
   auto conn = pg::Connection::Open(dsn_);
   if (!conn.ok()) return conn.status();
-  absl::Status s = (*conn)->ExecScript(absl::StrCat("CREATE DATABASE ", name));
+  absl::Status s = (*conn)->ExecScript(absl::StrCat("CREATE SCHEMA ", name));
   if (!s.ok()) return s;
-  std::string dsn = dsn_;
-  const size_t at = dsn.find("dbname=postgres");
-  dsn.replace(at, std::string("dbname=postgres").size(), absl::StrCat("dbname=", name));
-  return dsn;
+  return absl::StrCat(dsn_, " options='-csearch_path=", name, "'");
 }
 
 int PgCluster::postmaster_pid() const { return std::atoi(ReadFile(dir_ + "/pid").c_str()); }

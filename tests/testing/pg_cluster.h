@@ -31,7 +31,10 @@ class PgCluster {
 
   // DSN of the `postgres` database (superuser, trust authentication).
   const std::string& dsn() const { return dsn_; }
-  // Creates an empty database with a name unique on this machine; returns its DSN.
+  // A fresh, empty database for one test; returns its DSN. It is a schema of its own (unique on
+  // this machine) in the cluster's `postgres` database, which the DSN's search_path selects:
+  // CREATE DATABASE takes 0.5-1.3 s on this machine, CREATE SCHEMA a few milliseconds, and a
+  // store sees nothing but its schema either way.
   absl::StatusOr<std::string> CreateDatabase();
   // The postmaster's pid (to kill it).
   int postmaster_pid() const;

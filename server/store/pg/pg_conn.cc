@@ -132,6 +132,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
         absl::StrCat("connecting to PostgreSQL (", dsn.empty() ? "PG* environment" : RedactDsn(dsn),
                      "): ", message)));
   }
+  // Server notices (e.g. "relation ... already exists, skipping") are not errors: dropped.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 

@@ -10,11 +10,14 @@ namespace {
 
 // Migrations, in order; migration i takes the schema from version i to i + 1.
 const char* const kMigrations[] = {
-    // 0 -> 1: envelopes, circuits, the audit log and replay jobs (see pg_schema.h). Indexes:
-    // scheduled rows by due time (the schedule rebuild and claims of due work); the other live
-    // and finished states by (state, service, sort_at) for expiry, sweeps, counts and
-    // housekeeping; dead letters by time and by fingerprint for the DLQ operations.
+    // 0 -> 1: services, envelopes, circuits, the audit log and replay jobs (see pg_schema.h).
+    // Indexes: scheduled rows by due time (claims of due work); every state by (state, service,
+    // sort_at, id) for listings, expiry, counts; succeeded rows by completion time
+    // (housekeeping); dead letters by time and by fingerprint for the DLQ operations.
     R"sql(
+    CREATE TABLE services (
+      name text PRIMARY KEY
+    );
     CREATE TABLE envelopes (
       id             bigserial PRIMARY KEY,
       service        text NOT NULL,
@@ -38,7 +41,8 @@ const char* const kMigrations[] = {
       CONSTRAINT envelopes_key UNIQUE (service, message_id)
     );
     CREATE INDEX envelopes_scheduled ON envelopes (sort_at, id) WHERE state = 1;
-    CREATE INDEX envelopes_by_state ON envelopes (state, service, sort_at, id) WHERE state <> 1;
+    CREATE INDEX envelopes_by_state ON envelopes (state, service, sort_at, id);
+    CREATE INDEX envelopes_succeeded ON envelopes (sort_at) WHERE state = 4;
     CREATE INDEX envelopes_dead_by_time ON envelopes (sort_at, id) WHERE state = 3;
     CREATE INDEX envelopes_dead_by_fingerprint ON envelopes (fingerprint, sort_at) WHERE state = 3;
     CREATE TABLE circuits (

@@ -7,6 +7,7 @@
 //
 // Tables of version 1 (times are unix microseconds in bigint, as SqliteStore stores them;
 // InfinitePast is INT64_MIN; integers are the enum numbers of server/core):
+//   services(name PK): every service that ever had an envelope (ListServices shows it).
 //   envelopes(id bigserial PK, service, message_id, state, sort_at, attempt, max_attempts,
 //     first_seen_at, created_at, updated_at, lease_token, dead_reason, last_decision, last_class,
 //     error_code, schema_version, fingerprint, details bytea, payload bytea),

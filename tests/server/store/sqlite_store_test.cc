@@ -32,6 +32,7 @@
 #include "tests/testing/schema_downgrade.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/test_stores.h"
 
 namespace retryd {
 
@@ -255,7 +256,54 @@ class ConnectionCapture {
   std::vector<sqlite3*> connections_;
 };
 
-class SqliteStoreTest : public ::testing::Test {
+// Helpers shared by the fixtures of every store.
+class StoreHelpers {
+ protected:
+  virtual ~StoreHelpers() = default;
+  virtual Store& store() = 0;
+
+  // Inserts and commits; fails the test on error. Returns the row id.
+  int64_t Put(const Envelope& e) {
+    absl::StatusOr<int64_t> id = InsertCommitted(store(), e);
+    EXPECT_THAT(id, IsOk());
+    return id.ok() ? *id : 0;
+  }
+
+  // Whether the writer finds the key (fails the test on error).
+  bool WriterHas(const std::string& service, const std::string& message_id) {
+    absl::StatusOr<std::optional<Envelope>> found =
+        store().FindByKey(service, message_id, /*with_payload=*/false);
+    EXPECT_THAT(found, IsOk());
+    return found.ok() && found->has_value();
+  }
+
+  // Whether the read side finds the key (fails the test on error).
+  bool ReaderHas(const std::string& service, const std::string& message_id) {
+    absl::StatusOr<std::optional<Envelope>> found = store().Get(service, message_id);
+    EXPECT_THAT(found, IsOk());
+    return found.ok() && found->has_value();
+  }
+
+  // Every page of `query` (following the keys), as the envelopes' message ids in order.
+  std::vector<std::string> ListAll(ListQuery query) {
+    std::vector<std::string> ids;
+    for (int pages = 0; pages < 100; ++pages) {
+      absl::StatusOr<ListPage> page = store().List(query);
+      EXPECT_THAT(page, IsOk());
+      if (!page.ok() || page->envelopes.empty()) return ids;
+      EXPECT_LE(page->envelopes.size(), static_cast<size_t>(query.limit));
+      EXPECT_EQ(page->keys.size(), page->envelopes.size());
+      for (const Envelope& e : page->envelopes) ids.push_back(e.message_id);
+      query.after_time = page->keys.back().time;
+      query.after_id = page->keys.back().id;
+    }
+    ADD_FAILURE() << "listing did not end";
+    return ids;
+  }
+
+};
+
+class SqliteStoreTest : public ::testing::Test, public StoreHelpers {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir();
@@ -282,49 +330,47 @@ class SqliteStoreTest : public ::testing::Test {
 
   std::string db_path() const { return data_dir_ + "/retryd.db"; }
 
-  // Inserts and commits; fails the test on error. Returns the row id.
-  int64_t Put(const Envelope& e) {
-    absl::StatusOr<int64_t> id = InsertCommitted(*store_, e);
-    EXPECT_THAT(id, IsOk());
-    return id.ok() ? *id : 0;
-  }
-
-  // Whether the writer finds the key (fails the test on error).
-  bool WriterHas(const std::string& service, const std::string& message_id) {
-    absl::StatusOr<std::optional<Envelope>> found =
-        store_->FindByKey(service, message_id, /*with_payload=*/false);
-    EXPECT_THAT(found, IsOk());
-    return found.ok() && found->has_value();
-  }
-
-  // Whether the read side finds the key (fails the test on error).
-  bool ReaderHas(const std::string& service, const std::string& message_id) {
-    absl::StatusOr<std::optional<Envelope>> found = store_->Get(service, message_id);
-    EXPECT_THAT(found, IsOk());
-    return found.ok() && found->has_value();
-  }
-
-  // Every page of `query` (following the keys), as the envelopes' message ids in order.
-  std::vector<std::string> ListAll(ListQuery query) {
-    std::vector<std::string> ids;
-    for (int pages = 0; pages < 100; ++pages) {
-      absl::StatusOr<ListPage> page = store_->List(query);
-      EXPECT_THAT(page, IsOk());
-      if (!page.ok() || page->envelopes.empty()) return ids;
-      EXPECT_LE(page->envelopes.size(), static_cast<size_t>(query.limit));
-      EXPECT_EQ(page->keys.size(), page->envelopes.size());
-      for (const Envelope& e : page->envelopes) ids.push_back(e.message_id);
-      query.after_time = page->keys.back().time;
-      query.after_id = page->keys.back().id;
-    }
-    ADD_FAILURE() << "listing did not end";
-    return ids;
-  }
+  Store& store() override { return *store_; }
 
   std::string dir_;
   std::string data_dir_;
   std::unique_ptr<SqliteStore> store_;
 };
+
+// The fixture of the tests every store passes alike: one instance per store (StoreKind).
+class StoreTest : public ::testing::TestWithParam<testing::StoreKind>, public StoreHelpers {
+ protected:
+  void SetUp() override {
+    RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
+    absl::StatusOr<testing::StoreLocation> where = testing::NewStoreLocation(GetParam());
+    ASSERT_THAT(where, IsOk());
+    where_ = *where;
+    ASSERT_NO_FATAL_FAILURE(OpenStore());
+  }
+
+  void TearDown() override {
+    store_.reset();
+    testing::RemoveStoreLocation(where_);
+  }
+
+  void OpenStore() {
+    absl::StatusOr<std::unique_ptr<Store>> store = testing::OpenStore(where_);
+    ASSERT_THAT(store, IsOk());
+    store_ = std::move(*store);
+  }
+
+  void Reopen() {
+    store_.reset();
+    ASSERT_NO_FATAL_FAILURE(OpenStore());
+  }
+
+  Store& store() override { return *store_; }
+
+  testing::StoreLocation where_;
+  std::unique_ptr<Store> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreTest, testing::AllStoreKinds(), testing::StoreKindName);
 
 // ---- Open ----
 
@@ -370,7 +416,7 @@ TEST_F(SqliteStoreTest, WriterConnectionCommitsWithoutWaitingForTheDiskAndUsesFo
   EXPECT_EQ(QueryText(writers[0], "PRAGMA foreign_keys"), "1");
 }
 
-TEST_F(SqliteStoreTest, ReopenKeepsData) {
+TEST_P(StoreTest, ReopenKeepsData) {
   const Envelope e = FullEnvelope(EnvelopeState::kDeadLettered);
   const int64_t id = Put(e);
 
@@ -384,7 +430,7 @@ TEST_F(SqliteStoreTest, ReopenKeepsData) {
   ExpectSameFields(e, **found);
 }
 
-TEST_F(SqliteStoreTest, ReopenKeepsServicesSoKeysStillResolve) {
+TEST_P(StoreTest, ReopenKeepsServicesSoKeysStillResolve) {
   Put(MakeEnvelope("svc-a", "m1", EnvelopeState::kScheduled, At(1)));
 
   ASSERT_NO_FATAL_FAILURE(Reopen());
@@ -484,7 +530,7 @@ INSTANTIATE_TEST_SUITE_P(AllStates, SqliteStoreRoundTripTest,
                            }
                          });
 
-TEST_F(SqliteStoreTest, DefaultEnvelopeWithEmptyPayloadRoundTrips) {
+TEST_P(StoreTest, DefaultEnvelopeWithEmptyPayloadRoundTrips) {
   Envelope e;
   e.service = "svc";
   e.message_id = "bare";
@@ -502,7 +548,7 @@ TEST_F(SqliteStoreTest, DefaultEnvelopeWithEmptyPayloadRoundTrips) {
   ExpectSameFields(e, **found);
 }
 
-TEST_F(SqliteStoreTest, FindReturnsNulloptWhenAbsent) {
+TEST_P(StoreTest, FindReturnsNulloptWhenAbsent) {
   const int64_t id = Put(MakeEnvelope("svc", "m1", EnvelopeState::kScheduled, At(1)));
 
   absl::StatusOr<std::optional<Envelope>> unknown_service =
@@ -525,7 +571,7 @@ TEST_F(SqliteStoreTest, FindReturnsNulloptWhenAbsent) {
   EXPECT_FALSE(read->has_value());
 }
 
-TEST_F(SqliteStoreTest, InsertAssignsDistinctIds) {
+TEST_P(StoreTest, InsertAssignsDistinctIds) {
   const int64_t a = Put(MakeEnvelope("svc", "m1", EnvelopeState::kScheduled, At(1)));
   const int64_t b = Put(MakeEnvelope("svc", "m2", EnvelopeState::kScheduled, At(1)));
   const int64_t c = Put(MakeEnvelope("other", "m1", EnvelopeState::kScheduled, At(1)));
@@ -536,7 +582,7 @@ TEST_F(SqliteStoreTest, InsertAssignsDistinctIds) {
   EXPECT_NE(b, c);
 }
 
-TEST_F(SqliteStoreTest, InsertOfTakenKeyIsAlreadyExistsAndKeepsTheOriginal) {
+TEST_P(StoreTest, InsertOfTakenKeyIsAlreadyExistsAndKeepsTheOriginal) {
   const Envelope original = MakeEnvelope("svc", "m1", EnvelopeState::kScheduled, At(1));
   const int64_t id = Put(original);
 
@@ -559,7 +605,7 @@ TEST_F(SqliteStoreTest, InsertOfTakenKeyIsAlreadyExistsAndKeepsTheOriginal) {
   EXPECT_TRUE(WriterHas("svc", "m2"));
 }
 
-TEST_F(SqliteStoreTest, SameMessageIdUnderAnotherServiceIsSeparate) {
+TEST_P(StoreTest, SameMessageIdUnderAnotherServiceIsSeparate) {
   Envelope a = MakeEnvelope("svc-a", "shared-id", EnvelopeState::kScheduled, At(1));
   Envelope b = MakeEnvelope("svc-b", "shared-id", EnvelopeState::kDeadLettered, At(2));
   b.payload = "b's payload";
@@ -585,7 +631,7 @@ TEST_F(SqliteStoreTest, SameMessageIdUnderAnotherServiceIsSeparate) {
 
 // ---- Update / UpdateDroppingPayload ----
 
-TEST_F(SqliteStoreTest, UpdateRewritesFieldsButKeepsPayload) {
+TEST_P(StoreTest, UpdateRewritesFieldsButKeepsPayload) {
   const Envelope original = FullEnvelope(EnvelopeState::kLeased);
   const int64_t id = Put(original);
 
@@ -626,7 +672,7 @@ TEST_F(SqliteStoreTest, UpdateRewritesFieldsButKeepsPayload) {
   ExpectSameFields(changed, **found);
 }
 
-TEST_F(SqliteStoreTest, UpdateOfMissingIdIsNotFound) {
+TEST_P(StoreTest, UpdateOfMissingIdIsNotFound) {
   Envelope e = MakeEnvelope("svc", "m1", EnvelopeState::kScheduled, At(1));
   e.id = Put(e);
 
@@ -637,7 +683,7 @@ TEST_F(SqliteStoreTest, UpdateOfMissingIdIsNotFound) {
   ASSERT_THAT(store_->Commit(), IsOk());
 }
 
-TEST_F(SqliteStoreTest, UpdateDroppingPayloadRewritesTheFieldsAndEmptiesOnlyThatPayload) {
+TEST_P(StoreTest, UpdateDroppingPayloadRewritesTheFieldsAndEmptiesOnlyThatPayload) {
   Envelope e = FullEnvelope(EnvelopeState::kLeased);
   const int64_t id = Put(e);
   const int64_t other = Put(MakeEnvelope("billing", "keep", EnvelopeState::kScheduled, At(1)));
@@ -668,7 +714,7 @@ TEST_F(SqliteStoreTest, UpdateDroppingPayloadRewritesTheFieldsAndEmptiesOnlyThat
 
 // ---- Batches and operations ----
 
-TEST_F(SqliteStoreTest, CommittedBatchSurvivesReopen) {
+TEST_P(StoreTest, CommittedBatchSurvivesReopen) {
   ASSERT_THAT(store_->Begin(), IsOk());
   for (const char* id : {"m1", "m2", "m3"}) {
     Envelope e = MakeEnvelope("svc", id, EnvelopeState::kScheduled, At(1));
@@ -683,7 +729,7 @@ TEST_F(SqliteStoreTest, CommittedBatchSurvivesReopen) {
   EXPECT_TRUE(WriterHas("svc", "m3"));
 }
 
-TEST_F(SqliteStoreTest, RolledBackBatchLeavesNothing) {
+TEST_P(StoreTest, RolledBackBatchLeavesNothing) {
   const int64_t kept = Put(MakeEnvelope("svc", "kept", EnvelopeState::kScheduled, At(1)));
 
   ASSERT_THAT(store_->Begin(), IsOk());
@@ -708,7 +754,7 @@ TEST_F(SqliteStoreTest, RolledBackBatchLeavesNothing) {
   EXPECT_EQ((*counts)[0].service, "svc");
 }
 
-TEST_F(SqliteStoreTest, ServiceFirstSeenInRolledBackBatchCanBeUsedAgain) {
+TEST_P(StoreTest, ServiceFirstSeenInRolledBackBatchCanBeUsedAgain) {
   ASSERT_THAT(store_->Begin(), IsOk());
   Envelope e = MakeEnvelope("new-svc", "m1", EnvelopeState::kScheduled, At(1));
   ASSERT_THAT(store_->Insert(&e), IsOk());
@@ -720,7 +766,7 @@ TEST_F(SqliteStoreTest, ServiceFirstSeenInRolledBackBatchCanBeUsedAgain) {
   EXPECT_TRUE(ReaderHas("new-svc", "m1"));
 }
 
-TEST_F(SqliteStoreTest, EndOpWithoutKeepUndoesOnlyThatOperation) {
+TEST_P(StoreTest, EndOpWithoutKeepUndoesOnlyThatOperation) {
   const int64_t existing = Put(MakeEnvelope("svc", "existing", EnvelopeState::kScheduled, At(1)));
 
   ASSERT_THAT(store_->Begin(), IsOk());
@@ -757,7 +803,7 @@ TEST_F(SqliteStoreTest, EndOpWithoutKeepUndoesOnlyThatOperation) {
 
 // An undone operation that was the first to use a service must not leave that service behind in
 // the writer's cache: later operations of the same batch use the service again.
-TEST_F(SqliteStoreTest, ServiceFirstSeenInUndoneOperationCanBeUsedAgain) {
+TEST_P(StoreTest, ServiceFirstSeenInUndoneOperationCanBeUsedAgain) {
   ASSERT_THAT(store_->Begin(), IsOk());
   ASSERT_THAT(store_->BeginOp(), IsOk());
   Envelope first = MakeEnvelope("new-svc", "m1", EnvelopeState::kScheduled, At(1));
@@ -795,7 +841,7 @@ TEST_F(SqliteStoreTest, ServiceFirstSeenInUndoneOperationCanBeUsedAgain) {
 
 // ---- Read side ----
 
-TEST_F(SqliteStoreTest, ReadSideSeesCommittedDataOnly) {
+TEST_P(StoreTest, ReadSideSeesCommittedDataOnly) {
   ASSERT_THAT(store_->Begin(), IsOk());
   Envelope e = MakeEnvelope("svc", "m1", EnvelopeState::kDeadLettered, At(1));
   ASSERT_THAT(store_->Insert(&e), IsOk());
@@ -822,7 +868,7 @@ TEST_F(SqliteStoreTest, ReadSideSeesCommittedDataOnly) {
   EXPECT_EQ(page->envelopes[0].id, e.id);
 }
 
-TEST_F(SqliteStoreTest, ReadSideSeesUpdateOnlyAfterCommit) {
+TEST_P(StoreTest, ReadSideSeesUpdateOnlyAfterCommit) {
   Envelope e = MakeEnvelope("svc", "m1", EnvelopeState::kScheduled, At(1));
   e.id = Put(e);
 
@@ -849,7 +895,7 @@ TEST_F(SqliteStoreTest, ReadSideSeesUpdateOnlyAfterCommit) {
 
 // ---- ForEachLive ----
 
-TEST_F(SqliteStoreTest, ForEachLiveReturnsExactlyScheduledAndLeasedRows) {
+TEST_P(StoreTest, ForEachLiveReturnsExactlyScheduledAndLeasedRows) {
   const int64_t s1 = Put(MakeEnvelope("svc-a", "s1", EnvelopeState::kScheduled, At(10)));
   const int64_t s2 = Put(MakeEnvelope("svc-b", "s2", EnvelopeState::kScheduled, At(20)));
   const int64_t l1 = Put(MakeEnvelope("svc-a", "l1", EnvelopeState::kLeased, At(30)));
@@ -937,7 +983,7 @@ TEST_F(SqliteStoreTest, ScheduledRowsAreCountedAndListedFromTheirIndex) {
               HasSubstr("COVERING INDEX envelopes_by_state"));
 }
 
-TEST_F(SqliteStoreTest, ForEachLiveOnEmptyStoreCallsNothing) {
+TEST_P(StoreTest, ForEachLiveOnEmptyStoreCallsNothing) {
   int calls = 0;
   ASSERT_THAT(store_->ForEachLive([&](const LiveRow&) { ++calls; }), IsOk());
   EXPECT_EQ(calls, 0);
@@ -945,7 +991,7 @@ TEST_F(SqliteStoreTest, ForEachLiveOnEmptyStoreCallsNothing) {
 
 // ---- CountByService ----
 
-TEST_F(SqliteStoreTest, CountByServiceCountsEachStateAndOldestDeadLetter) {
+TEST_P(StoreTest, CountByServiceCountsEachStateAndOldestDeadLetter) {
   Put(MakeEnvelope("beta", "s1", EnvelopeState::kScheduled, At(1)));
   Put(MakeEnvelope("beta", "s2", EnvelopeState::kScheduled, At(2)));
   Put(MakeEnvelope("beta", "l1", EnvelopeState::kLeased, At(3)));
@@ -983,7 +1029,7 @@ TEST_F(SqliteStoreTest, CountByServiceCountsEachStateAndOldestDeadLetter) {
   EXPECT_EQ(gamma.oldest_dead_lettered_at, absl::InfinitePast());
 }
 
-TEST_F(SqliteStoreTest, CountByServiceOnEmptyStoreIsEmpty) {
+TEST_P(StoreTest, CountByServiceOnEmptyStoreIsEmpty) {
   absl::StatusOr<std::vector<ServiceCounts>> counts = store_->CountByService();
   ASSERT_THAT(counts, IsOk());
   EXPECT_THAT(*counts, IsEmpty());
@@ -991,7 +1037,7 @@ TEST_F(SqliteStoreTest, CountByServiceOnEmptyStoreIsEmpty) {
 
 // ---- List ----
 
-TEST_F(SqliteStoreTest, ListFiltersByState) {
+TEST_P(StoreTest, ListFiltersByState) {
   Put(MakeEnvelope("svc", "s1", EnvelopeState::kScheduled, At(1)));
   Put(MakeEnvelope("svc", "l1", EnvelopeState::kLeased, At(2)));
   Put(MakeEnvelope("svc", "d1", EnvelopeState::kDeadLettered, At(3)));
@@ -1009,7 +1055,7 @@ TEST_F(SqliteStoreTest, ListFiltersByState) {
   EXPECT_THAT(ListAll(q), ElementsAre("ok"));
 }
 
-TEST_F(SqliteStoreTest, ListFiltersByService) {
+TEST_P(StoreTest, ListFiltersByService) {
   Put(MakeEnvelope("svc-a", "a1", EnvelopeState::kDeadLettered, At(1)));
   Put(MakeEnvelope("svc-b", "b1", EnvelopeState::kDeadLettered, At(2)));
   Put(MakeEnvelope("svc-a", "a2", EnvelopeState::kDeadLettered, At(3)));
@@ -1025,7 +1071,7 @@ TEST_F(SqliteStoreTest, ListFiltersByService) {
   EXPECT_THAT(ListAll(q), ElementsAre("a1", "b1", "a2"));
 }
 
-TEST_F(SqliteStoreTest, ListOrdersBySortTimeThenIdWithMatchingKeys) {
+TEST_P(StoreTest, ListOrdersBySortTimeThenIdWithMatchingKeys) {
   // Inserted out of time order, with ties, so neither insertion order nor id order alone sorts.
   const int64_t late = Put(MakeEnvelope("svc", "late", EnvelopeState::kDeadLettered, At(300)));
   const int64_t tie1 = Put(MakeEnvelope("svc", "tie1", EnvelopeState::kDeadLettered, At(200)));
@@ -1050,7 +1096,7 @@ TEST_F(SqliteStoreTest, ListOrdersBySortTimeThenIdWithMatchingKeys) {
   }
 }
 
-TEST_F(SqliteStoreTest, ListUsesTheStatesOwnTime) {
+TEST_P(StoreTest, ListUsesTheStatesOwnTime) {
   const int64_t s_late = Put(MakeEnvelope("svc", "s-late", EnvelopeState::kScheduled, At(20)));
   const int64_t s_early = Put(MakeEnvelope("svc", "s-early", EnvelopeState::kScheduled, At(10)));
 
@@ -1065,7 +1111,7 @@ TEST_F(SqliteStoreTest, ListUsesTheStatesOwnTime) {
   EXPECT_EQ(page->keys[1].time, At(20));
 }
 
-TEST_F(SqliteStoreTest, ListPagingVisitsEveryRowExactlyOnceAcrossEqualTimes) {
+TEST_P(StoreTest, ListPagingVisitsEveryRowExactlyOnceAcrossEqualTimes) {
   // (message id, time) in insertion order; ties within and across page boundaries.
   const std::vector<std::pair<std::string, int64_t>> rows = {
       {"r0", 30}, {"r1", 10}, {"r2", 10}, {"r3", 20}, {"r4", 10}, {"r5", 30},
@@ -1094,7 +1140,7 @@ TEST_F(SqliteStoreTest, ListPagingVisitsEveryRowExactlyOnceAcrossEqualTimes) {
   }
 }
 
-TEST_F(SqliteStoreTest, ListStartsStrictlyAfterTheGivenKey) {
+TEST_P(StoreTest, ListStartsStrictlyAfterTheGivenKey) {
   const int64_t a = Put(MakeEnvelope("svc", "a", EnvelopeState::kDeadLettered, At(10)));
   const int64_t b = Put(MakeEnvelope("svc", "b", EnvelopeState::kDeadLettered, At(10)));
   Put(MakeEnvelope("svc", "c", EnvelopeState::kDeadLettered, At(20)));
@@ -1115,7 +1161,7 @@ TEST_F(SqliteStoreTest, ListStartsStrictlyAfterTheGivenKey) {
 
 // ---- DeleteSucceededBefore ----
 
-TEST_F(SqliteStoreTest, DeleteSucceededBeforeDeletesOnlyOldSucceededRows) {
+TEST_P(StoreTest, DeleteSucceededBeforeDeletesOnlyOldSucceededRows) {
   Put(MakeEnvelope("svc", "old1", EnvelopeState::kSucceeded, At(10)));
   Put(MakeEnvelope("svc", "old2", EnvelopeState::kSucceeded, At(20)));
   Put(MakeEnvelope("other", "old3", EnvelopeState::kSucceeded, At(30)));
@@ -1146,7 +1192,7 @@ TEST_F(SqliteStoreTest, DeleteSucceededBeforeDeletesOnlyOldSucceededRows) {
               IsOk());
 }
 
-TEST_F(SqliteStoreTest, DeleteSucceededBeforeHonorsTheLimit) {
+TEST_P(StoreTest, DeleteSucceededBeforeHonorsTheLimit) {
   for (int i = 0; i < 5; ++i) {
     Put(MakeEnvelope("svc", absl::StrCat("ok", i), EnvelopeState::kSucceeded, At(i)));
   }
@@ -1171,7 +1217,7 @@ TEST_F(SqliteStoreTest, DeleteSucceededBeforeHonorsTheLimit) {
   EXPECT_THAT(ListAll(q), IsEmpty());
 }
 
-TEST_F(SqliteStoreTest, DeleteSucceededBeforeReachesEveryServicePastTheYoungRowsOfAnother) {
+TEST_P(StoreTest, DeleteSucceededBeforeReachesEveryServicePastTheYoungRowsOfAnother) {
   // "a" comes first in the index; its rows are all inside the window.
   for (int i = 0; i < 50; ++i) {
     Put(MakeEnvelope("a", absl::StrCat("young", i), EnvelopeState::kSucceeded, At(1000 + i)));
@@ -1194,7 +1240,7 @@ TEST_F(SqliteStoreTest, DeleteSucceededBeforeReachesEveryServicePastTheYoungRows
   EXPECT_TRUE(ReaderHas("a", "young0"));
 }
 
-TEST_F(SqliteStoreTest, OldestSucceededAtIsTheEarliestCompletionOfAnyService) {
+TEST_P(StoreTest, OldestSucceededAtIsTheEarliestCompletionOfAnyService) {
   ASSERT_THAT(store_->Begin(), IsOk());
   absl::StatusOr<absl::Time> none = store_->OldestSucceededAt();
   ASSERT_THAT(none, IsOk());

@@ -198,7 +198,7 @@ type ServerConfig struct {
 	GrpcAddr string `protobuf:"bytes,1,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	// Prometheus listen address (path `/metrics`). Default `127.0.0.1:9464`; "off" disables.
 	MetricsAddr string `protobuf:"bytes,2,opt,name=metrics_addr,json=metricsAddr,proto3" json:"metrics_addr,omitempty"`
-	// Where the SQLite database lives. Default `./retryd-data`.
+	// Where the SQLite database lives (store.type sqlite). Default `./retryd-data`.
 	DataDir string `protobuf:"bytes,3,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
 	// Retry policies. `name` is an exact service name, a prefix pattern `billing.*`, or `default`.
 	// Lookup order: exact name, then the longest matching prefix pattern, then `default`, then the
@@ -214,7 +214,9 @@ type ServerConfig struct {
 	// `auth.tokens` and no `tls.client_auth` require). Default false.
 	InsecureAllowRemote bool `protobuf:"varint,9,opt,name=insecure_allow_remote,json=insecureAllowRemote,proto3" json:"insecure_allow_remote,omitempty"`
 	// `debug`, `info` (default), `warn` or `error`.
-	LogLevel      string `protobuf:"bytes,10,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	LogLevel string `protobuf:"bytes,10,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	// Where envelopes are kept. Default: SQLite in `data_dir`.
+	Store         *StoreConfig `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +321,70 @@ func (x *ServerConfig) GetLogLevel() string {
 	return ""
 }
 
+func (x *ServerConfig) GetStore() *StoreConfig {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+// The store: the embedded SQLite file (one process), or PostgreSQL (shared by replicas).
+type StoreConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sqlite` (default) or `postgres`.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// For `postgres`: a libpq connection string (`host=db dbname=retryd user=retryd`) or URI
+	// (`postgresql://retryd@db/retryd`). Empty: libpq's `PG*` environment variables (PGHOST,
+	// PGDATABASE, PGUSER, PGPASSWORD, ...). Its password is never logged or printed.
+	PostgresDsn   string `protobuf:"bytes,2,opt,name=postgres_dsn,json=postgresDsn,proto3" json:"postgres_dsn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreConfig) Reset() {
+	*x = StoreConfig{}
+	mi := &file_retryd_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreConfig) ProtoMessage() {}
+
+func (x *StoreConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_retryd_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreConfig.ProtoReflect.Descriptor instead.
+func (*StoreConfig) Descriptor() ([]byte, []int) {
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StoreConfig) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *StoreConfig) GetPostgresDsn() string {
+	if x != nil {
+		return x.PostgresDsn
+	}
+	return ""
+}
+
 // Bounds on untrusted input and on responses.
 type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -351,7 +417,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_retryd_v1_config_proto_msgTypes[1]
+	mi := &file_retryd_v1_config_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +429,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[1]
+	mi := &file_retryd_v1_config_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +442,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Limits) GetMaxPayloadBytes() int64 {
@@ -435,7 +501,7 @@ type Backoff struct {
 
 func (x *Backoff) Reset() {
 	*x = Backoff{}
-	mi := &file_retryd_v1_config_proto_msgTypes[2]
+	mi := &file_retryd_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +513,7 @@ func (x *Backoff) String() string {
 func (*Backoff) ProtoMessage() {}
 
 func (x *Backoff) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[2]
+	mi := &file_retryd_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +526,7 @@ func (x *Backoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backoff.ProtoReflect.Descriptor instead.
 func (*Backoff) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Backoff) GetInitial() *durationpb.Duration {
@@ -511,7 +577,7 @@ type ClassificationRule struct {
 
 func (x *ClassificationRule) Reset() {
 	*x = ClassificationRule{}
-	mi := &file_retryd_v1_config_proto_msgTypes[3]
+	mi := &file_retryd_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +589,7 @@ func (x *ClassificationRule) String() string {
 func (*ClassificationRule) ProtoMessage() {}
 
 func (x *ClassificationRule) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[3]
+	mi := &file_retryd_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +602,7 @@ func (x *ClassificationRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationRule.ProtoReflect.Descriptor instead.
 func (*ClassificationRule) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClassificationRule) GetErrorCode() string {
@@ -564,7 +630,7 @@ type Classification struct {
 
 func (x *Classification) Reset() {
 	*x = Classification{}
-	mi := &file_retryd_v1_config_proto_msgTypes[4]
+	mi := &file_retryd_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +642,7 @@ func (x *Classification) String() string {
 func (*Classification) ProtoMessage() {}
 
 func (x *Classification) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[4]
+	mi := &file_retryd_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +655,7 @@ func (x *Classification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Classification.ProtoReflect.Descriptor instead.
 func (*Classification) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Classification) GetRules() []*ClassificationRule {
@@ -636,7 +702,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_retryd_v1_config_proto_msgTypes[5]
+	mi := &file_retryd_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +714,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[5]
+	mi := &file_retryd_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +727,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RetryBudget) GetEnabled() bool {
@@ -730,7 +796,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_retryd_v1_config_proto_msgTypes[6]
+	mi := &file_retryd_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +808,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[6]
+	mi := &file_retryd_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +821,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CircuitBreaker) GetEnabled() bool {
@@ -819,7 +885,7 @@ type DeadLetterPolicy struct {
 
 func (x *DeadLetterPolicy) Reset() {
 	*x = DeadLetterPolicy{}
-	mi := &file_retryd_v1_config_proto_msgTypes[7]
+	mi := &file_retryd_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +897,7 @@ func (x *DeadLetterPolicy) String() string {
 func (*DeadLetterPolicy) ProtoMessage() {}
 
 func (x *DeadLetterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[7]
+	mi := &file_retryd_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +910,7 @@ func (x *DeadLetterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterPolicy.ProtoReflect.Descriptor instead.
 func (*DeadLetterPolicy) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeadLetterPolicy) GetRetention() *durationpb.Duration {
@@ -873,7 +939,7 @@ type ReplayPolicy struct {
 
 func (x *ReplayPolicy) Reset() {
 	*x = ReplayPolicy{}
-	mi := &file_retryd_v1_config_proto_msgTypes[8]
+	mi := &file_retryd_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +951,7 @@ func (x *ReplayPolicy) String() string {
 func (*ReplayPolicy) ProtoMessage() {}
 
 func (x *ReplayPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[8]
+	mi := &file_retryd_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +964,7 @@ func (x *ReplayPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayPolicy.ProtoReflect.Descriptor instead.
 func (*ReplayPolicy) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplayPolicy) GetMaxPerSecond() float64 {
@@ -944,7 +1010,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_retryd_v1_config_proto_msgTypes[9]
+	mi := &file_retryd_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1022,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[9]
+	mi := &file_retryd_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1035,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Policy) GetName() string {
@@ -1071,7 +1137,7 @@ type TokenConfig struct {
 
 func (x *TokenConfig) Reset() {
 	*x = TokenConfig{}
-	mi := &file_retryd_v1_config_proto_msgTypes[10]
+	mi := &file_retryd_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1149,7 @@ func (x *TokenConfig) String() string {
 func (*TokenConfig) ProtoMessage() {}
 
 func (x *TokenConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[10]
+	mi := &file_retryd_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1162,7 @@ func (x *TokenConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenConfig.ProtoReflect.Descriptor instead.
 func (*TokenConfig) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenConfig) GetName() string {
@@ -1140,7 +1206,7 @@ type AuthConfig struct {
 
 func (x *AuthConfig) Reset() {
 	*x = AuthConfig{}
-	mi := &file_retryd_v1_config_proto_msgTypes[11]
+	mi := &file_retryd_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1218,7 @@ func (x *AuthConfig) String() string {
 func (*AuthConfig) ProtoMessage() {}
 
 func (x *AuthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[11]
+	mi := &file_retryd_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1231,7 @@ func (x *AuthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
 func (*AuthConfig) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthConfig) GetTokens() []*TokenConfig {
@@ -1194,7 +1260,7 @@ type TlsConfig struct {
 
 func (x *TlsConfig) Reset() {
 	*x = TlsConfig{}
-	mi := &file_retryd_v1_config_proto_msgTypes[12]
+	mi := &file_retryd_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1272,7 @@ func (x *TlsConfig) String() string {
 func (*TlsConfig) ProtoMessage() {}
 
 func (x *TlsConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[12]
+	mi := &file_retryd_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1285,7 @@ func (x *TlsConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TlsConfig.ProtoReflect.Descriptor instead.
 func (*TlsConfig) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TlsConfig) GetCertFile() string {
@@ -1254,7 +1320,7 @@ var File_retryd_v1_config_proto protoreflect.FileDescriptor
 
 const file_retryd_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x16retryd/v1/config.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18retryd/v1/envelope.proto\"\xa9\x03\n" +
+	"\x16retryd/v1/config.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18retryd/v1/envelope.proto\"\xd7\x03\n" +
 	"\fServerConfig\x12\x1b\n" +
 	"\tgrpc_addr\x18\x01 \x01(\tR\bgrpcAddr\x12!\n" +
 	"\fmetrics_addr\x18\x02 \x01(\tR\vmetricsAddr\x12\x19\n" +
@@ -1266,7 +1332,11 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"\x0eshutdown_grace\x18\b \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x122\n" +
 	"\x15insecure_allow_remote\x18\t \x01(\bR\x13insecureAllowRemote\x12\x1b\n" +
 	"\tlog_level\x18\n" +
-	" \x01(\tR\blogLevel\"\xf8\x02\n" +
+	" \x01(\tR\blogLevel\x12,\n" +
+	"\x05store\x18\v \x01(\v2\x16.retryd.v1.StoreConfigR\x05store\"D\n" +
+	"\vStoreConfig\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12!\n" +
+	"\fpostgres_dsn\x18\x02 \x01(\tR\vpostgresDsn\"\xf8\x02\n" +
 	"\x06Limits\x12/\n" +
 	"\x11max_payload_bytes\x18\x01 \x01(\x03H\x00R\x0fmaxPayloadBytes\x88\x01\x01\x12<\n" +
 	"\x18max_lease_response_bytes\x18\x02 \x01(\x03H\x01R\x15maxLeaseResponseBytes\x88\x01\x01\x12>\n" +
@@ -1387,63 +1457,65 @@ func file_retryd_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_retryd_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_retryd_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_retryd_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_retryd_v1_config_proto_goTypes = []any{
 	(JitterKind)(0),             // 0: retryd.v1.JitterKind
 	(BudgetExhaustedAction)(0),  // 1: retryd.v1.BudgetExhaustedAction
 	(Role)(0),                   // 2: retryd.v1.Role
 	(*ServerConfig)(nil),        // 3: retryd.v1.ServerConfig
-	(*Limits)(nil),              // 4: retryd.v1.Limits
-	(*Backoff)(nil),             // 5: retryd.v1.Backoff
-	(*ClassificationRule)(nil),  // 6: retryd.v1.ClassificationRule
-	(*Classification)(nil),      // 7: retryd.v1.Classification
-	(*RetryBudget)(nil),         // 8: retryd.v1.RetryBudget
-	(*CircuitBreaker)(nil),      // 9: retryd.v1.CircuitBreaker
-	(*DeadLetterPolicy)(nil),    // 10: retryd.v1.DeadLetterPolicy
-	(*ReplayPolicy)(nil),        // 11: retryd.v1.ReplayPolicy
-	(*Policy)(nil),              // 12: retryd.v1.Policy
-	(*TokenConfig)(nil),         // 13: retryd.v1.TokenConfig
-	(*AuthConfig)(nil),          // 14: retryd.v1.AuthConfig
-	(*TlsConfig)(nil),           // 15: retryd.v1.TlsConfig
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
-	(ErrorClass)(0),             // 17: retryd.v1.ErrorClass
+	(*StoreConfig)(nil),         // 4: retryd.v1.StoreConfig
+	(*Limits)(nil),              // 5: retryd.v1.Limits
+	(*Backoff)(nil),             // 6: retryd.v1.Backoff
+	(*ClassificationRule)(nil),  // 7: retryd.v1.ClassificationRule
+	(*Classification)(nil),      // 8: retryd.v1.Classification
+	(*RetryBudget)(nil),         // 9: retryd.v1.RetryBudget
+	(*CircuitBreaker)(nil),      // 10: retryd.v1.CircuitBreaker
+	(*DeadLetterPolicy)(nil),    // 11: retryd.v1.DeadLetterPolicy
+	(*ReplayPolicy)(nil),        // 12: retryd.v1.ReplayPolicy
+	(*Policy)(nil),              // 13: retryd.v1.Policy
+	(*TokenConfig)(nil),         // 14: retryd.v1.TokenConfig
+	(*AuthConfig)(nil),          // 15: retryd.v1.AuthConfig
+	(*TlsConfig)(nil),           // 16: retryd.v1.TlsConfig
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
+	(ErrorClass)(0),             // 18: retryd.v1.ErrorClass
 }
 var file_retryd_v1_config_proto_depIdxs = []int32{
-	12, // 0: retryd.v1.ServerConfig.policies:type_name -> retryd.v1.Policy
-	4,  // 1: retryd.v1.ServerConfig.limits:type_name -> retryd.v1.Limits
-	14, // 2: retryd.v1.ServerConfig.auth:type_name -> retryd.v1.AuthConfig
-	15, // 3: retryd.v1.ServerConfig.tls:type_name -> retryd.v1.TlsConfig
-	16, // 4: retryd.v1.ServerConfig.shutdown_grace:type_name -> google.protobuf.Duration
-	16, // 5: retryd.v1.Limits.dedupe_window:type_name -> google.protobuf.Duration
-	16, // 6: retryd.v1.Backoff.initial:type_name -> google.protobuf.Duration
-	16, // 7: retryd.v1.Backoff.max:type_name -> google.protobuf.Duration
-	0,  // 8: retryd.v1.Backoff.jitter:type_name -> retryd.v1.JitterKind
-	17, // 9: retryd.v1.ClassificationRule.error_class:type_name -> retryd.v1.ErrorClass
-	6,  // 10: retryd.v1.Classification.rules:type_name -> retryd.v1.ClassificationRule
-	17, // 11: retryd.v1.Classification.unclassified:type_name -> retryd.v1.ErrorClass
-	16, // 12: retryd.v1.RetryBudget.window:type_name -> google.protobuf.Duration
-	1,  // 13: retryd.v1.RetryBudget.when_exhausted:type_name -> retryd.v1.BudgetExhaustedAction
-	16, // 14: retryd.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
-	16, // 15: retryd.v1.CircuitBreaker.open_duration:type_name -> google.protobuf.Duration
-	16, // 16: retryd.v1.CircuitBreaker.max_open_duration:type_name -> google.protobuf.Duration
-	16, // 17: retryd.v1.DeadLetterPolicy.retention:type_name -> google.protobuf.Duration
-	16, // 18: retryd.v1.DeadLetterPolicy.escalation_age:type_name -> google.protobuf.Duration
-	16, // 19: retryd.v1.Policy.max_retry_duration:type_name -> google.protobuf.Duration
-	5,  // 20: retryd.v1.Policy.backoff:type_name -> retryd.v1.Backoff
-	5,  // 21: retryd.v1.Policy.recoverable_backoff:type_name -> retryd.v1.Backoff
-	16, // 22: retryd.v1.Policy.max_retry_after:type_name -> google.protobuf.Duration
-	7,  // 23: retryd.v1.Policy.classification:type_name -> retryd.v1.Classification
-	8,  // 24: retryd.v1.Policy.budget:type_name -> retryd.v1.RetryBudget
-	9,  // 25: retryd.v1.Policy.circuit:type_name -> retryd.v1.CircuitBreaker
-	10, // 26: retryd.v1.Policy.dead_letter:type_name -> retryd.v1.DeadLetterPolicy
-	11, // 27: retryd.v1.Policy.replay:type_name -> retryd.v1.ReplayPolicy
-	2,  // 28: retryd.v1.TokenConfig.role:type_name -> retryd.v1.Role
-	13, // 29: retryd.v1.AuthConfig.tokens:type_name -> retryd.v1.TokenConfig
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	13, // 0: retryd.v1.ServerConfig.policies:type_name -> retryd.v1.Policy
+	5,  // 1: retryd.v1.ServerConfig.limits:type_name -> retryd.v1.Limits
+	15, // 2: retryd.v1.ServerConfig.auth:type_name -> retryd.v1.AuthConfig
+	16, // 3: retryd.v1.ServerConfig.tls:type_name -> retryd.v1.TlsConfig
+	17, // 4: retryd.v1.ServerConfig.shutdown_grace:type_name -> google.protobuf.Duration
+	4,  // 5: retryd.v1.ServerConfig.store:type_name -> retryd.v1.StoreConfig
+	17, // 6: retryd.v1.Limits.dedupe_window:type_name -> google.protobuf.Duration
+	17, // 7: retryd.v1.Backoff.initial:type_name -> google.protobuf.Duration
+	17, // 8: retryd.v1.Backoff.max:type_name -> google.protobuf.Duration
+	0,  // 9: retryd.v1.Backoff.jitter:type_name -> retryd.v1.JitterKind
+	18, // 10: retryd.v1.ClassificationRule.error_class:type_name -> retryd.v1.ErrorClass
+	7,  // 11: retryd.v1.Classification.rules:type_name -> retryd.v1.ClassificationRule
+	18, // 12: retryd.v1.Classification.unclassified:type_name -> retryd.v1.ErrorClass
+	17, // 13: retryd.v1.RetryBudget.window:type_name -> google.protobuf.Duration
+	1,  // 14: retryd.v1.RetryBudget.when_exhausted:type_name -> retryd.v1.BudgetExhaustedAction
+	17, // 15: retryd.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
+	17, // 16: retryd.v1.CircuitBreaker.open_duration:type_name -> google.protobuf.Duration
+	17, // 17: retryd.v1.CircuitBreaker.max_open_duration:type_name -> google.protobuf.Duration
+	17, // 18: retryd.v1.DeadLetterPolicy.retention:type_name -> google.protobuf.Duration
+	17, // 19: retryd.v1.DeadLetterPolicy.escalation_age:type_name -> google.protobuf.Duration
+	17, // 20: retryd.v1.Policy.max_retry_duration:type_name -> google.protobuf.Duration
+	6,  // 21: retryd.v1.Policy.backoff:type_name -> retryd.v1.Backoff
+	6,  // 22: retryd.v1.Policy.recoverable_backoff:type_name -> retryd.v1.Backoff
+	17, // 23: retryd.v1.Policy.max_retry_after:type_name -> google.protobuf.Duration
+	8,  // 24: retryd.v1.Policy.classification:type_name -> retryd.v1.Classification
+	9,  // 25: retryd.v1.Policy.budget:type_name -> retryd.v1.RetryBudget
+	10, // 26: retryd.v1.Policy.circuit:type_name -> retryd.v1.CircuitBreaker
+	11, // 27: retryd.v1.Policy.dead_letter:type_name -> retryd.v1.DeadLetterPolicy
+	12, // 28: retryd.v1.Policy.replay:type_name -> retryd.v1.ReplayPolicy
+	2,  // 29: retryd.v1.TokenConfig.role:type_name -> retryd.v1.Role
+	14, // 30: retryd.v1.AuthConfig.tokens:type_name -> retryd.v1.TokenConfig
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_retryd_v1_config_proto_init() }
@@ -1452,19 +1524,19 @@ func file_retryd_v1_config_proto_init() {
 		return
 	}
 	file_retryd_v1_envelope_proto_init()
-	file_retryd_v1_config_proto_msgTypes[1].OneofWrappers = []any{}
 	file_retryd_v1_config_proto_msgTypes[2].OneofWrappers = []any{}
-	file_retryd_v1_config_proto_msgTypes[5].OneofWrappers = []any{}
+	file_retryd_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
 	file_retryd_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
-	file_retryd_v1_config_proto_msgTypes[8].OneofWrappers = []any{}
+	file_retryd_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
 	file_retryd_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
+	file_retryd_v1_config_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_retryd_v1_config_proto_rawDesc), len(file_retryd_v1_config_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
