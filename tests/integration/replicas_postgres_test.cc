@@ -51,13 +51,14 @@ class ReplicasPostgresTest : public ::testing::Test {
     replicas_ = std::move(*set);
   }
 
-  // First failures of `ids` sent round-robin over the running replicas from 4 threads; answers
-  // the ids whose submission was acknowledged (OK).
-  std::set<std::string> Submit(const std::string& service, const std::vector<std::string>& ids) {
+  // First failures of `ids` sent round-robin over `to` (empty: the running replicas) from 4
+  // threads; answers the ids whose submission was acknowledged (OK).
+  std::set<std::string> Submit(const std::string& service, const std::vector<std::string>& ids,
+                               std::vector<int> to = {}) {
     absl::Mutex mu;
     std::set<std::string> acked;
     std::vector<std::thread> threads;
-    const std::vector<int> running = replicas_->Running();
+    const std::vector<int> running = to.empty() ? replicas_->Running() : to;
     for (int t = 0; t < 4; ++t) {
       threads.emplace_back([&, t] {
         std::vector<std::unique_ptr<v1::RetryService::Stub>> stubs;
@@ -88,11 +89,13 @@ class ReplicasPostgresTest : public ::testing::Test {
 TEST_F(ReplicasPostgresTest, DISABLED_WorkersSpreadOverReplicasProcessEveryEnvelopeOnce) {
   StartReplicas(3);
   constexpr int kEnvelopes = 300;
-  const std::set<std::string> acked = Submit("orders", Ids("o-", kEnvelopes));
+  // Every failure reaches replica 0; the workers of all three replicas share the retries.
+  const std::set<std::string> acked = Submit("orders", Ids("o-", kEnvelopes), {0});
   ASSERT_EQ(acked.size(), static_cast<size_t>(kEnvelopes));
   // Two workers per replica, each leasing from its replica and reporting success.
   absl::Mutex mu;
   std::map<std::string, int> leased;  // message_id → times leased
+  std::vector<int> per_replica(3, 0);
   std::vector<std::thread> workers;
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   for (int w = 0; w < 6; ++w) {
@@ -109,6 +112,7 @@ TEST_F(ReplicasPostgresTest, DISABLED_WorkersSpreadOverReplicasProcessEveryEnvel
           {
             absl::MutexLock l(&mu);
             leased[e.envelope().message_id()]++;
+            per_replica[w % 3]++;
           }
           EXPECT_TRUE(Succeed(*stub, e).ok()) << e.envelope().message_id();
         }
@@ -118,6 +122,7 @@ TEST_F(ReplicasPostgresTest, DISABLED_WorkersSpreadOverReplicasProcessEveryEnvel
   for (auto& t : workers) t.join();
   EXPECT_EQ(leased.size(), static_cast<size_t>(kEnvelopes)) << replicas_->Logs();
   for (const auto& [id, times] : leased) EXPECT_EQ(times, 1) << id << " leased twice";
+  for (int r = 0; r < 3; ++r) EXPECT_GT(per_replica[r], 0) << "replica " << r << " leased none";
   // Every replica shows the same numbers (they read the database).
   for (int r = 0; r < 3; ++r) {
     const v1::ServiceSummary s = ServiceSummaryOf(*replicas_->replica(r).AdminStub(), "orders");
