@@ -92,6 +92,8 @@ restart() {
 }
 
 start() {
+  # A cluster left in DIR by a run that was killed goes first.
+  stop
   mkdir -p "$dir"
   local t data port
   t="$(template)"

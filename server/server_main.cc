@@ -43,6 +43,7 @@
 #include "server/dlq/retention.h"
 #include "server/store/free_space.h"
 #include "server/store/pg/pg_dsn.h"
+#include "server/store/pg/pg_migrate.h"
 #include "server/store/pg/pg_store.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
@@ -483,11 +484,22 @@ int RetrydMain(int argc, char** argv) {
   app.add_flag("--check-config", flags.check_config,
                "parse and validate the config, print the effective config as JSON, and exit");
   app.set_version_flag("--version", std::string("retryd ") + retryd::kVersion);
+  std::string migrate_from;
+  std::string migrate_to;
+  CLI::App* migrate = app.add_subcommand(
+      "migrate", "copy a SQLite store into an empty PostgreSQL database (one transaction, counts "
+                 "verified; refuses a non-empty target)");
+  migrate->add_option("--from", migrate_from, "sqlite:PATH (the data dir or its retryd.db)")
+      ->required();
+  migrate->add_option("--to", migrate_to,
+                      "postgres:DSN (libpq connection string or URI; empty DSN: PG* variables)")
+      ->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (*migrate) return retryd::pg::RunMigrateCommand(migrate_from, migrate_to);
   if (!retryd::SetLogFormat(flags.log_format)) {
     std::cerr << "retryd: --log-format must be json or text\n";
     return 2;

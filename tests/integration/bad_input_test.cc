@@ -2,6 +2,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/test_stores.h"
 
 namespace retryd::testing {
 namespace {
@@ -23,16 +25,32 @@ struct BadReport {
   std::string field;  // Must appear in the error message.
 };
 
-class BadInputTest : public ::testing::Test {
+// One server per store, started by the first test of the suite that needs it.
+class BadInputTest : public ::testing::TestWithParam<StoreKind> {
  protected:
+  void SetUp() override {
+    RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
+    ServerProcess*& server = (*servers_)[GetParam()];
+    if (server == nullptr) {
+      std::vector<std::string> args;
+      if (GetParam() == StoreKind::kPostgres) {
+        absl::StatusOr<StoreLocation> where = NewStoreLocation(GetParam());
+        ASSERT_TRUE(where.ok()) << where.status();
+        args = StoreFlags(*where);
+      }
+      auto started = ServerProcess::Start(*dir_, kFastPolicyConfig, args);
+      ASSERT_TRUE(started.ok()) << started.status();
+      server = started->release();
+    }
+    server_ = server;
+  }
   static void SetUpTestSuite() {
     dir_ = new std::string(MakeTempDir());
-    auto server = ServerProcess::Start(*dir_, kFastPolicyConfig);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
+    servers_ = new std::map<StoreKind, ServerProcess*>();
   }
   static void TearDownTestSuite() {
-    delete server_;
+    for (auto& [kind, server] : *servers_) delete server;
+    delete servers_;
     RemoveTree(*dir_);
     delete dir_;
   }
@@ -48,13 +66,16 @@ class BadInputTest : public ::testing::Test {
   }
 
   static std::string* dir_;
-  static ServerProcess* server_;
+  static std::map<StoreKind, ServerProcess*>* servers_;
+  ServerProcess* server_ = nullptr;
 };
 
 std::string* BadInputTest::dir_ = nullptr;
-ServerProcess* BadInputTest::server_ = nullptr;
+std::map<StoreKind, ServerProcess*>* BadInputTest::servers_ = nullptr;
 
-TEST_F(BadInputTest, ReportFailureRejectsEachBadField) {
+INSTANTIATE_TEST_SUITE_P(Stores, BadInputTest, AllStoreKinds(), StoreKindName);
+
+TEST_P(BadInputTest, ReportFailureRejectsEachBadField) {
   const std::vector<BadReport> cases = {
       {"no envelope", [](auto* r) { r->clear_envelope(); }, grpc::INVALID_ARGUMENT, "envelope"},
       {"no failure", [](auto* r) { r->clear_failure(); }, grpc::INVALID_ARGUMENT, "failure"},
@@ -144,7 +165,7 @@ TEST_F(BadInputTest, ReportFailureRejectsEachBadField) {
             grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_F(BadInputTest, LeaseRejectsEachBadField) {
+TEST_P(BadInputTest, LeaseRejectsEachBadField) {
   struct Case {
     std::string name;
     std::function<void(v1::LeaseRequest*)> mutate;
@@ -176,7 +197,7 @@ TEST_F(BadInputTest, LeaseRejectsEachBadField) {
   ExpectStoreUnchanged();
 }
 
-TEST_F(BadInputTest, OtherWorkerCallsRejectBadFields) {
+TEST_P(BadInputTest, OtherWorkerCallsRejectBadFields) {
   auto stub = server_->RetryStub();
   {
     v1::ReportSuccessRequest req;
@@ -219,7 +240,7 @@ TEST_F(BadInputTest, OtherWorkerCallsRejectBadFields) {
   ExpectStoreUnchanged();
 }
 
-TEST_F(BadInputTest, AdminCallsRejectBadFields) {
+TEST_P(BadInputTest, AdminCallsRejectBadFields) {
   auto admin = server_->AdminStub();
   v1::GetEnvelopeRequest get;
   get.set_service("billing");
@@ -249,7 +270,7 @@ TEST_F(BadInputTest, AdminCallsRejectBadFields) {
   EXPECT_THAT(s.error_message(), HasSubstr("filter.service"));
 }
 
-TEST_F(BadInputTest, GarbageBytesDoNotCrashTheServer) {
+TEST_P(BadInputTest, GarbageBytesDoNotCrashTheServer) {
   // A request body that is not a valid message at all.
   for (const std::string method : {"/retryd.v1.RetryService/ReportFailure",
                                    "/retryd.v1.RetryService/Lease",

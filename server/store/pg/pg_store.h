@@ -8,7 +8,11 @@
 // which is after Commit() returned, so no answer precedes a durable commit.
 //
 // Failures: a lost connection or any error of the database itself is a store failure
-// (pg_conn.h): the engine stops the process and start-up rebuilds from the database. A batch
+// (pg_conn.h): once a batch began, the engine stops the process (exit 74) and start-up rebuilds
+// from the database. A connection lost between batches is found by Begin(), which opens a new
+// one (nothing was written and nothing in memory changed, so this is safe); when that fails too,
+// Begin() fails and the engine answers the batch UNAVAILABLE without stopping, and the next batch
+// tries again, so retryd resumes by itself once PostgreSQL is back (a restart or a failover). A batch
 // whose transaction PostgreSQL aborted is never committed by accident: Commit() checks the
 // transaction is still good (COMMIT of an aborted transaction would silently roll back).
 //
@@ -100,8 +104,12 @@ class PgStore final : public Store {
   pg::Connection& writer_for_test() { return *writer_; }
 
  private:
-  PgStore(std::unique_ptr<pg::Connection> writer, std::unique_ptr<pg::Pool> readers)
-      : writer_(std::move(writer)), readers_(std::move(readers)) {}
+  PgStore(std::string dsn, std::unique_ptr<pg::Connection> writer,
+          std::unique_ptr<pg::Pool> readers)
+      : dsn_(std::move(dsn)), writer_(std::move(writer)), readers_(std::move(readers)) {}
+
+  // A writer connection with the session settings of pg_store.h.
+  static absl::StatusOr<std::unique_ptr<pg::Connection>> OpenWriter(const std::string& dsn);
 
   // OK while the batch transaction is open and good; a store failure naming `what` otherwise.
   absl::Status InTransaction(absl::string_view what) const;
@@ -114,6 +122,7 @@ class PgStore final : public Store {
   absl::Status RunUpdate(const Envelope& e, bool drop_payload);
   static absl::StatusOr<ListPage> ListOn(pg::Connection& conn, const ListQuery& q);
 
+  const std::string dsn_;
   // Write side: one thread at a time, so unguarded.
   std::unique_ptr<pg::Connection> writer_;
   absl::flat_hash_set<std::string> known_services_;

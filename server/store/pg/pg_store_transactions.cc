@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/store/store_failure.h"
+#include "server/util/log.h"
 #include "server/util/status_macros.h"
 
 namespace retryd {
@@ -25,6 +26,13 @@ absl::Status PgStore::InTransaction(absl::string_view what) const {
 
 absl::Status PgStore::Begin() {
   op_new_services_.clear();
+  absl::Status begun = writer_->Begin();
+  if (begun.ok() || writer_->ok()) return begun;
+  // The connection was lost since the last batch: nothing of this batch is written yet, so a new
+  // connection can take over (see pg_store.h).
+  ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> fresh, OpenWriter(dsn_));
+  writer_ = std::move(fresh);
+  LogEvent(LogLevel::kWarn, "store_reconnected").Str("after", std::string(begun.message()));
   return writer_->Begin();
 }
 

@@ -17,6 +17,7 @@
 #include "server/core/policy_set.h"
 #include "server/engine/engine.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/test_stores.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
 #include "tests/testing/engine_requests.h"
@@ -46,10 +47,13 @@ struct Answer {
   }
 };
 
-class EngineGuardViewsTest : public ::testing::Test {
+class EngineGuardViewsTest : public ::testing::TestWithParam<testing::StoreKind> {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir();
+    RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
+    absl::StatusOr<testing::StoreLocation> where = testing::NewStoreLocation(GetParam());
+    ASSERT_TRUE(where.ok()) << where.status();
+    where_ = *where;
     Policy billing;
     billing.name = "billing";
     billing.budget.enabled = true;
@@ -58,7 +62,7 @@ class EngineGuardViewsTest : public ::testing::Test {
     absl::StatusOr<PolicySet> policies = PolicySet::Create({billing});
     ASSERT_TRUE(policies.ok()) << policies.status();
     policies_ = std::make_unique<PolicySet>(*std::move(policies));
-    absl::StatusOr<std::unique_ptr<SqliteStore>> sqlite = SqliteStore::Open(dir_ + "/data");
+    absl::StatusOr<std::unique_ptr<Store>> sqlite = testing::OpenStore(where_);
     ASSERT_TRUE(sqlite.ok()) << sqlite.status();
     sqlite_ = *std::move(sqlite);
     store_ = std::make_unique<testing::GatedSyncStore>(sqlite_.get());
@@ -75,7 +79,7 @@ class EngineGuardViewsTest : public ::testing::Test {
     engine_.reset();
     store_.reset();
     sqlite_.reset();
-    testing::RemoveTree(dir_);
+    testing::RemoveStoreLocation(where_);
   }
 
   absl::StatusOr<CircuitView> ForceOpen() {
@@ -106,10 +110,10 @@ class EngineGuardViewsTest : public ::testing::Test {
     return store_->ops();
   }
 
-  std::string dir_;
+  testing::StoreLocation where_;
   std::unique_ptr<PolicySet> policies_;
   MtRandom rng_;
-  std::unique_ptr<SqliteStore> sqlite_;
+  std::unique_ptr<Store> sqlite_;  // The store under test (either kind).
   std::unique_ptr<testing::GatedSyncStore> store_;
   std::unique_ptr<Engine> engine_;
   // Answers the engine gives after a failed assertion returned are given during TearDown.
@@ -119,7 +123,10 @@ class EngineGuardViewsTest : public ::testing::Test {
   Answer<CircuitView> forced_;
 };
 
-TEST_F(EngineGuardViewsTest, ViewsAreAnsweredTrulyWhileWorkerRequestsAreRefusedForLoad) {
+INSTANTIATE_TEST_SUITE_P(Stores, EngineGuardViewsTest, testing::AllStoreKinds(),
+                         testing::StoreKindName);
+
+TEST_P(EngineGuardViewsTest, ViewsAreAnsweredTrulyWhileWorkerRequestsAreRefusedForLoad) {
   ASSERT_THAT(ForceOpen().status(), IsOk());
   const int64_t ops = FillThePendingLimit(&m1_, &m2_);
 
@@ -142,7 +149,7 @@ TEST_F(EngineGuardViewsTest, ViewsAreAnsweredTrulyWhileWorkerRequestsAreRefusedF
   EXPECT_THAT(m2_.value.status(), IsOk());
 }
 
-TEST_F(EngineGuardViewsTest, AnOperatorCanForceACircuitWhileWorkerRequestsAreRefusedForLoad) {
+TEST_P(EngineGuardViewsTest, AnOperatorCanForceACircuitWhileWorkerRequestsAreRefusedForLoad) {
   const int64_t ops = FillThePendingLimit(&m1_, &m2_);
   Answer<CircuitView>& forced = forced_;
   AuditRecord audit;
@@ -155,7 +162,7 @@ TEST_F(EngineGuardViewsTest, AnOperatorCanForceACircuitWhileWorkerRequestsAreRef
   EXPECT_EQ(forced.value->state, CircuitState::kOpen);
 }
 
-TEST_F(EngineGuardViewsTest, AStoppedEngineAnswersUnavailableInsteadOfNoViews) {
+TEST_P(EngineGuardViewsTest, AStoppedEngineAnswersUnavailableInsteadOfNoViews) {
   ASSERT_THAT(ForceOpen().status(), IsOk());
   engine_->Stop();
   engine_->GuardViews(views_.Callback());

@@ -17,6 +17,7 @@
 #include "server/core/policy_set.h"
 #include "server/engine/engine.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/test_stores.h"
 #include "server/util/clock.h"
 #include "server/util/random.h"
 #include "tests/testing/engine_requests.h"
@@ -72,19 +73,22 @@ Envelope Env(const std::string& service, const std::string& message_id) {
   return e;
 }
 
-class EngineGuardsTest : public ::testing::Test {
+class EngineGuardsTest : public ::testing::TestWithParam<testing::StoreKind> {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir();
+    RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
+    absl::StatusOr<testing::StoreLocation> where = testing::NewStoreLocation(GetParam());
+    ASSERT_TRUE(where.ok()) << where.status();
+    where_ = *where;
     Start();
   }
   void TearDown() override {
     Stop();
-    testing::RemoveTree(dir_);
+    testing::RemoveStoreLocation(where_);
   }
 
   void Start() {
-    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(dir_ + "/data");
+    absl::StatusOr<std::unique_ptr<Store>> store = testing::OpenStore(where_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     absl::StatusOr<std::unique_ptr<Engine>> engine =
@@ -170,15 +174,18 @@ class EngineGuardsTest : public ::testing::Test {
     ASSERT_EQ(engine_->Circuit(service).next_probe_at, At(10));
   }
 
-  std::string dir_;
+  testing::StoreLocation where_;
   PolicySet policies_ = Policies();
   testing::FakeClock clock_{kT0};
   MtRandom rng_{7};
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(EngineGuardsTest, FailureWindowSurvivesARestart) {
+INSTANTIATE_TEST_SUITE_P(Stores, EngineGuardsTest, testing::AllStoreKinds(),
+                         testing::StoreKindName);
+
+TEST_P(EngineGuardsTest, FailureWindowSurvivesARestart) {
   for (int i = 1; i <= 4; ++i) ASSERT_TRUE(Report("orders", "m" + std::to_string(i)).ok());
   EXPECT_EQ(engine_->Circuit("orders").state, CircuitState::kClosed);  // 4 of minimum_calls 5.
   Restart(At(5));
@@ -190,7 +197,7 @@ TEST_F(EngineGuardsTest, FailureWindowSurvivesARestart) {
   EXPECT_EQ(v.failure_rate, 1.0);
 }
 
-TEST_F(EngineGuardsTest, HalfOpenTrialsSurviveARestart) {
+TEST_P(EngineGuardsTest, HalfOpenTrialsSurviveARestart) {
   OpenCircuit("orders");
   clock_.Set(At(11));
   const std::vector<LeasedItem> trials = Lease("orders", absl::Seconds(30));
@@ -209,7 +216,7 @@ TEST_F(EngineGuardsTest, HalfOpenTrialsSurviveARestart) {
   EXPECT_EQ(Lease("orders", absl::Seconds(30)).size(), 3u);
 }
 
-TEST_F(EngineGuardsTest, TrialWhoseLeaseExpiredOverARestartReopens) {
+TEST_P(EngineGuardsTest, TrialWhoseLeaseExpiredOverARestartReopens) {
   OpenCircuit("orders");
   clock_.Set(At(11));
   ASSERT_EQ(Lease("orders", absl::Seconds(5)).size(), 2u);
@@ -223,7 +230,7 @@ TEST_F(EngineGuardsTest, TrialWhoseLeaseExpiredOverARestartReopens) {
   EXPECT_EQ(v.next_probe_at, At(40));  // Twice the open duration.
 }
 
-TEST_F(EngineGuardsTest, BudgetWindowSurvivesARestart) {
+TEST_P(EngineGuardsTest, BudgetWindowSurvivesARestart) {
   ASSERT_TRUE(RecordOutcomes("budget", 10, 0).ok());
   EXPECT_EQ(Views().at("budget").budget_remaining, 5);
   Restart(At(5));
@@ -239,7 +246,7 @@ TEST_F(EngineGuardsTest, BudgetWindowSurvivesARestart) {
   EXPECT_EQ(Views().at("budget").budget_remaining, 0);  // 3 first failures: floor 1, 3 booked.
 }
 
-TEST_F(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
+TEST_P(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
   absl::StatusOr<Decision> first = Report("paced", "m1");
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->next_retry_at, At(1));
@@ -262,7 +269,7 @@ TEST_F(EngineGuardsTest, DuplicateFirstFailureGivesBackItsDeferral) {
 // A Lease or a circuit read that finds nothing changes nothing: names nobody reported become
 // no service of the counts (ListServices, the gauges) nor of the guards' views, and no entry the
 // writer keeps; a service a failure made is unaffected.
-TEST_F(EngineGuardsTest, LeaseAndCircuitOfUnknownServicesChangeNothing) {
+TEST_P(EngineGuardsTest, LeaseAndCircuitOfUnknownServicesChangeNothing) {
   ASSERT_TRUE(Report("orders", "m1").ok());
   const auto stats = engine_->Stats();
   const auto views = Views();

@@ -12,6 +12,7 @@
 #include "server/core/circuit_breaker.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/test_stores.h"
 #include "tests/testing/schema_downgrade.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
@@ -51,19 +52,22 @@ void ExpectSame(const CircuitRecord& a, const CircuitRecord& b) {
   EXPECT_EQ(a.windows, b.windows);
 }
 
-class CircuitStoreTest : public ::testing::Test {
+class CircuitStoreTest : public ::testing::TestWithParam<testing::StoreKind> {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir();
+    RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
+    absl::StatusOr<testing::StoreLocation> where = testing::NewStoreLocation(GetParam());
+    ASSERT_THAT(where, IsOk());
+    where_ = *where;
     Reopen();
   }
   void TearDown() override {
     store_.reset();
-    testing::RemoveTree(dir_);
+    testing::RemoveStoreLocation(where_);
   }
   void Reopen() {
     store_.reset();
-    absl::StatusOr<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(dir_);
+    absl::StatusOr<std::unique_ptr<Store>> s = testing::OpenStore(where_);
     ASSERT_THAT(s, IsOk());
     store_ = std::move(*s);
   }
@@ -78,11 +82,18 @@ class CircuitStoreTest : public ::testing::Test {
     return all.ok() ? *all : std::vector<CircuitRecord>();
   }
 
-  std::string dir_;
-  std::unique_ptr<SqliteStore> store_;
+  testing::StoreLocation where_;
+  std::unique_ptr<Store> store_;
 };
 
-TEST_F(CircuitStoreTest, EveryFieldRoundTripsAndSurvivesReopen) {
+INSTANTIATE_TEST_SUITE_P(Stores, CircuitStoreTest, testing::AllStoreKinds(), testing::StoreKindName);
+
+// Tests of SQLite's own schema upgrades.
+class CircuitStoreTestSqlite : public CircuitStoreTest {};
+INSTANTIATE_TEST_SUITE_P(Stores, CircuitStoreTestSqlite, ::testing::Values(testing::StoreKind::kSqlite),
+                         testing::StoreKindName);
+
+TEST_P(CircuitStoreTest, EveryFieldRoundTripsAndSurvivesReopen) {
   EXPECT_TRUE(Load().empty());
   CircuitRecord closed;
   closed.service = "billing";
@@ -98,7 +109,7 @@ TEST_F(CircuitStoreTest, EveryFieldRoundTripsAndSurvivesReopen) {
   EXPECT_EQ(all[0].override_at, absl::InfinitePast());
 }
 
-TEST_F(CircuitStoreTest, SaveReplacesTheServicesRecord) {
+TEST_P(CircuitStoreTest, SaveReplacesTheServicesRecord) {
   Save(Open("orders"));
   CircuitRecord half = Open("orders");
   half.state = CircuitState::kHalfOpen;
@@ -110,7 +121,7 @@ TEST_F(CircuitStoreTest, SaveReplacesTheServicesRecord) {
   ExpectSame(all[0], half);
 }
 
-TEST_F(CircuitStoreTest, RolledBackSaveLeavesNothing) {
+TEST_P(CircuitStoreTest, RolledBackSaveLeavesNothing) {
   ASSERT_THAT(store_->Begin(), IsOk());
   ASSERT_THAT(store_->BeginOp(), IsOk());
   ASSERT_THAT(store_->SaveCircuit(Open("orders")), IsOk());
@@ -124,7 +135,7 @@ TEST_F(CircuitStoreTest, RolledBackSaveLeavesNothing) {
   EXPECT_TRUE(Load().empty());
 }
 
-TEST_F(CircuitStoreTest, VersionOneDatabaseIsMigrated) {
+TEST_P(CircuitStoreTestSqlite, VersionOneDatabaseIsMigrated) {
   // A database as schema version 1 left it: no circuits table, one envelope.
   Envelope e;
   e.service = "orders";
@@ -137,7 +148,7 @@ TEST_F(CircuitStoreTest, VersionOneDatabaseIsMigrated) {
   store_.reset();
   {
     absl::StatusOr<std::unique_ptr<sqlite::Database>> db =
-        sqlite::Database::Open(dir_ + "/retryd.db", /*read_only=*/false);
+        sqlite::Database::Open(where_.data_dir + "/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
     ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaOne), IsOk());
   }
@@ -150,13 +161,13 @@ TEST_F(CircuitStoreTest, VersionOneDatabaseIsMigrated) {
   EXPECT_TRUE(kept->has_value());
 }
 
-TEST_F(CircuitStoreTest, VersionSixDatabaseKeepsItsCircuitsWithoutWindows) {
+TEST_P(CircuitStoreTestSqlite, VersionSixDatabaseKeepsItsCircuitsWithoutWindows) {
   CircuitRecord before = Open("orders");
   Save(before);
   store_.reset();
   {
     absl::StatusOr<std::unique_ptr<sqlite::Database>> db =
-        sqlite::Database::Open(dir_ + "/retryd.db", /*read_only=*/false);
+        sqlite::Database::Open(where_.data_dir + "/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
     ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaSix), IsOk());
   }

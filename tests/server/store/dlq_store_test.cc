@@ -17,6 +17,7 @@
 #include "server/core/fingerprint.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/test_stores.h"
 #include "tests/testing/schema_downgrade.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/status_matchers.h"
@@ -36,18 +37,20 @@ const std::vector<std::string> kSchemas = {"v1", "v2", ""};
 const std::vector<std::string> kMessages = {"order 17 not found", "order 99 not found",
                                             "timed out after 30s", "bad field 'sku'"};
 
-class DlqStoreTest : public ::testing::Test {
+class DlqStoreTest : public ::testing::TestWithParam<testing::StoreKind> {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir();
-    ASSERT_FALSE(dir_.empty());
-    auto store = SqliteStore::Open(dir_ + "/data");
+    RETRYD_SKIP_IF_NO_POSTGRES(GetParam());
+    absl::StatusOr<testing::StoreLocation> where = testing::NewStoreLocation(GetParam());
+    ASSERT_THAT(where, IsOk());
+    where_ = *where;
+    auto store = testing::OpenStore(where_);
     ASSERT_THAT(store, IsOk());
     store_ = std::move(*store);
   }
   void TearDown() override {
     store_.reset();
-    RemoveTree(dir_);
+    testing::RemoveStoreLocation(where_);
   }
 
   // Inserts `e` in its own batch.
@@ -169,11 +172,18 @@ class DlqStoreTest : public ::testing::Test {
     return ids;
   }
 
-  std::string dir_;
-  std::unique_ptr<SqliteStore> store_;
+  testing::StoreLocation where_;
+  std::unique_ptr<Store> store_;
 };
 
-TEST_F(DlqStoreTest, FiltersMatchABruteForceOracleOverManySeeds) {
+INSTANTIATE_TEST_SUITE_P(Stores, DlqStoreTest, testing::AllStoreKinds(), testing::StoreKindName);
+
+// Tests of SQLite's own schema upgrades.
+class DlqStoreTestSqlite : public DlqStoreTest {};
+INSTANTIATE_TEST_SUITE_P(Stores, DlqStoreTestSqlite, ::testing::Values(testing::StoreKind::kSqlite),
+                         testing::StoreKindName);
+
+TEST_P(DlqStoreTest, FiltersMatchABruteForceOracleOverManySeeds) {
   for (uint32_t seed = 1; seed <= 8; ++seed) {
     SCOPED_TRACE(absl::StrCat("seed ", seed));
     TearDown();
@@ -217,7 +227,7 @@ TEST_F(DlqStoreTest, FiltersMatchABruteForceOracleOverManySeeds) {
   }
 }
 
-TEST_F(DlqStoreTest, PagingWhileInsertingShowsEveryRowExactlyOnce) {
+TEST_P(DlqStoreTest, PagingWhileInsertingShowsEveryRowExactlyOnce) {
   std::mt19937 rng(7);
   std::set<int64_t> present;  // Rows stored before the listing started.
   int n = 0;
@@ -257,7 +267,7 @@ TEST_F(DlqStoreTest, PagingWhileInsertingShowsEveryRowExactlyOnce) {
   for (int64_t id : present) EXPECT_TRUE(unique.count(id)) << "row " << id << " was skipped";
 }
 
-TEST_F(DlqStoreTest, FailureGroupsMatchTheOracleAndPageLargestFirst) {
+TEST_P(DlqStoreTest, FailureGroupsMatchTheOracleAndPageLargestFirst) {
   const std::vector<Envelope> rows = PutRandom(3, 400, "g-");
   std::map<std::string, int64_t> want;
   for (const Envelope& e : rows) {
@@ -283,7 +293,7 @@ TEST_F(DlqStoreTest, FailureGroupsMatchTheOracleAndPageLargestFirst) {
   EXPECT_EQ(got, want);
 }
 
-TEST_F(DlqStoreTest, StatsMatchTheOracle) {
+TEST_P(DlqStoreTest, StatsMatchTheOracle) {
   const std::vector<Envelope> rows = PutRandom(11, 300, "s-");
   for (const std::string& service : {std::string(), std::string("billing")}) {
     SCOPED_TRACE(service);
@@ -315,7 +325,7 @@ TEST_F(DlqStoreTest, StatsMatchTheOracle) {
   }
 }
 
-TEST_F(DlqStoreTest, FilterValuesAreBoundNotSpliced) {
+TEST_P(DlqStoreTest, FilterValuesAreBoundNotSpliced) {
   Envelope e = Random(*std::make_unique<std::mt19937>(1), 1);
   e.state = EnvelopeState::kDeadLettered;
   e.dead_lettered_at = kT0;
@@ -329,7 +339,7 @@ TEST_F(DlqStoreTest, FilterValuesAreBoundNotSpliced) {
   EXPECT_EQ(ListAll(q, 10).size(), 1u);
 }
 
-TEST_F(DlqStoreTest, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
+TEST_P(DlqStoreTestSqlite, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
   Envelope e = Random(*std::make_unique<std::mt19937>(2), 1);
   e.state = EnvelopeState::kDeadLettered;
   e.dead_lettered_at = kT0;
@@ -340,11 +350,11 @@ TEST_F(DlqStoreTest, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
   // Turn the file back into a version-1 database holding that dead letter (the fingerprint
   // column came with version 3).
   {
-    auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
+    auto db = sqlite::Database::Open(where_.data_dir + "/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
     ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaOne), IsOk());
   }
-  auto store = SqliteStore::Open(dir_ + "/data");
+  auto store = testing::OpenStore(where_);
   ASSERT_THAT(store, IsOk());
   store_ = std::move(*store);
   ListQuery q;
@@ -356,7 +366,7 @@ TEST_F(DlqStoreTest, UpgradeFromSchemaOneFingerprintsExistingDeadLetters) {
 // old fingerprints, which put "order a3f9c2d1" (old <hex>) and "order 44173025" (old <n>) in two
 // groups; opening it recomputes them, so the groups, the fingerprint filter and the listing agree
 // with what FailureFingerprint says now.
-TEST_F(DlqStoreTest, UpgradeFromSchemaSevenRecomputesOldFingerprints) {
+TEST_P(DlqStoreTestSqlite, UpgradeFromSchemaSevenRecomputesOldFingerprints) {
   std::vector<Envelope> dead;
   for (const char* message : {"order a3f9c2d1 not found", "order 44173025 not found"}) {
     Envelope e;
@@ -375,7 +385,7 @@ TEST_F(DlqStoreTest, UpgradeFromSchemaSevenRecomputesOldFingerprints) {
   }
   store_.reset();
   {
-    auto db = sqlite::Database::Open(dir_ + "/data/retryd.db", /*read_only=*/false);
+    auto db = sqlite::Database::Open(where_.data_dir + "/retryd.db", /*read_only=*/false);
     ASSERT_THAT(db, IsOk());
     ASSERT_THAT((*db)->Exec(testing::kDowngradeToSchemaSeven), IsOk());
     // The fingerprints version 7 wrote: FNV-1a 64 of "inventory\x1f1\x1fE\x1forder <hex> not
@@ -387,7 +397,7 @@ TEST_F(DlqStoreTest, UpgradeFromSchemaSevenRecomputesOldFingerprints) {
                                          "WHERE id = ", dead[1].id)),
                 IsOk());
   }
-  auto store = SqliteStore::Open(dir_ + "/data");
+  auto store = testing::OpenStore(where_);
   ASSERT_THAT(store, IsOk());
   store_ = std::move(*store);
 

@@ -29,6 +29,8 @@ TEST(PgDsnTest, RedactsPasswordsInBothForms) {
             "postgresql://app:***@db:5432/retryd?sslmode=require");
   EXPECT_EQ(pg::RedactDsn("postgres://app@db/retryd?password=s3cret&sslmode=disable"),
             "postgres://app@db/retryd?password=***&sslmode=disable");
+  EXPECT_EQ(pg::RedactDsn("host=db options='-csearch_path=a' password='x y'"),
+            "host=db options='-csearch_path=a' password=***");
   EXPECT_EQ(pg::RedactDsn("host=db"), "host=db");
   EXPECT_EQ(pg::RedactDsn(""), "");
 }
