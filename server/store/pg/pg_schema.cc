@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/store/pg/pg_shared_schema.h"
+#include "server/store/pg/pg_store_owner.h"
 #include "server/util/status_macros.h"
 
 namespace retryd::pg {
@@ -89,6 +90,8 @@ const char* const kMigrations[] = {
     // 1 -> 2: shared mode (fenced leases, claims of due work, guard rows, job claims); see
     // pg_shared_schema.h.
     kSharedModeMigration,
+    // 2 -> 3: the store_owner row (one active retryd per database; pg_store_owner.h).
+    kStoreOwnerMigration,
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

@@ -1,0 +1,91 @@
+// StoreOwner: one active retryd per PostgreSQL database, with fencing.
+//
+// Until the engine runs the shared paths (docs/shared-replicas.md, "Status"), a retryd on
+// PostgreSQL keeps its schedule and lease table in memory, as on SQLite, so two of them writing
+// one database would each answer from a truth the other does not see. StoreOwner makes that
+// impossible instead of merely unlikely:
+//
+//   - Ownership is a session-level advisory lock (kOwnerLockKey) held on a connection of its own.
+//     A second retryd started on the same database waits as a standby (event store_standby),
+//     without listening, until the lock is free: a warm standby that takes over within about a
+//     second of the owner's session ending (its process stopped, killed, or cut off).
+//   - Taking over bumps store_owner.epoch. Every batch transaction of the owner first reads the
+//     epoch with FOR SHARE (Fence): a replica that lost its session, and so its lock, without
+//     noticing finds a newer epoch in its next batch and stops (crash-only) before writing; and
+//     the taker's epoch bump waits for any batch the old owner has open, so the two never write
+//     at once.
+//   - A watchdog re-reads the epoch on the lock's connection every `check_interval`: an owner
+//     that lost its lock (or the epoch) stops even when it has no batch to run.
+//
+// Thread-safety: Acquire and the watchdog are internally synchronised; Fence runs on the caller's
+// connection (the writer's) inside its transaction.
+#ifndef RETRYD_SERVER_STORE_PG_PG_STORE_OWNER_H_
+#define RETRYD_SERVER_STORE_PG_PG_STORE_OWNER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/store/pg/pg_conn.h"
+
+namespace retryd::pg {
+
+// The advisory lock key of the owner's session ("retryd-o" as ASCII).
+inline constexpr int64_t kOwnerLockKey = 0x7265747279642d6f;
+
+// The migration that adds the store_owner row (applied by pg_schema.cc after shared mode's).
+extern const char* const kStoreOwnerMigration;
+
+class StoreOwner {
+ public:
+  struct Options {
+    // Written into store_owner.owner (e.g. host:pid), for operators.
+    std::string name;
+    // How often a standby retries the lock, and how often the owner's watchdog checks it.
+    absl::Duration check_interval = absl::Seconds(1);
+    // Asked between two lock attempts: true gives up waiting (CANCELLED), e.g. on SIGTERM.
+    std::function<bool()> stop_waiting;
+    // Called once, from the watchdog thread, when ownership is lost; must not return (stops the
+    // process). Null: the watchdog is not started.
+    std::function<void(absl::Status)> on_lost;
+  };
+
+  // Connects, waits until this process holds the owner lock, and bumps the epoch. UNAVAILABLE
+  // when the database cannot be reached; CANCELLED when stop_waiting said so.
+  static absl::StatusOr<std::unique_ptr<StoreOwner>> Acquire(const std::string& dsn,
+                                                             Options options);
+  ~StoreOwner();
+
+  int64_t epoch() const { return epoch_; }
+
+  // Run first in every batch transaction on `writer`: OK while this process still owns the
+  // database; a status that IsFenced (store_failure.h) otherwise.
+  absl::Status Fence(Connection& writer) const;
+
+  // Ends the session (the lock is released at once), e.g. for tests; the watchdog stops first.
+  void Release();
+
+ private:
+  StoreOwner(std::unique_ptr<Connection> conn, int64_t epoch, Options options)
+      : conn_(std::move(conn)), epoch_(epoch), options_(std::move(options)) {}
+  void Watch();
+  // OK while the lock's session is alive and the epoch is still ours.
+  absl::Status Check();
+
+  std::unique_ptr<Connection> conn_;
+  const int64_t epoch_;
+  const Options options_;
+  absl::Notification stop_;
+  std::thread watchdog_;
+};
+
+}  // namespace retryd::pg
+
+#endif  // RETRYD_SERVER_STORE_PG_PG_STORE_OWNER_H_
