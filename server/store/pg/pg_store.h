@@ -111,6 +111,7 @@ class PgStore final : public Store {
   int64_t owner_epoch() const { return owner_->epoch(); }
   // Ends the owner's session, as a lost connection would (tests of fencing).
   void ReleaseOwnerForTest() { owner_->Release(); }
+  int owner_backend_pid() const { return owner_->backend_pid(); }
 
  private:
   PgStore(std::string dsn, std::unique_ptr<pg::StoreOwner> owner,

@@ -26,8 +26,8 @@ absl::StatusOr<std::unique_ptr<StoreOwner>> StoreOwner::Acquire(const std::strin
   RETURN_IF_ERROR(conn->ExecScript("SET application_name = 'retryd-owner'"));
   bool said_standby = false;
   for (;;) {
-    ASSIGN_OR_RETURN(Result got, conn->Exec("SELECT pg_try_advisory_lock($1)",
-                                            Params().Int(kOwnerLockKey)));
+    ASSIGN_OR_RETURN(Result got, conn->Exec("SELECT pg_try_advisory_lock($1::integer, hashtext(current_schema()))",
+                   Params().Int(kOwnerLockClass)));
     if (got.Int(0, 0)) break;
     if (!said_standby) {
       ASSIGN_OR_RETURN(Result owner,

@@ -37,8 +37,12 @@
 
 namespace retryd::pg {
 
-// The advisory lock key of the owner's session ("retryd-o" as ASCII).
-inline constexpr int64_t kOwnerLockKey = 0x7265747279642d6f;
+// The owner lock is the advisory lock (kOwnerLockClass, hashtext(current_schema())): one per
+// schema, since retryd's tables live in the connection's current schema (several retryd
+// deployments, or tests, may share one database in schemas of their own). Two schemas whose names
+// hash alike would share one owner: a standby would wait for the other's owner, never write
+// beside it.
+inline constexpr int32_t kOwnerLockClass = 0x72657479;  // "rety"
 
 // The migration that adds the store_owner row (applied by pg_schema.cc after shared mode's).
 extern const char* const kStoreOwnerMigration;
@@ -64,6 +68,8 @@ class StoreOwner {
   ~StoreOwner();
 
   int64_t epoch() const { return epoch_; }
+  // The PostgreSQL backend pid of the session that holds the lock (for tests and operators).
+  int backend_pid() const { return backend_pid_; }
 
   // Run first in every batch transaction on `writer`: OK while this process still owns the
   // database; a status that IsFenced (store_failure.h) otherwise.
@@ -74,13 +80,17 @@ class StoreOwner {
 
  private:
   StoreOwner(std::unique_ptr<Connection> conn, int64_t epoch, Options options)
-      : conn_(std::move(conn)), epoch_(epoch), options_(std::move(options)) {}
+      : conn_(std::move(conn)),
+        epoch_(epoch),
+        backend_pid_(PQbackendPID(conn_->raw())),
+        options_(std::move(options)) {}
   void Watch();
   // OK while the lock's session is alive and the epoch is still ours.
   absl::Status Check();
 
   std::unique_ptr<Connection> conn_;
   const int64_t epoch_;
+  const int backend_pid_;
   const Options options_;
   absl::Notification stop_;
   std::thread watchdog_;
