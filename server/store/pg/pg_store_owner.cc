@@ -50,7 +50,8 @@ absl::StatusOr<std::unique_ptr<StoreOwner>> StoreOwner::Acquire(const std::strin
   if (bumped.rows() != 1) return absl::InternalError("store_owner row missing");
   const int64_t epoch = bumped.Int(0, 0);
   LogEvent(LogLevel::kInfo, "store_owned").Int("epoch", epoch).Str("owner", options.name);
-  std::unique_ptr<StoreOwner> owner(new StoreOwner(std::move(conn), epoch, std::move(options)));
+  std::unique_ptr<StoreOwner> owner(
+      new StoreOwner(dsn, std::move(conn), epoch, std::move(options)));
   if (owner->options_.on_lost) owner->watchdog_ = std::thread([o = owner.get()] { o->Watch(); });
   return owner;
 }
@@ -91,11 +92,40 @@ absl::Status StoreOwner::Check() {
 void StoreOwner::Watch() {
   while (!stop_.WaitForNotificationWithTimeout(options_.check_interval)) {
     absl::Status s = Check();
-    if (!s.ok()) {
+    if (s.ok()) continue;
+    if (conn_->ok()) {  // The session lives but the epoch moved on: another replica owns it.
       options_.on_lost(s);
       return;
     }
+    // The lock's session was lost (a PostgreSQL restart or failover, a cut connection). Holding
+    // the epoch is what makes writes safe (every batch is fenced by it), so ownership may be
+    // taken up again as long as nobody took it over meanwhile.
+    LogEvent(LogLevel::kWarn, "store_owner_session_lost").Str("error", std::string(s.message()));
+    for (;;) {
+      if (stop_.WaitForNotificationWithTimeout(options_.check_interval)) return;
+      absl::StatusOr<Regained> regained = Regain();
+      if (!regained.ok()) continue;  // PostgreSQL still unreachable: try again.
+      if (*regained == Regained::kOwner) break;
+      options_.on_lost(MarkFenced(absl::FailedPreconditionError(
+          "another retryd took over this PostgreSQL database while its owner's session was lost")));
+      return;
+    }
+    LogEvent(LogLevel::kInfo, "store_owner_session_regained").Int("epoch", epoch_);
   }
+}
+
+absl::StatusOr<StoreOwner::Regained> StoreOwner::Regain() {
+  ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(dsn_));
+  RETURN_IF_ERROR(conn->ExecScript("SET application_name = 'retryd-owner'"));
+  ASSIGN_OR_RETURN(Result got, conn->Exec("SELECT pg_try_advisory_lock($1::integer, "
+                                          "hashtext(current_schema()))",
+                                          Params().Int(kOwnerLockClass)));
+  if (!got.Int(0, 0)) return Regained::kTaken;
+  ASSIGN_OR_RETURN(Result epoch, conn->Exec("SELECT epoch FROM store_owner WHERE id = 1"));
+  if (epoch.rows() != 1 || epoch.Int(0, 0) != epoch_) return Regained::kTaken;
+  conn_ = std::move(conn);
+  backend_pid_ = PQbackendPID(conn_->raw());
+  return Regained::kOwner;
 }
 
 }  // namespace retryd::pg

@@ -15,7 +15,10 @@
 //     the taker's epoch bump waits for any batch the old owner has open, so the two never write
 //     at once.
 //   - A watchdog re-reads the epoch on the lock's connection every `check_interval`: an owner
-//     that lost its lock (or the epoch) stops even when it has no batch to run.
+//     whose epoch moved on stops even when it has no batch to run. When the lock's session
+//     itself is lost (a PostgreSQL restart or failover), the watchdog takes the lock up again
+//     once PostgreSQL is back if the epoch is still its own, and stops the process otherwise;
+//     meanwhile the fence keeps every batch safe.
 //
 // Thread-safety: Acquire and the watchdog are internally synchronised; Fence runs on the caller's
 // connection (the writer's) inside its transaction.
@@ -69,7 +72,7 @@ class StoreOwner {
 
   int64_t epoch() const { return epoch_; }
   // The PostgreSQL backend pid of the session that holds the lock (for tests and operators).
-  int backend_pid() const { return backend_pid_; }
+  int backend_pid() const { return backend_pid_.load(); }
 
   // Run first in every batch transaction on `writer`: OK while this process still owns the
   // database; a status that IsFenced (store_failure.h) otherwise.
@@ -79,18 +82,24 @@ class StoreOwner {
   void Release();
 
  private:
-  StoreOwner(std::unique_ptr<Connection> conn, int64_t epoch, Options options)
-      : conn_(std::move(conn)),
+  StoreOwner(std::string dsn, std::unique_ptr<Connection> conn, int64_t epoch, Options options)
+      : dsn_(std::move(dsn)),
+        conn_(std::move(conn)),
         epoch_(epoch),
         backend_pid_(PQbackendPID(conn_->raw())),
         options_(std::move(options)) {}
   void Watch();
+  // After the lock's session was lost: a new session takes the lock again if it is free and the
+  // epoch is still this process's (kOwner), else kTaken; an error when PostgreSQL is unreachable.
+  enum class Regained { kOwner, kTaken };
+  absl::StatusOr<Regained> Regain();
   // OK while the lock's session is alive and the epoch is still ours.
   absl::Status Check();
 
-  std::unique_ptr<Connection> conn_;
+  const std::string dsn_;
+  std::unique_ptr<Connection> conn_;  // The lock's session (the watchdog's, once started).
   const int64_t epoch_;
-  const int backend_pid_;
+  std::atomic<int> backend_pid_;
   const Options options_;
   absl::Notification stop_;
   std::thread watchdog_;

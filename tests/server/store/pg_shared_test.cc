@@ -1,6 +1,8 @@
 // Shared mode's database side (server/store/pg: pg_leases, pg_guard_rows, pg_job_claims,
 // pg_due_signal) with several connections standing for several replicas on one real PostgreSQL
 // (tests/testing/pg_cluster.h). Every test here needs the server: their names say Postgres.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -631,16 +633,21 @@ TEST_F(DueSignalPostgresTest, ParkedPollOnAnotherReplicaWakesPromptly) {
 TEST_F(DueSignalPostgresTest, NotificationsResumeAfterTheirConnectionsAreLost) {
   absl::Mutex mu;
   std::vector<std::string> heard;
-  auto listener = pg::DueListener::Start(dsn_, [&](const std::string& service) {
+  // Its own sessions carry a name of their own: other tests share the database (in schemas of
+  // their own) and must keep their sessions.
+  const std::string app = absl::StrCat("due_signal_test_", getpid());
+  const std::string dsn = absl::StrCat(dsn_, " application_name=", app);
+  auto listener = pg::DueListener::Start(dsn, [&](const std::string& service) {
     absl::MutexLock l(&mu);
     heard.push_back(service);
   });
   ASSERT_THAT(listener, IsOk());
-  auto notifier = pg::DueNotifier::Start(dsn_, absl::Milliseconds(10));
+  auto notifier = pg::DueNotifier::Start(dsn, absl::Milliseconds(10));
   ASSERT_THAT(notifier, IsOk());
-  // Every other session of the database ends: the listener's and the notifier's.
+  // The listener's and the notifier's sessions end.
   ASSERT_THAT(db_->Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+                        " WHERE application_name = $1",
+                        pg::Params().Text(app)),
               IsOk());
   auto heard_service = [&] {
     absl::MutexLock l(&mu);

@@ -118,10 +118,47 @@ TEST_F(PgStoreOwnerPostgresTest, TakeoverWaitsForTheOldOwnersOpenBatch) {
   EXPECT_TRUE(IsFenced((*old_owner)->Begin()));
 }
 
-TEST_F(PgStoreOwnerPostgresTest, WatchdogReportsALostSession) {
+// Ends the PostgreSQL session `pid` as an administrator (or a failover) would.
+void TerminateBackend(const std::string& dsn, int pid) {
+  auto admin = pg::Connection::Open(dsn);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto killed = (*admin)->Exec("SELECT pg_terminate_backend($1::integer)", pg::Params().Int(pid));
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  ASSERT_EQ(killed->Int(0, 0), 1);
+}
+
+TEST_F(PgStoreOwnerPostgresTest, WatchdogTakesTheLockUpAgainWhenNobodyTookOver) {
+  std::atomic<int> lost{0};
+  PgStore::Options o = Fast();
+  o.owner.on_lost = [&](absl::Status) { ++lost; };
+  auto owner = PgStore::Open(dsn_, std::move(o));
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  const int old_pid = (*owner)->owner_backend_pid();
+  TerminateBackend(dsn_, old_pid);
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while ((*owner)->owner_backend_pid() == old_pid && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_NE((*owner)->owner_backend_pid(), old_pid) << "the lock was not taken up again";
+  EXPECT_EQ(lost.load(), 0);
+  // It owns the database again: its batches go on and a second store waits.
+  ASSERT_THAT((*owner)->Begin(), IsOk());
+  ASSERT_THAT((*owner)->Commit(), IsOk());
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Milliseconds(400));
+    stop = true;
+  });
+  auto second = PgStore::Open(dsn_, Fast([&] { return stop.load(); }));
+  stopper.join();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kCancelled) << second.status();
+}
+
+TEST_F(PgStoreOwnerPostgresTest, WatchdogStopsAnOwnerTakenOverWhileItsSessionWasLost) {
   std::atomic<int> lost{0};
   absl::Notification reported;
   PgStore::Options o = Fast();
+  o.owner.check_interval = absl::Seconds(1);  // The standby below retries every 50 ms: it wins.
   o.owner.on_lost = [&](absl::Status s) {
     EXPECT_TRUE(IsFenced(s)) << s;
     ++lost;
@@ -129,16 +166,20 @@ TEST_F(PgStoreOwnerPostgresTest, WatchdogReportsALostSession) {
   };
   auto owner = PgStore::Open(dsn_, std::move(o));
   ASSERT_TRUE(owner.ok()) << owner.status();
-  EXPECT_FALSE(reported.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
-  // An administrator (or a failover) ends the owner's session.
-  auto admin = pg::Connection::Open(dsn_);
-  ASSERT_TRUE(admin.ok()) << admin.status();
-  auto killed = (*admin)->Exec("SELECT pg_terminate_backend($1::integer)",
-                               pg::Params().Int((*owner)->owner_backend_pid()));
-  ASSERT_TRUE(killed.ok()) << killed.status();
-  ASSERT_EQ(killed->Int(0, 0), 1);
-  EXPECT_TRUE(reported.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  std::unique_ptr<PgStore> taker;
+  std::thread t([&] {
+    auto s = PgStore::Open(dsn_, Fast());
+    ASSERT_TRUE(s.ok()) << s.status();
+    taker = *std::move(s);
+  });
+  absl::SleepFor(absl::Milliseconds(200));  // The taker waits as a standby.
+  TerminateBackend(dsn_, (*owner)->owner_backend_pid());
+  EXPECT_TRUE(reported.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  t.join();
   EXPECT_EQ(lost.load(), 1);
+  ASSERT_NE(taker, nullptr);
+  EXPECT_GT(taker->owner_epoch(), (*owner)->owner_epoch());
+  EXPECT_TRUE(IsFenced((*owner)->Begin()));
 }
 
 }  // namespace
