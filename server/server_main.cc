@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -116,10 +117,22 @@ absl::Status ValidateStoreConfig(const v1::StoreConfig& store) {
   return absl::OkStatus();
 }
 
-// Opens the store the configuration names.
+// Opens the store the configuration names. On PostgreSQL this waits as a standby while another
+// retryd owns the database (pg_store_owner.h), until SIGTERM or SIGINT (blocked) is pending.
 absl::StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const v1::ServerConfig& cfg) {
   if (cfg.store().type() == "postgres") {
-    ASSIGN_OR_RETURN(std::unique_ptr<PgStore> s, PgStore::Open(cfg.store().postgres_dsn()));
+    PgStore::Options options;
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    options.owner.name = absl::StrCat(host, ":", getpid());
+    options.owner.stop_waiting = [] {
+      sigset_t pending;
+      return sigpending(&pending) == 0 &&
+             (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+    };
+    options.owner.on_lost = [](absl::Status lost) { StopOnStoreFailure("owner", lost); };
+    ASSIGN_OR_RETURN(std::unique_ptr<PgStore> s,
+                     PgStore::Open(cfg.store().postgres_dsn(), std::move(options)));
     return std::unique_ptr<Store>(std::move(s));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> s, SqliteStore::Open(cfg.data_dir()));
@@ -312,6 +325,11 @@ int Serve(const Setup& setup) {
   const absl::Time start = absl::Now();
   const bool on_postgres = cfg.store().type() == "postgres";
   absl::StatusOr<std::unique_ptr<Store>> store = OpenConfiguredStore(cfg);
+  if (store.status().code() == absl::StatusCode::kCancelled) {
+    // A standby asked to stop before it owned the database: a clean stop.
+    LogEvent(LogLevel::kInfo, "stopped").Str("detail", std::string(store.status().message()));
+    return 0;
+  }
   if (!store.ok()) {
     LogEvent(LogLevel::kError, "store_open_failed")
         .Str("store", cfg.store().type())

@@ -487,6 +487,9 @@ bool Engine::BeginBatch(std::vector<std::unique_ptr<Op>>* ops) {
   // answered (the batch's requests may be retried) without stopping.
   const absl::Status begin = store_->Begin();
   if (begin.ok()) return true;
+  // Another replica took the store over: nothing may be answered or written from this
+  // process's in-memory state any more.
+  if (IsFenced(begin)) StopOnStoreFailure("begin", begin);
   LogEvent(LogLevel::kError, "store_begin_failed").Str("error", std::string(begin.message()));
   const absl::Status answer = absl::UnavailableError(absl::StrCat(
       "the store could not start a transaction; nothing was changed: ", begin.message()));

@@ -17,6 +17,12 @@ absl::Status MarkStoreFailure(absl::Status status);
 // True when `status` carries the mark of MarkStoreFailure.
 bool IsStoreFailure(const absl::Status& status);
 
+// Marks `status` (not OK) as fencing: this process no longer owns its store (another replica took
+// it over), so it must stop before it writes anything more; also a store failure.
+absl::Status MarkFenced(absl::Status status);
+// True when `status` carries the mark of MarkFenced.
+bool IsFenced(const absl::Status& status);
+
 }  // namespace retryd
 
 #endif  // RETRYD_SERVER_STORE_STORE_FAILURE_H_

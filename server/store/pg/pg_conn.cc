@@ -24,6 +24,12 @@ constexpr Oid kInt4Oid = 23;
 absl::Status StatusFor(absl::string_view sqlstate, std::string message) {
   if (sqlstate == kUniqueViolation) return absl::AlreadyExistsError(message);
   if (sqlstate == "57014") return MarkStoreFailure(absl::DeadlineExceededError(message));
+  // Data exceptions (class 22): a value PostgreSQL cannot hold, such as a NUL byte in text. An
+  // answer about the request, not a failure of the database: the op is undone, the batch goes on.
+  if (absl::StartsWith(sqlstate, "22")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(message, "; PostgreSQL text fields cannot hold NUL bytes or invalid UTF-8"));
+  }
   if (sqlstate.empty() || absl::StartsWith(sqlstate, "08") || absl::StartsWith(sqlstate, "57P")) {
     return MarkStoreFailure(absl::UnavailableError(message));
   }
@@ -40,6 +46,7 @@ Params& Params::Int(int64_t v) {
 }
 
 Params& Params::Text(absl::string_view v) {
+  if (v.find('\0') != absl::string_view::npos) nul_in_text_ = static_cast<int>(values_.size()) + 1;
   values_.emplace_back(v);
   formats_.push_back(0);
   nulls_.push_back(false);
@@ -140,6 +147,12 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
 Connection::~Connection() { PQfinish(conn_); }
 
 absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const Params& params) {
+  if (params.nul_in_text_ > 0) {
+    // libpq would cut a text parameter at its first NUL byte, silently: refuse it unsent.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parameter $", params.nul_in_text_,
+        " holds a NUL byte, which PostgreSQL text cannot store; nothing was written"));
+  }
   const int n = params.size();
   std::vector<const char*> values(n);
   std::vector<int> lengths(n);

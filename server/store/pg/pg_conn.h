@@ -3,14 +3,16 @@
 // the tests and tools built on it).
 //
 // Parameters are sent as text, except byte strings (Params::Bytes), which are sent in binary so
-// that any byte goes through unchanged; the server infers each parameter's type from the
+// that any byte goes through unchanged (a text parameter holding a NUL byte, which PostgreSQL
+// text cannot store and libpq would cut short, makes Exec answer INVALID_ARGUMENT unsent); the server infers each parameter's type from the
 // statement. Results come back in binary, so byte columns need no unescaping and integers are
 // read exactly (Result::Int reads int2, int4, int8 and bool columns).
 //
 // Errors (ErrorStatus): unique_violation (23505) → ALREADY_EXISTS, an answer about the data;
-// query_canceled (57014) → DEADLINE_EXCEEDED; a lost or refused connection (class 08, the
+// a data exception (class 22, e.g. a NUL byte in a text value) → INVALID_ARGUMENT, also an
+// answer; query_canceled (57014) → DEADLINE_EXCEEDED; a lost or refused connection (class 08, the
 // server shutting down, class 57P) → UNAVAILABLE; anything else → INTERNAL. All but
-// ALREADY_EXISTS are marked as store failures (server/store/store_failure.h), as for SQLite: the
+// ALREADY_EXISTS and INVALID_ARGUMENT are marked as store failures (server/store/store_failure.h), as for SQLite: the
 // engine is crash-only on them. Every message names the SQLSTATE.
 //
 // Threading: a Connection is used by one thread at a time.
@@ -49,6 +51,7 @@ class Params {
   std::vector<std::string> values_;
   std::vector<int> formats_;  // 0 text, 1 binary.
   std::vector<bool> nulls_;
+  int nul_in_text_ = 0;  // The first text parameter ($N) holding a NUL byte; 0: none.
 };
 
 // A statement's result (binary columns). Move-only.

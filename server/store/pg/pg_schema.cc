@@ -1,6 +1,8 @@
 #include "server/store/pg/pg_schema.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/store/pg/pg_shared_schema.h"
+#include "server/store/pg/pg_store_owner.h"
 #include "server/util/status_macros.h"
 
 namespace retryd::pg {
@@ -85,6 +87,11 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX replays_by_state ON replays (state);
     )sql",
+    // 1 -> 2: shared mode (fenced leases, claims of due work, guard rows, job claims); see
+    // pg_shared_schema.h.
+    kSharedModeMigration,
+    // 2 -> 3: the store_owner row (one active retryd per database; pg_store_owner.h).
+    kStoreOwnerMigration,
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

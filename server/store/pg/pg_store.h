@@ -36,6 +36,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "server/store/pg/pg_conn.h"
 #include "server/store/pg/pg_pool.h"
+#include "server/store/pg/pg_store_owner.h"
 #include "server/store/store.h"
 
 namespace retryd {
@@ -44,10 +45,14 @@ class PgStore final : public Store {
  public:
   struct Options {
     pg::Pool::Options readers;
+    // One active retryd per database (pg_store_owner.h): Open waits until this process owns the
+    // database, and every batch is fenced by the owner epoch.
+    pg::StoreOwner::Options owner;
   };
 
   // Connects (`dsn` empty: libpq's PG* environment variables), migrates the schema under the
-  // advisory lock (pg_schema.h) and opens the read side. UNAVAILABLE when the server refuses
+  // advisory lock (pg_schema.h), waits until this process owns the database (a standby until the
+  // owner's session ends; pg_store_owner.h) and opens the read side. UNAVAILABLE when the server refuses
   // the connection (the message names the DSN, password redacted); FAILED_PRECONDITION when the
   // database was written by a newer retryd.
   static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& dsn,
@@ -102,11 +107,19 @@ class PgStore final : public Store {
 
   // The writer's connection (for tests that end its session).
   pg::Connection& writer_for_test() { return *writer_; }
+  // The owner epoch this process holds.
+  int64_t owner_epoch() const { return owner_->epoch(); }
+  // Ends the owner's session, as a lost connection would (tests of fencing).
+  void ReleaseOwnerForTest() { owner_->Release(); }
+  int owner_backend_pid() const { return owner_->backend_pid(); }
 
  private:
-  PgStore(std::string dsn, std::unique_ptr<pg::Connection> writer,
-          std::unique_ptr<pg::Pool> readers)
-      : dsn_(std::move(dsn)), writer_(std::move(writer)), readers_(std::move(readers)) {}
+  PgStore(std::string dsn, std::unique_ptr<pg::StoreOwner> owner,
+          std::unique_ptr<pg::Connection> writer, std::unique_ptr<pg::Pool> readers)
+      : dsn_(std::move(dsn)),
+        owner_(std::move(owner)),
+        writer_(std::move(writer)),
+        readers_(std::move(readers)) {}
 
   // A writer connection with the session settings of pg_store.h.
   static absl::StatusOr<std::unique_ptr<pg::Connection>> OpenWriter(const std::string& dsn);
@@ -123,6 +136,8 @@ class PgStore final : public Store {
   static absl::StatusOr<ListPage> ListOn(pg::Connection& conn, const ListQuery& q);
 
   const std::string dsn_;
+  // This process's ownership of the database; every batch begins with its Fence.
+  const std::unique_ptr<pg::StoreOwner> owner_;
   // Write side: one thread at a time, so unguarded.
   std::unique_ptr<pg::Connection> writer_;
   absl::flat_hash_set<std::string> known_services_;

@@ -27,13 +27,19 @@ absl::Status PgStore::InTransaction(absl::string_view what) const {
 absl::Status PgStore::Begin() {
   op_new_services_.clear();
   absl::Status begun = writer_->Begin();
-  if (begun.ok() || writer_->ok()) return begun;
-  // The connection was lost since the last batch: nothing of this batch is written yet, so a new
-  // connection can take over (see pg_store.h).
-  ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> fresh, OpenWriter(dsn_));
-  writer_ = std::move(fresh);
-  LogEvent(LogLevel::kWarn, "store_reconnected").Str("after", std::string(begun.message()));
-  return writer_->Begin();
+  if (!begun.ok() && !writer_->ok()) {
+    // The connection was lost since the last batch: nothing of this batch is written yet, so a
+    // new connection can take over (see pg_store.h).
+    ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> fresh, OpenWriter(dsn_));
+    writer_ = std::move(fresh);
+    LogEvent(LogLevel::kWarn, "store_reconnected").Str("after", std::string(begun.message()));
+    begun = writer_->Begin();
+  }
+  if (!begun.ok()) return begun;
+  // Before anything is written: is this process still the database's owner (pg_store_owner.h)?
+  absl::Status fenced = owner_->Fence(*writer_);
+  if (!fenced.ok()) writer_->Rollback();
+  return fenced;
 }
 
 absl::Status PgStore::Commit() {

@@ -8,6 +8,7 @@
 #include "server/store/pg/pg_conn.h"
 #include "server/store/pg/pg_dsn.h"
 #include "server/store/pg/pg_schema.h"
+#include "server/store/pg/pg_store.h"
 #include "server/store/store_failure.h"
 #include "tests/testing/pg_cluster.h"
 #include "tests/testing/status_matchers.h"
@@ -120,6 +121,32 @@ TEST_F(PgConnPostgres, TerminatedSessionIsAnUnavailableStoreFailure) {
   EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_TRUE(IsStoreFailure(r.status()));
   EXPECT_FALSE(c->ok());
+}
+
+// A value PostgreSQL cannot hold (a NUL byte in a text column) is an answer about the request:
+// the op is undone and the batch commits the others; the process is not stopped for it.
+TEST_F(PgConnPostgres, NulByteInTextIsAnAnswerNotAStoreFailure) {
+  auto store = PgStore::Open(dsn_);
+  ASSERT_THAT(store, IsOk());
+  ASSERT_THAT((*store)->Begin(), IsOk());
+  ASSERT_THAT((*store)->BeginOp(), IsOk());
+  Envelope bad;
+  bad.service = "svc";
+  bad.message_id = std::string("a\0b", 3);
+  bad.state = EnvelopeState::kScheduled;
+  absl::Status s = (*store)->Insert(&bad);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_FALSE(IsStoreFailure(s));
+  ASSERT_THAT((*store)->EndOp(false), IsOk());
+  ASSERT_THAT((*store)->BeginOp(), IsOk());
+  Envelope good = bad;
+  good.message_id = "ab";
+  ASSERT_THAT((*store)->Insert(&good), IsOk());
+  ASSERT_THAT((*store)->EndOp(true), IsOk());
+  ASSERT_THAT((*store)->Commit(), IsOk());
+  auto got = (*store)->Get("svc", "ab");
+  ASSERT_THAT(got, IsOk());
+  EXPECT_TRUE(got->has_value());
 }
 
 using PgSchemaPostgres = PostgresTest;
