@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -118,8 +119,10 @@ absl::Status ValidateStoreConfig(const v1::StoreConfig& store) {
 }
 
 // Opens the store the configuration names. On PostgreSQL this waits as a standby while another
-// retryd owns the database (pg_store_owner.h), until SIGTERM or SIGINT (blocked) is pending.
-absl::StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const v1::ServerConfig& cfg) {
+// retryd owns the database (pg_store_owner.h), until SIGTERM or SIGINT (blocked) is pending;
+// `on_standby` is called once when it starts waiting.
+absl::StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const v1::ServerConfig& cfg,
+                                                           std::function<void()> on_standby) {
   if (cfg.store().type() == "postgres") {
     PgStore::Options options;
     char host[256] = {0};
@@ -131,6 +134,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const v1::ServerConfi
              (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
     };
     options.owner.on_lost = [](absl::Status lost) { StopOnStoreFailure("owner", lost); };
+    options.owner.on_standby = std::move(on_standby);
     ASSIGN_OR_RETURN(std::unique_ptr<PgStore> s,
                      PgStore::Open(cfg.store().postgres_dsn(), std::move(options)));
     return std::unique_ptr<Store>(std::move(s));
@@ -313,6 +317,35 @@ void BlockShutdownSignals(sigset_t* set) {
   pthread_sigmask(SIG_BLOCK, set, nullptr);
 }
 
+// The health service alone on the gRPC address, for a retryd waiting as a standby (see
+// OpenConfiguredStore): "" is SERVING (the process is alive: liveness and startup probes pass),
+// the retryd services are NOT_SERVING (readiness fails: it serves nothing until it owns the
+// store). Null (logged) when the address cannot be bound.
+std::unique_ptr<grpc::Server> StartStandbyHealth(const Setup& setup) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(setup.cfg.grpc_addr(),
+                           setup.tls.has_value() ? ServerCredentialsFor(*setup.tls)
+                                                 : grpc::InsecureServerCredentials(),
+                           &port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    LogEvent(LogLevel::kWarn, "standby_health_listen_failed")
+        .Str("grpc_addr", setup.cfg.grpc_addr());
+    return nullptr;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  for (const char* name : {"retryd.v1.RetryService", "retryd.v1.AdminService"}) {
+    health->SetServingStatus(name, false);
+  }
+  LogEvent(LogLevel::kInfo, "standby_health_listening")
+      .Str("grpc_addr", setup.cfg.grpc_addr())
+      .Int("grpc_port", port);
+  return server;
+}
+
 int Serve(const Setup& setup) {
   const v1::ServerConfig& cfg = setup.cfg;
   sigset_t signals;
@@ -324,7 +357,14 @@ int Serve(const Setup& setup) {
 
   const absl::Time start = absl::Now();
   const bool on_postgres = cfg.store().type() == "postgres";
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenConfiguredStore(cfg);
+  // A standby answers health checks on the gRPC address while it waits: alive, not ready.
+  std::unique_ptr<grpc::Server> standby_health;
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      OpenConfiguredStore(cfg, [&] { standby_health = StartStandbyHealth(setup); });
+  if (standby_health != nullptr) {
+    standby_health->Shutdown();
+    standby_health.reset();
+  }
   if (store.status().code() == absl::StatusCode::kCancelled) {
     // A standby asked to stop before it owned the database: a clean stop.
     LogEvent(LogLevel::kInfo, "stopped").Str("detail", std::string(store.status().message()));

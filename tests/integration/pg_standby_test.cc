@@ -3,9 +3,12 @@
 // (server/store/pg/pg_store_owner.h). The standby does not serve while the owner lives; once the
 // owner is killed with -9 it takes over and serves everything the owner acknowledged, including
 // the owner's leases in flight, whose tokens it honours.
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -67,6 +70,25 @@ TEST_F(PgStandbyPostgresTest, StandbyServesNothingUntilTheOwnerDiesThenEverythin
   });
   // The standby does not serve while the owner lives.
   EXPECT_FALSE(serving.WaitForNotificationWithTimeout(absl::Seconds(3)));
+  // It answers health checks meanwhile: alive ("" SERVING), not ready (the services NOT_SERVING),
+  // so that a liveness probe leaves it alone and a readiness probe keeps traffic away.
+  const std::string standby_log = ReadFile(dirs_[1] + "/retryd.log");
+  ASSERT_THAT(standby_log, HasSubstr("\"standby_health_listening\""));
+  const size_t at = standby_log.find("\"grpc_port\":", standby_log.find("standby_health_listening"));
+  ASSERT_NE(at, std::string::npos);
+  const int standby_port = std::atoi(standby_log.c_str() + at + 12);
+  // HealthCheckRequest{service} (field 1) → HealthCheckResponse{status} (1 SERVING, 2 NOT_SERVING).
+  for (const auto& [service, want] : std::vector<std::pair<std::string, std::string>>{
+           {"", std::string("\x08\x01", 2)},
+           {"retryd.v1.RetryService", std::string("\x08\x02", 2)}}) {
+    std::string request;
+    if (!service.empty()) request = std::string("\x0a", 1) + char(service.size()) + service;
+    std::string response;
+    grpc::Status st = RawUnaryCall(absl::StrCat("127.0.0.1:", standby_port),
+                                   "/grpc.health.v1.Health/Check", request, &response);
+    ASSERT_TRUE(st.ok()) << service << ": " << st.error_message();
+    EXPECT_EQ(response, want) << "health of \"" << service << "\"";
+  }
   v1::ReportFailureResponse resp;
   EXPECT_TRUE(Report(*owner_stub, FirstFailure("orders", "late"), &resp).ok());
 

@@ -92,6 +92,11 @@ const char* const kMigrations[] = {
     kSharedModeMigration,
     // 2 -> 3: the store_owner row (one active retryd per database; pg_store_owner.h).
     kStoreOwnerMigration,
+    // 3 -> 4: dead letters by (time, service), which the dead-letter histogram across services
+    // reads alone (pg_store_histogram.cc).
+    R"sql(
+    CREATE INDEX envelopes_dead_histogram ON envelopes (sort_at, service) WHERE state = 3;
+    )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

@@ -19,7 +19,7 @@
 // Code: pg_store.cc opens the store and keeps the writer's services cache;
 // pg_store_transactions.cc the batch and its ops; pg_store_envelopes.cc envelope rows by id and
 // key; pg_store_listing.cc selections by filter (listings, counts, failure groups, stats, the
-// dead-letter purge); pg_store_housekeeping.cc old successes and circuits rows;
+// dead-letter purge); pg_store_histogram.cc the dead-letter histogram; pg_store_housekeeping.cc old successes and circuits rows;
 // pg_store_audit_replays.cc the audit log and replay jobs. Shared: pg_rows.h (row layout),
 // pg_filter.h (filter SQL), pg_pool.h (the read side's connections).
 //
@@ -99,7 +99,11 @@ class PgStore final : public Store {
   absl::StatusOr<std::vector<FailureGroupRow>> ListFailureGroups(const GroupQuery& query) override;
   absl::StatusOr<DeadLetterStatsRow> DeadLetterStats(absl::string_view service,
                                                      absl::Time since) override;
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(int64_t before_id, int limit) override;
+  absl::StatusOr<std::vector<HistogramCell>> DeadLetterHistogram(absl::string_view service,
+                                                                 absl::Time since,
+                                                                 absl::Time until,
+                                                                 absl::Duration width) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
   absl::StatusOr<std::optional<ReplayRow>> GetReplay(int64_t id) override;
   absl::StatusOr<std::vector<ReplayRow>> ListReplays(int64_t before_id, int limit) override;
   absl::StatusOr<std::vector<ReplayRow>> ListReplaysInStates(

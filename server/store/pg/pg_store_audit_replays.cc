@@ -168,11 +168,25 @@ absl::StatusOr<std::optional<ReplayRow>> PgStore::FindReplayByRequestId(
   return OneReplay(r);
 }
 
-absl::StatusOr<std::vector<AuditRecord>> PgStore::ListAudit(int64_t before_id, int limit) {
+absl::StatusOr<std::vector<AuditRecord>> PgStore::ListAudit(const AuditQuery& query) {
   ASSIGN_OR_RETURN(pg::Pool::Lease reader, readers_->Acquire());
-  ASSIGN_OR_RETURN(pg::Result r, reader->Exec(
-      absl::StrCat(kAuditColumns, "WHERE id < $1 ORDER BY id DESC LIMIT $2"),
-      pg::Params().Int(before_id > 0 ? before_id : INT64_MAX).Int(limit)));
+  // Newest first by the primary key; every filter is a bound parameter evaluated as the rows are
+  // read, so paging by id stays stable whatever the filters.
+  pg::Args args;
+  std::string sql = absl::StrCat(kAuditColumns, "WHERE id < ",
+                                 args.Int(query.before_id > 0 ? query.before_id : INT64_MAX));
+  pg::AppendIn(&sql, "method", query.methods, &args);
+  pg::AppendIn(&sql, "identity", query.identities, &args);
+  pg::AppendIn(&sql, "target", query.targets, &args);
+  pg::AppendIn(&sql, "result_code", query.result_codes, &args);
+  if (query.since != absl::InfinitePast()) {
+    absl::StrAppend(&sql, " AND time >= ", args.Int(ToStoredMicros(query.since)));
+  }
+  if (query.until != absl::InfiniteFuture()) {
+    absl::StrAppend(&sql, " AND time < ", args.Int(ToStoredMicros(query.until)));
+  }
+  absl::StrAppend(&sql, " ORDER BY id DESC LIMIT ", args.Int(query.limit));
+  ASSIGN_OR_RETURN(pg::Result r, reader->Exec(sql, args.params()));
   return AllAudit(r);
 }
 

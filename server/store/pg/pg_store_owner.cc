@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<StoreOwner>> StoreOwner::Acquire(const std::strin
           .Str("detail",
                "another retryd owns this PostgreSQL database; waiting to take over when it stops");
       said_standby = true;
+      if (options.on_standby) options.on_standby();
     }
     if (options.stop_waiting && options.stop_waiting()) {
       return absl::CancelledError("stopped while waiting to own the PostgreSQL database");

@@ -59,6 +59,9 @@ class StoreOwner {
     absl::Duration check_interval = absl::Seconds(1);
     // Asked between two lock attempts: true gives up waiting (CANCELLED), e.g. on SIGTERM.
     std::function<bool()> stop_waiting;
+    // Called once when the lock is found taken, before waiting (e.g. to answer health checks as
+    // a standby). Optional.
+    std::function<void()> on_standby;
     // Called once, from the watchdog thread, when ownership is lost; must not return (stops the
     // process). Null: the watchdog is not started.
     std::function<void(absl::Status)> on_lost;
