@@ -19,7 +19,7 @@ PrometheusRule, dashboard ConfigMap, NetworkPolicy) must be present exactly when
 values' settings.
 
 store.type postgres: instead of the StatefulSet, a Deployment of store.postgres.replicaCount pods
-(rolling update without ever going below that many), a PodDisruptionBudget as the values give it,
+(Recreate: one pod owns the database, the others are standbys), a PodDisruptionBudget as the values give it,
 no claim (an emptyDir at /data) and no headless Service, --store=postgres, and the connection
 string only as RETRYD_POSTGRES_DSN from the existing Secret's key (no DSN or password anywhere in
 the manifests). console.enabled: --console-addr, the container, Service and NetworkPolicy port,
@@ -134,8 +134,9 @@ if postgres:
     spec = workload.get("spec", {})
     check(spec.get("replicas") == pg_values["replicaCount"],
           f"Deployment replicas {spec.get('replicas')}, expected {pg_values['replicaCount']}")
-    check(spec.get("strategy") == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-          f"Deployment strategy {spec.get('strategy')}: a rolling update must never go below replicaCount")
+    check(spec.get("strategy") == {"type": "Recreate"},
+          f"Deployment strategy {spec.get('strategy')}: one pod owns the database, so a rolling "
+          "update would wait forever for a standby to become ready")
     check("volumeClaimTemplates" not in spec, "no claim template with store.type postgres")
     check(not by_kind.get("PersistentVolumeClaim"), "no PersistentVolumeClaim with store.type postgres")
     pdb_values = pg_values["podDisruptionBudget"]
