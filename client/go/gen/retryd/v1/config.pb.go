@@ -216,7 +216,9 @@ type ServerConfig struct {
 	// `debug`, `info` (default), `warn` or `error`.
 	LogLevel string `protobuf:"bytes,10,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
 	// Where envelopes are kept. Default: SQLite in `data_dir`.
-	Store         *StoreConfig `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
+	Store *StoreConfig `protobuf:"bytes,11,opt,name=store,proto3" json:"store,omitempty"`
+	// The operator web console (server/console/). Off unless `console.listen` is set.
+	Console       *ConsoleConfig `protobuf:"bytes,20,opt,name=console,proto3" json:"console,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,6 +330,13 @@ func (x *ServerConfig) GetStore() *StoreConfig {
 	return nil
 }
 
+func (x *ServerConfig) GetConsole() *ConsoleConfig {
+	if x != nil {
+		return x.Console
+	}
+	return nil
+}
+
 // The store: the embedded SQLite file (one process), or PostgreSQL (shared by replicas).
 type StoreConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -385,6 +394,65 @@ func (x *StoreConfig) GetPostgresDsn() string {
 	return ""
 }
 
+// The operator web console: served by retryd on its own listen address, over the same
+// operations as AdminService (each page call goes through the gRPC service in-process, with the
+// logged-in operator's token).
+type ConsoleConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "host:port" to serve the console on (0 = any free port); empty = off. A non-loopback address
+	// needs auth.tokens (or --insecure-allow-remote), as the gRPC address does. HTTPS when `tls`
+	// is configured (the same certificate as the gRPC port).
+	Listen string `protobuf:"bytes,1,opt,name=listen,proto3" json:"listen,omitempty"`
+	// A session unused for this long is logged out. Default 30 min; range 1 min..24 h.
+	SessionIdleTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=session_idle_timeout,json=sessionIdleTimeout,proto3" json:"session_idle_timeout,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ConsoleConfig) Reset() {
+	*x = ConsoleConfig{}
+	mi := &file_retryd_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsoleConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsoleConfig) ProtoMessage() {}
+
+func (x *ConsoleConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_retryd_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsoleConfig.ProtoReflect.Descriptor instead.
+func (*ConsoleConfig) Descriptor() ([]byte, []int) {
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConsoleConfig) GetListen() string {
+	if x != nil {
+		return x.Listen
+	}
+	return ""
+}
+
+func (x *ConsoleConfig) GetSessionIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.SessionIdleTimeout
+	}
+	return nil
+}
+
 // Bounds on untrusted input and on responses.
 type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -417,7 +485,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_retryd_v1_config_proto_msgTypes[2]
+	mi := &file_retryd_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +497,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[2]
+	mi := &file_retryd_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +510,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Limits) GetMaxPayloadBytes() int64 {
@@ -501,7 +569,7 @@ type Backoff struct {
 
 func (x *Backoff) Reset() {
 	*x = Backoff{}
-	mi := &file_retryd_v1_config_proto_msgTypes[3]
+	mi := &file_retryd_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +581,7 @@ func (x *Backoff) String() string {
 func (*Backoff) ProtoMessage() {}
 
 func (x *Backoff) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[3]
+	mi := &file_retryd_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +594,7 @@ func (x *Backoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backoff.ProtoReflect.Descriptor instead.
 func (*Backoff) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Backoff) GetInitial() *durationpb.Duration {
@@ -577,7 +645,7 @@ type ClassificationRule struct {
 
 func (x *ClassificationRule) Reset() {
 	*x = ClassificationRule{}
-	mi := &file_retryd_v1_config_proto_msgTypes[4]
+	mi := &file_retryd_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +657,7 @@ func (x *ClassificationRule) String() string {
 func (*ClassificationRule) ProtoMessage() {}
 
 func (x *ClassificationRule) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[4]
+	mi := &file_retryd_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +670,7 @@ func (x *ClassificationRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationRule.ProtoReflect.Descriptor instead.
 func (*ClassificationRule) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClassificationRule) GetErrorCode() string {
@@ -630,7 +698,7 @@ type Classification struct {
 
 func (x *Classification) Reset() {
 	*x = Classification{}
-	mi := &file_retryd_v1_config_proto_msgTypes[5]
+	mi := &file_retryd_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +710,7 @@ func (x *Classification) String() string {
 func (*Classification) ProtoMessage() {}
 
 func (x *Classification) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[5]
+	mi := &file_retryd_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +723,7 @@ func (x *Classification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Classification.ProtoReflect.Descriptor instead.
 func (*Classification) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Classification) GetRules() []*ClassificationRule {
@@ -702,7 +770,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_retryd_v1_config_proto_msgTypes[6]
+	mi := &file_retryd_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +782,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[6]
+	mi := &file_retryd_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +795,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RetryBudget) GetEnabled() bool {
@@ -796,7 +864,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_retryd_v1_config_proto_msgTypes[7]
+	mi := &file_retryd_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +876,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[7]
+	mi := &file_retryd_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +889,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CircuitBreaker) GetEnabled() bool {
@@ -885,7 +953,7 @@ type DeadLetterPolicy struct {
 
 func (x *DeadLetterPolicy) Reset() {
 	*x = DeadLetterPolicy{}
-	mi := &file_retryd_v1_config_proto_msgTypes[8]
+	mi := &file_retryd_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +965,7 @@ func (x *DeadLetterPolicy) String() string {
 func (*DeadLetterPolicy) ProtoMessage() {}
 
 func (x *DeadLetterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[8]
+	mi := &file_retryd_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +978,7 @@ func (x *DeadLetterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterPolicy.ProtoReflect.Descriptor instead.
 func (*DeadLetterPolicy) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeadLetterPolicy) GetRetention() *durationpb.Duration {
@@ -939,7 +1007,7 @@ type ReplayPolicy struct {
 
 func (x *ReplayPolicy) Reset() {
 	*x = ReplayPolicy{}
-	mi := &file_retryd_v1_config_proto_msgTypes[9]
+	mi := &file_retryd_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1019,7 @@ func (x *ReplayPolicy) String() string {
 func (*ReplayPolicy) ProtoMessage() {}
 
 func (x *ReplayPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[9]
+	mi := &file_retryd_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1032,7 @@ func (x *ReplayPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayPolicy.ProtoReflect.Descriptor instead.
 func (*ReplayPolicy) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReplayPolicy) GetMaxPerSecond() float64 {
@@ -1010,7 +1078,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_retryd_v1_config_proto_msgTypes[10]
+	mi := &file_retryd_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1090,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[10]
+	mi := &file_retryd_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1103,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Policy) GetName() string {
@@ -1137,7 +1205,7 @@ type TokenConfig struct {
 
 func (x *TokenConfig) Reset() {
 	*x = TokenConfig{}
-	mi := &file_retryd_v1_config_proto_msgTypes[11]
+	mi := &file_retryd_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1217,7 @@ func (x *TokenConfig) String() string {
 func (*TokenConfig) ProtoMessage() {}
 
 func (x *TokenConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[11]
+	mi := &file_retryd_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1230,7 @@ func (x *TokenConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenConfig.ProtoReflect.Descriptor instead.
 func (*TokenConfig) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TokenConfig) GetName() string {
@@ -1206,7 +1274,7 @@ type AuthConfig struct {
 
 func (x *AuthConfig) Reset() {
 	*x = AuthConfig{}
-	mi := &file_retryd_v1_config_proto_msgTypes[12]
+	mi := &file_retryd_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1286,7 @@ func (x *AuthConfig) String() string {
 func (*AuthConfig) ProtoMessage() {}
 
 func (x *AuthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[12]
+	mi := &file_retryd_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1299,7 @@ func (x *AuthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthConfig.ProtoReflect.Descriptor instead.
 func (*AuthConfig) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthConfig) GetTokens() []*TokenConfig {
@@ -1260,7 +1328,7 @@ type TlsConfig struct {
 
 func (x *TlsConfig) Reset() {
 	*x = TlsConfig{}
-	mi := &file_retryd_v1_config_proto_msgTypes[13]
+	mi := &file_retryd_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1340,7 @@ func (x *TlsConfig) String() string {
 func (*TlsConfig) ProtoMessage() {}
 
 func (x *TlsConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_retryd_v1_config_proto_msgTypes[13]
+	mi := &file_retryd_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1353,7 @@ func (x *TlsConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TlsConfig.ProtoReflect.Descriptor instead.
 func (*TlsConfig) Descriptor() ([]byte, []int) {
-	return file_retryd_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_retryd_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TlsConfig) GetCertFile() string {
@@ -1320,7 +1388,7 @@ var File_retryd_v1_config_proto protoreflect.FileDescriptor
 
 const file_retryd_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x16retryd/v1/config.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18retryd/v1/envelope.proto\"\xd7\x03\n" +
+	"\x16retryd/v1/config.proto\x12\tretryd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18retryd/v1/envelope.proto\"\x8b\x04\n" +
 	"\fServerConfig\x12\x1b\n" +
 	"\tgrpc_addr\x18\x01 \x01(\tR\bgrpcAddr\x12!\n" +
 	"\fmetrics_addr\x18\x02 \x01(\tR\vmetricsAddr\x12\x19\n" +
@@ -1333,10 +1401,14 @@ const file_retryd_v1_config_proto_rawDesc = "" +
 	"\x15insecure_allow_remote\x18\t \x01(\bR\x13insecureAllowRemote\x12\x1b\n" +
 	"\tlog_level\x18\n" +
 	" \x01(\tR\blogLevel\x12,\n" +
-	"\x05store\x18\v \x01(\v2\x16.retryd.v1.StoreConfigR\x05store\"D\n" +
+	"\x05store\x18\v \x01(\v2\x16.retryd.v1.StoreConfigR\x05store\x122\n" +
+	"\aconsole\x18\x14 \x01(\v2\x18.retryd.v1.ConsoleConfigR\aconsole\"D\n" +
 	"\vStoreConfig\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12!\n" +
-	"\fpostgres_dsn\x18\x02 \x01(\tR\vpostgresDsn\"\xf8\x02\n" +
+	"\fpostgres_dsn\x18\x02 \x01(\tR\vpostgresDsn\"t\n" +
+	"\rConsoleConfig\x12\x16\n" +
+	"\x06listen\x18\x01 \x01(\tR\x06listen\x12K\n" +
+	"\x14session_idle_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x12sessionIdleTimeout\"\xf8\x02\n" +
 	"\x06Limits\x12/\n" +
 	"\x11max_payload_bytes\x18\x01 \x01(\x03H\x00R\x0fmaxPayloadBytes\x88\x01\x01\x12<\n" +
 	"\x18max_lease_response_bytes\x18\x02 \x01(\x03H\x01R\x15maxLeaseResponseBytes\x88\x01\x01\x12>\n" +
@@ -1457,65 +1529,68 @@ func file_retryd_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_retryd_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_retryd_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_retryd_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_retryd_v1_config_proto_goTypes = []any{
 	(JitterKind)(0),             // 0: retryd.v1.JitterKind
 	(BudgetExhaustedAction)(0),  // 1: retryd.v1.BudgetExhaustedAction
 	(Role)(0),                   // 2: retryd.v1.Role
 	(*ServerConfig)(nil),        // 3: retryd.v1.ServerConfig
 	(*StoreConfig)(nil),         // 4: retryd.v1.StoreConfig
-	(*Limits)(nil),              // 5: retryd.v1.Limits
-	(*Backoff)(nil),             // 6: retryd.v1.Backoff
-	(*ClassificationRule)(nil),  // 7: retryd.v1.ClassificationRule
-	(*Classification)(nil),      // 8: retryd.v1.Classification
-	(*RetryBudget)(nil),         // 9: retryd.v1.RetryBudget
-	(*CircuitBreaker)(nil),      // 10: retryd.v1.CircuitBreaker
-	(*DeadLetterPolicy)(nil),    // 11: retryd.v1.DeadLetterPolicy
-	(*ReplayPolicy)(nil),        // 12: retryd.v1.ReplayPolicy
-	(*Policy)(nil),              // 13: retryd.v1.Policy
-	(*TokenConfig)(nil),         // 14: retryd.v1.TokenConfig
-	(*AuthConfig)(nil),          // 15: retryd.v1.AuthConfig
-	(*TlsConfig)(nil),           // 16: retryd.v1.TlsConfig
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
-	(ErrorClass)(0),             // 18: retryd.v1.ErrorClass
+	(*ConsoleConfig)(nil),       // 5: retryd.v1.ConsoleConfig
+	(*Limits)(nil),              // 6: retryd.v1.Limits
+	(*Backoff)(nil),             // 7: retryd.v1.Backoff
+	(*ClassificationRule)(nil),  // 8: retryd.v1.ClassificationRule
+	(*Classification)(nil),      // 9: retryd.v1.Classification
+	(*RetryBudget)(nil),         // 10: retryd.v1.RetryBudget
+	(*CircuitBreaker)(nil),      // 11: retryd.v1.CircuitBreaker
+	(*DeadLetterPolicy)(nil),    // 12: retryd.v1.DeadLetterPolicy
+	(*ReplayPolicy)(nil),        // 13: retryd.v1.ReplayPolicy
+	(*Policy)(nil),              // 14: retryd.v1.Policy
+	(*TokenConfig)(nil),         // 15: retryd.v1.TokenConfig
+	(*AuthConfig)(nil),          // 16: retryd.v1.AuthConfig
+	(*TlsConfig)(nil),           // 17: retryd.v1.TlsConfig
+	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
+	(ErrorClass)(0),             // 19: retryd.v1.ErrorClass
 }
 var file_retryd_v1_config_proto_depIdxs = []int32{
-	13, // 0: retryd.v1.ServerConfig.policies:type_name -> retryd.v1.Policy
-	5,  // 1: retryd.v1.ServerConfig.limits:type_name -> retryd.v1.Limits
-	15, // 2: retryd.v1.ServerConfig.auth:type_name -> retryd.v1.AuthConfig
-	16, // 3: retryd.v1.ServerConfig.tls:type_name -> retryd.v1.TlsConfig
-	17, // 4: retryd.v1.ServerConfig.shutdown_grace:type_name -> google.protobuf.Duration
+	14, // 0: retryd.v1.ServerConfig.policies:type_name -> retryd.v1.Policy
+	6,  // 1: retryd.v1.ServerConfig.limits:type_name -> retryd.v1.Limits
+	16, // 2: retryd.v1.ServerConfig.auth:type_name -> retryd.v1.AuthConfig
+	17, // 3: retryd.v1.ServerConfig.tls:type_name -> retryd.v1.TlsConfig
+	18, // 4: retryd.v1.ServerConfig.shutdown_grace:type_name -> google.protobuf.Duration
 	4,  // 5: retryd.v1.ServerConfig.store:type_name -> retryd.v1.StoreConfig
-	17, // 6: retryd.v1.Limits.dedupe_window:type_name -> google.protobuf.Duration
-	17, // 7: retryd.v1.Backoff.initial:type_name -> google.protobuf.Duration
-	17, // 8: retryd.v1.Backoff.max:type_name -> google.protobuf.Duration
-	0,  // 9: retryd.v1.Backoff.jitter:type_name -> retryd.v1.JitterKind
-	18, // 10: retryd.v1.ClassificationRule.error_class:type_name -> retryd.v1.ErrorClass
-	7,  // 11: retryd.v1.Classification.rules:type_name -> retryd.v1.ClassificationRule
-	18, // 12: retryd.v1.Classification.unclassified:type_name -> retryd.v1.ErrorClass
-	17, // 13: retryd.v1.RetryBudget.window:type_name -> google.protobuf.Duration
-	1,  // 14: retryd.v1.RetryBudget.when_exhausted:type_name -> retryd.v1.BudgetExhaustedAction
-	17, // 15: retryd.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
-	17, // 16: retryd.v1.CircuitBreaker.open_duration:type_name -> google.protobuf.Duration
-	17, // 17: retryd.v1.CircuitBreaker.max_open_duration:type_name -> google.protobuf.Duration
-	17, // 18: retryd.v1.DeadLetterPolicy.retention:type_name -> google.protobuf.Duration
-	17, // 19: retryd.v1.DeadLetterPolicy.escalation_age:type_name -> google.protobuf.Duration
-	17, // 20: retryd.v1.Policy.max_retry_duration:type_name -> google.protobuf.Duration
-	6,  // 21: retryd.v1.Policy.backoff:type_name -> retryd.v1.Backoff
-	6,  // 22: retryd.v1.Policy.recoverable_backoff:type_name -> retryd.v1.Backoff
-	17, // 23: retryd.v1.Policy.max_retry_after:type_name -> google.protobuf.Duration
-	8,  // 24: retryd.v1.Policy.classification:type_name -> retryd.v1.Classification
-	9,  // 25: retryd.v1.Policy.budget:type_name -> retryd.v1.RetryBudget
-	10, // 26: retryd.v1.Policy.circuit:type_name -> retryd.v1.CircuitBreaker
-	11, // 27: retryd.v1.Policy.dead_letter:type_name -> retryd.v1.DeadLetterPolicy
-	12, // 28: retryd.v1.Policy.replay:type_name -> retryd.v1.ReplayPolicy
-	2,  // 29: retryd.v1.TokenConfig.role:type_name -> retryd.v1.Role
-	14, // 30: retryd.v1.AuthConfig.tokens:type_name -> retryd.v1.TokenConfig
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	5,  // 6: retryd.v1.ServerConfig.console:type_name -> retryd.v1.ConsoleConfig
+	18, // 7: retryd.v1.ConsoleConfig.session_idle_timeout:type_name -> google.protobuf.Duration
+	18, // 8: retryd.v1.Limits.dedupe_window:type_name -> google.protobuf.Duration
+	18, // 9: retryd.v1.Backoff.initial:type_name -> google.protobuf.Duration
+	18, // 10: retryd.v1.Backoff.max:type_name -> google.protobuf.Duration
+	0,  // 11: retryd.v1.Backoff.jitter:type_name -> retryd.v1.JitterKind
+	19, // 12: retryd.v1.ClassificationRule.error_class:type_name -> retryd.v1.ErrorClass
+	8,  // 13: retryd.v1.Classification.rules:type_name -> retryd.v1.ClassificationRule
+	19, // 14: retryd.v1.Classification.unclassified:type_name -> retryd.v1.ErrorClass
+	18, // 15: retryd.v1.RetryBudget.window:type_name -> google.protobuf.Duration
+	1,  // 16: retryd.v1.RetryBudget.when_exhausted:type_name -> retryd.v1.BudgetExhaustedAction
+	18, // 17: retryd.v1.CircuitBreaker.window:type_name -> google.protobuf.Duration
+	18, // 18: retryd.v1.CircuitBreaker.open_duration:type_name -> google.protobuf.Duration
+	18, // 19: retryd.v1.CircuitBreaker.max_open_duration:type_name -> google.protobuf.Duration
+	18, // 20: retryd.v1.DeadLetterPolicy.retention:type_name -> google.protobuf.Duration
+	18, // 21: retryd.v1.DeadLetterPolicy.escalation_age:type_name -> google.protobuf.Duration
+	18, // 22: retryd.v1.Policy.max_retry_duration:type_name -> google.protobuf.Duration
+	7,  // 23: retryd.v1.Policy.backoff:type_name -> retryd.v1.Backoff
+	7,  // 24: retryd.v1.Policy.recoverable_backoff:type_name -> retryd.v1.Backoff
+	18, // 25: retryd.v1.Policy.max_retry_after:type_name -> google.protobuf.Duration
+	9,  // 26: retryd.v1.Policy.classification:type_name -> retryd.v1.Classification
+	10, // 27: retryd.v1.Policy.budget:type_name -> retryd.v1.RetryBudget
+	11, // 28: retryd.v1.Policy.circuit:type_name -> retryd.v1.CircuitBreaker
+	12, // 29: retryd.v1.Policy.dead_letter:type_name -> retryd.v1.DeadLetterPolicy
+	13, // 30: retryd.v1.Policy.replay:type_name -> retryd.v1.ReplayPolicy
+	2,  // 31: retryd.v1.TokenConfig.role:type_name -> retryd.v1.Role
+	15, // 32: retryd.v1.AuthConfig.tokens:type_name -> retryd.v1.TokenConfig
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_retryd_v1_config_proto_init() }
@@ -1524,19 +1599,19 @@ func file_retryd_v1_config_proto_init() {
 		return
 	}
 	file_retryd_v1_envelope_proto_init()
-	file_retryd_v1_config_proto_msgTypes[2].OneofWrappers = []any{}
 	file_retryd_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
-	file_retryd_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
+	file_retryd_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
 	file_retryd_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
-	file_retryd_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
+	file_retryd_v1_config_proto_msgTypes[8].OneofWrappers = []any{}
 	file_retryd_v1_config_proto_msgTypes[10].OneofWrappers = []any{}
+	file_retryd_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_retryd_v1_config_proto_rawDesc), len(file_retryd_v1_config_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
