@@ -589,9 +589,13 @@ using DueSignalPostgresTest = SharedPostgresTest;
 TEST_F(DueSignalPostgresTest, ParkedPollOnAnotherReplicaWakesPromptly) {
   absl::Mutex mu;
   std::vector<std::pair<std::string, absl::Time>> heard;
-  auto listener = pg::DueListener::Start(dsn_, [&](const std::string& service) {
+  // The channel is the database's, shared with the other tests' schemas: listen for a service of
+  // this test's own.
+  const std::string service = absl::StrCat("wake-", getpid());
+  auto listener = pg::DueListener::Start(dsn_, [&](const std::string& s) {
+    if (s != service) return;
     absl::MutexLock l(&mu);
-    heard.emplace_back(service, absl::Now());
+    heard.emplace_back(s, absl::Now());
   });
   ASSERT_THAT(listener, IsOk());
   auto notifier = pg::DueNotifier::Start(dsn_, absl::Milliseconds(50));
@@ -601,14 +605,14 @@ TEST_F(DueSignalPostgresTest, ParkedPollOnAnotherReplicaWakesPromptly) {
     // Replica b commits due work (a plain autocommitted insert: no NOTIFY in it), then signals.
     Seed("svc", 1, absl::Seconds(-1), absl::StrCat("w", i, "-"));
     const absl::Time committed = absl::Now();
-    (*notifier)->Signal("svc");
+    (*notifier)->Signal(service);
     absl::Time woke = absl::InfiniteFuture();
     const absl::Time give_up = committed + absl::Seconds(3);
     while (absl::Now() < give_up) {
       {
         absl::MutexLock l(&mu);
         if (!heard.empty()) {
-          EXPECT_EQ(heard.back().first, "svc");
+          EXPECT_EQ(heard.back().first, service);
           woke = heard.back().second;
           heard.clear();
           break;
@@ -664,14 +668,19 @@ TEST_F(DueSignalPostgresTest, NotificationsResumeAfterTheirConnectionsAreLost) {
 }
 
 TEST_F(DueSignalPostgresTest, SignalsOfOneServiceAreCoalesced) {
+  // The channel is the database's, shared with the other tests' schemas: count only a service
+  // of this test's own.
+  const std::string service = absl::StrCat("coalesced-", getpid());
   std::atomic<int> heard{0};
-  auto listener = pg::DueListener::Start(dsn_, [&](const std::string&) { ++heard; });
+  auto listener = pg::DueListener::Start(dsn_, [&](const std::string& s) {
+    if (s == service) ++heard;
+  });
   ASSERT_THAT(listener, IsOk());
   auto notifier = pg::DueNotifier::Start(dsn_, absl::Milliseconds(200));
   ASSERT_THAT(notifier, IsOk());
   const absl::Time start = absl::Now();
   while (absl::Now() - start < absl::Milliseconds(500)) {
-    (*notifier)->Signal("svc");
+    (*notifier)->Signal(service);
     absl::SleepFor(absl::Milliseconds(1));
   }
   absl::SleepFor(absl::Milliseconds(300));
