@@ -35,12 +35,17 @@ struct FileState {
   std::string path;
   int64_t size = 0;  // As the VFS's writes left it.
   std::vector<Undo> undo;  // Since the last successful sync, oldest first.
+  // Failed syncs of the file so far. Linux (errseq_t, since 4.13) reports a writeback error to
+  // every open file description of the file once, at its next fsync: a handle that was open when
+  // a sync failed fails its next sync too, instead of answering OK for pages that were dropped.
+  int64_t sync_errors = 0;
 };
 
 struct FaultFile {
   sqlite3_file base;
   FileState* state;    // Null: untracked (temporary files).
   sqlite3_file* real;  // The wrapped VFS's file, allocated right after this struct.
+  int64_t sync_errors_seen;  // state->sync_errors this handle has been told of.
 };
 
 constexpr int kFaultFileSize = (sizeof(FaultFile) + 7) & ~7;
@@ -191,6 +196,13 @@ int Sync(sqlite3_file* f, int flags) {
   if (FailsNow(FaultConfig::Fail::kSync, count)) {
     // The kernel drops the dirty pages of a file whose writeback failed.
     Revert(*ff->state);
+    ++ff->state->sync_errors;
+    ff->sync_errors_seen = ff->state->sync_errors;
+    return SQLITE_IOERR_FSYNC;
+  }
+  if (ff->sync_errors_seen != ff->state->sync_errors) {
+    // Another handle's sync failed since this one last synced: told once, as Linux does.
+    ff->sync_errors_seen = ff->state->sync_errors;
     return SQLITE_IOERR_FSYNC;
   }
   const int rc = ff->real->pMethods->xSync(ff->real, flags);
@@ -244,6 +256,7 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int*
   FaultFile* ff = Fault(file);
   ff->base.pMethods = nullptr;
   ff->state = nullptr;
+  ff->sync_errors_seen = 0;
   ff->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kFaultFileSize);
   const int rc = g_vfs->real->xOpen(g_vfs->real, name, ff->real, flags, out_flags);
   if (rc != SQLITE_OK) return rc;
@@ -263,6 +276,7 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int*
       state->size = size;
     }
     ff->state = state.get();
+    ff->sync_errors_seen = state->sync_errors;  // Errors before it was opened are not its own.
   }
   ff->base.pMethods = &kIoMethods;
   return SQLITE_OK;

@@ -4,7 +4,8 @@
 // write, and the size at that sync), so that it can
 //   * fail the Nth write, sync or read with an I/O error (a failed write writes nothing; a failed
 //     sync also drops what was written since the last good one, as the kernel drops the dirty
-//     pages of a file whose writeback failed);
+//     pages of a file whose writeback failed, and every other handle open at that moment fails
+//     its next sync too, as Linux reports a writeback error to each open file description);
 //   * report a full disk once the files would grow past a byte budget (SQLITE_FULL);
 //   * cut the power at the Nth write or sync: every tracked file goes back to its state at its
 //     last successful sync, and the process ends at once with kPowerCutExitCode, as a machine

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/testing/fault_vfs.h"
@@ -171,6 +172,38 @@ TEST_F(FaultVfsTest, AFailedSyncLosesWhatItWasToMakeDurable) {
       }),
       0);
   EXPECT_EQ(Rows(path_), "kept");
+}
+
+// Linux reports a failed writeback to every file description open at that moment: a second
+// handle of the file (e.g. the log sync's own connection) fails its next sync too, once, instead
+// of answering OK for pages that were dropped. Without that, a sync on another handle would make
+// an answer look durable after the kernel had dropped its pages.
+TEST_F(FaultVfsTest, AFailedSyncIsReportedToTheFilesOtherHandlesOnce) {
+  EXPECT_EQ(InChild([&] {
+        absl::StatusOr<FaultConfig> config = FaultConfig::Parse("fail=sync,at=1");
+        if (!config.ok() || !InstallFaultVfs(*config).ok()) std::_Exit(1);
+        sqlite3_vfs* vfs = sqlite3_vfs_find(nullptr);
+        if (vfs == nullptr) std::_Exit(2);
+        const int flags = SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+        std::vector<char> a_mem(vfs->szOsFile), b_mem(vfs->szOsFile), c_mem(vfs->szOsFile);
+        auto* a = reinterpret_cast<sqlite3_file*>(a_mem.data());
+        auto* b = reinterpret_cast<sqlite3_file*>(b_mem.data());
+        auto* c = reinterpret_cast<sqlite3_file*>(c_mem.data());
+        int out = 0;
+        if (vfs->xOpen(vfs, path_.c_str(), a, flags, &out) != SQLITE_OK) std::_Exit(3);
+        if (vfs->xOpen(vfs, path_.c_str(), b, flags, &out) != SQLITE_OK) std::_Exit(4);
+        const char page[8] = "written";
+        if (a->pMethods->xWrite(a, page, sizeof(page), 0) != SQLITE_OK) std::_Exit(5);
+        if (a->pMethods->xSync(a, SQLITE_SYNC_NORMAL) != SQLITE_IOERR_FSYNC) std::_Exit(6);
+        // Opened after the failure: not told of it.
+        if (vfs->xOpen(vfs, path_.c_str(), c, flags, &out) != SQLITE_OK) std::_Exit(7);
+        if (c->pMethods->xSync(c, SQLITE_SYNC_NORMAL) != SQLITE_OK) std::_Exit(8);
+        // Open at the failure: told once.
+        if (b->pMethods->xSync(b, SQLITE_SYNC_NORMAL) != SQLITE_IOERR_FSYNC) std::_Exit(9);
+        if (b->pMethods->xSync(b, SQLITE_SYNC_NORMAL) != SQLITE_OK) std::_Exit(10);
+        std::_Exit(0);
+      }),
+      0);
 }
 
 TEST_F(FaultVfsTest, ADiskFullRefusesGrowth) {
