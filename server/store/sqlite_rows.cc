@@ -32,29 +32,32 @@ absl::Time SortTime(const Envelope& e) {
   }
 }
 
+void SetSortTime(Envelope* e, absl::Time at) {
+  switch (e->state) {
+    case EnvelopeState::kScheduled:
+      e->next_retry_at = at;
+      break;
+    case EnvelopeState::kLeased:
+      e->lease_expires_at = at;
+      break;
+    case EnvelopeState::kDeadLettered:
+      e->dead_lettered_at = at;
+      break;
+    case EnvelopeState::kSucceeded:
+      e->completed_at = at;
+      break;
+    default:
+      break;
+  }
+}
+
 absl::StatusOr<Envelope> RowToEnvelope(const sqlite::Statement& s, bool with_payload) {
   Envelope e;
   e.id = s.ColumnInt(0);
   e.service = s.ColumnText(1);
   e.message_id = s.ColumnText(2);
   e.state = static_cast<EnvelopeState>(s.ColumnInt(3));
-  const absl::Time at = FromStoredMicros(s.ColumnInt(4));
-  switch (e.state) {
-    case EnvelopeState::kScheduled:
-      e.next_retry_at = at;
-      break;
-    case EnvelopeState::kLeased:
-      e.lease_expires_at = at;
-      break;
-    case EnvelopeState::kDeadLettered:
-      e.dead_lettered_at = at;
-      break;
-    case EnvelopeState::kSucceeded:
-      e.completed_at = at;
-      break;
-    default:
-      break;
-  }
+  SetSortTime(&e, FromStoredMicros(s.ColumnInt(4)));
   e.attempt = static_cast<int>(s.ColumnInt(5));
   e.max_attempts = static_cast<int>(s.ColumnInt(6));
   e.first_seen_at = FromStoredMicros(s.ColumnInt(7));

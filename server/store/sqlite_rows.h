@@ -28,6 +28,8 @@ std::string SelectSql(bool with_payload, absl::string_view where);
 // The state-dependent time kept in `sort_at`: next_retry_at, lease_expires_at, dead_lettered_at
 // or completed_at.
 absl::Time SortTime(const Envelope& e);
+// The inverse, on reading a row: sets the time of e->state to `at`.
+void SetSortTime(Envelope* e, absl::Time at);
 
 // The envelope in the current row of a statement that selects kSelectColumns (and the payload
 // when `with_payload`). DATA_LOSS if its details do not parse.

@@ -18,23 +18,7 @@ absl::StatusOr<Envelope> RowToEnvelope(const Result& r, int row, bool with_paylo
   e.service = r.Text(row, 1);
   e.message_id = r.Text(row, 2);
   e.state = static_cast<EnvelopeState>(r.Int(row, 3));
-  const absl::Time at = FromStoredMicros(r.Int(row, 4));
-  switch (e.state) {
-    case EnvelopeState::kScheduled:
-      e.next_retry_at = at;
-      break;
-    case EnvelopeState::kLeased:
-      e.lease_expires_at = at;
-      break;
-    case EnvelopeState::kDeadLettered:
-      e.dead_lettered_at = at;
-      break;
-    case EnvelopeState::kSucceeded:
-      e.completed_at = at;
-      break;
-    default:
-      break;
-  }
+  SetSortTime(&e, FromStoredMicros(r.Int(row, 4)));
   e.attempt = static_cast<int>(r.Int(row, 5));
   e.max_attempts = static_cast<int>(r.Int(row, 6));
   e.first_seen_at = FromStoredMicros(r.Int(row, 7));

@@ -1,6 +1,7 @@
 // How an Envelope is stored in a PostgreSQL `envelopes` row (schema in pg_schema.cc): the columns
 // a read selects, in the order RowToEnvelope reads them. The state-dependent `sort_at` and the
-// fingerprint column are SqliteStore's (sqlite_rows.h: SortTime, StoredFingerprint).
+// fingerprint column are SqliteStore's (sqlite_rows.h: SortTime, SetSortTime,
+// StoredFingerprint).
 #ifndef RETRYD_SERVER_STORE_PG_PG_ROWS_H_
 #define RETRYD_SERVER_STORE_PG_PG_ROWS_H_
 
