@@ -20,8 +20,10 @@ absl::StatusOr<std::unique_ptr<pg::Connection>> PgStore::OpenWriter(const std::s
 absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& dsn, Options options) {
   ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> writer, OpenWriter(dsn));
   RETURN_IF_ERROR(pg::Migrate(*writer));
-  ASSIGN_OR_RETURN(std::unique_ptr<pg::StoreOwner> owner,
-                   pg::StoreOwner::Acquire(dsn, std::move(options.owner)));
+  std::unique_ptr<pg::StoreOwner> owner;
+  if (options.single_owner) {
+    ASSIGN_OR_RETURN(owner, pg::StoreOwner::Acquire(dsn, std::move(options.owner)));
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<pg::Pool> readers, pg::Pool::Open(dsn, options.readers));
   std::unique_ptr<PgStore> store(
       new PgStore(dsn, std::move(owner), std::move(writer), std::move(readers)));

@@ -46,7 +46,10 @@ class PgStore final : public Store {
   struct Options {
     pg::Pool::Options readers;
     // One active retryd per database (pg_store_owner.h): Open waits until this process owns the
-    // database, and every batch is fenced by the owner epoch.
+    // database, and every batch is fenced by the owner epoch. Required while the engine keeps
+    // the schedule in memory (LocalScheduler); false only for an engine whose every decision is
+    // taken in the database (several serving replicas), and for tests of the store alone.
+    bool single_owner = true;
     pg::StoreOwner::Options owner;
   };
 
@@ -55,8 +58,10 @@ class PgStore final : public Store {
   // owner's session ends; pg_store_owner.h) and opens the read side. UNAVAILABLE when the server refuses
   // the connection (the message names the DSN, password redacted); FAILED_PRECONDITION when the
   // database was written by a newer retryd.
-  static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& dsn,
-                                                       Options options = {});
+  static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& dsn, Options options);
+  static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& dsn) {
+    return Open(dsn, Options());
+  }
   ~PgStore() override;
 
   absl::Status Begin() override;
@@ -111,7 +116,7 @@ class PgStore final : public Store {
 
   // The writer's connection (for tests that end its session).
   pg::Connection& writer_for_test() { return *writer_; }
-  // The owner epoch this process holds.
+  // The owner epoch this process holds (single_owner only).
   int64_t owner_epoch() const { return owner_->epoch(); }
   // Ends the owner's session, as a lost connection would (tests of fencing).
   void ReleaseOwnerForTest() { owner_->Release(); }
@@ -140,7 +145,8 @@ class PgStore final : public Store {
   static absl::StatusOr<ListPage> ListOn(pg::Connection& conn, const ListQuery& q);
 
   const std::string dsn_;
-  // This process's ownership of the database; every batch begins with its Fence.
+  // This process's ownership of the database, every batch begins with its Fence; null when
+  // not single_owner.
   const std::unique_ptr<pg::StoreOwner> owner_;
   // Write side: one thread at a time, so unguarded.
   std::unique_ptr<pg::Connection> writer_;

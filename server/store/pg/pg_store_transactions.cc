@@ -35,7 +35,7 @@ absl::Status PgStore::Begin() {
     LogEvent(LogLevel::kWarn, "store_reconnected").Str("after", std::string(begun.message()));
     begun = writer_->Begin();
   }
-  if (!begun.ok()) return begun;
+  if (!begun.ok() || owner_ == nullptr) return begun;
   // Before anything is written: is this process still the database's owner (pg_store_owner.h)?
   absl::Status fenced = owner_->Fence(*writer_);
   if (!fenced.ok()) writer_->Rollback();

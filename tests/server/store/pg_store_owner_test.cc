@@ -67,6 +67,27 @@ TEST_F(PgStoreOwnerPostgresTest, SecondStoreWaitsUntilTheOwnerCloses) {
   ASSERT_THAT(second->Commit(), IsOk());
 }
 
+// Stores opened without single_owner (an engine that decides everything in the database) open
+// at once beside an owner and each other, and their batches are not fenced.
+TEST_F(PgStoreOwnerPostgresTest, StoresWithoutSingleOwnerOpenAtOnce) {
+  auto owner = PgStore::Open(dsn_, Fast());
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  PgStore::Options shared = Fast();
+  shared.single_owner = false;
+  const absl::Time start = absl::Now();
+  auto a = PgStore::Open(dsn_, shared);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = PgStore::Open(dsn_, shared);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "a store without single_owner waited";
+  for (auto* store : {a->get(), b->get()}) {
+    ASSERT_THAT(store->Begin(), IsOk());
+    ASSERT_THAT(store->Commit(), IsOk());
+  }
+  ASSERT_THAT((*owner)->Begin(), IsOk());  // The owner is not fenced by them either.
+  ASSERT_THAT((*owner)->Commit(), IsOk());
+}
+
 TEST_F(PgStoreOwnerPostgresTest, StandbyGivesUpWhenAskedToStop) {
   auto first = PgStore::Open(dsn_, Fast());
   ASSERT_TRUE(first.ok()) << first.status();
