@@ -1,37 +1,32 @@
-// Scheduler: what a failure, a lease, a success, an extension and an expired lease do to the
-// envelopes of every service. It holds the state the engine keeps in memory between batches (each
-// service's schedule by next_retry_at, the lease table with its expiry order, the parked
-// long-polls, the live counts, and the guards: retry budget and circuit breaker), applies the
-// transitions to it and to the rows of a SchedulerStore, and says when there is work that no
-// request asked for (an expired lease, a servable long-poll, a circuit transition).
+// The scheduler's seam: the Scheduler interface (what a failure, a lease, a success, an extension
+// and an expired lease do to the envelopes of every service), what one is built from
+// (SchedulerContext), and the types its transitions speak (SchedulerStore, the rows they read and
+// write; LeasedItem, ServiceStats, LeaseWaiter, FailureOutcome, LeaseGrant). The engine
+// (server/engine/engine.h) drives a Scheduler from its writer thread and never asks which one it
+// has. LocalScheduler (server/core/local_scheduler.h) is the one-process implementation.
 //
-// Pure and single-threaded: no threads, no locks, no clock of its own (every transition takes the
-// batch's time `now`), no SQL. The engine drives it from its writer thread, inside the batch
-// transaction and each op's savepoint (it brackets ops with guards().BeginOp/EndOp); the unit
-// tests drive it with a fake clock and an in-memory store (tests/testing/fake_scheduler_store.h).
-//
-// A transition changes memory only after its store writes succeeded, but for the guards, which
-// the caller's guards().EndOp(false) puts back. A store error is returned as is: the engine treats
-// one after a batch began writing as fatal (crash-only), so memory and rows never have to be
-// reconciled here.
+// Every implementation follows the same rules: it is called from the engine's writer thread only
+// (no locks for the caller to take), every transition takes the batch's time `now` (no clock of
+// its own decides), and a transition changes memory only after its store writes succeeded, but
+// for the guards, which the caller's guards().EndOp(false) puts back. A store error is returned
+// as is: the engine treats one after a batch began writing as fatal (crash-only), so memory and
+// rows never have to be reconciled.
 #ifndef RETRYD_SERVER_CORE_SCHEDULER_H_
 #define RETRYD_SERVER_CORE_SCHEDULER_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/core/circuit_breaker.h"
 #include "server/core/envelope.h"
 #include "server/core/policy_set.h"
 #include "server/core/service_guards.h"
@@ -57,6 +52,9 @@ class SchedulerStore {
   // Update() that also drops the payload, in one row write: the envelope succeeded, and only its
   // key (for duplicate detection) and history are still needed.
   [[nodiscard]] virtual absl::Status UpdateDroppingPayload(const Envelope& e) = 0;
+  // Stores a service's circuit (state, override, and the guards' windows as opaque bytes),
+  // replacing the previous record.
+  [[nodiscard]] virtual absl::Status SaveCircuit(const CircuitRecord& record) = 0;
 };
 
 struct LeasedItem {
@@ -98,162 +96,126 @@ struct LeaseGrant {
   std::vector<absl::Duration> lateness;
 };
 
+// Scheduler: what a failure, a lease, a success, an extension and an expired lease do to the
+// envelopes of every service, on the writer thread, inside the batch transaction and each op's
+// savepoint. Two implementations, chosen once at start-up where the store is chosen
+// (EngineOptions::make_scheduler; the engine never asks which one it has):
+//  - LocalScheduler (SQLite, one process): the schedule, the lease table and the counts live in
+//    memory and are the single-process truth; the store holds the rows.
+//  - SharedScheduler (PostgreSQL, N replicas): every decision about who may hold what is taken in
+//    the database at the database's time (docs/shared-replicas.md); memory holds only the parked
+//    long-polls, counts as last read plus this replica's changes, and guards refreshed from the
+//    fleet's rows.
+
+class Store;  // server/store/store.h (extends SchedulerStore)
+
 class Scheduler {
  public:
-  // Whether the caller may act for (or see) a service.
   using ServiceCheck = std::function<bool(const std::string& service)>;
-  // Told the name of a service whose circuit record changed (the engine logs it).
   using CircuitChanged = std::function<void(const std::string& service)>;
+  using ServeFunction = std::function<std::unique_ptr<LeaseWaiter>(std::unique_ptr<LeaseWaiter>)>;
 
-  // The pointers must outlive the Scheduler. `started_at` is the `since` of circuits never seen;
-  // a Lease answer stops growing past `max_lease_response_bytes` (but holds one envelope).
-  Scheduler(SchedulerStore* store, const PolicySet* policies, Random* rng, absl::Time started_at,
-            int64_t max_lease_response_bytes, CircuitChanged circuit_changed);
+  virtual ~Scheduler() = default;
 
-  ServiceGuards& guards() { return guards_; }
-  const ServiceGuards& guards() const { return guards_; }
+  // ---- Start-up ----
 
-  // ---- Transitions (each inside the caller's op) ----
+  // Builds the state from `store` before the first batch (start-up recovery; outside any
+  // transaction). Waiters stay parked. Local: schedules, leases, counts and guards from the rows;
+  // shared: counts and guards as the database holds them.
+  virtual absl::Status Restore(Store& store, absl::Time now) = 0;
 
-  // A first failure of `e` (validated): decided as attempt max(e.attempt, 1), stored and
-  // scheduled or dead-lettered, and counted for the budget and the circuit. A key already stored
-  // is a duplicate: nothing changes (the retry the budget booked goes back), and the outcome
-  // describes the stored envelope.
-  absl::StatusOr<FailureOutcome> FirstFailure(Envelope e, Failure failure, absl::Time now);
-  // A leased retry of (service, message_id) failed: the lease `token` is completed and the
-  // envelope decided again as one more attempt. An empty message_id matches any.
-  // FAILED_PRECONDITION: LEASE_NOT_FOUND, LEASE_EXPIRED, LEASE_MISMATCH.
-  absl::StatusOr<FailureOutcome> LeasedFailure(const std::string& token,
-                                               const std::string& service,
-                                               const std::string& message_id, Failure failure,
-                                               absl::Time now);
-  // Leases up to `max_messages` due envelopes of `service`, oldest next_retry_at first, as far as
-  // the circuit allows (nothing while OPEN, the trials left while HALF_OPEN) and the response
-  // byte cap; each for `visibility`. Empty when nothing is due.
-  absl::StatusOr<LeaseGrant> Lease(const std::string& service, int max_messages,
-                                   absl::Duration visibility, absl::Time now);
-  // A leased retry of `service` succeeded: the envelope is done (its payload dropped).
-  absl::StatusOr<Envelope> Succeed(const std::string& service, const std::string& token,
-                                   absl::Time now);
-  // Moves a lease's expiry to now + visibility; answers it. PERMISSION_DENIED
-  // (SERVICE_NOT_ALLOWED) when `may_act_for` is set and refuses the leased envelope's service.
-  absl::StatusOr<absl::Time> Extend(const std::string& token, absl::Duration visibility,
-                                    const ServiceCheck& may_act_for, absl::Time now);
+  // ---- The batch ----
+
+  // Called right after the batch's transaction began; answers the batch's time, which every
+  // transition of the batch is given. Local: `local_now`. Shared: the database's transaction
+  // time (so replicas' clocks never decide what is due or expired).
+  virtual absl::StatusOr<absl::Time> BeginBatch(absl::Time local_now) = 0;
+  // Called just before the batch commits: stores the guards the batch changed (one row each).
+  virtual absl::Status SaveGuards(absl::Time now) = 0;
+  // Called after the batch committed or failed (per-batch state is forgotten).
+  virtual void EndBatch() = 0;
+
+  // ---- Guards (retry budget and circuit breaker) ----
+
+  // The guards the engine's own guard requests use (RecordOutcomes, SetCircuitOverride, views,
+  // Snapshot, Publish; BeginOp/EndOp around every op). Before a request reads or changes a
+  // service's guards it calls RefreshGuards(service); before Views, RefreshAllGuards.
+  virtual ServiceGuards& guards() = 0;
+  virtual const ServiceGuards& guards() const = 0;
+  // Local: nothing to do. Shared: loads the fleet's row of `service` into guards() (at most once
+  // per batch).
+  virtual absl::Status RefreshGuards(const std::string& service, absl::Time now) = 0;
+  virtual absl::Status RefreshAllGuards(absl::Time now) = 0;
+  // Applies every due time-driven circuit transition (OPEN -> HALF_OPEN), outside any op; the
+  // services whose circuit changed are appended to `changed`. Shared: a transition is won by one
+  // replica (compare-and-set before it is acted on).
+  virtual absl::Status AdvanceCircuits(absl::Time now, std::vector<std::string>* changed) = 0;
+
+  // ---- Transitions (each inside the caller's op; same contracts as today) ----
+
+  virtual absl::StatusOr<FailureOutcome> FirstFailure(Envelope e, Failure failure,
+                                                      absl::Time now) = 0;
+  virtual absl::StatusOr<FailureOutcome> LeasedFailure(const std::string& token,
+                                                       const std::string& service,
+                                                       const std::string& message_id,
+                                                       Failure failure, absl::Time now) = 0;
+  virtual absl::StatusOr<LeaseGrant> Lease(const std::string& service, int max_messages,
+                                           absl::Duration visibility, absl::Time now) = 0;
+  virtual absl::StatusOr<Envelope> Succeed(const std::string& service, const std::string& token,
+                                           absl::Time now) = 0;
+  virtual absl::StatusOr<absl::Time> Extend(const std::string& token, absl::Duration visibility,
+                                            const ServiceCheck& may_act_for, absl::Time now) = 0;
 
   // ---- Lease expiry ----
 
-  // The id of the next lease that expired at or before `now` (stale entries of the expiry order
-  // are dropped on the way); nullopt when none.
-  std::optional<int64_t> NextExpired(absl::Time now);
-  // Decides an expired lease again as a failed attempt (LEASE_EXPIRED, TRANSIENT; the token is
-  // kept, so a late report is told the lease expired) and ends it. nullopt when its row is no
-  // longer leased: the lease just ends.
-  absl::StatusOr<std::optional<FailureOutcome>> ExpireLease(int64_t id, absl::Time now);
+  // The id of the next lease that expired at or before `now`, at most `max` per batch; nullopt
+  // when none. Shared: the first call of a batch claims up to `max` expired leases
+  // (pg::ClaimExpired) and the calls hand them out.
+  virtual absl::StatusOr<std::optional<int64_t>> NextExpired(absl::Time now, int max) = 0;
+  // Decides an expired lease again as a failed attempt (LEASE_EXPIRED, TRANSIENT) and ends it;
+  // nullopt when its row is no longer leased.
+  virtual absl::StatusOr<std::optional<FailureOutcome>> ExpireLease(int64_t id,
+                                                                    absl::Time now) = 0;
 
   // ---- Long-poll waiters ----
 
-  // Parks a Lease that found nothing, behind the service's earlier ones.
-  void Park(std::unique_ptr<LeaseWaiter> waiter);
-  // Hands the waiters of each service that has due work and an open circuit, oldest first, to
-  // `serve`, which answers them (or drops them) and returns null, or returns the waiter when it is
-  // still waiting (only stale entries were due): it goes back to the front, and that service's
-  // turn ends.
-  using ServeFunction = std::function<std::unique_ptr<LeaseWaiter>(std::unique_ptr<LeaseWaiter>)>;
-  void ServeWaiters(absl::Time now, const ServeFunction& serve);
-  // Takes the waiters whose wait is over or whose caller is gone (every one when `all`).
-  std::vector<std::unique_ptr<LeaseWaiter>> TakeEndedWaiters(absl::Time now, bool all);
+  virtual void Park(std::unique_ptr<LeaseWaiter> waiter) = 0;
+  // Hands waiters of services that may have due work to `serve` (see today's doc). Shared: a
+  // service "may have due work" when this replica made work due, a DueListener signal arrived,
+  // or a poll of its next due time (with backoff) says so; `serve` then tries to claim.
+  virtual void ServeWaiters(absl::Time now, const ServeFunction& serve) = 0;
+  virtual std::vector<std::unique_ptr<LeaseWaiter>> TakeEndedWaiters(absl::Time now,
+                                                                     bool all) = 0;
 
   // ---- Work nobody asked for ----
 
-  // A lease expired, a waiter can be served, or a circuit transition is due.
-  bool WorkDue(absl::Time now) const;
-  // The earliest time WorkDue (or a waiter's end) may become true without a request; InfiniteFuture
-  // when nothing is pending.
-  absl::Time NextWake(absl::Time now) const;
+  virtual bool WorkDue(absl::Time now) const = 0;
+  virtual absl::Time NextWake(absl::Time now) const = 0;
 
   // ---- Changes made elsewhere (DLQ operations) ----
 
-  // `e`, already updated in the store, left the dead-letter queue and is now scheduled.
-  void Requeued(const Envelope& e);
-  // `n` dead letters of `service` were deleted from the store.
-  void DeadLettersRemoved(const std::string& service, int64_t n);
-
-  // ---- Rebuild (start-up) ----
-
-  // Forgets the schedules, leases, counts and guards (waiters stay parked).
-  void Reset();
-  void RestoreScheduled(const std::string& service, int64_t id, absl::Time next_retry_at,
-                        absl::Time now);
-  void RestoreLeased(const std::string& service, int64_t id, absl::Time lease_expires_at);
-  void RestoreDead(const std::string& service, int64_t dead);
-  // Builds the restored schedules (at once: O(n), not n pushes); every service's counts count as
-  // changed.
-  void FinishRestore();
+  virtual void Requeued(const Envelope& e) = 0;
+  virtual void DeadLettersRemoved(const std::string& service, int64_t n) = 0;
 
   // ---- Counts ----
 
-  // The counts of every service changed since the last call.
-  std::vector<std::pair<std::string, ServiceStats>> TakeChangedStats();
+  // The counts of every service changed since the last call. Shared: counts as last read from
+  // the database (re-read at most every counts_refresh, 1 s) plus this replica's changes since.
+  virtual std::vector<std::pair<std::string, ServiceStats>> TakeChangedStats() = 0;
+};
 
- private:
-  // (time in unix micros, envelope id), smallest first.
-  using HeapEntry = std::pair<int64_t, int64_t>;
-  using MinHeap = std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>>;
-
-  struct ServiceState {
-    MinHeap schedule;  // Scheduled envelopes by next_retry_at.
-    int64_t leased = 0;
-    int64_t dead = 0;
-    std::deque<std::unique_ptr<LeaseWaiter>> waiters;  // Parked long-polls, oldest first.
-    // Made known by an envelope (Service()): its counts are published. An entry that only holds
-    // long-polls of a service nobody reported is not, and goes once they are answered.
-    bool known = false;
-  };
-  struct LeaseInfo {
-    int64_t expires_us = 0;
-    std::string service;
-  };
-
-  // The service's state (made known: an envelope, policy or operator made it), its counts marked
-  // changed.
-  ServiceState& Service(const std::string& name);
-  // The state of a known service, or nullptr: a Lease that finds nothing changes nothing.
-  ServiceState* FindKnownService(const std::string& name);
-  // Puts `e` where its state says: in the schedule, or counted dead.
-  void Schedule(const Envelope& e);
-  void AddLease(const Envelope& e);
-  void RemoveLease(int64_t id, const std::string& service);
-  bool HasDueWork(const std::string& name, const ServiceState& svc, absl::Time now) const;
-  // A new lease token for `e` (its secret part from the CSPRNG).
-  static absl::StatusOr<std::string> NewLeaseToken(const Envelope& e);
-  // Loads the envelope a lease token names; FAILED_PRECONDITION unless it is leased under exactly
-  // this token (compared in constant time). For any other token the answer is LEASE_NOT_FOUND
-  // for an envelope whose service `may_see` refuses (when set), as for an id that does not
-  // exist; LEASE_EXPIRED is told only for services the caller may see.
-  absl::StatusOr<Envelope> LoadLeased(const std::string& token, const ServiceCheck& may_see);
-  // Applies a policy decision (budget included) to `e`: attempt, history, state.
-  Decision DecideFailure(Envelope& e, int attempt, const Failure& failure, absl::Time now);
-
-  // Guard hooks. A non-duplicate first failure: counts it for the budget and the circuit.
-  void OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now);
-  // A leased envelope's outcome (`success`, or a failure of class `error_class`).
-  void OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
-                       ErrorClass error_class, absl::Time now);
-
-  SchedulerStore* const store_;
-  const PolicySet* const policies_;
-  Random* const rng_;
-  const int64_t max_lease_response_bytes_;
-  const CircuitChanged circuit_changed_;
-
-  absl::flat_hash_map<std::string, ServiceState> services_;
-  absl::flat_hash_map<int64_t, LeaseInfo> leases_;
-  MinHeap lease_expiry_;
-  // Restored schedules, heapified by FinishRestore.
-  absl::flat_hash_map<std::string, std::vector<HeapEntry>> restoring_;
-  std::vector<HeapEntry> restoring_expiries_;
-  absl::flat_hash_map<std::string, bool> changed_stats_;
-  ServiceGuards guards_;
+// What a Scheduler is built from (EngineOptions::make_scheduler gets it; the pointers outlive
+// the scheduler).
+struct SchedulerContext {
+  SchedulerStore* store = nullptr;
+  const PolicySet* policies = nullptr;
+  Random* rng = nullptr;
+  absl::Time started_at;
+  int64_t max_lease_response_bytes = 0;
+  Scheduler::CircuitChanged circuit_changed;
+  // Wakes the engine's writer thread (thread-safe): a scheduler whose work can become due
+  // without a request (SharedScheduler: a DueListener signal from another replica) calls it.
+  std::function<void()> wake_writer;
 };
 
 }  // namespace retryd

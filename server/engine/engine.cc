@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
+#include "server/core/local_scheduler.h"
 #include "server/engine/commit_pipeline.h"
 #include "server/engine/engine_op.h"
 #include "server/store/store_failure.h"
@@ -60,7 +61,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
   absl::Status ApplyFirst(Engine& engine, absl::Time now) {
     // Applied once: the op keeps no copy of the payload.
     ASSIGN_OR_RETURN(FailureOutcome out,
-                     engine.scheduler_.FirstFailure(std::move(envelope_), failure_, now));
+                     engine.scheduler_->FirstFailure(std::move(envelope_), failure_, now));
     decision_ = out.decision;
     if (out.duplicate) {
       if (auto* o = engine.options_.observer) o->OnDuplicateFailure(out.envelope);
@@ -77,7 +78,7 @@ class Engine::ReportFailureOp final : public Engine::Op {
 
   absl::Status ApplyLeased(Engine& engine, absl::Time now) {
     ASSIGN_OR_RETURN(FailureOutcome out,
-                     engine.scheduler_.LeasedFailure(token_, envelope_.service,
+                     engine.scheduler_->LeasedFailure(token_, envelope_.service,
                                                      envelope_.message_id, failure_, now));
     decision_ = out.decision;
     LogDecision(out.envelope, decision_, failure_);
@@ -101,7 +102,7 @@ class Engine::LeaseOp final : public Engine::Op, public LeaseWaiter {
     items_.clear();
     if (caller_gone()) return absl::CancelledError("the caller cancelled the lease");
     ASSIGN_OR_RETURN(LeaseGrant grant,
-                     engine.scheduler_.Lease(args_.service, args_.max_messages,
+                     engine.scheduler_->Lease(args_.service, args_.max_messages,
                                              args_.visibility_timeout, now));
     items_ = std::move(grant.items);
     if (items_.empty()) {
@@ -146,7 +147,7 @@ class Engine::ReportSuccessOp final : public Engine::Op {
       : service_(std::move(service)), token_(std::move(token)), done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    ASSIGN_OR_RETURN(const Envelope e, engine.scheduler_.Succeed(service_, token_, now));
+    ASSIGN_OR_RETURN(const Envelope e, engine.scheduler_->Succeed(service_, token_, now));
     if (auto* o = engine.options_.observer) o->OnRetrySucceeded(e, e.attempt + 1);
     // Debug: one line per request is too much for the hot path at info.
     LogEvent(LogLevel::kDebug, "retry_succeeded")
@@ -175,7 +176,7 @@ class Engine::ExtendLeaseOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
-    ASSIGN_OR_RETURN(expires_, engine.scheduler_.Extend(token_, visibility_, may_act_for_, now));
+    ASSIGN_OR_RETURN(expires_, engine.scheduler_->Extend(token_, visibility_, may_act_for_, now));
     return absl::OkStatus();
   }
 
@@ -213,10 +214,10 @@ class Engine::FunctionOp final : public Engine::Op {
 
 Store& EngineTxn::store() const { return *engine_.store_; }
 
-void EngineTxn::Requeued(const Envelope& e) { engine_.scheduler_.Requeued(e); }
+void EngineTxn::Requeued(const Envelope& e) { engine_.scheduler_->Requeued(e); }
 
 void EngineTxn::DeadLettersRemoved(const std::string& service, int64_t n) {
-  engine_.scheduler_.DeadLettersRemoved(service, n);
+  engine_.scheduler_->DeadLettersRemoved(service, n);
 }
 
 void Engine::RunInTransaction(TxnFunction apply, DoneCallback done) {
@@ -232,9 +233,21 @@ Engine::Engine(Store* store, const PolicySet* policies, const Clock* clock, Rand
       clock_(clock),
       rng_(rng),
       options_(options),
-      scheduler_(store, policies, rng, clock->Now(), options.max_lease_response_bytes,
-                 [this](const std::string& service) { LogCircuit(service); }),
-      guards_(scheduler_.guards()) {}
+      scheduler_(NewScheduler(clock->Now())),
+      guards_(scheduler_->guards()) {}
+
+std::unique_ptr<Scheduler> Engine::NewScheduler(absl::Time started_at) {
+  SchedulerContext context;
+  context.store = store_;
+  context.policies = policies_;
+  context.rng = rng_;
+  context.started_at = started_at;
+  context.max_lease_response_bytes = options_.max_lease_response_bytes;
+  context.circuit_changed = [this](const std::string& service) { LogCircuit(service); };
+  context.wake_writer = [this] { WakeWriter(); };
+  if (options_.make_scheduler) return options_.make_scheduler(context);
+  return std::make_unique<LocalScheduler>(context);
+}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const PolicySet* policies,
                                                       const Clock* clock, Random* rng,
@@ -254,32 +267,11 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const Policy
 Engine::~Engine() { Stop(); }
 
 absl::Status Engine::Reload() {
-  scheduler_.Reset();
   // The next batch looks for succeeded envelopes to forget: the store may hold expired ones
   // (the server was down, or a batch that deleted some was not committed).
   next_housekeeping_ = clock_->Now();
-  // The guards are stored (circuits with their windows, budgets' windows); the budgets' bookings
-  // are the schedule itself.
   const absl::Time now = clock_->Now();
-  ASSIGN_OR_RETURN(std::vector<CircuitRecord> circuits, store_->LoadCircuits());
-  for (const CircuitRecord& c : circuits) {
-    const absl::Status restored = guards_.RestoreCircuit(c);
-    if (!restored.ok()) {
-      LogEvent(LogLevel::kError, "guard_state_unreadable")
-          .Str("service", c.service)
-          .Str("error", restored.ToString());
-    }
-  }
-  RETURN_IF_ERROR(store_->ForEachLive([&](const LiveRow& row) {
-    if (row.state == EnvelopeState::kScheduled) {
-      scheduler_.RestoreScheduled(row.service, row.id, row.at, now);
-    } else {
-      scheduler_.RestoreLeased(row.service, row.id, row.at);
-    }
-  }));
-  scheduler_.FinishRestore();
-  ASSIGN_OR_RETURN(std::vector<ServiceCounts> counts, store_->CountByService());
-  for (const ServiceCounts& c : counts) scheduler_.RestoreDead(c.service, c.dead);
+  RETURN_IF_ERROR(scheduler_->Restore(*store_, now));
   guards_.Publish(now);  // GetCircuit answers the restored circuits from the start.
   PublishStats();
   return absl::OkStatus();
@@ -416,11 +408,13 @@ void Engine::WriterLoop() {
 }
 
 absl::Time Engine::NextWake(absl::Time now) const {
-  return std::min(next_housekeeping_, scheduler_.NextWake(now));
+  return std::min(next_housekeeping_, scheduler_->NextWake(now));
 }
 
 void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
-  const absl::Time now = clock_->Now();
+  const absl::Time start = clock_->Now();
+  // This process's time until the batch begins; then the scheduler's (BeginBatch).
+  absl::Time now = start;
   bool stop_parking;
   {
     absl::MutexLock lock(&mu_);
@@ -430,13 +424,17 @@ void Engine::RunBatch(std::vector<std::unique_ptr<Op>> ops) {
   RefuseWritesWhenDiskLow(&ops);
   Batch batch;
   batch.requests = static_cast<int>(ops.size());
-  if (!ops.empty() || housekeeping_due || scheduler_.WorkDue(now)) {
+  if (!ops.empty() || housekeeping_due || scheduler_->WorkDue(now)) {
     if (!BeginBatch(&ops)) return;
     // From here on, a store failure stops the process (StopOnStoreFailure): the batch may have
     // written some of its rows, SQLite may have rolled it back by itself, and the in-memory
     // schedule no longer matches the disk. Start-up recovery is the one recovery path.
+    absl::StatusOr<absl::Time> batch_now = scheduler_->BeginBatch(start);
+    if (!batch_now.ok()) StopOnStoreFailure("begin_batch", batch_now.status());
+    now = *batch_now;
     ApplyBatch(now, std::move(ops), stop_parking, housekeeping_due, &batch);
-    CommitBatch(now, batch.requests);
+    CommitBatch(start, batch.requests);
+    scheduler_->EndBatch();
   }
   AnswerBatch(now, stop_parking, std::move(batch));
 }
@@ -508,7 +506,7 @@ void Engine::ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bo
     if (!s.ok()) {
       batch->failed.emplace_back(std::move(op), s);
     } else if (op->parked && !stop_parking) {
-      scheduler_.Park(std::unique_ptr<LeaseOp>(static_cast<LeaseOp*>(op.release())));
+      scheduler_->Park(std::unique_ptr<LeaseOp>(static_cast<LeaseOp*>(op.release())));
     } else {
       batch->committed.push_back(std::move(op));
     }
@@ -520,17 +518,17 @@ void Engine::ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bo
     if (!forgot.ok()) StopOnStoreFailure("housekeeping", forgot);
   }
   // The guards the batch changed go into its transaction: one row per service.
-  const absl::Status saved = SaveGuards();
+  const absl::Status saved = scheduler_->SaveGuards(now);
   if (!saved.ok()) StopOnStoreFailure("save_guards", saved);
 }
 
-void Engine::CommitBatch(absl::Time now, int requests) {
+void Engine::CommitBatch(absl::Time start, int requests) {
   const absl::Time applied = clock_->Now();
   const absl::Status commit = store_->Commit();
   const absl::Time commit_done = clock_->Now();
   if (commit.ok()) pipeline_->Committed();
   if (auto* o = options_.observer) o->OnCommit(commit_done - applied, requests, commit.ok());
-  CountBatch(now, applied, commit_done, requests);
+  CountBatch(start, applied, commit_done, requests);
   // A failed COMMIT may have left part of the batch in the log (SQLite rolls back on its own
   // after some errors and not others): nothing of it may be answered, and the schedule in
   // memory is the batch's, not the disk's.
@@ -568,7 +566,7 @@ void Engine::AnswerBatch(absl::Time now, bool stop_parking, Batch batch) {
     answers.push_back(Answer{std::move(op), std::move(status)});
   }
   // Long-polls whose wait is over (or all of them when shutting down) get an empty answer.
-  for (std::unique_ptr<LeaseWaiter>& waiter : scheduler_.TakeEndedWaiters(now, stop_parking)) {
+  for (std::unique_ptr<LeaseWaiter>& waiter : scheduler_->TakeEndedWaiters(now, stop_parking)) {
     answers.push_back(Answer{std::unique_ptr<Op>(static_cast<LeaseOp*>(waiter.release())),
                              absl::OkStatus(), /*empty_lease=*/true});
   }
@@ -639,7 +637,8 @@ absl::Status Engine::ForgetSucceeded(absl::Time now, int ops) {
 }
 
 void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done) {
-  scheduler_.ServeWaiters(now, [&](std::unique_ptr<LeaseWaiter> w) -> std::unique_ptr<LeaseWaiter> {
+  scheduler_->ServeWaiters(now, [&](std::unique_ptr<LeaseWaiter> w)
+                                    -> std::unique_ptr<LeaseWaiter> {
     std::unique_ptr<LeaseOp> waiter(static_cast<LeaseOp*>(w.release()));
     if (waiter->caller_gone()) {
       waiter->Finish(absl::CancelledError("the caller cancelled the lease"));
@@ -658,15 +657,17 @@ void Engine::ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done
 }
 
 void Engine::ExpireLeases(absl::Time now, int* changed) {
-  for (int expired = 0; expired < options_.max_expirations_per_batch; ++expired) {
-    const std::optional<int64_t> id = scheduler_.NextExpired(now);
-    if (!id.has_value()) break;
+  while (true) {
+    const absl::StatusOr<std::optional<int64_t>> id =
+        scheduler_->NextExpired(now, options_.max_expirations_per_batch);
+    if (!id.ok()) StopOnStoreFailure("lease_expiry", id.status());
+    if (!id->has_value()) break;
     // Each expiry in its own savepoint, like an op; every call here is a store call, so any
     // error is a store failure.
     const absl::Status begin = store_->BeginOp();
     if (!begin.ok()) StopOnStoreFailure("lease_expiry", begin);
     guards_.BeginOp();
-    absl::StatusOr<std::optional<FailureOutcome>> out = scheduler_.ExpireLease(*id, now);
+    absl::StatusOr<std::optional<FailureOutcome>> out = scheduler_->ExpireLease(**id, now);
     if (!out.ok()) StopOnStoreFailure("lease_expiry", out.status());
     const absl::Status end = store_->EndOp(/*keep=*/true);
     if (!end.ok()) StopOnStoreFailure("lease_expiry", end);
@@ -714,7 +715,7 @@ void LogDecision(const Envelope& e, const Decision& d, const Failure& failure) {
 }  // namespace
 
 void Engine::PublishStats() {
-  std::vector<std::pair<std::string, ServiceStats>> changed = scheduler_.TakeChangedStats();
+  std::vector<std::pair<std::string, ServiceStats>> changed = scheduler_->TakeChangedStats();
   if (changed.empty()) return;
   absl::MutexLock lock(&stats_mu_);
   for (auto& [name, stats] : changed) stats_[name] = stats;

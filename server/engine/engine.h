@@ -1,7 +1,8 @@
-// Engine: runs retryd's state machine over a Store. The transitions and the in-memory state they
-// change (the schedule, a min-heap of next_retry_at per service; the lease table; the parked
-// long-polls; the guards) are the Scheduler's (server/core/scheduler.h); the engine applies every
-// mutation through it on one writer thread in batches: all requests queued while the previous
+// Engine: runs retryd's state machine over a Store. The transitions and the state they change
+// (the schedule, the lease table, the parked long-polls, the counts, the guards) are the
+// Scheduler's (server/core/scheduler.h: in memory for one process, LocalScheduler; in the database
+// for replicas sharing PostgreSQL); the engine applies every mutation through it on one writer
+// thread in batches: all requests queued while the previous
 // batch was being applied share the next transaction (group commit), and each is answered only
 // after that transaction is durable. Durability is a pipeline stage of its own (CommitPipeline,
 // commit_pipeline.h): once a batch is committed, the syncer thread fsyncs the log and answers the
@@ -111,6 +112,8 @@ struct EngineOptions {
   // syncs on the syncer thread.
   // Optional; must outlive the Engine.
   EngineObserver* observer = nullptr;
+  // Builds the engine's scheduler; null: a LocalScheduler.
+  std::function<std::unique_ptr<Scheduler>(const SchedulerContext&)> make_scheduler;
 };
 
 struct LeaseArgs {
@@ -155,8 +158,8 @@ class Engine {
   // Whether the caller may act for a service (auth: a WORKER token limited to services).
   using ServiceCheck = std::function<bool(const std::string& service)>;
 
-  // Rebuilds the schedule and lease table from `store`, then starts the writer thread. The
-  // pointers must outlive the Engine.
+  // Builds the scheduler (EngineOptions::make_scheduler) and restores it from `store`
+  // (Scheduler::Restore), then starts the writer thread. The pointers must outlive the Engine.
   static absl::StatusOr<std::unique_ptr<Engine>> Start(Store* store, const PolicySet* policies,
                                                        const Clock* clock, Random* rng,
                                                        EngineOptions options);
@@ -236,6 +239,9 @@ class Engine {
 
   Engine(Store* store, const PolicySet* policies, const Clock* clock, Random* rng,
          EngineOptions options);
+  // The scheduler options_.make_scheduler builds (a LocalScheduler when it is null), told the
+  // engine's store, policies, random source, limits and hooks.
+  std::unique_ptr<Scheduler> NewScheduler(absl::Time started_at);
 
   // Queues `op` for the writer. A `limited` op is refused with RESOURCE_EXHAUSTED when
   // max_pending_requests are already unanswered.
@@ -264,15 +270,16 @@ class Engine {
   // nothing), advances circuits, serves waiters, runs a due housekeeping pass, stores the guards.
   void ApplyBatch(absl::Time now, std::vector<std::unique_ptr<Op>> ops, bool stop_parking,
                   bool housekeeping_due, Batch* batch);
-  // Commits (a failed commit stops the process) and tells the observer.
-  void CommitBatch(absl::Time now, int requests);
+  // Commits (a failed commit stops the process) and tells the observer; `start` is when the
+  // batch began by this process's clock (for the writer figures).
+  void CommitBatch(absl::Time start, int requests);
   // Adds a batch to the writer figures, logged every 10 s.
   void CountBatch(absl::Time start, absl::Time applied, absl::Time committed, int requests);
   // Publishes counts and circuits, then hands the batch's answers, and those of long-polls whose
   // wait is over (all when `stop_parking`), to the syncer.
   void AnswerBatch(absl::Time now, bool stop_parking, Batch batch);
   absl::Time NextWake(absl::Time now) const;
-  // Builds the in-memory state from the store (start-up recovery).
+  // Restores the scheduler from the store (start-up recovery) and publishes what it holds.
   absl::Status Reload();
   // Applies one op in its own savepoint: its writes are kept if it succeeds and undone if it
   // fails for a reason of its own (the answer); a store failure stops the process.
@@ -295,16 +302,14 @@ class Engine {
   // A store error is the batch's error (it is not committed).
   [[nodiscard]] absl::Status ForgetSucceeded(absl::Time now, int ops);
 
-  // Guard hooks (engine_guards.cc), called inside an op's savepoint (between guards_.BeginOp
-  // and guards_.EndOp, so that an op that is not kept leaves the guards as they were). What they
-  // change is stored by SaveGuards at the end of the batch.
-  // Applies every due time-driven circuit transition (OPEN → HALF_OPEN).
+  // Guard hooks (engine_guards.cc). Guard requests change the guards inside an op's savepoint
+  // (between guards_.BeginOp and guards_.EndOp, so that an op that is not kept leaves the guards
+  // as they were); what the batch changed is stored by Scheduler::SaveGuards before the commit.
+  // Applies every due time-driven circuit transition (OPEN → HALF_OPEN); a failure is a store
+  // failure and stops the process.
   void AdvanceCircuits(absl::Time now);
   // Logs a change of `service`'s circuit state.
   void LogCircuit(const std::string& service);
-  // Stores the guards of every service the batch's kept ops changed (one row each), in the
-  // batch's transaction, so that they are durable exactly when the batch is.
-  absl::Status SaveGuards();
   // Serves the parked long-polls that have due work (Scheduler::ServeWaiters); the served ones
   // join `done`, to be answered with the batch.
   void ServeWaiters(absl::Time now, std::vector<std::unique_ptr<Op>>* done);
@@ -317,7 +322,7 @@ class Engine {
 
   // Writer-thread state (no lock: only the writer thread touches it after Start).
   // The schedule, leases, parked long-polls, counts and guards.
-  Scheduler scheduler_;
+  const std::unique_ptr<Scheduler> scheduler_;
   // When the next housekeeping pass is due (ForgetSucceeded).
   absl::Time next_housekeeping_ = absl::InfinitePast();
   // scheduler_'s budgets and circuits (writer thread, but for its thread-safe Snapshot()).

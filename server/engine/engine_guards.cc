@@ -1,9 +1,10 @@
 // The engine's side of the retry budget and the circuit breaker: the requests that only concern
 // them (RecordOutcomes, SetCircuitOverride, the views), and the hooks the other requests call.
 // The guards' logic lives in server/core (ServiceGuards, RetryBudget, CircuitBreaker); this file
-// only sequences it with the store on the writer thread: ops change the guards in memory (undone
-// with the op's savepoint if it is not kept), and SaveGuards stores what the batch changed in its
-// transaction, just before the commit.
+// only sequences it with the store on the writer thread: an op first has the scheduler refresh
+// the guards it reads (Scheduler::RefreshGuards; a failure is a store failure), then changes them
+// in memory (undone with the op's savepoint if it is not kept), and Scheduler::SaveGuards stores
+// what the batch changed in its transaction, just before the commit.
 #include <utility>
 
 #include "server/engine/engine.h"
@@ -22,6 +23,7 @@ class Engine::RecordOutcomesOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
+    RETURN_IF_ERROR(engine.scheduler_->RefreshGuards(service_, now));
     if (engine.guards_.RecordOutcomes(service_, now, successes_, failures_)) {
       engine.LogCircuit(service_);  // The failures opened the circuit.
     }
@@ -46,6 +48,7 @@ class Engine::SetCircuitOverrideOp final : public Engine::Op {
         done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
+    RETURN_IF_ERROR(engine.scheduler_->RefreshGuards(service_, now));
     engine.guards_.SetOverride(service_, now, mode_, audit_.note, audit_.peer);
     engine.LogCircuit(service_);
     view_ = engine.guards_.Circuit(service_, now);
@@ -86,6 +89,7 @@ class Engine::GuardViewsOp final : public Engine::Op {
   explicit GuardViewsOp(GuardViewsCallback done) : done_(std::move(done)) {}
 
   absl::Status Apply(Engine& engine, absl::Time now) override {
+    RETURN_IF_ERROR(engine.scheduler_->RefreshAllGuards(now));
     views_ = engine.guards_.Views(now);
     return absl::OkStatus();
   }
@@ -137,16 +141,11 @@ void Engine::LogCircuit(const std::string& service) {
       .Str("override", std::string(CircuitOverrideName(record.override_mode)));
 }
 
-absl::Status Engine::SaveGuards() {
-  for (const std::string& service : guards_.TakeChanged()) {
-    RETURN_IF_ERROR(store_->SaveCircuit(guards_.Record(service)));
-  }
-  return absl::OkStatus();
-}
-
 void Engine::AdvanceCircuits(absl::Time now) {
   std::vector<std::string> changed;
-  guards_.AdvanceAll(now, &changed);  // Outside any op: stored with the batch.
+  // Outside any op: stored with the batch.
+  const absl::Status advanced = scheduler_->AdvanceCircuits(now, &changed);
+  if (!advanced.ok()) StopOnStoreFailure("advance_circuits", advanced);
   for (const std::string& service : changed) LogCircuit(service);
 }
 

@@ -155,7 +155,7 @@ struct ReplayRow {
   std::string canary_ids;  // Comma-separated envelope ids of the canaries.
 };
 
-// The write side's envelope calls (find, insert, update) are SchedulerStore's
+// The write side's envelope calls (find, insert, update) and SaveCircuit are SchedulerStore's
 // (server/core/scheduler.h), the part of the store the scheduler's transitions use.
 class Store : public SchedulerStore {
  public:
@@ -189,9 +189,7 @@ class Store : public SchedulerStore {
   // InfiniteFuture when there is none. An index seek per service.
   virtual absl::StatusOr<absl::Time> OldestSucceededAt() = 0;
 
-  // Stores a service's circuit (state, override, and the guards' windows as opaque bytes),
-  // replacing the previous record.
-  [[nodiscard]] virtual absl::Status SaveCircuit(const CircuitRecord& record) = 0;
+  // SaveCircuit: SchedulerStore's.
   // Every stored circuit (start-up rebuild).
   virtual absl::StatusOr<std::vector<CircuitRecord>> LoadCircuits() = 0;
 

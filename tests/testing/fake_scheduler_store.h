@@ -1,7 +1,7 @@
 // FakeSchedulerStore: the rows a Scheduler reads and writes, in memory: envelopes by id and by
-// (service, message_id), with the SchedulerStore contract (ALREADY_EXISTS on a taken key, Update
-// keeps the payload and created_at). A test can make the next write fail, as a store failure
-// would.
+// (service, message_id), and circuits by service, with the SchedulerStore contract
+// (ALREADY_EXISTS on a taken key, Update keeps the payload and created_at). A test can make the
+// next write fail, as a store failure would.
 #ifndef RETRYD_TESTS_TESTING_FAKE_SCHEDULER_STORE_H_
 #define RETRYD_TESTS_TESTING_FAKE_SCHEDULER_STORE_H_
 
@@ -50,12 +50,24 @@ class FakeSchedulerStore final : public SchedulerStore {
     return Rewrite(e, /*drop_payload=*/true);
   }
 
+  absl::Status SaveCircuit(const CircuitRecord& record) override {
+    if (absl::Status s = TakeFailure(); !s.ok()) return s;
+    circuits_[record.service] = record;
+    return absl::OkStatus();
+  }
+
   // The stored row (with its payload); a default Envelope when there is none.
   Envelope Row(int64_t id) const {
     auto it = rows_.find(id);
     return it == rows_.end() ? Envelope() : it->second;
   }
-  // The next Insert or Update fails with `status` (and writes nothing).
+  // The stored circuit of `service`; nullopt when none was saved.
+  std::optional<CircuitRecord> Circuit(const std::string& service) const {
+    auto it = circuits_.find(service);
+    if (it == circuits_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The next Insert, Update or SaveCircuit fails with `status` (and writes nothing).
   void FailNextWrite(absl::Status status) { failure_ = std::move(status); }
   int64_t writes() const { return writes_; }
 
@@ -80,6 +92,7 @@ class FakeSchedulerStore final : public SchedulerStore {
 
   std::map<int64_t, Envelope> rows_;
   std::map<std::pair<std::string, std::string>, int64_t> keys_;
+  std::map<std::string, CircuitRecord> circuits_;
   int64_t next_id_ = 1;
   absl::Status failure_;
   int64_t writes_ = 0;

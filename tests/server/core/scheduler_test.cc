@@ -1,9 +1,12 @@
-// The Scheduler's transitions, driven alone: a fake clock gives each step its time, an in-memory
-// store holds the rows. One test per decision path of DESIGN.md (Decision, Lease, Retry budget,
+// The LocalScheduler's transitions, driven alone: a fake clock gives each step its time, an
+// in-memory store holds the rows. One test per decision path of DESIGN.md (Decision, Lease, Retry budget,
 // Circuit, Guarantees: attempts counted once, restart).
-#include "server/core/scheduler.h"
+#include "server/core/local_scheduler.h"
 
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -92,12 +95,32 @@ class FakeWaiter final : public LeaseWaiter {
   absl::Time wait_until_;
 };
 
+// The most expired leases a test lets one batch hand out, unless it says otherwise.
+constexpr int kMaxExpired = 1000;
+
+// The next expired lease of `scheduler` (which never fails to answer).
+std::optional<int64_t> NextExpired(Scheduler& scheduler, absl::Time now, int max = kMaxExpired) {
+  absl::StatusOr<std::optional<int64_t>> id = scheduler.NextExpired(now, max);
+  EXPECT_THAT(id, IsOk());
+  return id.ok() ? *id : std::nullopt;
+}
+
 class SchedulerTest : public ::testing::Test {
  protected:
-  SchedulerTest()
-      : policies_(TestPolicies()),
-        scheduler_(&store_, &policies_, &rng_, clock_.Now(), /*max_lease_response_bytes=*/1 << 20,
-                   [this](const std::string& service) { circuit_changes_.push_back(service); }) {}
+  SchedulerTest() : policies_(TestPolicies()), scheduler_(Context()) {}
+
+  SchedulerContext Context() {
+    SchedulerContext context;
+    context.store = &store_;
+    context.policies = &policies_;
+    context.rng = &rng_;
+    context.started_at = clock_.Now();
+    context.max_lease_response_bytes = 1 << 20;
+    context.circuit_changed = [this](const std::string& service) {
+      circuit_changes_.push_back(service);
+    };
+    return context;
+  }
 
   absl::Time T(double seconds) const { return t0_ + absl::Seconds(seconds); }
 
@@ -137,7 +160,7 @@ class SchedulerTest : public ::testing::Test {
   MtRandom rng_{7};
   PolicySet policies_;
   std::vector<std::string> circuit_changes_;
-  Scheduler scheduler_;
+  LocalScheduler scheduler_;
   std::map<std::string, ServiceStats> last_stats_;
 };
 
@@ -298,7 +321,7 @@ TEST_F(SchedulerTest, SuccessEndsTheLeaseAndDropsThePayload) {
   // The token is spent; nothing expires later.
   EXPECT_THAT(scheduler_.Succeed("billing", items[0].lease_token, T(4)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("LEASE_NOT_FOUND")));
-  EXPECT_EQ(scheduler_.NextExpired(T(1000)), std::nullopt);
+  EXPECT_EQ(NextExpired(scheduler_, T(1000)), std::nullopt);
 }
 
 TEST_F(SchedulerTest, ExtendMovesTheExpiry) {
@@ -311,9 +334,9 @@ TEST_F(SchedulerTest, ExtendMovesTheExpiry) {
   ASSERT_THAT(until, IsOk());
   EXPECT_EQ(*until, T(80));
   EXPECT_EQ(store_.Row(items[0].envelope.id).lease_expires_at, T(80));
-  EXPECT_EQ(scheduler_.NextExpired(T(32)), std::nullopt);  // The old expiry is stale.
+  EXPECT_EQ(NextExpired(scheduler_, T(32)), std::nullopt);  // The old expiry is stale.
   EXPECT_FALSE(scheduler_.WorkDue(T(79)));
-  EXPECT_EQ(scheduler_.NextExpired(T(80)), items[0].envelope.id);
+  EXPECT_EQ(NextExpired(scheduler_, T(80)), items[0].envelope.id);
   EXPECT_EQ(Stats("billing").leased, 1);
   // A caller that may not act for the service is refused.
   EXPECT_THAT(scheduler_.Extend(items[0].lease_token, absl::Seconds(60),
@@ -329,9 +352,9 @@ TEST_F(SchedulerTest, ExpiredLeaseCountsAsAFailedAttemptAndIsDecidedAgain) {
   ASSERT_EQ(items.size(), 1u);
   EXPECT_FALSE(scheduler_.WorkDue(T(31)));
   EXPECT_EQ(scheduler_.NextWake(T(31)), T(32));
-  EXPECT_EQ(scheduler_.NextExpired(T(31)), std::nullopt);
+  EXPECT_EQ(NextExpired(scheduler_, T(31)), std::nullopt);
   EXPECT_TRUE(scheduler_.WorkDue(T(32)));
-  const std::optional<int64_t> id = scheduler_.NextExpired(T(32));
+  const std::optional<int64_t> id = NextExpired(scheduler_, T(32));
   ASSERT_EQ(id, first.envelope.id);
   absl::StatusOr<std::optional<FailureOutcome>> out = scheduler_.ExpireLease(*id, T(32));
   ASSERT_THAT(out, IsOk());
@@ -346,7 +369,7 @@ TEST_F(SchedulerTest, ExpiredLeaseCountsAsAFailedAttemptAndIsDecidedAgain) {
   EXPECT_EQ(row.history.back().error_code, "LEASE_EXPIRED");
   EXPECT_EQ(Stats("billing").leased, 0);
   EXPECT_EQ(Stats("billing").scheduled, 1);
-  EXPECT_EQ(scheduler_.NextExpired(T(1000)), std::nullopt);
+  EXPECT_EQ(NextExpired(scheduler_, T(1000)), std::nullopt);
   // The late worker is told the lease expired, and changes nothing.
   EXPECT_THAT(scheduler_.Succeed("billing", items[0].lease_token, T(33)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("LEASE_EXPIRED")));
@@ -365,13 +388,62 @@ TEST_F(SchedulerTest, ExpiredLeaseOfTheLastAttemptDeadLetters) {
   ASSERT_THAT(scheduler_.FirstFailure(e, Transient(), T(0)), IsOk());
   clock_.Advance(absl::Seconds(6));
   ASSERT_EQ(Lease("billing").size(), 1u);
-  const std::optional<int64_t> id = scheduler_.NextExpired(T(36));
+  const std::optional<int64_t> id = NextExpired(scheduler_, T(36));
   ASSERT_TRUE(id.has_value());
   absl::StatusOr<std::optional<FailureOutcome>> out = scheduler_.ExpireLease(*id, T(36));
   ASSERT_THAT(out, IsOk());
   ASSERT_TRUE(out->has_value());
   EXPECT_EQ((*out)->decision.reason, DeadLetterReason::kRetryExhausted);
   EXPECT_EQ(Stats("billing").dead, 1);
+}
+
+// ---- The batch ----
+
+TEST_F(SchedulerTest, BatchTimeIsTheCallersAndExpiriesAreHandedOutAtMostMaxPerBatch) {
+  absl::StatusOr<absl::Time> batch_time = scheduler_.BeginBatch(T(5));
+  ASSERT_THAT(batch_time, IsOk());
+  EXPECT_EQ(*batch_time, T(5));
+  scheduler_.EndBatch();
+  for (const char* id : {"a", "b", "c"}) Fail("billing", id);
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_EQ(Lease("billing").size(), 3u);  // Every lease expires at 32 s.
+  std::set<int64_t> expired;
+  for (int i = 0; i < 2; ++i) {
+    const std::optional<int64_t> id = NextExpired(scheduler_, T(32), /*max=*/2);
+    ASSERT_TRUE(id.has_value());
+    expired.insert(*id);
+  }
+  EXPECT_EQ(NextExpired(scheduler_, T(32), 2), std::nullopt);  // The batch's share is out.
+  EXPECT_TRUE(scheduler_.WorkDue(T(32)));  // The third waits for the next batch.
+  scheduler_.EndBatch();
+  const std::optional<int64_t> third = NextExpired(scheduler_, T(32), 2);
+  ASSERT_TRUE(third.has_value());
+  expired.insert(*third);
+  EXPECT_EQ(expired.size(), 3u);
+  EXPECT_EQ(NextExpired(scheduler_, T(32), 2), std::nullopt);
+}
+
+TEST_F(SchedulerTest, SaveGuardsStoresEachChangedCircuitOnce) {
+  Fail("circuit", "a");  // Opens it (one call suffices).
+  ASSERT_THAT(scheduler_.SaveGuards(T(0)), IsOk());
+  const std::optional<CircuitRecord> saved = store_.Circuit("circuit");
+  ASSERT_TRUE(saved.has_value());
+  EXPECT_EQ(saved->state, CircuitState::kOpen);
+  const int64_t writes = store_.writes();
+  ASSERT_THAT(scheduler_.SaveGuards(T(0)), IsOk());  // Nothing changed since.
+  EXPECT_EQ(store_.writes(), writes);
+  // OPEN → HALF_OPEN when its time comes, outside any op: saved with the batch.
+  std::vector<std::string> changed;
+  ASSERT_THAT(scheduler_.AdvanceCircuits(T(29), &changed), IsOk());
+  EXPECT_THAT(changed, IsEmpty());
+  ASSERT_THAT(scheduler_.AdvanceCircuits(T(30), &changed), IsOk());
+  EXPECT_THAT(changed, ElementsAre("circuit"));
+  ASSERT_THAT(scheduler_.RefreshGuards("circuit", T(30)), IsOk());  // Nothing to refresh.
+  ASSERT_THAT(scheduler_.RefreshAllGuards(T(30)), IsOk());
+  // A save that fails is the caller's store failure.
+  store_.FailNextWrite(absl::InternalError("disk"));
+  EXPECT_THAT(scheduler_.SaveGuards(T(30)), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_EQ(store_.Circuit("circuit")->state, CircuitState::kOpen);
 }
 
 TEST_F(SchedulerTest, StaleForeignAndMismatchedTokensChangeNothing) {
@@ -529,7 +601,10 @@ TEST_F(SchedulerTest, FailedTrialOpensTheCircuitAgain) {
 // ---- Restart ----
 
 TEST_F(SchedulerTest, RestoredStateLeasesAndExpiresAsBefore) {
-  Scheduler restored(&store_, &policies_, &rng_, T(0), 1 << 20, [](const std::string&) {});
+  SchedulerContext context = Context();
+  context.started_at = T(0);
+  context.circuit_changed = [](const std::string&) {};
+  LocalScheduler restored(context);
   const FailureOutcome a = Fail("billing", "a");  // Rows only matter to `restored`.
   const FailureOutcome b = Fail("billing", "b");
   clock_.Advance(absl::Seconds(2));
@@ -552,7 +627,7 @@ TEST_F(SchedulerTest, RestoredStateLeasesAndExpiresAsBefore) {
   ASSERT_EQ(grant->items.size(), 1u);
   EXPECT_EQ(grant->items[0].envelope.id, still.id);
   // A lease that expired while the server was down is expired at once.
-  EXPECT_EQ(restored.NextExpired(T(500)), leased[0].envelope.id);
+  EXPECT_EQ(NextExpired(restored, T(500)), leased[0].envelope.id);
 }
 
 }  // namespace

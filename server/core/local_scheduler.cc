@@ -1,4 +1,4 @@
-#include "server/core/scheduler.h"
+#include "server/core/local_scheduler.h"
 
 #include <algorithm>
 #include <utility>
@@ -8,6 +8,8 @@
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
 #include "server/core/duplicate_decision.h"
+#include "server/store/store.h"
+#include "server/util/log.h"
 #include "server/util/secure_random.h"
 #include "server/util/status_macros.h"
 
@@ -38,20 +40,72 @@ absl::Status LeaseNotFound() {
 
 }  // namespace
 
-Scheduler::Scheduler(SchedulerStore* store, const PolicySet* policies, Random* rng,
-                     absl::Time started_at, int64_t max_lease_response_bytes,
-                     CircuitChanged circuit_changed)
-    : store_(store),
-      policies_(policies),
-      rng_(rng),
-      max_lease_response_bytes_(max_lease_response_bytes),
-      circuit_changed_(std::move(circuit_changed)),
-      guards_(policies, started_at) {}
+LocalScheduler::LocalScheduler(const SchedulerContext& context)
+    : store_(context.store),
+      policies_(context.policies),
+      rng_(context.rng),
+      max_lease_response_bytes_(context.max_lease_response_bytes),
+      circuit_changed_(context.circuit_changed),
+      guards_(context.policies, context.started_at) {}
+
+// ---- Start-up ----
+
+absl::Status LocalScheduler::Restore(Store& store, absl::Time now) {
+  Reset();
+  // The guards are stored (circuits with their windows, budgets' windows); the budgets' bookings
+  // are the schedule itself.
+  ASSIGN_OR_RETURN(std::vector<CircuitRecord> circuits, store.LoadCircuits());
+  for (const CircuitRecord& c : circuits) {
+    const absl::Status restored = guards_.RestoreCircuit(c);
+    if (!restored.ok()) {
+      LogEvent(LogLevel::kError, "guard_state_unreadable")
+          .Str("service", c.service)
+          .Str("error", restored.ToString());
+    }
+  }
+  RETURN_IF_ERROR(store.ForEachLive([&](const LiveRow& row) {
+    if (row.state == EnvelopeState::kScheduled) {
+      RestoreScheduled(row.service, row.id, row.at, now);
+    } else {
+      RestoreLeased(row.service, row.id, row.at);
+    }
+  }));
+  FinishRestore();
+  ASSIGN_OR_RETURN(std::vector<ServiceCounts> counts, store.CountByService());
+  for (const ServiceCounts& c : counts) RestoreDead(c.service, c.dead);
+  return absl::OkStatus();
+}
+
+// ---- The batch ----
+
+absl::StatusOr<absl::Time> LocalScheduler::BeginBatch(absl::Time local_now) { return local_now; }
+
+absl::Status LocalScheduler::SaveGuards(absl::Time /*now*/) {
+  for (const std::string& service : guards_.TakeChanged()) {
+    RETURN_IF_ERROR(store_->SaveCircuit(guards_.Record(service)));
+  }
+  return absl::OkStatus();
+}
+
+void LocalScheduler::EndBatch() { expired_in_batch_ = 0; }
+
+// ---- Guards ----
+
+absl::Status LocalScheduler::RefreshGuards(const std::string& /*service*/, absl::Time /*now*/) {
+  return absl::OkStatus();
+}
+
+absl::Status LocalScheduler::RefreshAllGuards(absl::Time /*now*/) { return absl::OkStatus(); }
+
+absl::Status LocalScheduler::AdvanceCircuits(absl::Time now, std::vector<std::string>* changed) {
+  guards_.AdvanceAll(now, changed);
+  return absl::OkStatus();
+}
 
 // ---- Transitions ----
 
-absl::StatusOr<FailureOutcome> Scheduler::FirstFailure(Envelope e, Failure failure,
-                                                       absl::Time now) {
+absl::StatusOr<FailureOutcome> LocalScheduler::FirstFailure(Envelope e, Failure failure,
+                                                            absl::Time now) {
   // Decide as if new and insert; the insert itself tells a duplicate (the common case pays
   // one index descent, not a lookup and an insert).
   if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
@@ -77,10 +131,10 @@ absl::StatusOr<FailureOutcome> Scheduler::FirstFailure(Envelope e, Failure failu
   return FailureOutcome{std::move(e), std::move(failure), decision, false};
 }
 
-absl::StatusOr<FailureOutcome> Scheduler::LeasedFailure(const std::string& token,
-                                                        const std::string& service,
-                                                        const std::string& message_id,
-                                                        Failure failure, absl::Time now) {
+absl::StatusOr<FailureOutcome> LocalScheduler::LeasedFailure(const std::string& token,
+                                                             const std::string& service,
+                                                             const std::string& message_id,
+                                                             Failure failure, absl::Time now) {
   ASSIGN_OR_RETURN(Envelope e, LoadLeased(token, [&service](const std::string& s) {
                      return s == service;
                    }));
@@ -98,8 +152,8 @@ absl::StatusOr<FailureOutcome> Scheduler::LeasedFailure(const std::string& token
   return FailureOutcome{std::move(e), std::move(failure), decision, false};
 }
 
-absl::StatusOr<LeaseGrant> Scheduler::Lease(const std::string& service, int max_messages,
-                                            absl::Duration visibility, absl::Time now) {
+absl::StatusOr<LeaseGrant> LocalScheduler::Lease(const std::string& service, int max_messages,
+                                                 absl::Duration visibility, absl::Time now) {
   ServiceState* known = FindKnownService(service);
   // Nobody reported this service: nothing is due, and the lease makes no service exist.
   if (known == nullptr) return LeaseGrant{};
@@ -164,8 +218,8 @@ absl::StatusOr<LeaseGrant> Scheduler::Lease(const std::string& service, int max_
   return grant;
 }
 
-absl::StatusOr<Envelope> Scheduler::Succeed(const std::string& service, const std::string& token,
-                                            absl::Time now) {
+absl::StatusOr<Envelope> LocalScheduler::Succeed(const std::string& service,
+                                                 const std::string& token, absl::Time now) {
   ASSIGN_OR_RETURN(Envelope e, LoadLeased(token, [&service](const std::string& s) {
                      return s == service;
                    }));
@@ -183,8 +237,10 @@ absl::StatusOr<Envelope> Scheduler::Succeed(const std::string& service, const st
   return e;
 }
 
-absl::StatusOr<absl::Time> Scheduler::Extend(const std::string& token, absl::Duration visibility,
-                                             const ServiceCheck& may_act_for, absl::Time now) {
+absl::StatusOr<absl::Time> LocalScheduler::Extend(const std::string& token,
+                                                  absl::Duration visibility,
+                                                  const ServiceCheck& may_act_for,
+                                                  absl::Time now) {
   ASSIGN_OR_RETURN(Envelope e, LoadLeased(token, may_act_for));
   if (may_act_for && !may_act_for(e.service)) {
     return absl::PermissionDeniedError(
@@ -200,19 +256,22 @@ absl::StatusOr<absl::Time> Scheduler::Extend(const std::string& token, absl::Dur
 
 // ---- Lease expiry ----
 
-std::optional<int64_t> Scheduler::NextExpired(absl::Time now) {
+absl::StatusOr<std::optional<int64_t>> LocalScheduler::NextExpired(absl::Time now, int max) {
+  if (expired_in_batch_ >= max) return std::nullopt;  // The rest waits for the next batch.
   const int64_t now_us = absl::ToUnixMicros(now);
   while (!lease_expiry_.empty() && lease_expiry_.top().first <= now_us) {
     const HeapEntry entry = lease_expiry_.top();
     lease_expiry_.pop();
     auto it = leases_.find(entry.second);
     if (it == leases_.end() || it->second.expires_us != entry.first) continue;  // Stale.
+    ++expired_in_batch_;
     return entry.second;
   }
   return std::nullopt;
 }
 
-absl::StatusOr<std::optional<FailureOutcome>> Scheduler::ExpireLease(int64_t id, absl::Time now) {
+absl::StatusOr<std::optional<FailureOutcome>> LocalScheduler::ExpireLease(int64_t id,
+                                                                          absl::Time now) {
   auto it = leases_.find(id);
   if (it == leases_.end()) return std::nullopt;
   const std::string service = it->second.service;
@@ -237,12 +296,13 @@ absl::StatusOr<std::optional<FailureOutcome>> Scheduler::ExpireLease(int64_t id,
 
 // ---- Long-poll waiters ----
 
-void Scheduler::Park(std::unique_ptr<LeaseWaiter> waiter) {
+void LocalScheduler::Park(std::unique_ptr<LeaseWaiter> waiter) {
   const std::string service = waiter->service();
-  services_[service].waiters.push_back(std::move(waiter));  // Parked; the service is not made known.
+  // Parked; the service is not made known.
+  services_[service].waiters.push_back(std::move(waiter));
 }
 
-void Scheduler::ServeWaiters(absl::Time now, const ServeFunction& serve) {
+void LocalScheduler::ServeWaiters(absl::Time now, const ServeFunction& serve) {
   for (auto& [name, svc] : services_) {
     while (!svc.waiters.empty() && HasDueWork(name, svc, now)) {
       std::unique_ptr<LeaseWaiter> waiter = std::move(svc.waiters.front());
@@ -257,7 +317,8 @@ void Scheduler::ServeWaiters(absl::Time now, const ServeFunction& serve) {
   }
 }
 
-std::vector<std::unique_ptr<LeaseWaiter>> Scheduler::TakeEndedWaiters(absl::Time now, bool all) {
+std::vector<std::unique_ptr<LeaseWaiter>> LocalScheduler::TakeEndedWaiters(absl::Time now,
+                                                                          bool all) {
   std::vector<std::unique_ptr<LeaseWaiter>> ended;
   for (auto svc_it = services_.begin(); svc_it != services_.end();) {
     ServiceState& svc = svc_it->second;
@@ -281,13 +342,13 @@ std::vector<std::unique_ptr<LeaseWaiter>> Scheduler::TakeEndedWaiters(absl::Time
 
 // ---- Work nobody asked for ----
 
-bool Scheduler::HasDueWork(const std::string& name, const ServiceState& svc,
-                           absl::Time now) const {
+bool LocalScheduler::HasDueWork(const std::string& name, const ServiceState& svc,
+                                absl::Time now) const {
   return !svc.schedule.empty() && svc.schedule.top().first <= absl::ToUnixMicros(now) &&
          guards_.MayLease(name, now);
 }
 
-bool Scheduler::WorkDue(absl::Time now) const {
+bool LocalScheduler::WorkDue(absl::Time now) const {
   if (!lease_expiry_.empty() && lease_expiry_.top().first <= absl::ToUnixMicros(now)) return true;
   for (const auto& [name, svc] : services_) {
     if (!svc.waiters.empty() && HasDueWork(name, svc, now)) return true;
@@ -295,7 +356,7 @@ bool Scheduler::WorkDue(absl::Time now) const {
   return guards_.NextTransition() <= now;
 }
 
-absl::Time Scheduler::NextWake(absl::Time now) const {
+absl::Time LocalScheduler::NextWake(absl::Time now) const {
   int64_t wake = absl::ToUnixMicros(guards_.NextTransition());
   if (!lease_expiry_.empty()) wake = std::min(wake, lease_expiry_.top().first);
   for (const auto& [name, svc] : services_) {
@@ -311,18 +372,18 @@ absl::Time Scheduler::NextWake(absl::Time now) const {
 
 // ---- Changes made elsewhere ----
 
-void Scheduler::Requeued(const Envelope& e) {
+void LocalScheduler::Requeued(const Envelope& e) {
   Service(e.service).dead--;
   Schedule(e);
 }
 
-void Scheduler::DeadLettersRemoved(const std::string& service, int64_t n) {
+void LocalScheduler::DeadLettersRemoved(const std::string& service, int64_t n) {
   Service(service).dead -= n;
 }
 
-// ---- Rebuild ----
+// ---- Rebuild, step by step ----
 
-void Scheduler::Reset() {
+void LocalScheduler::Reset() {
   for (auto& [name, svc] : services_) {
     svc.schedule = MinHeap();
     svc.leased = 0;
@@ -335,25 +396,25 @@ void Scheduler::Reset() {
   guards_.Reset();
 }
 
-void Scheduler::RestoreScheduled(const std::string& service, int64_t id, absl::Time next_retry_at,
-                                 absl::Time now) {
+void LocalScheduler::RestoreScheduled(const std::string& service, int64_t id,
+                                      absl::Time next_retry_at, absl::Time now) {
   guards_.RestoreScheduled(service, now, next_retry_at);
   restoring_[service].emplace_back(absl::ToUnixMicros(next_retry_at), id);
 }
 
-void Scheduler::RestoreLeased(const std::string& service, int64_t id,
-                              absl::Time lease_expires_at) {
+void LocalScheduler::RestoreLeased(const std::string& service, int64_t id,
+                                   absl::Time lease_expires_at) {
   const int64_t at = absl::ToUnixMicros(lease_expires_at);
   leases_[id] = LeaseInfo{at, service};
   Service(service).leased++;
   restoring_expiries_.emplace_back(at, id);
 }
 
-void Scheduler::RestoreDead(const std::string& service, int64_t dead) {
+void LocalScheduler::RestoreDead(const std::string& service, int64_t dead) {
   Service(service).dead = dead;
 }
 
-void Scheduler::FinishRestore() {
+void LocalScheduler::FinishRestore() {
   for (auto& [name, entries] : restoring_) {
     Service(name).schedule = MinHeap(std::greater<HeapEntry>(), std::move(entries));
   }
@@ -365,7 +426,7 @@ void Scheduler::FinishRestore() {
 
 // ---- Counts ----
 
-std::vector<std::pair<std::string, ServiceStats>> Scheduler::TakeChangedStats() {
+std::vector<std::pair<std::string, ServiceStats>> LocalScheduler::TakeChangedStats() {
   std::vector<std::pair<std::string, ServiceStats>> out;
   out.reserve(changed_stats_.size());
   for (const auto& [name, unused] : changed_stats_) {
@@ -379,21 +440,21 @@ std::vector<std::pair<std::string, ServiceStats>> Scheduler::TakeChangedStats() 
 
 // ---- Helpers ----
 
-Scheduler::ServiceState& Scheduler::Service(const std::string& name) {
+LocalScheduler::ServiceState& LocalScheduler::Service(const std::string& name) {
   changed_stats_[name] = true;
   ServiceState& svc = services_[name];
   svc.known = true;
   return svc;
 }
 
-Scheduler::ServiceState* Scheduler::FindKnownService(const std::string& name) {
+LocalScheduler::ServiceState* LocalScheduler::FindKnownService(const std::string& name) {
   auto it = services_.find(name);
   if (it == services_.end() || !it->second.known) return nullptr;
   changed_stats_[name] = true;
   return &it->second;
 }
 
-void Scheduler::Schedule(const Envelope& e) {
+void LocalScheduler::Schedule(const Envelope& e) {
   ServiceState& svc = Service(e.service);
   if (e.state == EnvelopeState::kScheduled) {
     svc.schedule.emplace(absl::ToUnixMicros(e.next_retry_at), e.id);
@@ -402,7 +463,7 @@ void Scheduler::Schedule(const Envelope& e) {
   }
 }
 
-void Scheduler::AddLease(const Envelope& e) {
+void LocalScheduler::AddLease(const Envelope& e) {
   const int64_t at = absl::ToUnixMicros(e.lease_expires_at);
   auto [it, inserted] = leases_.try_emplace(e.id, LeaseInfo{at, e.service});
   if (inserted) {
@@ -413,11 +474,11 @@ void Scheduler::AddLease(const Envelope& e) {
   lease_expiry_.emplace(at, e.id);
 }
 
-void Scheduler::RemoveLease(int64_t id, const std::string& service) {
+void LocalScheduler::RemoveLease(int64_t id, const std::string& service) {
   if (leases_.erase(id) > 0) Service(service).leased--;
 }
 
-absl::StatusOr<std::string> Scheduler::NewLeaseToken(const Envelope& e) {
+absl::StatusOr<std::string> LocalScheduler::NewLeaseToken(const Envelope& e) {
   // "<id>.<attempts made>.<128 bits from the CSPRNG>": the id finds the row; the attempt tells a
   // token that was superseded (its lease expired and the envelope moved on) from one never
   // issued. The secret part never comes from rng_, whose jitter a worker can observe.
@@ -425,8 +486,8 @@ absl::StatusOr<std::string> Scheduler::NewLeaseToken(const Envelope& e) {
   return absl::StrCat(e.id, ".", e.attempt, ".", secret);
 }
 
-absl::StatusOr<Envelope> Scheduler::LoadLeased(const std::string& token,
-                                               const ServiceCheck& may_see) {
+absl::StatusOr<Envelope> LocalScheduler::LoadLeased(const std::string& token,
+                                                    const ServiceCheck& may_see) {
   const std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   int64_t id = 0;
   int attempt = 0;
@@ -448,8 +509,8 @@ absl::StatusOr<Envelope> Scheduler::LoadLeased(const std::string& token,
   return LeaseNotFound();
 }
 
-Decision Scheduler::DecideFailure(Envelope& e, int attempt, const Failure& failure,
-                                  absl::Time now) {
+Decision LocalScheduler::DecideFailure(Envelope& e, int attempt, const Failure& failure,
+                                       absl::Time now) {
   const Policy& policy = policies_->Resolve(e.service);
   DecideInput input;
   input.attempt = attempt;
@@ -492,15 +553,15 @@ Decision Scheduler::DecideFailure(Envelope& e, int attempt, const Failure& failu
 
 // ---- Guard hooks ----
 
-void Scheduler::OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now) {
+void LocalScheduler::OnFirstFailure(const Envelope& e, const Decision& d, absl::Time now) {
   guards_.RecordFirstFailure(e.service, now);
   if (guards_.OnFailure(e.service, now, d.error_class, /*envelope_id=*/0)) {
     circuit_changed_(e.service);
   }
 }
 
-void Scheduler::OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
-                                ErrorClass error_class, absl::Time now) {
+void LocalScheduler::OnLeasedOutcome(const std::string& service, int64_t envelope_id, bool success,
+                                     ErrorClass error_class, absl::Time now) {
   const bool changed = success ? guards_.OnSuccess(service, now, envelope_id)
                                : guards_.OnFailure(service, now, error_class, envelope_id);
   if (changed) circuit_changed_(service);
