@@ -69,7 +69,7 @@ absl::StatusOr<std::vector<ClaimedLease>> ClaimDue(Connection& conn, absl::strin
       " s AS (SELECT id, sort_at,"
       "         ($3::text[])[row_number() OVER (ORDER BY sort_at, id)] AS secret FROM due)"
       " UPDATE envelopes e SET state = 2, lease_generation = e.lease_generation + 1,"
-      "   sort_at = NOW + $4::bigint,"
+      "   sort_at = NOW + $4::bigint, updated_at = NOW,"
       "   lease_secret_hash = sha256(convert_to(s.secret, 'UTF8'))"
       " FROM s WHERE e.id = s.id"
       " RETURNING e.id, e.lease_generation, s.secret, s.sort_at, e.sort_at");
@@ -150,6 +150,12 @@ absl::Status FinishLease(Connection& conn, absl::string_view token, int state,
   if (r.affected() == 1) return absl::OkStatus();
   RETURN_IF_ERROR(LockLease(conn, token, may_see).status());
   return LeaseNotFound();
+}
+
+absl::Status ForgetLeaseSecret(Connection& conn, int64_t id) {
+  return conn.Exec("UPDATE envelopes SET lease_secret_hash = ''::bytea WHERE id = $1",
+                   Params().Int(id))
+      .status();
 }
 
 absl::StatusOr<std::vector<ExpiredLease>> ClaimExpired(Connection& conn, int max) {

@@ -76,6 +76,10 @@ absl::StatusOr<absl::Time> ExtendLease(Connection& conn, absl::string_view token
 absl::Status FinishLease(Connection& conn, absl::string_view token, int state,
                          absl::Time sort_at, const ServiceCheck& may_see = nullptr);
 
+// Forgets the secret of the lease on row `id` (locked by LockLease in the caller's transaction),
+// once the caller wrote the row's outcome: the lease has ended, and nothing of it stays stored.
+absl::Status ForgetLeaseSecret(Connection& conn, int64_t id);
+
 // An expired lease the sweep took back.
 struct ExpiredLease {
   int64_t id = 0;

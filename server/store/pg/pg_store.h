@@ -116,6 +116,9 @@ class PgStore final : public Store {
 
   // The writer's connection (for tests that end its session).
   pg::Connection& writer_for_test() { return *writer_; }
+  // The batch's connection, for shared mode's statements (SharedScheduler) inside the batch
+  // transaction. Ask again each batch: Begin() may have replaced it after a lost connection.
+  pg::Connection& writer() { return *writer_; }
   // The owner epoch this process holds (single_owner only).
   int64_t owner_epoch() const { return owner_->epoch(); }
   // Ends the owner's session, as a lost connection would (tests of fencing).
