@@ -104,7 +104,7 @@ TEST(ServiceGuardsJournalTest, ReplayOnTheSameStartGivesTheSameRecord) {
   ServiceGuards g(&policies, At(0));
   g.EnableJournal("r1");
   g.RecordFirstFailure("svc", At(0));
-  g.RecordOutcomes("svc", At(0.5), 3, 1);
+  g.RecordOutcomes("svc", At(0.5), 0, 1);
   Fail(g, 10, 1);  // Opens.
   bool changed = false;
   EXPECT_EQ(g.LeaseAllowance("svc", At(40), &changed), 2);  // HALF_OPEN, unclaimed.
