@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -197,14 +198,23 @@ TEST_F(FleetGuardSyncPostgresTest, OneReplicaTakesTheTrialsAndSuccessesElsewhere
   ASSERT_EQ(Row("svc").record.state, CircuitState::kOpen);
   absl::SleepFor(absl::Milliseconds(300));  // Past the open duration.
   // Every replica has due envelopes and leases, at the same time, what the circuit allows.
+  // All three refresh the OPEN row before any of them leases: each turns it HALF_OPEN in memory
+  // and claims it.
   std::vector<std::vector<int64_t>> leased(3);
   std::vector<std::thread> threads;
-  absl::Notification go;
+  absl::Mutex mu;
+  int refreshed = 0;
   for (int i = 0; i < 3; ++i) {
     threads.emplace_back([&, i] {
       Replica& r = *replicas_[i];
-      go.WaitForNotification();
       ASSERT_THAT(r.Begin(), IsOk());
+      ASSERT_THAT(r.sync.Refresh(r.guards, "svc", r.now), IsOk());
+      {
+        absl::MutexLock lock(&mu);
+        ++refreshed;
+        auto all = [&refreshed] { return refreshed == 3; };
+        mu.Await(absl::Condition(&all));
+      }
       absl::Status claim_status;
       ASSERT_THAT(r.Op("svc", true,
                        [&] {
@@ -228,7 +238,6 @@ TEST_F(FleetGuardSyncPostgresTest, OneReplicaTakesTheTrialsAndSuccessesElsewhere
       ASSERT_THAT(r.Commit(), IsOk());
     });
   }
-  go.Notify();
   for (auto& t : threads) t.join();
   int holder = -1;
   int total = 0;
@@ -246,12 +255,16 @@ TEST_F(FleetGuardSyncPostgresTest, OneReplicaTakesTheTrialsAndSuccessesElsewhere
   GuardState state = Windows("svc");
   EXPECT_EQ(state.circuit.trial_holder, absl::StrCat("r", holder));
   EXPECT_EQ(state.circuit.trials, leased[holder]);
+  int claims = 0;
   std::cout << "claims won/lost/busy:";
   for (int i = 0; i < 3; ++i) {
     const auto& s = replicas_[i]->sync.stats();
+    claims += static_cast<int>(s.claims_won + s.claims_lost + s.claims_busy);
+    EXPECT_EQ(s.claims_won, i == holder ? 1 : 0);
     std::cout << " r" << i << " " << s.claims_won << "/" << s.claims_lost << "/" << s.claims_busy;
   }
   std::cout << "\n";
+  EXPECT_EQ(claims, 3) << "every replica saw the transition and claimed it";
 
   // The other replicas may lease no trial; each receives one trial's success, in overlapping
   // batches, and together they close the circuit.
