@@ -498,16 +498,7 @@ std::string ServiceGuards::TrialHolder(const std::string& service) const {
 
 void ServiceGuards::BarTrials(const std::string& service) { barred_.insert(service); }
 
-void ServiceGuards::EndBatch() {
-  for (const std::string& service : journaled_) {
-    auto it = entries_.find(service);
-    if (it == entries_.end()) continue;
-    it->second->journal.clear();
-    it->second->op_mark = 0;
-  }
-  journaled_.clear();
-  barred_.clear();
-}
+void ServiceGuards::EndBatch() { barred_.clear(); }
 
 std::map<std::string, GuardView> ServiceGuards::Views(absl::Time now) {
   std::map<std::string, GuardView> out;

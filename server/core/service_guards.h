@@ -165,7 +165,8 @@ class ServiceGuards {
   std::string TrialHolder(const std::string& service) const;
   // Until EndBatch: this replica leases no trial of `service` (its claim could not be made).
   void BarTrials(const std::string& service);
-  // The batch ended: forgets every journal and bar.
+  // The batch ended: forgets every bar. Journals stay until LoadSaved (a change GuardSync could
+  // not save in this batch goes with the next one).
   void EndBatch();
 
   // ---- Rebuild (start-up, and after a failed commit) ----

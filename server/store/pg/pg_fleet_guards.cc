@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/store/pg/pg_guard_rows.h"
 #include "server/util/log.h"
 #include "server/util/secure_random.h"
@@ -18,6 +19,10 @@ namespace {
 // Save's writes lose only to another replica's first insert of a row; one more round then finds
 // the row and locks it.
 constexpr int kMaxSaveRounds = 4;
+// How long Save tries, without waiting in a lock, for a row that sorts before a row this batch
+// locked out of name order (a claim): 50 tries 2 ms apart.
+constexpr int kPolls = 50;
+constexpr absl::Duration kPollInterval = absl::Milliseconds(2);
 
 }  // namespace
 
@@ -80,6 +85,7 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
   // Never wait here: the batch may already hold rows a waiting replica holds others of
   // (Save waits, in name order, and only there).
   ASSIGN_OR_RETURN(std::optional<int64_t> locked, TryLockGuardRow(conn_, service));
+  if (locked.has_value()) locked_.insert(service);
   if (!locked.has_value()) {
     // Another transaction holds the row (or there is none yet: a circuit that opened in a batch
     // not yet committed). The transition is written at Save; a later batch claims it.
@@ -120,11 +126,38 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
   return true;
 }
 
+absl::StatusOr<bool> FleetGuardSync::LockWithoutWaiting(const std::string& service) {
+  for (int i = 0; i < kPolls; ++i) {
+    if (i > 0) absl::SleepFor(kPollInterval);
+    ASSIGN_OR_RETURN(std::optional<int64_t> locked, TryLockGuardRow(conn_, service));
+    if (locked.has_value()) return true;
+    // No committed row: another replica's first insert may be pending, and an insert would wait
+    // for it. Left to the next batch.
+    ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_, service));
+    if (row.version == 0) return false;
+  }
+  return false;
+}
+
 absl::Status FleetGuardSync::Save(ServiceGuards& guards, absl::Time now) {
   guards_ = &guards;
   // Name order: two replicas lock the rows they share in the same order, so neither waits for
-  // a row the other holds while holding one it waits for.
+  // a row the other holds while holding one it waits for. Rows this batch locked earlier (its
+  // claims) break the order: a row sorting before one of them is not waited for (another
+  // replica may hold it and wait for the claimed one); when it stays locked, its changes stay
+  // in the journal and go with this replica's next batch.
+  const std::string highest_locked = locked_.empty() ? std::string() : *locked_.rbegin();
   for (const std::string& service : guards.Journaled()) {
+    if (!locked_.empty() && service < highest_locked && locked_.count(service) == 0) {
+      ASSIGN_OR_RETURN(bool locked, LockWithoutWaiting(service));
+      if (!locked) {
+        ++stats_.carried;
+        LogEvent(LogLevel::kInfo, "guard_row_carried_over")
+            .Str("service", service)
+            .Str("claimed", highest_locked);
+        continue;
+      }
+    }
     bool saved = false;
     for (int round = 1; round <= kMaxSaveRounds && !saved; ++round) {
       ASSIGN_OR_RETURN(GuardRow row, LockGuardRow(conn_, service));
@@ -159,6 +192,7 @@ void FleetGuardSync::EndBatch() {
   if (guards_ != nullptr) guards_->EndBatch();
   guards_ = nullptr;
   versions_.clear();
+  locked_.clear();
 }
 
 }  // namespace retryd::pg

@@ -16,7 +16,12 @@
 //               journal again on them and writes the result; the guards then hold the row as
 //               written. A change another replica committed since Refresh is therefore kept, and
 //               so is every change of this batch: none is lost, none counted twice.
-//   EndBatch    forgets the batch's versions, journals and bars.
+//               Rows the batch locked before Save (its claims) break the name order: a row that
+//               sorts before one of them is not waited for but tried for a bounded time (another
+//               replica's Save may hold it and wait for the claimed row); when it stays locked,
+//               its changes stay in the journal, and the next batch's Refresh and Save carry
+//               them (Stats::carried).
+//   EndBatch    forgets the batch's versions, locks and bars (ServiceGuards::EndBatch).
 //
 // Staleness: a replica decides with the row as of the first use in its batch; another replica's
 // change is seen by the next batch that refreshes the service (so within one batch of each
@@ -29,6 +34,7 @@
 #define RETRYD_SERVER_STORE_PG_PG_FLEET_GUARDS_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -52,6 +58,7 @@ class FleetGuardSync final : public GuardSync {
     int64_t claims_won = 0;
     int64_t claims_lost = 0;   // Another replica holds the trials, or the row moved on.
     int64_t claims_busy = 0;   // Another transaction held the row.
+    int64_t carried = 0;       // Rows Save left to the next batch (see Save).
   };
 
   // `conn` is the writer's connection (the batch's transaction), `policies` the guards' own;
@@ -77,6 +84,9 @@ class FleetGuardSync final : public GuardSync {
   void Take(ServiceGuards& guards, const CircuitRecord& record, int64_t version);
   absl::StatusOr<bool> ClaimLocked(ServiceGuards& guards, const std::string& service,
                                    absl::Time now);
+  // Locks `service`'s row, trying for a bounded time without ever waiting in a lock; false:
+  // another transaction kept it, or there is no committed row (an insert could wait).
+  absl::StatusOr<bool> LockWithoutWaiting(const std::string& service);
 
   Connection& conn_;
   const PolicySet& policies_;
@@ -84,6 +94,8 @@ class FleetGuardSync final : public GuardSync {
   // This batch: the guards it uses and each refreshed service's row version.
   ServiceGuards* guards_ = nullptr;
   absl::flat_hash_map<std::string, int64_t> versions_;
+  // Rows this batch locked before Save (by Claim), in name order.
+  std::set<std::string> locked_;
   Stats stats_;
 };
 

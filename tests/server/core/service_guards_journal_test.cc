@@ -95,8 +95,10 @@ TEST(ServiceGuardsJournalTest, KeepsWhatKeptOpsDidAndDropsWhatUndoneOpsDid) {
   EXPECT_EQ(j[2].kind, GuardEvent::Kind::kSuccess);
   EXPECT_EQ(RetryFailures(g.Record("svc")), 2);
   g.EndBatch();
+  EXPECT_EQ(g.Journal("svc").size(), 3u) << "what was not saved goes with the next batch";
+  ASSERT_TRUE(g.LoadSaved(g.Record("svc")).ok());
   EXPECT_TRUE(g.Journaled().empty());
-  EXPECT_EQ(RetryFailures(g.Record("svc")), 2) << "ending the batch keeps the state";
+  EXPECT_EQ(RetryFailures(g.Record("svc")), 2) << "saving keeps the state";
 }
 
 TEST(ServiceGuardsJournalTest, ReplayOnTheSameStartGivesTheSameRecord) {

@@ -82,6 +82,31 @@ int64_t Sum(const SlidingCounter::Buckets& b) {
 // "svc", "a", "b": a circuit that opens at 60 outcomes with half of them failures, 200 ms open,
 // 2 trials; "bud": a budget of 0.5 retries per first attempt, no circuit.
 class FleetGuardSyncPostgresTest : public ::testing::Test {
+ public:
+  pg::Connection* db() { return db_.get(); }
+
+  pg::GuardRow Row(const std::string& service) {
+    auto row = pg::LoadGuardRow(*db_, service);
+    EXPECT_THAT(row, IsOk());
+    return row.ok() ? *row : pg::GuardRow{};
+  }
+
+  GuardState Windows(const std::string& service) {
+    auto state = DecodeGuardState(Row(service).record.windows);
+    EXPECT_THAT(state, IsOk());
+    return state.ok() ? *state : GuardState{};
+  }
+
+  // `n` counted failures of leased retries (ids from `first_id`) in one kept op.
+  static std::function<void()> Failures(Replica& r, const std::string& service, int n,
+                                        int64_t first_id) {
+    return [&r, service, n, first_id] {
+      for (int i = 0; i < n; ++i) {
+        r.guards.OnFailure(service, r.now, ErrorClass::kTransient, first_id + i);
+      }
+    };
+  }
+
  protected:
   void SetUp() override {
     if (testing::SkipPostgres()) GTEST_SKIP() << "RETRYD_SKIP_POSTGRES_TESTS=1";
@@ -119,28 +144,6 @@ class FleetGuardSyncPostgresTest : public ::testing::Test {
     auto c = pg::Connection::Open(dsn_);
     EXPECT_THAT(c, IsOk());
     return c.ok() ? std::move(*c) : nullptr;
-  }
-
-  pg::GuardRow Row(const std::string& service) {
-    auto row = pg::LoadGuardRow(*db_, service);
-    EXPECT_THAT(row, IsOk());
-    return row.ok() ? *row : pg::GuardRow{};
-  }
-
-  GuardState Windows(const std::string& service) {
-    auto state = DecodeGuardState(Row(service).record.windows);
-    EXPECT_THAT(state, IsOk());
-    return state.ok() ? *state : GuardState{};
-  }
-
-  // `n` counted failures of leased retries (ids from `first_id`) in one kept op.
-  static std::function<void()> Failures(Replica& r, const std::string& service, int n,
-                                        int64_t first_id) {
-    return [&r, service, n, first_id] {
-      for (int i = 0; i < n; ++i) {
-        r.guards.OnFailure(service, r.now, ErrorClass::kTransient, first_id + i);
-      }
-    };
   }
 
   std::string dsn_;
@@ -329,6 +332,13 @@ TEST_F(FleetGuardSyncPostgresTest, SavesInNameOrderDoNotDeadlockOnServicesChange
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i) {
     threads.emplace_back([&, i] {
+      struct Done {
+        std::atomic<int>& finished;
+        absl::Notification& done;
+        ~Done() {
+          if (++finished == 2) done.Notify();
+        }
+      } count{finished, done};
       Replica& r = *replicas_[i];
       const std::string first = i == 0 ? "a" : "b";
       const std::string second = i == 0 ? "b" : "a";
@@ -341,7 +351,6 @@ TEST_F(FleetGuardSyncPostgresTest, SavesInNameOrderDoNotDeadlockOnServicesChange
         ASSERT_THAT(r.conn->Commit(), IsOk());
         r.sync.EndBatch();
       }
-      if (++finished == 2) done.Notify();
     });
   }
   const bool in_time = done.WaitForNotificationWithTimeout(absl::Seconds(120));
@@ -352,6 +361,74 @@ TEST_F(FleetGuardSyncPostgresTest, SavesInNameOrderDoNotDeadlockOnServicesChange
   for (auto& t : threads) t.join();
   EXPECT_EQ(Sum(Windows("a").circuit.retry_failures), 2 * kBatches);
   EXPECT_EQ(Sum(Windows("b").circuit.retry_failures), 2 * kBatches);
+}
+
+// r0 claims `b` (its row locked until r0 commits) and changed `a`; r1 changed `a` and `b` and
+// saves first: it locks `a` and waits for `b`. r0's Save must not wait for `a` (each would wait
+// for the other): it leaves `a` to its next batch. `a_exists`: `a` has a row already (r1 holds
+// it locked), or not (r1's first insert is pending).
+void ClaimedRowAndAnotherSave(FleetGuardSyncPostgresTest* t, Replica& r0, Replica& r1,
+                              Replica& r2, const std::string& a, const std::string& b,
+                              bool a_exists);
+
+TEST_F(FleetGuardSyncPostgresTest, AClaimedRowDoesNotDeadlockWithAnotherReplicasSave) {
+  ClaimedRowAndAnotherSave(this, *replicas_[0], *replicas_[1], *replicas_[2], "a", "b", false);
+  ClaimedRowAndAnotherSave(this, *replicas_[0], *replicas_[1], *replicas_[2], "c", "d", true);
+}
+
+void ClaimedRowAndAnotherSave(FleetGuardSyncPostgresTest* t, Replica& r0, Replica& r1,
+                              Replica& r2, const std::string& a, const std::string& b,
+                              bool a_exists) {
+  SCOPED_TRACE(a_exists ? "existing row" : "new row");
+  const int64_t before = a_exists ? 1 : 0;
+  if (a_exists) {
+    ASSERT_THAT(r2.Begin(), IsOk());
+    ASSERT_THAT(r2.Op(a, true, FleetGuardSyncPostgresTest::Failures(r2, a, 1, 500)), IsOk());
+    ASSERT_THAT(r2.Commit(), IsOk());
+  }
+  ASSERT_THAT(r0.Begin(), IsOk());
+  ASSERT_THAT(r0.Op(b, true, FleetGuardSyncPostgresTest::Failures(r0, b, 60, 1)), IsOk());
+  ASSERT_THAT(r0.Commit(), IsOk());
+  absl::SleepFor(absl::Milliseconds(300));  // Past the open duration.
+  const int64_t carried = r0.sync.stats().carried;
+  ASSERT_THAT(r0.Begin(), IsOk());
+  ASSERT_THAT(r0.Op(b, true,
+                    [&] {
+                      bool changed = false;
+                      r0.guards.LeaseAllowance(b, r0.now, &changed);
+                      ASSERT_TRUE(changed);
+                      auto won = r0.sync.Claim(r0.guards, b, r0.now);
+                      ASSERT_THAT(won, IsOk());
+                      EXPECT_TRUE(*won);
+                    }),
+              IsOk());
+  ASSERT_THAT(r0.Op(a, true, FleetGuardSyncPostgresTest::Failures(r0, a, 1, 1)), IsOk());
+  ASSERT_THAT(r1.Begin(), IsOk());
+  ASSERT_THAT(r1.Op(a, true, FleetGuardSyncPostgresTest::Failures(r1, a, 1, 2)), IsOk());
+  ASSERT_THAT(r1.Op(b, true, FleetGuardSyncPostgresTest::Failures(r1, b, 1, 100)), IsOk());
+  absl::Status r1_commit;
+  std::thread saver([&] { r1_commit = r1.Commit(); });
+  // Until r1 waits for `b`.
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    auto r = t->db()->Exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND datname = current_database()");
+    ASSERT_THAT(r, IsOk());
+    waiting = r->Int(0, 0) > 0;
+    if (!waiting) absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(waiting);
+  EXPECT_THAT(r0.Commit(), IsOk());
+  saver.join();
+  EXPECT_THAT(r1_commit, IsOk());
+  EXPECT_EQ(r0.sync.stats().carried, carried + 1);
+  EXPECT_EQ(Sum(t->Windows(a).circuit.retry_failures), before + 1) << "r1's";
+  EXPECT_EQ(t->Windows(b).circuit.trial_holder, "r0");
+  // r0's next batch carries its failure of `a`.
+  ASSERT_THAT(r0.Begin(), IsOk());
+  ASSERT_THAT(r0.Commit(), IsOk());
+  EXPECT_EQ(Sum(t->Windows(a).circuit.retry_failures), before + 2);
+  EXPECT_TRUE(r0.guards.Journaled().empty());
 }
 
 }  // namespace
