@@ -143,6 +143,9 @@ class CircuitBreaker {
   // Windows::trial_holder). Entering any state clears it.
   void SetTrialHolder(const std::string& replica);
   const std::string& trial_holder() const { return trial_holder_; }
+  // HALF_OPEN: the trials leased so far, and when it turned HALF_OPEN.
+  size_t trials_leased() const { return trials_.size(); }
+  absl::Time since() const { return record_.since; }
 
   // Sets the override; returns true when anything stored changed.
   bool SetOverride(absl::Time now, CircuitOverride mode, std::string note, std::string peer);

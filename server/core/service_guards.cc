@@ -170,16 +170,33 @@ int64_t ServiceGuards::LeaseAllowance(const std::string& service, absl::Time now
   }
   const Entry& entry = *it->second;
   if (journaling_ && entry.circuit.state() == CircuitState::kHalfOpen) {
-    if (!MayTakeTrials(service, entry)) return 0;
-    if (entry.circuit.trial_holder().empty()) *changed = true;  // Nobody claimed it yet.
+    bool claim = false;
+    if (!MayTakeTrials(service, entry, now, &claim)) return 0;
+    if (claim) *changed = true;  // The caller claims the trials first.
   }
   return entry.circuit.LeaseAllowance();
 }
 
-bool ServiceGuards::MayTakeTrials(const std::string& service, const Entry& entry) const {
+bool ServiceGuards::MayTakeTrials(const std::string& service, const Entry& entry, absl::Time now,
+                                  bool* claim) const {
+  *claim = false;
   if (barred_.contains(service)) return false;
   const std::string& holder = entry.circuit.trial_holder();
-  return holder.empty() || holder == replica_;
+  if (holder == replica_) return true;
+  if (holder.empty() ||
+      (entry.circuit.trials_leased() == 0 &&
+       now >= entry.circuit.since() + entry.circuit.spec().open_duration)) {
+    *claim = true;
+    return true;
+  }
+  return false;
+}
+
+bool ServiceGuards::MayClaimTrials(const std::string& service, absl::Time now) const {
+  const Entry* entry = Find(service);
+  if (entry == nullptr || entry->circuit.state() != CircuitState::kHalfOpen) return false;
+  bool claim = false;
+  return MayTakeTrials(service, *entry, now, &claim);
 }
 
 bool ServiceGuards::MayLease(const std::string& service, absl::Time now) const {
@@ -188,8 +205,9 @@ bool ServiceGuards::MayLease(const std::string& service, absl::Time now) const {
   if (entry->circuit.NextTransition() <= now) {  // About to turn HALF_OPEN.
     return !journaling_ || !barred_.contains(service);
   }
+  bool claim = false;
   if (journaling_ && entry->circuit.state() == CircuitState::kHalfOpen &&
-      !MayTakeTrials(service, *entry)) {
+      !MayTakeTrials(service, *entry, now, &claim)) {
     return false;
   }
   return entry->circuit.LeaseAllowance() > 0;

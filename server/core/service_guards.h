@@ -138,7 +138,9 @@ class ServiceGuards {
   // Records every change from now on, and names this replica (the holder of the HALF_OPEN
   // trials it claims). While on, a HALF_OPEN circuit's trials are leased only by its holder:
   // LeaseAllowance is 0 on another replica, and on a circuit nobody holds yet it sets *changed
-  // (the caller claims it, GuardSync::Claim) and allows as if it held it.
+  // (the caller claims it, GuardSync::Claim) and allows as if it held it. A claim lapses when
+  // its holder leased no trial within the policy's open_duration of the HALF_OPEN's start (the
+  // holder may have died): the circuit is then claimable again.
   void EnableJournal(std::string replica);
   bool journaling() const { return journaling_; }
   const std::string& replica() const { return replica_; }
@@ -163,6 +165,9 @@ class ServiceGuards {
   // and the holder of its HALF_OPEN trials (empty: none).
   CircuitState State(const std::string& service) const;
   std::string TrialHolder(const std::string& service) const;
+  // Whether this replica may claim `service`'s HALF_OPEN trials at `now`: nobody holds them,
+  // this replica does, or the holder's claim lapsed (see EnableJournal).
+  bool MayClaimTrials(const std::string& service, absl::Time now) const;
   // Until EndBatch: this replica leases no trial of `service` (its claim could not be made).
   void BarTrials(const std::string& service);
   // The batch ended: forgets every bar. Journals stay until LoadSaved (a change GuardSync could
@@ -213,8 +218,10 @@ class ServiceGuards {
   void Note(const std::string& service, Entry& entry, GuardEvent event);
   // Makes one recorded change on `entry`.
   static void Apply(Entry& entry, const GuardEvent& event);
-  // Fleet-wide trials (EnableJournal): whether this replica may lease `entry`'s trials.
-  bool MayTakeTrials(const std::string& service, const Entry& entry) const;
+  // Fleet-wide trials (EnableJournal): whether this replica may lease `entry`'s trials at `now`
+  // (*claim: only after claiming them).
+  bool MayTakeTrials(const std::string& service, const Entry& entry, absl::Time now,
+                     bool* claim) const;
 
   const PolicySet* const policies_;
   const absl::Time started_at_;

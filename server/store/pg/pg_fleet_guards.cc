@@ -95,8 +95,7 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
   // Locked: the row stays as it is until this batch ends.
   ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_, service));
   if (row.version != versions_[service]) Take(guards, row.record, row.version);
-  const std::string holder = guards.TrialHolder(service);
-  if (guards.State(service) != CircuitState::kHalfOpen || (!holder.empty() && holder != replica_)) {
+  if (!guards.MayClaimTrials(service, now)) {  // Not HALF_OPEN, or another replica holds it.
     ++stats_.claims_lost;
     return false;
   }
@@ -112,7 +111,7 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
   hold.at = now;
   hold.text = replica_;
   scratch.Replay(service, now, {advance, hold});
-  if (scratch.State(service) != CircuitState::kHalfOpen || scratch.TrialHolder(service) != replica_) {
+  if (scratch.TrialHolder(service) != replica_) {
     ++stats_.claims_lost;  // Made in memory by what the row does not hold yet (e.g. an override).
     return false;
   }

@@ -204,6 +204,11 @@ TEST(ServiceGuardsJournalTest, OnlyTheHolderLeasesTheTrials) {
   EXPECT_EQ(mine.LeaseAllowance("svc", At(41), &changed), 0);
   EXPECT_FALSE(changed);
   EXPECT_FALSE(mine.MayLease("svc", At(41)));
+  EXPECT_FALSE(mine.MayClaimTrials("svc", At(41)));
+  // HALF_OPEN since second 31: with no trial leased by second 61, r2's claim lapses.
+  EXPECT_EQ(mine.LeaseAllowance("svc", At(61), &changed), 2);
+  EXPECT_TRUE(changed) << "claim first";
+  EXPECT_TRUE(mine.MayClaimTrials("svc", At(61)));
   ServiceGuards holder(&policies, At(0));
   holder.EnableJournal("r2");
   ASSERT_TRUE(holder.LoadShared(row).ok());
@@ -213,6 +218,11 @@ TEST(ServiceGuardsJournalTest, OnlyTheHolderLeasesTheTrials) {
   EXPECT_EQ(holder.LeaseAllowance("svc", At(41), &changed), 0);
   holder.EndBatch();
   EXPECT_EQ(holder.LeaseAllowance("svc", At(41), &changed), 2);
+  // Once the holder leased a trial, its claim does not lapse.
+  holder.OnLeased("svc", At(42), {5}, false);
+  ASSERT_TRUE(mine.LoadShared(holder.Record("svc")).ok());
+  EXPECT_EQ(mine.LeaseAllowance("svc", At(100), &changed), 0);
+  EXPECT_FALSE(changed);
   // Without the journal (one process) the holder is not looked at.
   ServiceGuards local(&policies, At(0));
   ASSERT_TRUE(local.RestoreCircuit(row).ok());
