@@ -65,6 +65,7 @@ CircuitBreaker::Windows CircuitBreaker::SaveWindows() const {
   w.trials = trials_;
   w.trial_successes = trial_successes_;
   w.drained = drained_;
+  w.trial_holder = trial_holder_;
   return w;
 }
 
@@ -76,13 +77,14 @@ bool CircuitBreaker::LoadWindows(const Windows& w) {
   trials_ = w.trials;
   trial_successes_ = w.trial_successes;
   drained_ = w.drained;
+  trial_holder_ = w.trial_holder;
   return exact;
 }
 
 void CircuitBreaker::Checkpoint() {
   if (!saved_.has_value()) {
     saved_.emplace(Saved{record_, retry_failures_, first_failures_, recorded_failures_,
-                         successes_, trials_, trial_successes_, drained_});
+                         successes_, trials_, trial_successes_, drained_, trial_holder_});
     return;
   }
   Saved& s = *saved_;
@@ -94,6 +96,7 @@ void CircuitBreaker::Checkpoint() {
   s.trials = trials_;
   s.trial_successes = trial_successes_;
   s.drained = drained_;
+  s.trial_holder = trial_holder_;
 }
 
 void CircuitBreaker::Undo() {
@@ -107,6 +110,7 @@ void CircuitBreaker::Undo() {
   trials_ = s.trials;
   trial_successes_ = s.trial_successes;
   drained_ = s.drained;
+  trial_holder_ = s.trial_holder;
 }
 
 bool CircuitBreaker::Advance(absl::Time now) {
@@ -298,6 +302,11 @@ void CircuitBreaker::ResetTrials() {
   trials_.clear();
   trial_successes_ = 0;
   drained_ = false;
+  trial_holder_.clear();
+}
+
+void CircuitBreaker::SetTrialHolder(const std::string& replica) {
+  if (state() == CircuitState::kHalfOpen) trial_holder_ = replica;
 }
 
 bool CircuitBreaker::IsTrial(int64_t envelope_id) const {

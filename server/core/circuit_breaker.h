@@ -101,6 +101,9 @@ class CircuitBreaker {
     std::vector<int64_t> trials;  // Envelope ids leased as trials, in lease order.
     int64_t trial_successes = 0;
     bool drained = false;
+    // Fleet-wide guards (server/core/guard_sync.h): the replica that claimed this HALF_OPEN and
+    // alone leases its trials; empty: not claimed (always so with one process).
+    std::string trial_holder;
   };
   Windows SaveWindows() const;
   // Takes over stored windows (after Restore). A counter saved with another window length (the
@@ -135,6 +138,14 @@ class CircuitBreaker {
   // attempt here and with ReportFailure too, so the window counts the larger of the two
   // first-failure counts, never their sum.
   bool OnFirstAttemptOutcomes(absl::Time now, int64_t successes, int64_t failures);
+
+  // HALF_OPEN only (ignored otherwise): names the replica that holds the trials (see
+  // Windows::trial_holder). Entering any state clears it.
+  void SetTrialHolder(const std::string& replica);
+  const std::string& trial_holder() const { return trial_holder_; }
+  // HALF_OPEN: the trials leased so far, and when it turned HALF_OPEN.
+  size_t trials_leased() const { return trials_.size(); }
+  absl::Time since() const { return record_.since; }
 
   // Sets the override; returns true when anything stored changed.
   bool SetOverride(absl::Time now, CircuitOverride mode, std::string note, std::string peer);
@@ -172,6 +183,7 @@ class CircuitBreaker {
   std::vector<int64_t> trials_;
   int64_t trial_successes_ = 0;
   bool drained_ = false;
+  std::string trial_holder_;
 
   // The state at the last Checkpoint().
   struct Saved {
@@ -183,6 +195,7 @@ class CircuitBreaker {
     std::vector<int64_t> trials;
     int64_t trial_successes;
     bool drained;
+    std::string trial_holder;
   };
   std::optional<Saved> saved_;
 };

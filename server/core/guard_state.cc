@@ -11,6 +11,10 @@ namespace retryd {
 namespace {
 
 constexpr uint64_t kFormat = 1;
+// Format 2 = format 1 with the HALF_OPEN trials' holder after `drained`; written only when a
+// holder is set, so a state without one stays byte for byte what format 1 wrote.
+constexpr uint64_t kFormatWithHolder = 2;
+constexpr uint64_t kMaxHolder = 1024;
 // Bounds on the lengths a decoder accepts, so that a damaged value cannot ask for gigabytes.
 constexpr uint64_t kMaxBuckets = 1 << 16;
 constexpr uint64_t kMaxTrials = 1 << 20;
@@ -68,6 +72,14 @@ class Reader {
     }
     return true;
   }
+  // A varint length (at most `max`) and that many bytes.
+  bool Bytes(uint64_t max, std::string* out) {
+    uint64_t n;
+    if (!Varint(&n) || n > max || n > in_.size()) return false;
+    out->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
   bool done() const { return in_.empty(); }
 
  private:
@@ -82,8 +94,8 @@ absl::Status Damaged(absl::string_view what) {
 
 std::string EncodeGuardState(const GuardState& state) {
   std::string out;
-  PutVarint(kFormat, &out);
   const CircuitBreaker::Windows& c = state.circuit;
+  PutVarint(c.trial_holder.empty() ? kFormat : kFormatWithHolder, &out);
   PutCounter(c.retry_failures, &out);
   PutCounter(c.first_failures, &out);
   PutCounter(c.recorded_failures, &out);
@@ -92,6 +104,10 @@ std::string EncodeGuardState(const GuardState& state) {
   for (int64_t id : c.trials) PutSigned(id, &out);
   PutSigned(c.trial_successes, &out);
   PutVarint(c.drained ? 1 : 0, &out);
+  if (!c.trial_holder.empty()) {
+    PutVarint(c.trial_holder.size(), &out);
+    out.append(c.trial_holder);
+  }
   if (!state.budget.has_value()) {
     PutVarint(0, &out);
     return out;
@@ -111,7 +127,7 @@ absl::StatusOr<GuardState> DecodeGuardState(absl::string_view encoded) {
   Reader r(encoded);
   uint64_t format;
   if (!r.Varint(&format)) return Damaged("empty");
-  if (format != kFormat) return Damaged(absl::StrCat("unknown format ", format));
+  if (format != kFormat && format != kFormatWithHolder) return Damaged(absl::StrCat("unknown format ", format));
   GuardState state;
   CircuitBreaker::Windows& c = state.circuit;
   if (!r.Counter(&c.retry_failures) || !r.Counter(&c.first_failures) ||
@@ -126,10 +142,13 @@ absl::StatusOr<GuardState> DecodeGuardState(absl::string_view encoded) {
   }
   uint64_t drained;
   uint64_t has_budget;
-  if (!r.Signed(&c.trial_successes) || !r.Varint(&drained) || drained > 1 ||
-      !r.Varint(&has_budget) || has_budget > 1) {
+  if (!r.Signed(&c.trial_successes) || !r.Varint(&drained) || drained > 1) {
     return Damaged("circuit trials cut short");
   }
+  if (format == kFormatWithHolder && !r.Bytes(kMaxHolder, &c.trial_holder)) {
+    return Damaged("circuit trial holder cut short");
+  }
+  if (!r.Varint(&has_budget) || has_budget > 1) return Damaged("circuit trials cut short");
   c.drained = drained == 1;
   if (has_budget == 1) {
     RetryBudget::Windows& b = state.budget.emplace();

@@ -19,6 +19,9 @@
 //               k  k × s count    (newest first: bucket head, head − 1, ...; the zeros after the
 //                                  last nonzero count are left out, so an idle counter is 3 bytes)
 //
+// Format 2 (written only when the circuit's HALF_OPEN trials have a holder, fleet-wide guards)
+// is format 1 with `holder := n  n bytes` (the replica's name) right after `drained`.
+//
 // A busy service (every bucket of every counter in use) takes about a kilobyte; a quiet one a few
 // dozen bytes. A new format gets a new number; Decode refuses one it does not know.
 #ifndef RETRYD_SERVER_CORE_GUARD_STATE_H_

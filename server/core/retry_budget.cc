@@ -151,6 +151,14 @@ void RetryBudget::Undo() {
   last_deferred_at_ = saved_->last_deferred_at;
 }
 
+void RetryBudget::Rebase() {
+  if (!journaling_) return;
+  saved_->successes = successes_;
+  saved_->outcome_failures = outcome_failures_;
+  saved_->first_failures = first_failures_;
+  saved_->last_deferred_at = last_deferred_at_;
+}
+
 void RetryBudget::Forget() {
   journaling_ = false;
   journal_.clear();

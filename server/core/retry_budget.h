@@ -34,6 +34,7 @@
 #define RETRYD_SERVER_CORE_RETRY_BUDGET_H_
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -112,6 +113,13 @@ class RetryBudget {
   void Checkpoint();
   void Undo();
   void Forget();
+  // Inside a checkpoint: makes the current windows and pacing what Undo returns to, keeping the
+  // ledger's journal (the guards reloaded the shared windows in the middle of an op).
+  void Rebase();
+
+  // Fleet-wide guards: another replica deferred a retry to `at`; the pacing of later deferrals
+  // follows the latest one.
+  void NoteDeferral(absl::Time at) { last_deferred_at_ = std::max(last_deferred_at_, at); }
 
   // Retries booked in the slot holding `t` (for tests and diagnostics).
   int64_t BookedInSlot(absl::Time t) const;

@@ -50,6 +50,7 @@ ServiceGuards::Entry& ServiceGuards::Change(const std::string& service, absl::Ti
     entry.circuit.Checkpoint();
     if (entry.budget.has_value()) entry.budget->Checkpoint();
     entry.in_op = true;
+    entry.op_mark = entry.journal.size();
     op_changed_.push_back(service);
   }
   return entry;
@@ -63,6 +64,22 @@ void ServiceGuards::Touch(const std::string& service, const Entry& entry) {
     pending_.erase(service);
   }
 }
+
+void ServiceGuards::Note(const std::string& service, Entry& entry, GuardEvent event) {
+  entry.journal.push_back(std::move(event));
+  journaled_.insert(service);
+}
+
+namespace {
+
+GuardEvent Event(GuardEvent::Kind kind, absl::Time at) {
+  GuardEvent e;
+  e.kind = kind;
+  e.at = at;
+  return e;
+}
+
+}  // namespace
 
 void ServiceGuards::ApplyBudget(const std::string& service, const Policy& policy,
                                 absl::Time first_seen_at, absl::Time now, Decision* d) {
@@ -79,6 +96,7 @@ void ServiceGuards::ApplyBudget(const std::string& service, const Policy& policy
     if (grant.deferred) {
       d->next_retry_at = grant.at;
       d->delay = grant.at - now;
+      if (journaling_) Note(service, entry, Event(GuardEvent::Kind::kDeferral, grant.at));
     }
     return;
   }
@@ -94,7 +112,9 @@ void ServiceGuards::RecordFirstFailure(const std::string& service, absl::Time no
   const Entry* found = Find(service);
   if (found != nullptr && !found->budget.has_value()) return;
   Entry& entry = Change(service, now);
-  if (entry.budget.has_value()) entry.budget->RecordFirstFailure(now);
+  if (!entry.budget.has_value()) return;
+  entry.budget->RecordFirstFailure(now);
+  if (journaling_) Note(service, entry, Event(GuardEvent::Kind::kFirstFailure, now));
 }
 
 bool ServiceGuards::RecordOutcomes(const std::string& service, absl::Time now,
@@ -102,6 +122,12 @@ bool ServiceGuards::RecordOutcomes(const std::string& service, absl::Time now,
   Entry& entry = Change(service, now);
   if (entry.budget.has_value()) entry.budget->RecordOutcomes(now, successes, failures);
   const bool changed = entry.circuit.OnFirstAttemptOutcomes(now, successes, failures);
+  if (journaling_) {
+    GuardEvent e = Event(GuardEvent::Kind::kOutcomes, now);
+    e.a = successes;
+    e.b = failures;
+    Note(service, entry, std::move(e));
+  }
   Touch(service, entry);
   return changed;
 }
@@ -110,6 +136,12 @@ bool ServiceGuards::OnFailure(const std::string& service, absl::Time now, ErrorC
                               int64_t envelope_id) {
   Entry& entry = Change(service, now);
   const bool changed = entry.circuit.OnFailure(now, error_class, envelope_id);
+  if (journaling_) {
+    GuardEvent e = Event(GuardEvent::Kind::kFailure, now);
+    e.error_class = error_class;
+    e.a = envelope_id;
+    Note(service, entry, std::move(e));
+  }
   Touch(service, entry);
   return changed;
 }
@@ -117,6 +149,11 @@ bool ServiceGuards::OnFailure(const std::string& service, absl::Time now, ErrorC
 bool ServiceGuards::OnSuccess(const std::string& service, absl::Time now, int64_t envelope_id) {
   Entry& entry = Change(service, now);
   const bool changed = entry.circuit.OnSuccess(now, envelope_id);
+  if (journaling_) {
+    GuardEvent e = Event(GuardEvent::Kind::kSuccess, now);
+    e.a = envelope_id;
+    Note(service, entry, std::move(e));
+  }
   Touch(service, entry);
   return changed;
 }
@@ -128,15 +165,51 @@ int64_t ServiceGuards::LeaseAllowance(const std::string& service, absl::Time now
   if (it->second->circuit.NextTransition() <= now) {
     Entry& entry = Change(service, now);
     *changed = entry.circuit.Advance(now);
+    if (*changed && journaling_) Note(service, entry, Event(GuardEvent::Kind::kAdvance, now));
     Touch(service, entry);
   }
-  return it->second->circuit.LeaseAllowance();
+  const Entry& entry = *it->second;
+  if (journaling_ && entry.circuit.state() == CircuitState::kHalfOpen) {
+    bool claim = false;
+    if (!MayTakeTrials(service, entry, now, &claim)) return 0;
+    if (claim) *changed = true;  // The caller claims the trials first.
+  }
+  return entry.circuit.LeaseAllowance();
+}
+
+bool ServiceGuards::MayTakeTrials(const std::string& service, const Entry& entry, absl::Time now,
+                                  bool* claim) const {
+  *claim = false;
+  if (barred_.contains(service)) return false;
+  const std::string& holder = entry.circuit.trial_holder();
+  if (holder == replica_) return true;
+  if (holder.empty() ||
+      (entry.circuit.trials_leased() == 0 &&
+       now >= entry.circuit.since() + entry.circuit.spec().open_duration)) {
+    *claim = true;
+    return true;
+  }
+  return false;
+}
+
+bool ServiceGuards::MayClaimTrials(const std::string& service, absl::Time now) const {
+  const Entry* entry = Find(service);
+  if (entry == nullptr || entry->circuit.state() != CircuitState::kHalfOpen) return false;
+  bool claim = false;
+  return MayTakeTrials(service, *entry, now, &claim);
 }
 
 bool ServiceGuards::MayLease(const std::string& service, absl::Time now) const {
   const Entry* entry = Find(service);
   if (entry == nullptr) return true;
-  if (entry->circuit.NextTransition() <= now) return true;  // About to turn HALF_OPEN.
+  if (entry->circuit.NextTransition() <= now) {  // About to turn HALF_OPEN.
+    return !journaling_ || !barred_.contains(service);
+  }
+  bool claim = false;
+  if (journaling_ && entry->circuit.state() == CircuitState::kHalfOpen &&
+      !MayTakeTrials(service, *entry, now, &claim)) {
+    return false;
+  }
   return entry->circuit.LeaseAllowance() > 0;
 }
 
@@ -147,6 +220,12 @@ bool ServiceGuards::OnLeased(const std::string& service, absl::Time now,
   if (it == entries_.end() || it->second->circuit.state() != CircuitState::kHalfOpen) return false;
   Entry& entry = Change(service, now);
   const bool changed = entry.circuit.OnLeased(now, ids, drained);
+  if (journaling_) {
+    GuardEvent e = Event(GuardEvent::Kind::kLeased, now);
+    e.ids = ids;
+    e.drained = drained;
+    Note(service, entry, std::move(e));
+  }
   Touch(service, entry);
   return changed;
 }
@@ -154,6 +233,13 @@ bool ServiceGuards::OnLeased(const std::string& service, absl::Time now,
 bool ServiceGuards::SetOverride(const std::string& service, absl::Time now, CircuitOverride mode,
                                 std::string note, std::string peer) {
   Entry& entry = Change(service, now);
+  if (journaling_) {
+    GuardEvent e = Event(GuardEvent::Kind::kOverride, now);
+    e.mode = mode;
+    e.text = note;
+    e.peer = peer;
+    Note(service, entry, std::move(e));
+  }
   const bool changed = entry.circuit.SetOverride(now, mode, std::move(note), std::move(peer));
   Touch(service, entry);
   return changed;
@@ -203,7 +289,10 @@ void ServiceGuards::AdvanceAll(absl::Time now, std::vector<std::string>* changed
   }
   for (const std::string& service : due) {
     Entry& entry = Change(service, now);
-    if (entry.circuit.Advance(now)) changed->push_back(service);
+    if (entry.circuit.Advance(now)) {
+      changed->push_back(service);
+      if (journaling_) Note(service, entry, Event(GuardEvent::Kind::kAdvance, now));
+    }
     Touch(service, entry);
   }
 }
@@ -238,6 +327,10 @@ void ServiceGuards::UndoOp() {
     entry.circuit.Undo();
     if (entry.budget.has_value()) entry.budget->Undo();
     entry.in_op = false;
+    if (entry.journal.size() > entry.op_mark) {
+      entry.journal.erase(entry.journal.begin() + static_cast<ptrdiff_t>(entry.op_mark),
+                          entry.journal.end());
+    }
     Touch(service, entry);
   }
   op_changed_.clear();
@@ -259,6 +352,8 @@ void ServiceGuards::Reset() {
   op_changed_.clear();
   op_created_.clear();
   in_op_ = false;
+  journaled_.clear();
+  barred_.clear();
 }
 
 void ServiceGuards::RestoreScheduled(const std::string& service, absl::Time now,
@@ -269,23 +364,159 @@ void ServiceGuards::RestoreScheduled(const std::string& service, absl::Time now,
 
 absl::Status ServiceGuards::RestoreCircuit(const CircuitRecord& record) {
   Entry& entry = Get(record.service, record.since);
+  absl::Status status = Load(entry, record, /*shared=*/false);
+  Touch(record.service, entry);
+  return status;
+}
+
+absl::Status ServiceGuards::Load(Entry& entry, const CircuitRecord& record, bool shared) {
   entry.circuit.Restore(record);
   absl::Status status;
+  std::optional<RetryBudget::Windows> budget;
   if (!record.windows.empty()) {
     absl::StatusOr<GuardState> state = DecodeGuardState(record.windows);
     if (state.ok()) {
       // A counter of a window whose length the policy changed starts empty.
       entry.circuit.LoadWindows(state->circuit);
-      if (entry.budget.has_value() && state->budget.has_value()) {
-        entry.budget->LoadWindows(*state->budget);
-      }
+      budget = std::move(state->budget);
     } else {
       status = state.status();
     }
   }
+  if (entry.budget.has_value()) {
+    if (budget.has_value()) {
+      entry.budget->LoadWindows(*budget);
+    } else if (shared) {
+      // The shared row holds no budget window: none was counted yet (empty Buckets load as a
+      // window of another length, which starts empty).
+      entry.budget->LoadWindows(RetryBudget::Windows{});
+    }
+  }
+  return status;
+}
+
+void ServiceGuards::Apply(Entry& entry, const GuardEvent& e) {
+  switch (e.kind) {
+    case GuardEvent::Kind::kFirstFailure:
+      if (entry.budget.has_value()) entry.budget->RecordFirstFailure(e.at);
+      break;
+    case GuardEvent::Kind::kOutcomes:
+      if (entry.budget.has_value()) entry.budget->RecordOutcomes(e.at, e.a, e.b);
+      entry.circuit.OnFirstAttemptOutcomes(e.at, e.a, e.b);
+      break;
+    case GuardEvent::Kind::kFailure:
+      entry.circuit.OnFailure(e.at, e.error_class, e.a);
+      break;
+    case GuardEvent::Kind::kSuccess:
+      entry.circuit.OnSuccess(e.at, e.a);
+      break;
+    case GuardEvent::Kind::kAdvance:
+      entry.circuit.Advance(e.at);
+      break;
+    case GuardEvent::Kind::kLeased:
+      entry.circuit.OnLeased(e.at, e.ids, e.drained);
+      break;
+    case GuardEvent::Kind::kOverride:
+      entry.circuit.SetOverride(e.at, e.mode, e.text, e.peer);
+      break;
+    case GuardEvent::Kind::kDeferral:
+      if (entry.budget.has_value()) entry.budget->NoteDeferral(e.at);
+      break;
+    case GuardEvent::Kind::kTrialHolder:
+      entry.circuit.SetTrialHolder(e.text);
+      break;
+  }
+}
+
+void ServiceGuards::EnableJournal(std::string replica) {
+  journaling_ = true;
+  replica_ = std::move(replica);
+}
+
+std::vector<std::string> ServiceGuards::Journaled() const {
+  std::vector<std::string> out;
+  for (const std::string& service : journaled_) {
+    const Entry* entry = Find(service);
+    if (entry != nullptr && !entry->journal.empty()) out.push_back(service);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const std::vector<GuardEvent>& ServiceGuards::Journal(const std::string& service) const {
+  static const std::vector<GuardEvent>* const kNone = new std::vector<GuardEvent>();
+  const Entry* entry = Find(service);
+  return entry == nullptr ? *kNone : entry->journal;
+}
+
+absl::Status ServiceGuards::LoadShared(const CircuitRecord& record) {
+  const std::string& service = record.service;
+  Entry& entry = Get(service, record.since);
+  absl::Status status = Load(entry, record, /*shared=*/true);
+  const bool op_changed = in_op_ && entry.in_op;
+  const size_t mark = op_changed ? std::min(entry.op_mark, entry.journal.size())
+                                 : entry.journal.size();
+  for (size_t i = 0; i < mark; ++i) Apply(entry, entry.journal[i]);
+  if (op_changed) {
+    // What the op's undo returns to: the shared row with the changes of earlier ops, not the
+    // state this row replaced.
+    entry.circuit.Checkpoint();
+    if (entry.budget.has_value()) {
+      if (op_created_.contains(service)) {
+        entry.budget->Checkpoint();  // Created by this op: nothing of it was saved yet.
+      } else {
+        entry.budget->Rebase();
+      }
+    }
+    op_created_.erase(service);  // It holds the shared state now: an undo keeps it.
+  }
+  for (size_t i = mark; i < entry.journal.size(); ++i) Apply(entry, entry.journal[i]);
+  Touch(service, entry);
+  return status;
+}
+
+absl::Status ServiceGuards::LoadSaved(const CircuitRecord& record) {
+  Entry& entry = Get(record.service, record.since);
+  absl::Status status = Load(entry, record, /*shared=*/true);
+  entry.journal.clear();
+  entry.op_mark = 0;
+  journaled_.erase(record.service);
   Touch(record.service, entry);
   return status;
 }
+
+void ServiceGuards::Replay(const std::string& service, absl::Time now,
+                           const std::vector<GuardEvent>& events) {
+  Entry& entry = Get(service, now);
+  for (const GuardEvent& e : events) Apply(entry, e);
+  Touch(service, entry);
+}
+
+void ServiceGuards::SetTrialHolder(const std::string& service, absl::Time now,
+                                   const std::string& replica) {
+  Entry& entry = Change(service, now);
+  entry.circuit.SetTrialHolder(replica);
+  if (journaling_) {
+    GuardEvent e = Event(GuardEvent::Kind::kTrialHolder, now);
+    e.text = replica;
+    Note(service, entry, std::move(e));
+  }
+  Touch(service, entry);
+}
+
+CircuitState ServiceGuards::State(const std::string& service) const {
+  const Entry* entry = Find(service);
+  return entry == nullptr ? CircuitState::kClosed : entry->circuit.state();
+}
+
+std::string ServiceGuards::TrialHolder(const std::string& service) const {
+  const Entry* entry = Find(service);
+  return entry == nullptr ? std::string() : entry->circuit.trial_holder();
+}
+
+void ServiceGuards::BarTrials(const std::string& service) { barred_.insert(service); }
+
+void ServiceGuards::EndBatch() { barred_.clear(); }
 
 std::map<std::string, GuardView> ServiceGuards::Views(absl::Time now) {
   std::map<std::string, GuardView> out;

@@ -8,6 +8,12 @@
 // what the store does not. The services changed by kept ops are taken (TakeChanged) at the end of
 // the batch and their Record()s, windows included, are stored in its transaction.
 //
+// Fleet-wide guards (PostgreSQL, server/core/guard_sync.h): with EnableJournal, every change
+// is also recorded per service as a GuardEvent, kept or dropped with its op like the undo, so
+// that a GuardSync can apply this batch's changes again to the shared row as another replica
+// left it (Replay on guards of its own), and LoadShared takes a shared row over in the middle of
+// a batch. Off by default (one process): then no event is built or stored.
+//
 // Threading: everything but Snapshot() belongs to the engine's writer thread. Snapshot() is
 // thread-safe and sees the state as of the last Publish().
 #ifndef RETRYD_SERVER_CORE_SERVICE_GUARDS_H_
@@ -38,6 +44,33 @@ struct GuardView {
   CircuitView circuit;
   // Retries the budget still allows now; -1 when the service has no budget.
   int64_t budget_remaining = -1;
+};
+
+// One change to a service's guards, as a journal records it (EnableJournal): enough to make it
+// again on other guards (Replay). `at` is the change's time (a deferral's: the time it deferred
+// to).
+struct GuardEvent {
+  enum class Kind {
+    kFirstFailure,  // RecordFirstFailure.
+    kOutcomes,      // RecordOutcomes(a = successes, b = failures).
+    kFailure,       // OnFailure(error_class, a = envelope id).
+    kSuccess,       // OnSuccess(a = envelope id).
+    kAdvance,       // A time-driven transition (LeaseAllowance, AdvanceAll).
+    kLeased,        // OnLeased(ids, drained).
+    kOverride,      // SetOverride(mode, text = note, peer).
+    kDeferral,      // ApplyBudget deferred a retry to `at` (the budget's pacing).
+    kTrialHolder,   // SetTrialHolder(text = replica).
+  };
+  Kind kind = Kind::kAdvance;
+  absl::Time at;
+  int64_t a = 0;
+  int64_t b = 0;
+  ErrorClass error_class = ErrorClass::kUnspecified;
+  std::vector<int64_t> ids;
+  bool drained = false;
+  CircuitOverride mode = CircuitOverride::kUnspecified;
+  std::string text;
+  std::string peer;
 };
 
 class ServiceGuards {
@@ -100,6 +133,47 @@ class ServiceGuards {
   // Record() of each in the batch's transaction.
   std::vector<std::string> TakeChanged();
 
+  // ---- Journal (fleet-wide guards, server/core/guard_sync.h) ----
+
+  // Records every change from now on, and names this replica (the holder of the HALF_OPEN
+  // trials it claims). While on, a HALF_OPEN circuit's trials are leased only by its holder:
+  // LeaseAllowance is 0 on another replica, and on a circuit nobody holds yet it sets *changed
+  // (the caller claims it, GuardSync::Claim) and allows as if it held it. A claim lapses when
+  // its holder leased no trial within the policy's open_duration of the HALF_OPEN's start (the
+  // holder may have died): the circuit is then claimable again.
+  void EnableJournal(std::string replica);
+  bool journaling() const { return journaling_; }
+  const std::string& replica() const { return replica_; }
+  // The services with recorded changes (kept ops and the current one), sorted.
+  std::vector<std::string> Journaled() const;
+  // `service`'s recorded changes, oldest first (empty if none).
+  const std::vector<GuardEvent>& Journal(const std::string& service) const;
+  // Takes the shared row `record` over as `service`'s state in the middle of a batch: the guards
+  // become `record` with this batch's recorded changes made again on it. Inside an op, the op's
+  // undo then returns to `record` with the changes recorded before the op (never to the state
+  // the row replaced). The budget's bookings stay (they are this replica's). DATA_LOSS as
+  // RestoreCircuit.
+  absl::Status LoadShared(const CircuitRecord& record);
+  // The batch's changes of `service` are in the shared row `record` as written: takes it over
+  // and forgets the service's journal. Outside an op.
+  absl::Status LoadSaved(const CircuitRecord& record);
+  // Makes `events` (another guards' journal) again on `service`, recording nothing.
+  void Replay(const std::string& service, absl::Time now, const std::vector<GuardEvent>& events);
+  // HALF_OPEN only: this replica holds `service`'s trials, or `replica` does.
+  void SetTrialHolder(const std::string& service, absl::Time now, const std::string& replica);
+  // The circuit's automatic state with the override applied (CLOSED for a service never seen),
+  // and the holder of its HALF_OPEN trials (empty: none).
+  CircuitState State(const std::string& service) const;
+  std::string TrialHolder(const std::string& service) const;
+  // Whether this replica may claim `service`'s HALF_OPEN trials at `now`: nobody holds them,
+  // this replica does, or the holder's claim lapsed (see EnableJournal).
+  bool MayClaimTrials(const std::string& service, absl::Time now) const;
+  // Until EndBatch: this replica leases no trial of `service` (its claim could not be made).
+  void BarTrials(const std::string& service);
+  // The batch ended: forgets every bar. Journals stay until LoadSaved (a change GuardSync could
+  // not save in this batch goes with the next one).
+  void EndBatch();
+
   // ---- Rebuild (start-up, and after a failed commit) ----
 
   // Forgets every service.
@@ -126,6 +200,9 @@ class ServiceGuards {
     std::optional<RetryBudget> budget;  // Absent when the policy has no budget.
     CircuitBreaker circuit;
     bool in_op = false;  // Changed by the current op (saved first, or created by it).
+    // Journal (EnableJournal): the batch's changes, and where the current op's begin.
+    std::vector<GuardEvent> journal;
+    size_t op_mark = 0;
   };
 
   Entry& Get(const std::string& service, absl::Time now);
@@ -135,6 +212,16 @@ class ServiceGuards {
   Entry& Change(const std::string& service, absl::Time now);
   // Marks a service's circuit for the next Publish and tracks pending transitions.
   void Touch(const std::string& service, const Entry& entry);
+  // Takes `record` over into `entry` (shared: a row without budget windows empties the budget's).
+  static absl::Status Load(Entry& entry, const CircuitRecord& record, bool shared);
+  // Records `event` in `service`'s journal (EnableJournal).
+  void Note(const std::string& service, Entry& entry, GuardEvent event);
+  // Makes one recorded change on `entry`.
+  static void Apply(Entry& entry, const GuardEvent& event);
+  // Fleet-wide trials (EnableJournal): whether this replica may lease `entry`'s trials at `now`
+  // (*claim: only after claiming them).
+  bool MayTakeTrials(const std::string& service, const Entry& entry, absl::Time now,
+                     bool* claim) const;
 
   const PolicySet* const policies_;
   const absl::Time started_at_;
@@ -148,6 +235,11 @@ class ServiceGuards {
   bool in_op_ = false;
   std::vector<std::string> op_changed_;
   absl::flat_hash_set<std::string> op_created_;
+  // Journal (EnableJournal).
+  bool journaling_ = false;
+  std::string replica_;
+  absl::flat_hash_set<std::string> journaled_;
+  absl::flat_hash_set<std::string> barred_;
 
   mutable absl::Mutex snapshot_mu_;
   absl::flat_hash_map<std::string, CircuitView> snapshot_ ABSL_GUARDED_BY(snapshot_mu_);

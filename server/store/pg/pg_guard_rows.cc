@@ -1,33 +1,75 @@
 #include "server/store/pg/pg_guard_rows.h"
 
 #include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "server/util/status_macros.h"
 #include "server/util/time_conversion.h"
 
 namespace retryd::pg {
 
-absl::StatusOr<GuardRow> LoadGuardRow(Connection& conn, absl::string_view service) {
-  ASSIGN_OR_RETURN(Result r,
-                   conn.Exec("SELECT version, state, since, next_probe_at, open_duration_us,"
-                             " override_mode, override_note, override_peer, override_at, windows"
-                             " FROM circuits WHERE service = $1",
-                             Params().Text(service)));
+namespace {
+
+constexpr char kColumns[] =
+    "SELECT version, state, since, next_probe_at, open_duration_us, override_mode,"
+    " override_note, override_peer, override_at, windows, service FROM circuits";
+
+GuardRow RowAt(const Result& r, int i) {
   GuardRow row;
-  row.record.service = std::string(service);
-  if (r.rows() == 0) return row;
-  row.version = r.Int(0, 0);
+  row.version = r.Int(i, 0);
   CircuitRecord& c = row.record;
-  c.state = static_cast<CircuitState>(r.Int(0, 1));
-  c.since = FromStoredMicros(r.Int(0, 2));
-  c.next_probe_at = FromStoredMicros(r.Int(0, 3));
-  c.open_duration = absl::Microseconds(r.Int(0, 4));
-  c.override_mode = static_cast<CircuitOverride>(r.Int(0, 5));
-  c.override_note = r.Text(0, 6);
-  c.override_peer = r.Text(0, 7);
-  c.override_at = FromStoredMicros(r.Int(0, 8));
-  c.windows = r.Text(0, 9);
+  c.service = r.Text(i, 10);
+  c.state = static_cast<CircuitState>(r.Int(i, 1));
+  c.since = FromStoredMicros(r.Int(i, 2));
+  c.next_probe_at = FromStoredMicros(r.Int(i, 3));
+  c.open_duration = absl::Microseconds(r.Int(i, 4));
+  c.override_mode = static_cast<CircuitOverride>(r.Int(i, 5));
+  c.override_note = r.Text(i, 6);
+  c.override_peer = r.Text(i, 7);
+  c.override_at = FromStoredMicros(r.Int(i, 8));
+  c.windows = r.Text(i, 9);
   return row;
+}
+
+absl::StatusOr<GuardRow> LoadOne(Connection& conn, absl::string_view service,
+                                 absl::string_view suffix) {
+  ASSIGN_OR_RETURN(Result r, conn.Exec(absl::StrCat(kColumns, " WHERE service = $1", suffix),
+                                       Params().Text(service)));
+  if (r.rows() == 0) {
+    GuardRow row;
+    row.record.service = std::string(service);
+    return row;
+  }
+  return RowAt(r, 0);
+}
+
+}  // namespace
+
+absl::StatusOr<GuardRow> LoadGuardRow(Connection& conn, absl::string_view service) {
+  return LoadOne(conn, service, "");
+}
+
+absl::StatusOr<GuardRow> LockGuardRow(Connection& conn, absl::string_view service) {
+  return LoadOne(conn, service, " FOR UPDATE");
+}
+
+absl::StatusOr<std::optional<int64_t>> TryLockGuardRow(Connection& conn,
+                                                      absl::string_view service) {
+  ASSIGN_OR_RETURN(Result r, conn.Exec("SELECT version FROM circuits WHERE service = $1"
+                                       " FOR UPDATE SKIP LOCKED",
+                                       Params().Text(service)));
+  if (r.rows() == 0) return std::nullopt;
+  return r.Int(0, 0);
+}
+
+absl::StatusOr<std::vector<GuardRow>> LoadGuardRows(Connection& conn) {
+  ASSIGN_OR_RETURN(Result r, conn.Exec(absl::StrCat(kColumns, " ORDER BY service")));
+  std::vector<GuardRow> rows;
+  rows.reserve(r.rows());
+  for (int i = 0; i < r.rows(); ++i) rows.push_back(RowAt(r, i));
+  return rows;
 }
 
 absl::StatusOr<std::optional<int64_t>> CasGuardRow(Connection& conn, const CircuitRecord& record,

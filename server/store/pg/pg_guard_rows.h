@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -26,6 +27,18 @@ struct GuardRow {
 
 // The service's row as committed (or as the caller's transaction wrote it).
 absl::StatusOr<GuardRow> LoadGuardRow(Connection& conn, absl::string_view service);
+
+// The same, the row locked FOR UPDATE until the transaction ends (waits for another writer's
+// transaction to end first). No row: version 0, nothing locked.
+absl::StatusOr<GuardRow> LockGuardRow(Connection& conn, absl::string_view service);
+
+// Locks the row FOR UPDATE SKIP LOCKED, never waiting: its version, or nullopt when another
+// transaction holds it (or there is no row).
+absl::StatusOr<std::optional<int64_t>> TryLockGuardRow(Connection& conn,
+                                                      absl::string_view service);
+
+// Every service's row, in service-name order (nothing locked).
+absl::StatusOr<std::vector<GuardRow>> LoadGuardRows(Connection& conn);
 
 // Writes `record` as its service's row if the row's version is still `expected_version` (0: no
 // row yet); answers the new version, or nullopt when another write came first (nothing written;

@@ -181,8 +181,8 @@ TEST(GuardStateTest, DamagedValuesAreRefused) {
   }
   EXPECT_THAT(DecodeGuardState(good + "x").status().message(), HasSubstr("trailing"));
   std::string future = good;
-  future[0] = '\x02';
-  EXPECT_THAT(DecodeGuardState(future).status().message(), HasSubstr("unknown format 2"));
+  future[0] = '\x03';
+  EXPECT_THAT(DecodeGuardState(future).status().message(), HasSubstr("unknown format 3"));
   // A length that would ask for gigabytes.
   EXPECT_EQ(DecodeGuardState(std::string("\x01\x05\x00\xff\xff\xff\xff\x0f", 8)).status().code(),
             absl::StatusCode::kDataLoss);
