@@ -111,6 +111,9 @@ class PgStore final : public Store {
 
   // The writer's connection (for tests that end its session).
   pg::Connection& writer_for_test() { return *writer_; }
+  // The writer's connection, for shared-mode statements inside the batch transaction (writer
+  // thread only).
+  pg::Connection& writer() { return *writer_; }
   // The owner epoch this process holds.
   int64_t owner_epoch() const { return owner_->epoch(); }
   // Ends the owner's session, as a lost connection would (tests of fencing).
