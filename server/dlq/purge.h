@@ -5,12 +5,23 @@
 // the DLQ unaudited, even if the server dies mid-purge. Only dead letters dead-lettered before
 // the purge started are considered, so a purge ends even while new ones keep arriving.
 //
-// Idempotency: a request_id already recorded by a (non-dry-run) purge with the same request
-// (filter and note) deletes nothing and answers that purge's final count: while that purge is
-// still running in this process, the answer waits for its end (never a partial count). The same
-// request_id with a different request is ALREADY_EXISTS (REQUEST_ID_REUSED), naming request_id.
-// A purge cut short by a crash keeps the count it reached; purge again with a new request_id to
-// finish it. Dry runs change nothing and are answered afresh.
+// Idempotency ("run once"): a purge with a request_id is a job (kPurgeJob, request_id) held
+// through JobClaims (job_claims.h) by the replica running it: its first chunk claims it in the
+// transaction that records the audit, each later chunk fences the claim (renewing its heartbeat)
+// in its transaction, and the last chunk releases it in the transaction that writes the final
+// count. So a retried call (same request_id, same filter and note) on any replica:
+//   - while the purge runs in this process: waits for its end and answers its final count;
+//   - while it runs on another replica (its claim is fresh): UNAVAILABLE (PURGE_IN_PROGRESS),
+//     deleting nothing: retry the same request for the final count. Never a partial count;
+//   - once it ended, or once its replica died and its claim went stale (the takeover age):
+//     claims it and finishes it, after the count recorded so far, over the dead letters there
+//     when it was first recorded (dead-lettered before its audit record's time); an ended purge
+//     finds nothing more, so the answer is its final count. Deletes are by filter, so nothing is
+//     deleted or counted twice: each chunk's deletes and count commit under one holder only.
+// On SQLite (SoleJobClaims) the one process always holds the claim: a retry after a crash
+// finishes the purge the crash cut short. The same request_id with a different request is
+// ALREADY_EXISTS (REQUEST_ID_REUSED), naming request_id. A purge without a request_id is not a
+// job: a retry of it is a new purge. Dry runs change nothing and are answered afresh.
 #ifndef RETRYD_SERVER_DLQ_PURGE_H_
 #define RETRYD_SERVER_DLQ_PURGE_H_
 
@@ -24,6 +35,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/core/filter.h"
 #include "server/dlq/dlq_counters.h"
+#include "server/dlq/job_claims.h"
 #include "server/engine/engine.h"
 #include "server/store/store.h"
 
@@ -54,10 +66,11 @@ class RunningPurges {
 // Purges the dead letters matching `filter`; `audit` has identity, peer, method, filter, note,
 // request_id and target set. `done` gets the number purged (on the engine's syncer thread, once
 // the last chunk is durable). `running` (shared by every purge of the process; kept alive by the
-// purge while it runs) tracks purges with a request_id.
+// purge while it runs) tracks purges with a request_id; `claims` (null: SoleJobClaims; must
+// outlive the purge) holds them across replicas.
 void PurgeInChunks(Engine* engine, const EnvelopeFilter& filter, absl::Time started,
                    AuditRecord audit, DlqCounters* counters,
-                   std::shared_ptr<RunningPurges> running,
+                   std::shared_ptr<RunningPurges> running, JobClaims* claims,
                    std::function<void(absl::StatusOr<int64_t>)> done);
 
 }  // namespace retryd

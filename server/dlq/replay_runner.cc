@@ -135,8 +135,13 @@ absl::StatusOr<int64_t> ParseReplayName(absl::string_view field, absl::string_vi
 }
 
 ReplayRunner::ReplayRunner(Engine* engine, Store* store, const PolicySet* policies,
-                           const Clock* clock, DlqCounters* counters)
-    : engine_(engine), store_(store), policies_(policies), clock_(clock), counters_(counters) {}
+                           const Clock* clock, DlqCounters* counters, JobClaims* claims)
+    : engine_(engine),
+      store_(store),
+      policies_(policies),
+      clock_(clock),
+      counters_(counters),
+      claims_(claims != nullptr ? claims : &sole_claims_) {}
 
 ReplayRunner::~ReplayRunner() { Stop(); }
 
@@ -145,12 +150,32 @@ void ReplayRunner::Start() {
   thread_ = std::thread([this] { Loop(); });
 }
 
-void ReplayRunner::Stop() {
+void ReplayRunner::JoinThread() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
+}
+
+void ReplayRunner::Stop() {
+  JoinThread();
+  // Handed back, so that another replica resumes them now rather than after the takeover age.
+  for (const auto& [id, held] : held_) {
+    absl::Status released = claims_->Release(kReplayJob, absl::StrCat(id), held.epoch);
+    if (!released.ok()) {
+      // Not fatal: the claim goes stale and is taken over after the takeover age.
+      LogEvent(LogLevel::kWarn, "replay_release_failed")
+          .Str("replay", ReplayName(id))
+          .Str("error", released.ToString());
+    }
+  }
+  held_.clear();
+}
+
+void ReplayRunner::StopWithoutReleaseForTest() {
+  JoinThread();
+  held_.clear();
 }
 
 double ReplayRunner::EffectiveRate(const v1::StartReplayRequest& req) const {
@@ -325,35 +350,115 @@ void ReplayRunner::Loop() {
       progress_ = active.status();
       continue;
     }
-    std::vector<ReplayProgress> progress;
     absl::flat_hash_map<int64_t, Pace> still;
     for (const ReplayRow& row : *active) {
       if (pace_.contains(row.id)) still[row.id] = pace_[row.id];
+    }
+    pace_ = std::move(still);  // Forget replays that ended.
+    UpdateClaims(*active, clock_->Now());
+    // Each replay's figures come from the replica holding it, so that a fleet reports it once.
+    std::vector<ReplayProgress> progress;
+    for (const ReplayRow& row : *active) {
+      if (!held_.contains(row.id)) continue;
       absl::StatusOr<v1::Replay> r = Decode(row);
       if (r.ok()) {
         progress.push_back(ReplayProgress{r->name(), r->state(), r->matched(), r->replayed(),
                                           r->skipped_blocked_schema()});
       }
     }
-    pace_ = std::move(still);  // Forget replays that ended.
     {
       absl::MutexLock lock(&mu_);
       progress_ = std::move(progress);
     }
-    for (const ReplayRow& row : *active) Step(row);
+    for (const ReplayRow& row : *active) {
+      auto it = held_.find(row.id);
+      if (it != held_.end()) Step(row, it->second.epoch);
+    }
   }
 }
 
-void ReplayRunner::Step(const ReplayRow& row) {
+void ReplayRunner::UpdateClaims(const std::vector<ReplayRow>& active, absl::Time now) {
+  absl::flat_hash_map<int64_t, const ReplayRow*> by_id;
+  for (const ReplayRow& row : active) by_id[row.id] = &row;
+  // Replays that ended (succeeded, failed, cancelled on any replica): their claims go.
+  for (auto it = held_.begin(); it != held_.end();) {
+    auto current = it++;
+    if (by_id.contains(current->first)) continue;
+    const int64_t id = current->first;
+    absl::Status released = claims_->Release(kReplayJob, absl::StrCat(id), current->second.epoch);
+    if (!released.ok()) {
+      LogEvent(LogLevel::kWarn, "replay_release_failed")
+          .Str("replay", ReplayName(id))
+          .Str("error", released.ToString());
+    }
+    held_.erase(current);
+  }
+  for (auto it = next_claim_.begin(); it != next_claim_.end();) {
+    auto current = it++;
+    if (!by_id.contains(current->first)) next_claim_.erase(current);
+  }
+  for (const ReplayRow& row : active) {
+    const std::string job_id = absl::StrCat(row.id);
+    auto held = held_.find(row.id);
+    if (held != held_.end()) {
+      if (now < held->second.next_heartbeat) continue;
+      absl::StatusOr<bool> renewed = claims_->Heartbeat(kReplayJob, job_id, held->second.epoch);
+      if (!renewed.ok()) {
+        // Kept: if the claim went stale meanwhile, the next batch's fence says so.
+        LogEvent(LogLevel::kWarn, "replay_heartbeat_failed")
+            .Str("replay", ReplayName(row.id))
+            .Str("error", renewed.status().ToString());
+        held->second.next_heartbeat = now + kClaimPollInterval;
+      } else if (!*renewed) {
+        Drop(row.id, "heartbeat");
+      } else {
+        held->second.next_heartbeat = now + claims_->heartbeat_interval();
+      }
+      continue;
+    }
+    auto next = next_claim_.find(row.id);
+    if (next != next_claim_.end() && now < next->second) continue;
+    absl::StatusOr<std::optional<int64_t>> epoch = claims_->Claim(kReplayJob, job_id);
+    if (!epoch.ok()) {
+      LogEvent(LogLevel::kWarn, "replay_claim_failed")
+          .Str("replay", ReplayName(row.id))
+          .Str("error", epoch.status().ToString());
+    }
+    if (!epoch.ok() || !epoch->has_value()) {
+      next_claim_[row.id] = now + kClaimPollInterval;  // Held elsewhere: try again later.
+      continue;
+    }
+    next_claim_.erase(row.id);
+    held_[row.id] = Held{**epoch, now + claims_->heartbeat_interval()};
+    pace_.erase(row.id);  // Paced afresh from now: no burst for what others did before.
+    if (**epoch > 1) {
+      LogEvent(LogLevel::kInfo, "replay_taken_over")
+          .Str("replay", ReplayName(row.id))
+          .Int("epoch", **epoch);
+    }
+  }
+}
+
+void ReplayRunner::Drop(int64_t id, absl::string_view why) {
+  held_.erase(id);
+  pace_.erase(id);
+  next_claim_[id] = clock_->Now() + kClaimPollInterval;
+  LogEvent(LogLevel::kInfo, "replay_lost_to_another_replica")
+      .Str("replay", ReplayName(id))
+      .Str("noticed_by", why);
+}
+
+void ReplayRunner::Step(const ReplayRow& row, int64_t epoch) {
   const absl::Time now = clock_->Now();
   auto [it, fresh] = pace_.try_emplace(row.id);
   Pace& pace = it->second;
   if (fresh) pace.start = now;  // A new run (or a resumed one after a restart): no burst.
   absl::Status s;
+  bool fenced_out = false;
   if (row.phase == static_cast<int>(ReplayPhase::kCanaryWait)) {
     if (now < pace.next_canary_check) return;
     pace.next_canary_check = now + kCanaryCheckInterval;
-    s = CheckCanaries(row.id);
+    s = CheckCanaries(row.id, epoch, &fenced_out);
   } else {
     absl::StatusOr<v1::Replay> r = Decode(row);
     if (!r.ok()) return;
@@ -363,13 +468,17 @@ void ReplayRunner::Step(const ReplayRow& row) {
     int64_t budget = std::min(allowed - pace.done, kMaxPerBatch);
     if (budget < 1 && row.state != v1::REPLAY_PENDING) return;
     budget = std::max<int64_t>(budget, 0);
-    absl::StatusOr<int64_t> replayed = RunBatch(row.id, budget);
+    absl::StatusOr<int64_t> replayed = RunBatch(row.id, epoch, budget, &fenced_out);
     if (replayed.ok()) {
       // An allowance a batch could not use (skipped rows, the end) is spent, not saved up for a
       // burst later.
       pace.done += budget;
     }
     s = replayed.status();
+  }
+  if (fenced_out) {
+    Drop(row.id, "fence");  // `pace` is gone with it.
+    return;
   }
   if (!s.ok()) {
     LogEvent(LogLevel::kWarn, "replay_batch_failed")
@@ -378,7 +487,16 @@ void ReplayRunner::Step(const ReplayRow& row) {
   }
 }
 
-absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
+// A step's fence, first in its transaction: on a lost claim the step writes nothing and its
+// error rolls the savepoint back.
+static absl::Status FenceStep(JobClaims& claims, int64_t id, int64_t epoch, bool* fenced_out) {
+  absl::Status fenced = claims.Fence(kReplayJob, absl::StrCat(id), epoch);
+  *fenced_out = absl::IsFailedPrecondition(fenced);
+  return fenced;
+}
+
+absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t epoch, int64_t budget,
+                                               bool* fenced_out) {
   int64_t replayed = 0;
   int64_t skipped = 0;
   // (replayed, skipped) per service, for the metrics.
@@ -389,6 +507,7 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
     skipped = 0;
     by_service.clear();
     ended.clear();
+    RETURN_IF_ERROR(FenceStep(*claims_, id, epoch, fenced_out));
     ASSIGN_OR_RETURN(std::optional<ReplayRow> row, txn.store().FindReplayInTxn(id));
     if (!row.has_value()) return absl::OkStatus();
     ASSIGN_OR_RETURN(v1::Replay r, Decode(*row));
@@ -480,10 +599,11 @@ absl::StatusOr<int64_t> ReplayRunner::RunBatch(int64_t id, int64_t budget) {
   return replayed;
 }
 
-absl::Status ReplayRunner::CheckCanaries(int64_t id) {
+absl::Status ReplayRunner::CheckCanaries(int64_t id, int64_t epoch, bool* fenced_out) {
   std::string failure;
   RETURN_IF_ERROR(RunInTransactionAndWait(*engine_, [&](EngineTxn& txn) -> absl::Status {
     failure.clear();
+    RETURN_IF_ERROR(FenceStep(*claims_, id, epoch, fenced_out));
     ASSIGN_OR_RETURN(std::optional<ReplayRow> row, txn.store().FindReplayInTxn(id));
     if (!row.has_value() || row->phase != static_cast<int>(ReplayPhase::kCanaryWait)) {
       return absl::OkStatus();

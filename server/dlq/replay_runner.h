@@ -14,6 +14,17 @@
 // max_per_second until the filter is exhausted or `limit` is reached (SUCCEEDED), or
 // CancelReplay (CANCELLED). Envelopes whose schema_version their policy blocks are skipped and
 // counted. Dry runs count and sample, are recorded SUCCEEDED at once, and change no envelope.
+//
+// Several replicas (PostgreSQL): every replica has a runner over the same `replays` table, and a
+// replay is run by one of them at a time, the one holding its claim (job_claims.h). A runner
+// claims an unfinished replay when it first sees it and, while another replica holds it, tries
+// again every kClaimPollInterval; a claim whose holder stopped heartbeating (killed, paused) is
+// taken over after the claims' takeover age, and the new holder resumes from the cursor of the
+// last committed batch. Each batch (and each canary check) fences the claim in its transaction,
+// so a holder that was taken over commits nothing more and stops running the replay (silently:
+// the other holder runs it). CancelReplay on any replica writes the replay row; the holder sees
+// it at its next step and releases the claim. On SQLite (SoleJobClaims) the one process holds
+// every replay and nothing changes.
 #ifndef RETRYD_SERVER_DLQ_REPLAY_RUNNER_H_
 #define RETRYD_SERVER_DLQ_REPLAY_RUNNER_H_
 
@@ -28,6 +39,7 @@
 #include "retryd/v1/admin_service.pb.h"
 #include "server/core/policy_set.h"
 #include "server/dlq/dlq_counters.h"
+#include "server/dlq/job_claims.h"
 #include "server/engine/engine.h"
 #include "server/store/store.h"
 #include "server/util/clock.h"
@@ -50,14 +62,22 @@ class ReplayRunner {
  public:
   using ReplayCallback = std::function<void(absl::StatusOr<v1::Replay>)>;
 
-  // The pointers must outlive the runner.
+  // The pointers must outlive the runner. `claims` says which replays this runner may run
+  // (null: SoleJobClaims, the one process on a SQLite store runs them all); on PostgreSQL it is
+  // a SharedJobClaims over `store`.
   ReplayRunner(Engine* engine, Store* store, const PolicySet* policies, const Clock* clock,
-               DlqCounters* counters);
+               DlqCounters* counters, JobClaims* claims = nullptr);
   ~ReplayRunner();
 
-  // Starts the runner thread; unfinished replays found in the store resume.
+  // Starts the runner thread; unfinished replays found in the store resume (those another
+  // replica holds are left to it).
   void Start();
+  // Stops the runner thread and releases the claims it holds, so that another replica resumes
+  // its replays at once. Idempotent.
   void Stop();
+  // Stops the runner thread WITHOUT releasing its claims, as a killed process leaves them: they
+  // go stale and other replicas take the replays over after the takeover age.
+  void StopWithoutReleaseForTest();
 
   // `req` must be validated (ValidateStartReplay). `audit` carries identity, peer and note;
   // the replay is created and audited in one transaction. A request_id already used by the same
@@ -71,17 +91,25 @@ class ReplayRunner {
   // Newest first, ids below before_id (0: from the newest).
   absl::StatusOr<std::vector<v1::Replay>> ListReplays(int64_t before_id, int limit);
 
+  // The claims this runner holds replays by (the purges of the process use them too).
+  JobClaims& claims() const { return *claims_; }
+
   // The pace applied to a request: the request's (0 = the cap), capped by the smallest
   // replay.max_per_second among the policies the filter may reach.
   double EffectiveRate(const v1::StartReplayRequest& req) const;
 
-  // Unfinished replays and their counts (metrics: retryd_replay_* gauges), as of the runner's
-  // last scan of the store; the scan's error when it failed (or has not run yet), so that a
+  // The unfinished replays this runner holds (all of them on SQLite) and their counts (metrics:
+  // retryd_replay_* gauges; each replay is reported by one replica), as of the runner's last
+  // scan of the store; the scan's error when it failed (or has not run yet), so that a
   // caller does not show the counts of an older scan as current.
   absl::StatusOr<std::vector<ReplayProgress>> Progress() const;
 
   // Test/ops knob: how often the runner ticks.
   static constexpr absl::Duration kTick = absl::Milliseconds(20);
+  // How often a runner tries again to claim an unfinished replay another replica holds (a
+  // replay it has not seen before is claimed at once). A takeover happens within this much
+  // after the holder's claim went stale; not a setting, as the takeover age dominates it.
+  static constexpr absl::Duration kClaimPollInterval = absl::Seconds(1);
 
  private:
   struct Pace {
@@ -90,24 +118,43 @@ class ReplayRunner {
     absl::Time next_canary_check = absl::InfinitePast();
   };
 
+  // A replay this runner holds the claim of.
+  struct Held {
+    int64_t epoch = 0;
+    absl::Time next_heartbeat;
+  };
+
   void Loop();
-  void Step(const ReplayRow& row);
+  // Claims, heartbeats and releases for this scan of the unfinished replays: afterwards held_
+  // has exactly the replays of `active` this runner may step.
+  void UpdateClaims(const std::vector<ReplayRow>& active, absl::Time now);
+  // Stops running replay `id` here: another replica holds it now.
+  void Drop(int64_t id, absl::string_view why);
+  void Step(const ReplayRow& row, int64_t epoch);
   // One paced batch: re-schedules up to `budget` dead letters after the cursor; returns how
-  // many it re-scheduled.
-  absl::StatusOr<int64_t> RunBatch(int64_t id, int64_t budget);
-  absl::Status CheckCanaries(int64_t id);
+  // many it re-scheduled. Sets *fenced_out when the claim was lost (nothing was written).
+  absl::StatusOr<int64_t> RunBatch(int64_t id, int64_t epoch, int64_t budget, bool* fenced_out);
+  absl::Status CheckCanaries(int64_t id, int64_t epoch, bool* fenced_out);
+  // Joins the runner thread.
+  void JoinThread();
 
   Engine* const engine_;
   Store* const store_;
   const PolicySet* const policies_;
   const Clock* const clock_;
   DlqCounters* const counters_;
+  SoleJobClaims sole_claims_;
+  JobClaims* const claims_;
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::StatusOr<std::vector<ReplayProgress>> progress_ ABSL_GUARDED_BY(mu_) =
       absl::UnavailableError("the replay runner has not read the replays yet");
-  absl::flat_hash_map<int64_t, Pace> pace_;  // Runner thread only.
+  // Runner thread only (and the stopping thread once it has joined the runner).
+  absl::flat_hash_map<int64_t, Pace> pace_;
+  absl::flat_hash_map<int64_t, Held> held_;
+  // Replays another replica held at the last try: when to try claiming them again.
+  absl::flat_hash_map<int64_t, absl::Time> next_claim_;
   std::thread thread_;
 };
 

@@ -271,7 +271,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PurgeDeadLetters(
   const absl::Time started = clock_->Now() + absl::Microseconds(1);
   AuditRecord logged = audit;
   logged.filter.clear();  // Not logged; no need to keep a copy.
+  // The replays' claims are the process's (chosen with the store); without a runner, SQLite's.
+  JobClaims* claims = replays_ != nullptr ? &replays_->claims() : nullptr;
   PurgeInChunks(engine_, *filter, started, std::move(audit), dlq_counters_, running_purges_,
+                claims,
                 [reactor, resp, logged](absl::StatusOr<int64_t> purged) {
                   LogAudit(logged, logged.method, logged.target, purged.status(),
                            purged.ok() ? *purged : -1);

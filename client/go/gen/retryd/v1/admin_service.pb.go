@@ -1984,10 +1984,13 @@ type PurgeDeadLettersRequest struct {
 	// Required to purge with an empty filter.
 	All bool `protobuf:"varint,4,opt,name=all,proto3" json:"all,omitempty"`
 	// Client-chosen id (at most 128 bytes): a retried call with the same id and the same request
-	// (`filter` and `note`) purges nothing more and answers the count of the purge it repeats,
-	// once that purge has ended (a call that arrives while it runs waits for its end). The same id
-	// with a different request is ALREADY_EXISTS (REQUEST_ID_REUSED), naming `request_id`. Dry runs
-	// change nothing and are answered afresh.
+	// (`filter` and `note`) answers the final count of the purge it repeats, never a partial one:
+	// on the replica running it, the call waits for its end; on another replica, while it runs,
+	// the call is UNAVAILABLE (PURGE_IN_PROGRESS; retry it); after its end, it purges nothing more;
+	// when the process running it died mid-purge, the retry finishes it (over the dead letters
+	// there when it started) and answers the whole count. The same id with a different request is
+	// ALREADY_EXISTS (REQUEST_ID_REUSED), naming `request_id`. Dry runs change nothing and are
+	// answered afresh.
 	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
