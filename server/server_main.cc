@@ -45,9 +45,12 @@
 #include "server/dlq/replay_runner.h"
 #include "server/dlq/retention.h"
 #include "server/store/free_space.h"
+#include "server/dlq/shared_job_claims.h"
 #include "server/store/pg/pg_dsn.h"
+#include "server/store/pg/pg_fleet_guards.h"
 #include "server/store/pg/pg_migrate.h"
 #include "server/store/pg/pg_store.h"
+#include "server/store/pg/shared_scheduler.h"
 #include "server/store/sqlite_store.h"
 #include "server/util/clock.h"
 #include "server/util/log.h"
@@ -118,29 +121,38 @@ absl::Status ValidateStoreConfig(const v1::StoreConfig& store) {
   return absl::OkStatus();
 }
 
-// Opens the store the configuration names. On PostgreSQL this waits as a standby while another
-// retryd owns the database (pg_store_owner.h), until SIGTERM or SIGINT (blocked) is pending;
-// `on_standby` is called once when it starts waiting.
-absl::StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const v1::ServerConfig& cfg,
-                                                           std::function<void()> on_standby) {
+// The store the configuration names. On PostgreSQL every replica serves (several may share one
+// database, docs/shared-replicas.md): `pg` is the same store, for the parts of shared mode.
+struct OpenedStore {
+  std::unique_ptr<Store> store;
+  PgStore* pg = nullptr;
+};
+
+absl::StatusOr<OpenedStore> OpenConfiguredStore(const v1::ServerConfig& cfg) {
+  OpenedStore opened;
   if (cfg.store().type() == "postgres") {
     PgStore::Options options;
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    options.owner.name = absl::StrCat(host, ":", getpid());
-    options.owner.stop_waiting = [] {
-      sigset_t pending;
-      return sigpending(&pending) == 0 &&
-             (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
-    };
-    options.owner.on_lost = [](absl::Status lost) { StopOnStoreFailure("owner", lost); };
-    options.owner.on_standby = std::move(on_standby);
+    // The engine takes every decision in the database (SharedScheduler): no single owner.
+    options.single_owner = false;
     ASSIGN_OR_RETURN(std::unique_ptr<PgStore> s,
                      PgStore::Open(cfg.store().postgres_dsn(), std::move(options)));
-    return std::unique_ptr<Store>(std::move(s));
+    opened.pg = s.get();
+    opened.store = std::move(s);
+    return opened;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> s, SqliteStore::Open(cfg.data_dir()));
-  return std::unique_ptr<Store>(std::move(s));
+  opened.store = std::move(s);
+  return opened;
+}
+
+// This process's name among the replicas of one database (host:pid:random), for the rows it
+// claims: HALF_OPEN trials and operator jobs.
+std::string ReplicaName() {
+  absl::StatusOr<std::string> id = pg::FleetGuardSync::NewReplicaId();
+  if (id.ok()) return *id;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, ":", getpid());
 }
 
 // The validated configuration: the file config with the flags applied over it and defaults
@@ -317,35 +329,6 @@ void BlockShutdownSignals(sigset_t* set) {
   pthread_sigmask(SIG_BLOCK, set, nullptr);
 }
 
-// The health service alone on the gRPC address, for a retryd waiting as a standby (see
-// OpenConfiguredStore): "" is SERVING (the process is alive: liveness and startup probes pass),
-// the retryd services are NOT_SERVING (readiness fails: it serves nothing until it owns the
-// store). Null (logged) when the address cannot be bound.
-std::unique_ptr<grpc::Server> StartStandbyHealth(const Setup& setup) {
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(setup.cfg.grpc_addr(),
-                           setup.tls.has_value() ? ServerCredentialsFor(*setup.tls)
-                                                 : grpc::InsecureServerCredentials(),
-                           &port);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    LogEvent(LogLevel::kWarn, "standby_health_listen_failed")
-        .Str("grpc_addr", setup.cfg.grpc_addr());
-    return nullptr;
-  }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  for (const char* name : {"retryd.v1.RetryService", "retryd.v1.AdminService"}) {
-    health->SetServingStatus(name, false);
-  }
-  LogEvent(LogLevel::kInfo, "standby_health_listening")
-      .Str("grpc_addr", setup.cfg.grpc_addr())
-      .Int("grpc_port", port);
-  return server;
-}
-
 int Serve(const Setup& setup) {
   const v1::ServerConfig& cfg = setup.cfg;
   sigset_t signals;
@@ -357,19 +340,7 @@ int Serve(const Setup& setup) {
 
   const absl::Time start = absl::Now();
   const bool on_postgres = cfg.store().type() == "postgres";
-  // A standby answers health checks on the gRPC address while it waits: alive, not ready.
-  std::unique_ptr<grpc::Server> standby_health;
-  absl::StatusOr<std::unique_ptr<Store>> store =
-      OpenConfiguredStore(cfg, [&] { standby_health = StartStandbyHealth(setup); });
-  if (standby_health != nullptr) {
-    standby_health->Shutdown();
-    standby_health.reset();
-  }
-  if (store.status().code() == absl::StatusCode::kCancelled) {
-    // A standby asked to stop before it owned the database: a clean stop.
-    LogEvent(LogLevel::kInfo, "stopped").Str("detail", std::string(store.status().message()));
-    return 0;
-  }
+  absl::StatusOr<OpenedStore> store = OpenConfiguredStore(cfg);
   if (!store.ok()) {
     LogEvent(LogLevel::kError, "store_open_failed")
         .Str("store", cfg.store().type())
@@ -400,8 +371,35 @@ int Serve(const Setup& setup) {
   engine_options.min_free_bytes = on_postgres ? 0 : limits->min_free_bytes;
   engine_options.free_bytes_where = cfg.data_dir();
   engine_options.free_bytes = [dir = cfg.data_dir()] { return FreeBytes(dir); };
+  // On PostgreSQL every replica serves: the schedule, the leases and the guards are the
+  // database's (SharedScheduler, FleetGuardSync), and so are the operator jobs' claims.
+  const std::string replica = on_postgres ? ReplicaName() : std::string();
+  std::unique_ptr<pg::FleetGuardSync> guard_sync;
+  std::unique_ptr<JobClaims> job_claims;
+  if (PgStore* pg = store->pg; pg != nullptr) {
+    guard_sync = std::make_unique<pg::FleetGuardSync>(
+        [pg]() -> pg::Connection& { return pg->writer(); }, *policies, replica);
+    SharedSchedulerOptions shared;
+    shared.replica = replica;
+    shared.dsn = cfg.store().postgres_dsn();
+    engine_options.make_scheduler = [pg, sync = guard_sync.get(),
+                                     shared](const SchedulerContext& ctx) -> std::unique_ptr<Scheduler> {
+      return std::make_unique<SharedScheduler>(ctx, pg, sync, shared);
+    };
+    SharedJobClaims::Options claims_options;
+    claims_options.owner = replica;
+    absl::StatusOr<std::unique_ptr<SharedJobClaims>> claims =
+        SharedJobClaims::Open(cfg.store().postgres_dsn(), pg, std::move(claims_options));
+    if (!claims.ok()) {
+      LogEvent(LogLevel::kError, "store_open_failed")
+          .Str("store", cfg.store().type())
+          .Str("error", claims.status().ToString());
+      return 1;
+    }
+    job_claims = std::move(*claims);
+  }
   absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Start(store->get(), &*policies, &SystemClock::Get(), &rng, engine_options);
+      Engine::Start(store->store.get(), &*policies, &SystemClock::Get(), &rng, engine_options);
   if (!engine.ok()) {
     LogEvent(LogLevel::kError, "schedule_rebuild_failed").Str("error", engine.status().ToString());
     return 1;
@@ -418,13 +416,13 @@ int Serve(const Setup& setup) {
   // retention sweeper; the metrics count what they remove and replay.
   DlqCounters dlq_counters;
   if (metrics_on) dlq_counters.observer = &metrics;
-  ReplayRunner replays(engine->get(), store->get(), &*policies, &SystemClock::Get(),
-                       &dlq_counters);
-  RetentionSweeper retention(engine->get(), store->get(), &*policies, &SystemClock::Get(),
+  ReplayRunner replays(engine->get(), store->store.get(), &*policies, &SystemClock::Get(),
+                       &dlq_counters, job_claims.get());
+  RetentionSweeper retention(engine->get(), store->store.get(), &*policies, &SystemClock::Get(),
                              &dlq_counters);
 
   Metrics::GaugeSource gauges =
-      MakeGaugeSource(engine->get(), store->get(), &*policies, &SystemClock::Get(), &metrics);
+      MakeGaugeSource(engine->get(), store->store.get(), &*policies, &SystemClock::Get(), &metrics);
   metrics.SetGaugeSource([gauges = std::move(gauges), &replays, &metrics] {
     // A failed scan of the replays leaves their gauges out of the scrape (not the last counts).
     absl::StatusOr<std::vector<ReplayProgress>> progress = replays.Progress();
@@ -457,7 +455,7 @@ int Serve(const Setup& setup) {
                                          setup.tls->client_auth != ClientAuth::kNone);
   RetryServiceImpl retry_service(engine->get(), &SystemClock::Get(),
                                  RequestLimits{limits->max_payload_bytes}, &auth);
-  AdminServiceImpl admin_service(store->get(), engine->get(), &*policies, &SystemClock::Get(),
+  AdminServiceImpl admin_service(store->store.get(), engine->get(), &*policies, &SystemClock::Get(),
                                  &auth);
   admin_service.SetDlq(&replays, &dlq_counters);
 

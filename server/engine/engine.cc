@@ -264,7 +264,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(Store* store, const Policy
   return engine;
 }
 
-Engine::~Engine() { Stop(); }
+Engine::~Engine() {
+  Stop();
+  scheduler_.reset();
+}
 
 absl::Status Engine::Reload() {
   // The next batch looks for succeeded envelopes to forget: the store may hold expired ones

@@ -321,8 +321,9 @@ class Engine {
   const EngineOptions options_;
 
   // Writer-thread state (no lock: only the writer thread touches it after Start).
-  // The schedule, leases, parked long-polls, counts and guards.
-  const std::unique_ptr<Scheduler> scheduler_;
+  // The schedule, leases, parked long-polls, counts and guards. Destroyed first (~Engine): a
+  // scheduler's own threads (SharedScheduler's listener) wake the writer through mu_.
+  std::unique_ptr<Scheduler> scheduler_;
   // When the next housekeeping pass is due (ForgetSucceeded).
   absl::Time next_housekeeping_ = absl::InfinitePast();
   // scheduler_'s budgets and circuits (writer thread, but for its thread-safe Snapshot()).

@@ -26,8 +26,9 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(2);
 
 }  // namespace
 
-FleetGuardSync::FleetGuardSync(Connection& conn, const PolicySet& policies, std::string replica)
-    : conn_(conn), policies_(policies), replica_(std::move(replica)) {}
+FleetGuardSync::FleetGuardSync(std::function<Connection&()> conn, const PolicySet& policies,
+                               std::string replica)
+    : conn_(std::move(conn)), policies_(policies), replica_(std::move(replica)) {}
 
 absl::StatusOr<std::string> FleetGuardSync::NewReplicaId() {
   char host[256] = {0};
@@ -52,14 +53,14 @@ absl::Status FleetGuardSync::Refresh(ServiceGuards& guards, const std::string& s
                                      absl::Time /*now*/) {
   guards_ = &guards;
   if (versions_.contains(service)) return absl::OkStatus();
-  ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_, service));
+  ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_(), service));
   Take(guards, row.record, row.version);
   return absl::OkStatus();
 }
 
 absl::Status FleetGuardSync::RefreshAll(ServiceGuards& guards, absl::Time /*now*/) {
   guards_ = &guards;
-  ASSIGN_OR_RETURN(std::vector<GuardRow> rows, LoadGuardRows(conn_));
+  ASSIGN_OR_RETURN(std::vector<GuardRow> rows, LoadGuardRows(conn_()));
   for (const GuardRow& row : rows) {
     if (!versions_.contains(row.record.service)) Take(guards, row.record, row.version);
   }
@@ -84,7 +85,7 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
                                                  const std::string& service, absl::Time now) {
   // Never wait here: the batch may already hold rows a waiting replica holds others of
   // (Save waits, in name order, and only there).
-  ASSIGN_OR_RETURN(std::optional<int64_t> locked, TryLockGuardRow(conn_, service));
+  ASSIGN_OR_RETURN(std::optional<int64_t> locked, TryLockGuardRow(conn_(), service));
   if (locked.has_value()) locked_.insert(service);
   if (!locked.has_value()) {
     // Another transaction holds the row (or there is none yet: a circuit that opened in a batch
@@ -93,7 +94,7 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
     return false;
   }
   // Locked: the row stays as it is until this batch ends.
-  ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_, service));
+  ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_(), service));
   if (row.version != versions_[service]) Take(guards, row.record, row.version);
   if (!guards.MayClaimTrials(service, now)) {  // Not HALF_OPEN, or another replica holds it.
     ++stats_.claims_lost;
@@ -116,7 +117,7 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
     return false;
   }
   ASSIGN_OR_RETURN(std::optional<int64_t> written,
-                   CasGuardRow(conn_, scratch.Record(service), row.version));
+                   CasGuardRow(conn_(), scratch.Record(service), row.version));
   if (!written.has_value()) {
     return absl::InternalError(absl::StrCat("guard row of ", service, " moved while locked"));
   }
@@ -128,11 +129,11 @@ absl::StatusOr<bool> FleetGuardSync::ClaimLocked(ServiceGuards& guards,
 absl::StatusOr<bool> FleetGuardSync::LockWithoutWaiting(const std::string& service) {
   for (int i = 0; i < kPolls; ++i) {
     if (i > 0) absl::SleepFor(kPollInterval);
-    ASSIGN_OR_RETURN(std::optional<int64_t> locked, TryLockGuardRow(conn_, service));
+    ASSIGN_OR_RETURN(std::optional<int64_t> locked, TryLockGuardRow(conn_(), service));
     if (locked.has_value()) return true;
     // No committed row: another replica's first insert may be pending, and an insert would wait
     // for it. Left to the next batch.
-    ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_, service));
+    ASSIGN_OR_RETURN(GuardRow row, LoadGuardRow(conn_(), service));
     if (row.version == 0) return false;
   }
   return false;
@@ -159,12 +160,12 @@ absl::Status FleetGuardSync::Save(ServiceGuards& guards, absl::Time now) {
     }
     bool saved = false;
     for (int round = 1; round <= kMaxSaveRounds && !saved; ++round) {
-      ASSIGN_OR_RETURN(GuardRow row, LockGuardRow(conn_, service));
+      ASSIGN_OR_RETURN(GuardRow row, LockGuardRow(conn_(), service));
       ServiceGuards scratch(&policies_, now);
       if (row.version != 0) (void)scratch.RestoreCircuit(row.record);
       scratch.Replay(service, now, guards.Journal(service));
       CircuitRecord record = scratch.Record(service);
-      ASSIGN_OR_RETURN(std::optional<int64_t> written, CasGuardRow(conn_, record, row.version));
+      ASSIGN_OR_RETURN(std::optional<int64_t> written, CasGuardRow(conn_(), record, row.version));
       if (!written.has_value()) continue;  // Another replica inserted the row first.
       auto known = versions_.find(service);
       if (known == versions_.end() || known->second != row.version) {

@@ -34,6 +34,7 @@
 #define RETRYD_SERVER_STORE_PG_PG_FLEET_GUARDS_H_
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 
@@ -61,9 +62,12 @@ class FleetGuardSync final : public GuardSync {
     int64_t carried = 0;       // Rows Save left to the next batch (see Save).
   };
 
-  // `conn` is the writer's connection (the batch's transaction), `policies` the guards' own;
-  // both must outlive this. `replica` names this replica in the rows it claims (NewReplicaId).
-  FleetGuardSync(Connection& conn, const PolicySet& policies, std::string replica);
+  // `conn` answers the writer's connection (the batch's transaction), asked again for each
+  // statement: the store may replace a lost connection between batches. `policies` (the
+  // guards' own) must outlive this. `replica` names this replica in the rows it claims
+  // (NewReplicaId).
+  FleetGuardSync(std::function<Connection&()> conn, const PolicySet& policies,
+                 std::string replica);
 
   // A name for this process: host:pid:random.
   static absl::StatusOr<std::string> NewReplicaId();
@@ -88,7 +92,7 @@ class FleetGuardSync final : public GuardSync {
   // another transaction kept it, or there is no committed row (an insert could wait).
   absl::StatusOr<bool> LockWithoutWaiting(const std::string& service);
 
-  Connection& conn_;
+  const std::function<Connection&()> conn_;
   const PolicySet& policies_;
   const std::string replica_;
   // This batch: the guards it uses and each refreshed service's row version.

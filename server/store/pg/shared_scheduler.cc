@@ -37,7 +37,10 @@ SharedScheduler::SharedScheduler(const SchedulerContext& ctx, PgStore* store,
       store_(store),
       guard_sync_(guard_sync),
       options_(std::move(options)),
-      guards_(ctx.policies, ctx.started_at) {}
+      guards_(ctx.policies, ctx.started_at) {
+  // Fleet-wide guards replay this replica's changes on the shared rows: they need the journal.
+  if (guard_sync_ != nullptr) guards_.EnableJournal(options_.replica);
+}
 
 SharedScheduler::~SharedScheduler() {
   // The listener's thread calls into this object: it stops before anything else goes.

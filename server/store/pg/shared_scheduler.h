@@ -44,6 +44,9 @@
 namespace retryd {
 
 struct SharedSchedulerOptions {
+  // This replica's name in the fleet's guard rows (the holder of HALF_OPEN trials it claims);
+  // with a GuardSync, the guards journal their changes under it (ServiceGuards::EnableJournal).
+  std::string replica;
   // Where the DueNotifier and DueListener connect (their own connections). Empty: no
   // notifications; parked long-polls are woken by this replica's commits and by polling only.
   std::string dsn;

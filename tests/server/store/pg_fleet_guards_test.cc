@@ -40,7 +40,7 @@ using ::retryd::testing::PgCluster;
 // One replica: its connection, its guards (journal on) and its FleetGuardSync.
 struct Replica {
   Replica(std::unique_ptr<pg::Connection> c, const PolicySet& policies, const std::string& name)
-      : conn(std::move(c)), guards(&policies, absl::UnixEpoch()), sync(*conn, policies, name) {
+      : conn(std::move(c)), guards(&policies, absl::UnixEpoch()), sync([this]() -> pg::Connection& { return *conn; }, policies, name) {
     guards.EnableJournal(name);
   }
   std::unique_ptr<pg::Connection> conn;
