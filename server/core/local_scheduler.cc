@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
 #include "server/core/duplicate_decision.h"
+#include "server/core/failure_decision.h"
 #include "server/store/store.h"
 #include "server/util/log.h"
 #include "server/util/secure_random.h"
@@ -15,16 +16,6 @@
 
 namespace retryd {
 namespace {
-
-// A rough wire size of a leased envelope, for the response byte cap.
-int64_t WireSize(const Envelope& e) {
-  int64_t size = 256 + e.service.size() + e.message_id.size() + e.payload.size() +
-                 e.trace_id.size() + e.content_type.size() + e.source.size() +
-                 e.last_error.message.size();
-  for (const auto& [k, v] : e.headers) size += k.size() + v.size() + 8;
-  for (const auto& r : e.history) size += 64 + r.error_code.size() + r.message.size();
-  return size;
-}
 
 absl::Status LeaseExpired() {
   return absl::FailedPreconditionError(
@@ -183,7 +174,7 @@ absl::StatusOr<LeaseGrant> LocalScheduler::Lease(const std::string& service, int
       continue;
     }
     Envelope& e = **found;
-    const int64_t size = WireSize(e);
+    const int64_t size = LeasedWireSize(e);
     if (!grant.items.empty() && bytes + size > max_lease_response_bytes_) break;
     svc.schedule.pop();
     popped.push_back(entry);
@@ -511,44 +502,7 @@ absl::StatusOr<Envelope> LocalScheduler::LoadLeased(const std::string& token,
 
 Decision LocalScheduler::DecideFailure(Envelope& e, int attempt, const Failure& failure,
                                        absl::Time now) {
-  const Policy& policy = policies_->Resolve(e.service);
-  DecideInput input;
-  input.attempt = attempt;
-  input.first_seen_at = RetryLifeStart(e);  // A replay starts a new retry life.
-  input.previous_delay = e.history.empty() ? absl::ZeroDuration() : e.history.back().delay;
-  input.failure = failure;
-  Decision d = Decide(policy, input, now, *rng_);
-  guards_.ApplyBudget(e.service, policy, input.first_seen_at, now, &d);
-
-  e.attempt = d.attempt;
-  e.max_attempts = policy.max_attempts;
-  e.last_error = failure;
-  e.last_error.error_class = d.error_class;
-  e.last_error_class = d.error_class;
-  e.last_decision = d.kind;
-  e.updated_at = now;
-  AttemptRecord record;
-  record.attempt = d.attempt;
-  record.failed_at = now;
-  record.error_code = failure.error_code;
-  record.error_class = d.error_class;
-  record.message = failure.message;
-  record.delay = d.kind == DecisionKind::kScheduled ? d.delay : absl::ZeroDuration();
-  e.history.push_back(std::move(record));
-  if (e.history.size() > static_cast<size_t>(kMaxHistory)) {
-    e.history.erase(e.history.begin(), e.history.end() - kMaxHistory);
-  }
-  if (d.kind == DecisionKind::kScheduled) {
-    e.state = EnvelopeState::kScheduled;
-    e.next_retry_at = d.next_retry_at;
-    e.dead_letter_reason = DeadLetterReason::kNone;
-  } else {
-    e.state = EnvelopeState::kDeadLettered;
-    e.dead_letter_reason = d.reason;
-    e.dead_lettered_at = now;
-  }
-  d.state = e.state;
-  return d;
+  return DecideAndApplyFailure(*policies_, *rng_, guards_, e, attempt, failure, now);
 }
 
 // ---- Guard hooks ----

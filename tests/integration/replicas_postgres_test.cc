@@ -2,11 +2,7 @@
 // one retryd: workers spread over the replicas process every envelope exactly once while leases
 // hold; a replica killed with -9 mid-load loses nothing acknowledged and its leases are
 // re-delivered by the others; a replay keeps running when the replica running it dies; every
-// replica shows the same counts.
-//
-// DISABLED_ until the engine runs the shared paths in PostgreSQL mode (docs/shared-replicas.md,
-// "Status"): the database side is tested in tests/server/store/pg_shared_test.cc. Each test
-// bounds its own run time (well under a minute).
+// replica shows the same counts. Each test bounds its own run time (well under a minute).
 #include <map>
 #include <memory>
 #include <set>
@@ -86,7 +82,7 @@ class ReplicasPostgresTest : public ::testing::Test {
   std::unique_ptr<ReplicaSet> replicas_;
 };
 
-TEST_F(ReplicasPostgresTest, DISABLED_WorkersSpreadOverReplicasProcessEveryEnvelopeOnce) {
+TEST_F(ReplicasPostgresTest, WorkersSpreadOverReplicasProcessEveryEnvelopeOnce) {
   StartReplicas(3);
   constexpr int kEnvelopes = 300;
   // Every failure reaches replica 0; the workers of all three replicas share the retries.
@@ -131,7 +127,7 @@ TEST_F(ReplicasPostgresTest, DISABLED_WorkersSpreadOverReplicasProcessEveryEnvel
   }
 }
 
-TEST_F(ReplicasPostgresTest, DISABLED_KilledReplicaLosesNothingAcknowledgedAndItsLeasesComeBack) {
+TEST_F(ReplicasPostgresTest, KilledReplicaLosesNothingAcknowledgedAndItsLeasesComeBack) {
   StartReplicas(3);
   const std::set<std::string> before = Submit("pay", Ids("p-", 150));
   ASSERT_EQ(before.size(), 150u);
@@ -171,7 +167,7 @@ TEST_F(ReplicasPostgresTest, DISABLED_KilledReplicaLosesNothingAcknowledgedAndIt
   }
 }
 
-TEST_F(ReplicasPostgresTest, DISABLED_ReplayKeepsRunningWhenItsReplicaDies) {
+TEST_F(ReplicasPostgresTest, ReplayKeepsRunningWhenItsReplicaDies) {
   StartReplicas(2);
   constexpr int kDead = 150;
   {
