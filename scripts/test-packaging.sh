@@ -14,11 +14,14 @@
 #      arguments, ServerConfig and tokens.json accepted by `retryd --check-config`, and a retryd
 #      started with them answering the probes' and the helm test pod's `retryctl health` commands
 #      (tests/packaging/check_probes.py; test certificates made with openssl stand in for the TLS
-#      Secret, tests/packaging/fixtures/existing-tokens.json for an existing token Secret);
+#      Secret, tests/packaging/fixtures/existing-tokens.json for an existing token Secret); the
+#      store.type postgres defaults (a rolling update that keeps every replica serving, a
+#      PodDisruptionBudget, no claim; chart copies that lose one of them must fail);
 #   4. what must fail does, with a clear message: schema typos and wrong types (helm lint), a bad
 #      token digest, TLS without a Secret, client certificates without TLS, tokens twice, an
 #      OPERATOR token limited to services, two tokens with one digest, no auth without
-#      insecureAllowRemote, a termination grace shorter than the drain, and the
+#      insecureAllowRemote, a termination grace shorter than the drain, a bad rolling update
+#      (a wrong type, or maxUnavailable and maxSurge both 0), and the
 #      PrometheusRule/dashboard of a chart whose files are missing;
 #   5. the alert rules (helm/retryd/files/retryd-rules.yaml): promtool check rules and promtool
 #      test rules (tests/prometheus/retryd-rules-test.yaml);
@@ -229,6 +232,28 @@ done
 # PrometheusRule and dashboard: the chart embeds helm/retryd/files/retryd-{rules.yaml,dashboard.json}.
 render_and_check "$chart" "prometheusrule-values.yaml" tests/packaging/values/prometheusrule-values.yaml
 render_and_check "$chart" "dashboard-values.yaml" tests/packaging/values/dashboard-values.yaml
+# store.type postgres with the chart's defaults: several serving replicas that roll without losing
+# capacity, a PodDisruptionBudget, no claim (checked against literals, not values.yaml); and chart
+# copies whose defaults lose that must fail the check.
+postgres_defaults() {  # postgres_defaults CHART_DIR OUT_FILE: helm template + check_chart.py --postgres-defaults
+  "$helm" template r "$1" --namespace retryd --kube-version "$kube" \
+    -f tests/packaging/values/postgres-defaults-values.yaml >"$work/pgdef.yaml" || die "helm template ($1, postgres defaults)"
+  python3 tests/packaging/check_chart.py --chart "$1" --manifests "$work/pgdef.yaml" --release r --namespace retryd \
+    --values tests/packaging/values/postgres-defaults-values.yaml --postgres-defaults >"$2" 2>&1
+}
+postgres_defaults "$chart" "$work/pgdef.out" || { cat "$work/pgdef.out"; die "store.type postgres defaults"; }
+ok "store.type postgres defaults: RollingUpdate (maxUnavailable 0), a PodDisruptionBudget, no claim"
+pgmut="$work/chart-pg-mutant/retryd"
+pg_defaults_mutate() {  # pg_defaults_mutate DESCRIPTION FILE SED-EXPRESSION
+  rm -rf "$(dirname "$pgmut")" && mkdir -p "$(dirname "$pgmut")" && cp -a "$chart" "$pgmut"
+  sed -i -e "$3" "$pgmut/$2"
+  cmp -s "$chart/$2" "$pgmut/$2" && die "mutation '$1' changed nothing (update the test)"
+  postgres_defaults "$pgmut" "$work/pgmut.out" && die "check_chart.py --postgres-defaults accepted a chart with $1"
+  ok "rejects a chart with $1: $(grep -m1 FAIL "$work/pgmut.out")"
+}
+pg_defaults_mutate "the PodDisruptionBudget off by default" values.yaml '/^    podDisruptionBudget:/,/enabled:/s/enabled: true/enabled: false/'
+pg_defaults_mutate "updates that drop a replica" values.yaml 's/^      maxUnavailable: 0$/      maxUnavailable: 1/'
+pg_defaults_mutate "Recreate updates" templates/deployment.yaml '/^  strategy:/,/^  selector:/{/^  strategy:/!{/^  selector:/!d}};s/^  strategy:/  strategy:\n    type: Recreate/'
 
 # --- 4. What must fail ---------------------------------------------------------------------------
 say "refusals"
@@ -266,6 +291,8 @@ expect_fail template "$V/short-grace-values.yaml" "must be at least config.shutd
 expect_fail lint "$V/bad-store-type-values.yaml" 'store.type must be one of the following: "sqlite", "postgres"'
 expect_fail lint "$V/postgres-no-secret-values.yaml" "store.postgres.existingSecret: String length must be greater than or equal to 1"
 expect_fail lint "$V/bad-pdb-values.yaml" "store.postgres.podDisruptionBudget.maxUnavailable: Must validate one and only one schema"
+expect_fail lint "$V/bad-rolling-update-values.yaml" "store.postgres.rollingUpdate.maxSurge: Must validate one and only one schema"
+expect_fail template "$V/rolling-update-zero-values.yaml" "store.postgres.rollingUpdate: maxUnavailable and maxSurge cannot both be 0"
 expect_fail template "$V/pdb-blocks-drains-values.yaml" "minAvailable \\(2\\) must be below store.postgres.replicaCount \\(2\\)"
 expect_fail template "$V/postgres-claim-values.yaml" "persistence.existingClaim: store.type postgres keeps no state in the pod"
 expect_fail lint "$V/bad-console-port-values.yaml" "console.port: Must not validate the schema"

@@ -19,12 +19,17 @@ PrometheusRule, dashboard ConfigMap, NetworkPolicy) must be present exactly when
 values' settings.
 
 store.type postgres: instead of the StatefulSet, a Deployment of store.postgres.replicaCount pods
-(Recreate: one pod owns the database, the others are standbys), a PodDisruptionBudget as the values give it,
-no claim (an emptyDir at /data) and no headless Service, --store=postgres, and the connection
+that all serve (RollingUpdate with store.postgres.rollingUpdate), a PodDisruptionBudget as the
+values give it, no claim (an emptyDir at /data) and no headless Service, --store=postgres, and the connection
 string only as RETRYD_POSTGRES_DSN from the existing Secret's key (no DSN or password anywhere in
 the manifests). console.enabled: --console-addr, the container, Service and NetworkPolicy port,
 and the Ingress exactly when console.ingress.enabled, with its class, host, path, TLS and
 annotations.
+
+--postgres-defaults: the render is of store.type postgres with the chart's defaults otherwise; it
+must then give, whatever values.yaml says, what the chart promises for several serving replicas:
+at least 2 replicas, a rolling update that keeps every replica serving (maxUnavailable 0, a surge
+of at least 1), a PodDisruptionBudget that lets a drain evict, and no claim or volume template.
 
 --server-root DIR lays out what the container would see under /etc/retryd, for running the real
 binaries on it: DIR/retryd.json (the ConfigMap), DIR/auth/tokens.json (the chart's Secret, when it
@@ -50,6 +55,7 @@ ap.add_argument("--values", action="append", default=[])
 ap.add_argument("--release", default="r")
 ap.add_argument("--namespace", default="retryd")
 ap.add_argument("--server-root")
+ap.add_argument("--postgres-defaults", action="store_true")
 args = ap.parse_args()
 
 failures = []
@@ -134,9 +140,11 @@ if postgres:
     spec = workload.get("spec", {})
     check(spec.get("replicas") == pg_values["replicaCount"],
           f"Deployment replicas {spec.get('replicas')}, expected {pg_values['replicaCount']}")
-    check(spec.get("strategy") == {"type": "Recreate"},
-          f"Deployment strategy {spec.get('strategy')}: one pod owns the database, so a rolling "
-          "update would wait forever for a standby to become ready")
+    ru = pg_values["rollingUpdate"]
+    want_strategy = {"type": "RollingUpdate",
+                     "rollingUpdate": {"maxUnavailable": ru["maxUnavailable"], "maxSurge": ru["maxSurge"]}}
+    check(spec.get("strategy") == want_strategy,
+          f"Deployment strategy {spec.get('strategy')}, expected {want_strategy} (every replica serves: updates roll)")
     check("volumeClaimTemplates" not in spec, "no claim template with store.type postgres")
     check(not by_kind.get("PersistentVolumeClaim"), "no PersistentVolumeClaim with store.type postgres")
     pdb_values = pg_values["podDisruptionBudget"]
@@ -474,6 +482,30 @@ if check(len(nps) == (1 if np_values["enabled"] else 0), f"NetworkPolicy count {
     check(nps[0]["spec"]["ingress"][0]["ports"] == want_np_ports, f"NetworkPolicy ports {nps[0]['spec']['ingress'][0]['ports']}")
 sas = by_kind.get("ServiceAccount", [])
 check(len(sas) == (1 if values["serviceAccount"]["create"] else 0), "ServiceAccount count")
+
+# The chart's defaults for store.type postgres, checked against literals rather than values.yaml
+# (a changed default must fail here, not pass because the render follows it).
+if args.postgres_defaults:
+    check(postgres, "--postgres-defaults needs a render with store.type postgres")
+    deps = by_kind.get("Deployment", [])
+    dspec = deps[0].get("spec", {}) if deps else {}
+    check(isinstance(dspec.get("replicas"), int) and dspec["replicas"] >= 2,
+          f"default replicas {dspec.get('replicas')}: at least 2, so one pod's loss leaves one serving")
+    strategy = dspec.get("strategy", {})
+    ru_out = strategy.get("rollingUpdate", {})
+    check(strategy.get("type") == "RollingUpdate" and ru_out.get("maxUnavailable") == 0
+          and isinstance(ru_out.get("maxSurge"), int) and ru_out["maxSurge"] >= 1,
+          f"default strategy {strategy}: RollingUpdate with maxUnavailable 0 and maxSurge >= 1 keeps every replica serving")
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    if check(len(pdbs) == 1, f"default PodDisruptionBudget count {len(pdbs)}, expected 1 (every replica is ready)"):
+        pspec = pdbs[0].get("spec", {})
+        lets_go = (isinstance(pspec.get("maxUnavailable"), int) and pspec["maxUnavailable"] >= 1) or (
+            isinstance(pspec.get("minAvailable"), int) and pspec["minAvailable"] < dspec.get("replicas", 0))
+        check(lets_go, f"default PodDisruptionBudget {pspec} must let a drain evict a pod")
+    check(not by_kind.get("StatefulSet") and not by_kind.get("PersistentVolumeClaim")
+          and "volumeClaimTemplates" not in dspec, "no StatefulSet, claim or claim template by default")
+    pvols = dspec.get("template", {}).get("spec", {}).get("volumes", [])
+    check(not [v for v in pvols if "persistentVolumeClaim" in v], f"no claim mounted by default: {pvols}")
 
 if failures:
     for f in failures:

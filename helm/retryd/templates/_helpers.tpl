@@ -79,8 +79,9 @@ kubernetes/kubernetes#60342).
 {{- define "retryd.tlsDir" -}}/etc/retryd/tls{{- end }}
 
 {{/*
-"true" when the state lives in PostgreSQL (store.type postgres): several stateless replicas in a
-Deployment with a PodDisruptionBudget, no volume; else "" (SQLite: one StatefulSet pod).
+"true" when the state lives in PostgreSQL (store.type postgres): several stateless replicas that
+all serve, in a Deployment with rolling updates and a PodDisruptionBudget, no volume; else ""
+(SQLite: one StatefulSet pod).
 */}}
 {{- define "retryd.postgres" -}}
 {{- if eq .Values.store.type "postgres" }}true{{ end }}
@@ -226,6 +227,10 @@ that any render of the chart runs them.
 {{- end }}
 {{- if .Values.persistence.existingClaim }}
 {{- fail "persistence.existingClaim: store.type postgres keeps no state in the pod (there is no volume); the claim is for store.type sqlite" }}
+{{- end }}
+{{- $ru := $pg.rollingUpdate }}
+{{- if and (has (toString $ru.maxUnavailable) (list "0" "0%")) (has (toString $ru.maxSurge) (list "0" "0%")) }}
+{{- fail "store.postgres.rollingUpdate: maxUnavailable and maxSurge cannot both be 0, or an update could never replace a pod (Kubernetes refuses it too); keep maxSurge 1 to roll without losing capacity" }}
 {{- end }}
 {{- $pdb := $pg.podDisruptionBudget }}
 {{- if and $pdb.enabled (eq (toString $pdb.maxUnavailable) "") (not (kindIs "string" $pdb.minAvailable)) }}
