@@ -86,7 +86,9 @@ class JobReplicasPostgresTest : public ::testing::Test {
   // A replica named `owner` whose claims are taken over after `takeover` without a heartbeat.
   std::unique_ptr<Replica> Open(const std::string& owner, absl::Duration takeover) {
     auto r = std::make_unique<Replica>();
-    absl::StatusOr<std::unique_ptr<PgStore>> store = PgStore::Open(dsn_);
+    PgStore::Options store_options;
+    store_options.single_owner = false;  // Replicas share the schema.
+    absl::StatusOr<std::unique_ptr<PgStore>> store = PgStore::Open(dsn_, store_options);
     EXPECT_THAT(store.status(), IsOk());
     if (!store.ok()) return nullptr;
     r->store = *std::move(store);

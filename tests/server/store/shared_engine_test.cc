@@ -113,7 +113,9 @@ class SharedEnginePostgresTest : public ::testing::Test {
 
   std::unique_ptr<Node> Start() {
     auto node = std::make_unique<Node>();
-    auto store = PgStore::Open(dsn_);
+    PgStore::Options store_options;
+    store_options.single_owner = false;  // Replicas share the schema.
+    auto store = PgStore::Open(dsn_, store_options);
     EXPECT_THAT(store, IsOk());
     if (!store.ok()) return nullptr;
     node->store = std::move(*store);

@@ -227,7 +227,9 @@ class SharedSchedulerPostgresTest : public ::testing::Test {
   // A replica on the test's schema, restored as at start-up.
   std::unique_ptr<Replica> Start(SharedSchedulerOptions options = {},
                                  int64_t max_bytes = 1 << 20) {
-    auto store = PgStore::Open(dsn_);
+    PgStore::Options store_options;
+    store_options.single_owner = false;  // Replicas share the schema.
+    auto store = PgStore::Open(dsn_, store_options);
     EXPECT_THAT(store, IsOk());
     if (!store.ok()) return nullptr;
     auto r = std::make_unique<Replica>(std::move(*store), &policies_, max_bytes,
