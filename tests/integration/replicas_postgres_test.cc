@@ -119,9 +119,16 @@ TEST_F(ReplicasPostgresTest, WorkersSpreadOverReplicasProcessEveryEnvelopeOnce) 
   EXPECT_EQ(leased.size(), static_cast<size_t>(kEnvelopes)) << replicas_->Logs();
   for (const auto& [id, times] : leased) EXPECT_EQ(times, 1) << id << " leased twice";
   for (int r = 0; r < 3; ++r) EXPECT_GT(per_replica[r], 0) << "replica " << r << " leased none";
-  // Every replica shows the same numbers (they read the database).
+  // Every replica shows the same numbers: each re-reads the database's counts every second
+  // (SharedSchedulerOptions::counts_refresh), so they agree within a few seconds.
   for (int r = 0; r < 3; ++r) {
-    const v1::ServiceSummary s = ServiceSummaryOf(*replicas_->replica(r).AdminStub(), "orders");
+    auto admin = replicas_->replica(r).AdminStub();
+    v1::ServiceSummary s = ServiceSummaryOf(*admin, "orders");
+    const absl::Time settled_by = absl::Now() + absl::Seconds(5);
+    while ((s.scheduled() != 0 || s.leased() != 0) && absl::Now() < settled_by) {
+      absl::SleepFor(absl::Milliseconds(100));
+      s = ServiceSummaryOf(*admin, "orders");
+    }
     EXPECT_EQ(s.scheduled(), 0) << "replica " << r;
     EXPECT_EQ(s.leased(), 0) << "replica " << r;
   }
