@@ -104,8 +104,9 @@ TEST(PostgresMigrateTest, CopiesEverythingAndRefusesToRunTwice) {
   ASSERT_EQ(replays.replays_size(), 1);
   // New rows get new ids after the copied ones.
   v1::ReportFailureResponse resp;
-  ASSERT_TRUE((*pg)->RetryStub()->ReportFailure(Context().get(), FirstFailure("billing", "new"),
-                                                &resp).ok());
+  const grpc::Status reported =
+      (*pg)->RetryStub()->ReportFailure(Context().get(), FirstFailure("billing", "new"), &resp);
+  ASSERT_TRUE(reported.ok()) << reported.error_message() << (*pg)->log();
   ASSERT_TRUE((*pg)->Terminate(absl::Seconds(30)).ok());
 
   // Running it again is refused and changes nothing.

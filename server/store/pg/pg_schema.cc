@@ -97,6 +97,13 @@ const char* const kMigrations[] = {
     R"sql(
     CREATE INDEX envelopes_dead_histogram ON envelopes (sort_at, service) WHERE state = 3;
     )sql",
+    // 4 -> 5: a stored guard row's version is at least 1 (0 means "no row" to the
+    // compare-and-set of pg_guard_rows.h); rows written without one (`retryd migrate`, a
+    // single-process retryd) had 0, which no replica could ever update.
+    R"sql(
+    UPDATE circuits SET version = 1 WHERE version = 0;
+    ALTER TABLE circuits ALTER COLUMN version SET DEFAULT 1;
+    )sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

@@ -32,7 +32,8 @@ absl::Status PgStore::SaveCircuit(const CircuitRecord& c) {
           "state = EXCLUDED.state, since = EXCLUDED.since, next_probe_at = EXCLUDED.next_probe_at, "
           "open_duration_us = EXCLUDED.open_duration_us, override_mode = EXCLUDED.override_mode, "
           "override_note = EXCLUDED.override_note, override_peer = EXCLUDED.override_peer, "
-          "override_at = EXCLUDED.override_at, windows = EXCLUDED.windows",
+          "override_at = EXCLUDED.override_at, windows = EXCLUDED.windows, "
+          "version = circuits.version + 1",  // Replicas' compare-and-set sees the change.
           pg::Params()
               .Text(c.service)
               .Int(static_cast<int>(c.state))
