@@ -571,7 +571,7 @@ class CycleRun {
  private:
   struct Slot {
     Slot(CycleRun* run, v1::RetryService::Stub* stub, int index)
-        : run(run), stub(stub), rng(0xC1C1E5EEDULL + static_cast<uint64_t>(index)) {
+        : run(run), stub(stub), rng(SeededRng(index)) {
       latencies.reserve(1 << 15);
       done_at.reserve(1 << 15);
       if (run->refill_.has_value()) {

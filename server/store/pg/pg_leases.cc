@@ -158,6 +158,18 @@ absl::Status ForgetLeaseSecret(Connection& conn, int64_t id) {
       .status();
 }
 
+absl::StatusOr<bool> TryLockEnvelopeKey(Connection& conn, absl::string_view service,
+                                        absl::string_view message_id) {
+  // A transaction-level advisory lock on a 64-bit hash of the key (the service's length first,
+  // so that no two keys spell the same text). Two keys sharing a hash only make one of them
+  // wait for a retry.
+  ASSIGN_OR_RETURN(Result r,
+                   conn.Exec("SELECT pg_try_advisory_xact_lock(hashtextextended("
+                             "length($1)::text || ':' || $1 || $2, 0))",
+                             Params().Text(service).Text(message_id)));
+  return r.rows() == 1 && r.Int(0, 0) != 0;
+}
+
 absl::StatusOr<std::vector<ExpiredLease>> ClaimExpired(Connection& conn, int max) {
   static const std::string kSql = WithDbNow(
       "WITH expired AS ("

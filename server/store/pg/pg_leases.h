@@ -80,6 +80,14 @@ absl::Status FinishLease(Connection& conn, absl::string_view token, int state,
 // once the caller wrote the row's outcome: the lease has ended, and nothing of it stays stored.
 absl::Status ForgetLeaseSecret(Connection& conn, int64_t id);
 
+// Takes, for the caller's transaction, the right to insert the envelope (`service`,
+// `message_id`), without waiting: false when another transaction holds it (another replica is
+// inserting the same envelope and has not committed yet). Inserts of one key then never wait on
+// each other's unique-index entry, so two replicas' batches that insert the same envelopes in
+// different orders cannot deadlock. A transaction asking again for a key it holds gets true.
+absl::StatusOr<bool> TryLockEnvelopeKey(Connection& conn, absl::string_view service,
+                                        absl::string_view message_id);
+
 // An expired lease the sweep took back.
 struct ExpiredLease {
   int64_t id = 0;

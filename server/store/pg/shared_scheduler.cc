@@ -29,6 +29,14 @@ absl::Status OtherServiceLease() {
 // The state a lease given back by the byte cap returns to (pg_leases.h spells states as ints).
 constexpr int kScheduledState = static_cast<int>(EnvelopeState::kScheduled);
 
+// A first failure of an envelope another replica is recording at this moment: nothing was
+// changed here; a retry is answered as a duplicate once the other replica committed.
+absl::Status RecordedElsewhere(const Envelope& e) {
+  return absl::UnavailableError(absl::StrCat(
+      "envelope: ", e.service, "/", e.message_id,
+      " is being recorded by another replica at this moment; nothing was changed, retry"));
+}
+
 }  // namespace
 
 SharedScheduler::SharedScheduler(const SchedulerContext& ctx, PgStore* store,
@@ -139,6 +147,10 @@ absl::StatusOr<FailureOutcome> SharedScheduler::FirstFailure(Envelope e, Failure
   // Decide as if new and insert; the insert itself tells a duplicate.
   if (e.first_seen_at == absl::InfinitePast()) e.first_seen_at = now;
   e.created_at = now;
+  // Another replica inserting the same envelope right now (a client's retry that reached it)
+  // is not waited for: waiting on its uncommitted row could deadlock two batches.
+  ASSIGN_OR_RETURN(const bool mine, pg::TryLockEnvelopeKey(conn(), e.service, e.message_id));
+  if (!mine) return RecordedElsewhere(e);
   ASSIGN_OR_RETURN(const Decision decision, Decide(e, std::max(e.attempt, 1), failure, now));
   const absl::Status inserted = ctx_.store->Insert(&e);
   if (absl::IsAlreadyExists(inserted)) {

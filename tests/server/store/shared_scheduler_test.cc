@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -287,6 +288,40 @@ TEST_F(SharedSchedulerPostgresTest, BatchTimeIsTheDatabasesNotTheReplicasClock) 
   ahead->Batch([](absl::Time) {});
   EXPECT_EQ(ahead->expired(), 0);
   EXPECT_EQ(Count("state = 2"), 1);
+}
+
+TEST_F(SharedSchedulerPostgresTest, AnEnvelopeAnotherReplicaIsInsertingIsRefusedNotWaitedFor) {
+  auto a = Start();
+  auto b = Start();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  // A's batch has inserted m1 and not committed when B's batch reports m1 too (a client's retry
+  // on another replica). B answers at once, changing nothing; waiting on A's row could deadlock
+  // two batches that insert the same envelopes in different orders.
+  absl::StatusOr<FailureOutcome> on_b = absl::UnknownError("not run");
+  absl::Notification b_done;
+  std::thread other;
+  a->Batch([&](absl::Time now) {
+    ASSERT_THAT(a->InOp([&] {
+      return a->sched().FirstFailure(NewEnvelope("svc", "m1"), Transient(), now);
+    }),
+                IsOk());
+    other = std::thread([&] {
+      on_b = b->FirstFailure(NewEnvelope("svc", "m1"));
+      b_done.Notify();
+    });
+    // Waiting longer would only hold A's commit, which a blocked B waits for.
+    EXPECT_TRUE(b_done.WaitForNotificationWithTimeout(absl::Seconds(5)))
+        << "B waited for A's uncommitted insert";
+  });
+  other.join();
+  EXPECT_TRUE(absl::IsUnavailable(on_b.status())) << on_b.status();
+  EXPECT_THAT(on_b.status().message(), HasSubstr("svc/m1"));
+  // Once A committed, B's retry is a duplicate of A's envelope.
+  absl::StatusOr<FailureOutcome> retried = b->FirstFailure(NewEnvelope("svc", "m1"));
+  ASSERT_THAT(retried, IsOk());
+  EXPECT_TRUE(retried->duplicate);
+  EXPECT_EQ(Count("service = 'svc'"), 1);
 }
 
 TEST_F(SharedSchedulerPostgresTest, LeaseHandsOutFencedTokensAndOutcomesEndTheLease) {
