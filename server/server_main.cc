@@ -382,8 +382,9 @@ int Serve(const Setup& setup) {
     SharedSchedulerOptions shared;
     shared.replica = replica;
     shared.dsn = cfg.store().postgres_dsn();
-    engine_options.make_scheduler = [pg, sync = guard_sync.get(),
-                                     shared](const SchedulerContext& ctx) -> std::unique_ptr<Scheduler> {
+    engine_options.make_scheduler =
+        [pg, sync = guard_sync.get(), shared](const SchedulerContext& ctx)
+        -> std::unique_ptr<Scheduler> {
       return std::make_unique<SharedScheduler>(ctx, pg, sync, shared);
     };
     SharedJobClaims::Options claims_options;

@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "server/core/decider.h"
+#include "server/core/duplicate_decision.h"
+#include "server/util/status_macros.h"
 
 namespace retryd {
 
@@ -46,6 +48,21 @@ Decision DecideAndApplyFailure(const PolicySet& policies, Random& rng, ServiceGu
   }
   d.state = e.state;
   return d;
+}
+
+absl::StatusOr<FailureOutcome> AnswerDuplicate(SchedulerStore& store, ServiceGuards& guards,
+                                               const Envelope& e, Failure failure,
+                                               const absl::Status& inserted) {
+  ASSIGN_OR_RETURN(std::optional<Envelope> existing,
+                   store.FindByKey(e.service, e.message_id, false));
+  if (!existing.has_value()) return inserted;
+  guards.UndoOp();
+  FailureOutcome out;
+  out.decision = DuplicateDecision(*existing);
+  out.envelope = *std::move(existing);
+  out.failure = std::move(failure);
+  out.duplicate = true;
+  return out;
 }
 
 int64_t LeasedWireSize(const Envelope& e) {

@@ -6,9 +6,12 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/envelope.h"
 #include "server/core/policy_set.h"
+#include "server/core/scheduler.h"
 #include "server/core/service_guards.h"
 #include "server/util/random.h"
 
@@ -19,6 +22,14 @@ namespace retryd {
 // last error, history (the newest kMaxHistory attempts), state and its time.
 Decision DecideAndApplyFailure(const PolicySet& policies, Random& rng, ServiceGuards& guards,
                                Envelope& e, int attempt, const Failure& failure, absl::Time now);
+
+// The answer to a first failure of `e` whose insert found it stored already (`inserted` is
+// ALREADY_EXISTS): the stored envelope, as a duplicate, with the decision taken for `e` undone
+// in `guards` (the retry its budget booked goes back, pacing included). `inserted` again when the
+// stored envelope is gone by now.
+absl::StatusOr<FailureOutcome> AnswerDuplicate(SchedulerStore& store, ServiceGuards& guards,
+                                               const Envelope& e, Failure failure,
+                                               const absl::Status& inserted);
 
 // A rough wire size of a leased envelope, for the Lease response's byte cap.
 int64_t LeasedWireSize(const Envelope& e);

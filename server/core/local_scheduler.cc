@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/core/decider.h"
-#include "server/core/duplicate_decision.h"
 #include "server/core/failure_decision.h"
 #include "server/store/store.h"
 #include "server/util/log.h"
@@ -104,17 +103,7 @@ absl::StatusOr<FailureOutcome> LocalScheduler::FirstFailure(Envelope e, Failure 
   const Decision decision = DecideFailure(e, std::max(e.attempt, 1), failure, now);
   const absl::Status inserted = store_->Insert(&e);
   if (absl::IsAlreadyExists(inserted)) {
-    ASSIGN_OR_RETURN(std::optional<Envelope> existing,
-                     store_->FindByKey(e.service, e.message_id, false));
-    if (!existing.has_value()) return inserted;
-    // The decision is not kept: the retry the budget booked for it goes back, pacing included.
-    guards_.UndoOp();
-    FailureOutcome out;
-    out.decision = DuplicateDecision(*existing);
-    out.envelope = *std::move(existing);
-    out.failure = std::move(failure);
-    out.duplicate = true;
-    return out;
+    return AnswerDuplicate(*store_, guards_, e, std::move(failure), inserted);
   }
   if (!inserted.ok()) return inserted;  // The op's guard changes are undone with it.
   OnFirstFailure(e, decision, now);

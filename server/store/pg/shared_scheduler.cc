@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/duplicate_decision.h"
 #include "server/core/failure_decision.h"
 #include "server/store/pg/pg_db_time.h"
 #include "server/store/store.h"
@@ -154,17 +153,7 @@ absl::StatusOr<FailureOutcome> SharedScheduler::FirstFailure(Envelope e, Failure
   ASSIGN_OR_RETURN(const Decision decision, Decide(e, std::max(e.attempt, 1), failure, now));
   const absl::Status inserted = ctx_.store->Insert(&e);
   if (absl::IsAlreadyExists(inserted)) {
-    ASSIGN_OR_RETURN(std::optional<Envelope> existing,
-                     ctx_.store->FindByKey(e.service, e.message_id, false));
-    if (!existing.has_value()) return inserted;
-    // The decision is not kept: the retry the budget booked for it goes back, pacing included.
-    guards_.UndoOp();
-    FailureOutcome out;
-    out.decision = DuplicateDecision(*existing);
-    out.envelope = *std::move(existing);
-    out.failure = std::move(failure);
-    out.duplicate = true;
-    return out;
+    return AnswerDuplicate(*ctx_.store, guards_, e, std::move(failure), inserted);
   }
   if (!inserted.ok()) return inserted;  // The op's guard changes are undone with it.
   guards_.RecordFirstFailure(e.service, now);
